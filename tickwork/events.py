@@ -1,0 +1,107 @@
+"""Events a scheduler emits, and the bit-flag constants listeners filter them with.
+
+A listener is any callable taking one event; register it with
+``scheduler.add_listener(callback, mask=TASK_EXECUTED | TASK_ERROR)``. Listeners run on
+the thread that produced the event, so they must be quick and must not raise (an
+exception in a listener is logged and otherwise ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "ALL_EVENTS",
+    "ALL_TASKS_REMOVED",
+    "EXECUTOR_ADDED",
+    "EXECUTOR_REMOVED",
+    "SCHEDULER_PAUSED",
+    "SCHEDULER_RESUMED",
+    "SCHEDULER_SHUTDOWN",
+    "SCHEDULER_STARTED",
+    "STORE_ADDED",
+    "STORE_REMOVED",
+    "TASK_ADDED",
+    "TASK_ERROR",
+    "TASK_EXECUTED",
+    "TASK_MAX_INSTANCES",
+    "TASK_MISSED",
+    "TASK_MODIFIED",
+    "TASK_REMOVED",
+    "TASK_SUBMITTED",
+    "SchedulerEvent",
+    "TaskEvent",
+    "TaskExecutionEvent",
+    "TaskSubmissionEvent",
+]
+
+SCHEDULER_STARTED = 2**0
+SCHEDULER_SHUTDOWN = 2**1
+SCHEDULER_PAUSED = 2**2
+SCHEDULER_RESUMED = 2**3
+EXECUTOR_ADDED = 2**4
+EXECUTOR_REMOVED = 2**5
+STORE_ADDED = 2**6
+STORE_REMOVED = 2**7
+ALL_TASKS_REMOVED = 2**8
+TASK_ADDED = 2**9
+TASK_REMOVED = 2**10
+TASK_MODIFIED = 2**11
+TASK_EXECUTED = 2**12
+TASK_ERROR = 2**13
+TASK_MISSED = 2**14
+TASK_SUBMITTED = 2**15
+TASK_MAX_INSTANCES = 2**16
+
+ALL_EVENTS = 2**17 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEvent:
+    """Something happened to the scheduler itself (or to one of its stores/executors).
+
+    ``alias`` names the store or executor for ``STORE_*`` / ``EXECUTOR_*`` events.
+    """
+
+    code: int
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """Something happened to one task: added, modified, removed."""
+
+    code: int
+    task_id: str
+    store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmissionEvent:
+    """Runs of a task were handed to an executor (``TASK_SUBMITTED``) or refused by it
+    (``TASK_MAX_INSTANCES``)."""
+
+    code: int
+    task_id: str
+    store: str | None
+    scheduled_run_times: tuple[datetime, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionEvent:
+    """One run of a task finished (``TASK_EXECUTED``), failed (``TASK_ERROR``) or was
+    skipped because it was too late (``TASK_MISSED``).
+
+    ``exception`` and ``traceback`` are set for ``TASK_ERROR``; ``return_value`` for
+    ``TASK_EXECUTED``.
+    """
+
+    code: int
+    task_id: str
+    store: str | None
+    scheduled_run_time: datetime
+    return_value: Any = None
+    exception: BaseException | None = None
+    traceback: str | None = None

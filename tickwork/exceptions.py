@@ -1,0 +1,137 @@
+"""Every error tickwork raises on purpose.
+
+The hierarchy, with the builtin each class also derives from so that ordinary
+``except ValueError`` / ``except LookupError`` code keeps working::
+
+    TickworkError
+    ├── ConfigurationError (ValueError)
+    │   ├── UnknownAliasError          unknown trigger / store / executor alias
+    │   ├── InvalidTriggerError        bad trigger arguments (negative interval, minute=60 ...)
+    │   ├── InvalidTaskError           max_instances < 1, args not matching fn, changing id ...
+    │   └── LockPathError              lock_path template or directory unusable
+    ├── ReferenceResolutionError (ImportError)   "module:function" that cannot be imported
+    ├── SerializationError (ValueError)          a task a persistent store cannot keep
+    ├── TaskLookupError (LookupError)             no task with that id
+    ├── ConflictIdError (KeyError)                duplicate task id
+    ├── MaxInstancesReachedError                  an extra run refused by an executor
+    ├── SchedulerAlreadyRunningError (RuntimeError)
+    ├── SchedulerNotRunningError (RuntimeError)
+    └── StoreUnavailableError (ConnectionError)   a store's backend cannot be reached
+
+Every message names the offending value, so the log line alone says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictIdError",
+    "InvalidTaskError",
+    "InvalidTriggerError",
+    "LockPathError",
+    "MaxInstancesReachedError",
+    "ReferenceResolutionError",
+    "SchedulerAlreadyRunningError",
+    "SchedulerNotRunningError",
+    "SerializationError",
+    "StoreUnavailableError",
+    "TaskLookupError",
+    "TickworkError",
+    "UnknownAliasError",
+]
+
+
+class TickworkError(Exception):
+    """The root of every exception tickwork raises on purpose."""
+
+
+class ConfigurationError(TickworkError, ValueError):
+    """A value given to tickwork cannot be used."""
+
+
+class UnknownAliasError(ConfigurationError):
+    """A trigger, store or executor alias that is not registered."""
+
+    def __init__(self, kind: str, alias: object, known: list[str] | tuple[str, ...]) -> None:
+        self.kind = kind
+        self.alias = alias
+        self.known = sorted(known)
+        super().__init__(f"unknown {kind} alias {alias!r}; known aliases: {', '.join(self.known)}")
+
+
+class InvalidTriggerError(ConfigurationError):
+    """Trigger arguments that cannot describe a schedule."""
+
+
+class InvalidTaskError(ConfigurationError):
+    """Task arguments that cannot make a runnable task."""
+
+
+class LockPathError(ConfigurationError):
+    """A ``lock_path`` template that cannot be formatted, or whose directory is unusable."""
+
+
+class ReferenceResolutionError(TickworkError, ImportError):
+    """A ``"module:qualname"`` reference that does not resolve to an object."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        self.ref = ref
+        super().__init__(f"cannot resolve reference {ref!r}: {reason}")
+
+
+class SerializationError(TickworkError, ValueError):
+    """A task (or one of its values) that the store's serializer cannot keep."""
+
+
+class TaskLookupError(TickworkError, LookupError):
+    """No task with the given id exists (in the given store)."""
+
+    def __init__(self, task_id: str, store: str | None = None) -> None:
+        self.task_id = task_id
+        where = f" in store {store!r}" if store else ""
+        super().__init__(f"no task with id {task_id!r}{where}")
+
+
+class ConflictIdError(TickworkError, KeyError):
+    """A task with the same id already exists and ``replace_existing`` was not set."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"a task with id {task_id!r} already exists; pass replace_existing=True to replace it"
+        )
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the message in quotes.
+        return str(self.args[0])
+
+
+class MaxInstancesReachedError(TickworkError):
+    """An executor refused a run because ``max_instances`` runs of the task are active."""
+
+    def __init__(self, task_id: str, max_instances: int) -> None:
+        self.task_id = task_id
+        self.max_instances = max_instances
+        super().__init__(
+            f"task {task_id!r} already has {max_instances} running instance(s) (max_instances)"
+        )
+
+
+class SchedulerAlreadyRunningError(TickworkError, RuntimeError):
+    """``start()`` was called on a scheduler that is already running."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(args or ("the scheduler is already running",)))
+
+
+class SchedulerNotRunningError(TickworkError, RuntimeError):
+    """An operation that needs a running scheduler was called on a stopped one."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(args or ("the scheduler is not running",)))
+
+
+class StoreUnavailableError(TickworkError, ConnectionError):
+    """A store's backend (database, Redis, directory) cannot be reached right now."""

@@ -1,0 +1,122 @@
+"""Runs tasks on the scheduler's event loop: coroutines as asyncio tasks, plain functions
+in a thread pool so they never block the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tickwork.exceptions import ConfigurationError
+from tickwork.executors.base import BaseExecutor, run_coroutine_task, run_task
+from tickwork.tasks import Task
+
+if TYPE_CHECKING:
+    from tickwork.schedulers.base import BaseScheduler
+
+__all__ = ["AsyncIOExecutor"]
+
+
+class AsyncIOExecutor(BaseExecutor):
+    """Run ``async def`` tasks as asyncio tasks on the scheduler's loop and plain functions
+    in a private thread pool of ``max_workers`` threads (the loop never runs them itself).
+
+    ``shutdown(wait=True)`` waits for active runs and never cancels them.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
+        self.max_workers = max_workers
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        """Bind to the scheduler's event loop."""
+        loop = getattr(scheduler, "event_loop", None)
+        if loop is None:
+            raise ConfigurationError(
+                f"executor {alias!r}: AsyncIOExecutor needs an asyncio scheduler "
+                f"(got {type(scheduler).__name__}); use ThreadPoolExecutor instead"
+            )
+        super().start(scheduler, alias)
+        self._loop = loop
+        self._loop_thread = getattr(scheduler, "event_loop_thread_id", None)
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            self.max_workers, thread_name_prefix=f"tickwork-{alias}"
+        )
+
+    def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
+        """Launch the instance on the loop (thread-safely when called from elsewhere)."""
+        assert self._loop is not None, "executor not started"
+        job = (
+            task.id,
+            task.store_alias,
+            task.fn,
+            task.args,
+            task.kwargs,
+            run_times,
+            task.is_coroutine,
+        )
+        if threading.get_ident() == self._loop_thread:
+            self._launch(*job)
+        else:
+            self._loop.call_soon_threadsafe(self._launch, *job)
+
+    def _launch(
+        self,
+        task_id: str,
+        store: str | None,
+        fn: Any,
+        args: Any,
+        kwargs: Any,
+        run_times: list[datetime],
+        is_coroutine: bool,
+    ) -> None:
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[Any]
+        if is_coroutine:
+            future = loop.create_task(
+                run_coroutine_task(task_id, store, fn, args, kwargs, run_times)
+            )
+        else:
+            future = loop.run_in_executor(
+                self._threads, run_task, task_id, store, fn, args, kwargs, run_times
+            )
+        self._pending.add(future)
+
+        def finished(done: asyncio.Future[Any]) -> None:
+            self._pending.discard(done)
+            if done.cancelled():
+                self._run_crashed(
+                    task_id, store, run_times, asyncio.CancelledError("run cancelled")
+                )
+            elif done.exception() is not None:
+                self._run_crashed(task_id, store, run_times, done.exception())  # type: ignore[arg-type]
+            else:
+                self._run_finished(task_id, done.result())
+
+        future.add_done_callback(finished)
+
+    async def shutdown_async(self, wait: bool = True) -> None:
+        """Wait (on the loop) for active runs when ``wait``; never cancel them."""
+        if wait:
+            while self._pending:
+                await asyncio.gather(*list(self._pending), return_exceptions=True)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop. From another thread, ``wait`` blocks until active runs are done; on the
+        loop's own thread it cannot block, so active runs simply go on to completion."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if wait and threading.get_ident() != self._loop_thread and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.shutdown_async(True), loop).result()
+        elif self._threads is not None:
+            self._threads.shutdown(wait=False)

@@ -1,0 +1,192 @@
+"""The executor contract: how a due run of a task gets executed.
+
+The scheduler decides *whether* a run happens (misfire grace, coalescing); an executor
+only runs what it is sent, counts the active runs of each task to enforce
+``max_instances``, and reports each run's outcome as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import traceback as tb
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
+from tickwork.exceptions import MaxInstancesReachedError
+from tickwork.tasks import Task
+
+if TYPE_CHECKING:
+    from tickwork.schedulers.base import BaseScheduler
+
+__all__ = ["BaseExecutor", "run_coroutine_task", "run_task"]
+
+EventSink = Callable[[TaskExecutionEvent], None]
+
+
+class BaseExecutor(ABC):
+    """Runs tasks' due runs.
+
+    Contract:
+
+    * :meth:`send_task` never blocks on the task itself; it raises
+      :class:`~tickwork.exceptions.MaxInstancesReachedError` (and runs nothing) when
+      ``task.max_instances`` runs of the task are already active in this executor.
+    * All ``run_times`` sent together are one *instance*: they run one after the other,
+      each producing a ``TASK_EXECUTED`` or ``TASK_ERROR`` event with its
+      ``scheduled_run_time``.
+    * An exception in a task is logged with its traceback and reported; it never stops
+      the executor or the scheduler.
+    * :meth:`shutdown` with ``wait=True`` lets active runs finish (it never cancels
+      them); with ``wait=False`` it returns at once and active runs finish on their own
+      where the backend allows (coroutines on a loop that keeps running, threads).
+    """
+
+    def __init__(self) -> None:
+        self.alias: str | None = None
+        self._scheduler: BaseScheduler | None = None
+        self._instances: dict[str, int] = {}
+        self._instances_lock = threading.Lock()
+        self.logger = logging.getLogger(f"tickwork.executors.{type(self).__name__}")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        """Prepare to run tasks for ``scheduler``; called when the scheduler starts or the
+        executor is added to a running scheduler."""
+        self._scheduler = scheduler
+        self.alias = alias
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting runs; with ``wait`` return only when active runs are done."""
+
+    async def shutdown_async(self, wait: bool = True) -> None:
+        """The awaitable form of :meth:`shutdown`, for schedulers living on a loop."""
+        await asyncio.to_thread(self.shutdown, wait)
+
+    # -- running --------------------------------------------------------------------------
+
+    def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
+        """Start one instance of ``task`` for ``run_times`` (oldest first)."""
+        with self._instances_lock:
+            active = self._instances.get(task.id, 0)
+            if active >= task.max_instances:
+                raise MaxInstancesReachedError(task.id, task.max_instances)
+            self._instances[task.id] = active + 1
+        try:
+            self.do_send_task(task, list(run_times))
+        except BaseException:
+            self._release_instance(task.id)
+            raise
+
+    @abstractmethod
+    def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
+        """Hand the instance to the backend. When it is done, the backend calls
+        :meth:`_run_finished` exactly once with the run's events."""
+
+    def active_instances(self, task_id: str) -> int:
+        """How many instances of ``task_id`` are running in this executor now."""
+        with self._instances_lock:
+            return self._instances.get(task_id, 0)
+
+    def _release_instance(self, task_id: str) -> None:
+        with self._instances_lock:
+            active = self._instances.get(task_id, 0) - 1
+            if active > 0:
+                self._instances[task_id] = active
+            else:
+                self._instances.pop(task_id, None)
+
+    def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
+        """Release the instance slot, then report each run's event."""
+        self._release_instance(task_id)
+        scheduler = self._scheduler
+        for event in events:
+            if event.code == TASK_ERROR:
+                self.logger.error(
+                    "task %r (run scheduled at %s) raised:\n%s",
+                    task_id,
+                    event.scheduled_run_time.isoformat(),
+                    event.traceback,
+                )
+            if scheduler is not None:
+                scheduler._dispatch_event(event)
+
+    def _run_crashed(
+        self, task_id: str, store: str | None, run_times: Sequence[datetime], exc: BaseException
+    ) -> None:
+        """Report every run of an instance the backend lost (e.g. a dead worker process)."""
+        text = "".join(tb.format_exception(exc))
+        self._run_finished(
+            task_id,
+            [
+                TaskExecutionEvent(
+                    TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text
+                )
+                for run_time in run_times
+            ],
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} alias={self.alias!r}>"
+
+
+def _error_event(
+    task_id: str, store: str | None, run_time: datetime, exc: BaseException
+) -> TaskExecutionEvent:
+    text = "".join(tb.format_exception(exc))
+    return TaskExecutionEvent(TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text)
+
+
+def run_task(
+    task_id: str,
+    store: str | None,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    run_times: Sequence[datetime],
+) -> list[TaskExecutionEvent]:
+    """Call a plain function once per run time and return one event per run.
+
+    Coroutine functions are run to completion with :func:`asyncio.run`, so a thread or
+    process executor can run ``async def`` tasks too.
+    """
+    events: list[TaskExecutionEvent] = []
+    for run_time in run_times:
+        try:
+            result = fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
+        except Exception as exc:  # the task's failure is reported, never propagated
+            events.append(_error_event(task_id, store, run_time, exc))
+        else:
+            events.append(
+                TaskExecutionEvent(TASK_EXECUTED, task_id, store, run_time, return_value=result)
+            )
+    return events
+
+
+async def run_coroutine_task(
+    task_id: str,
+    store: str | None,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    run_times: Sequence[datetime],
+) -> list[TaskExecutionEvent]:
+    """Await an ``async def`` task once per run time and return one event per run."""
+    events: list[TaskExecutionEvent] = []
+    for run_time in run_times:
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            events.append(_error_event(task_id, store, run_time, exc))
+        else:
+            events.append(
+                TaskExecutionEvent(TASK_EXECUTED, task_id, store, run_time, return_value=result)
+            )
+    return events

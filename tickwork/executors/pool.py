@@ -1,0 +1,101 @@
+"""Run tasks in a pool of threads or of processes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from abc import abstractmethod
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tickwork.exceptions import ConfigurationError
+from tickwork.executors.base import BaseExecutor, run_task
+from tickwork.tasks import Task
+
+if TYPE_CHECKING:
+    from tickwork.schedulers.base import BaseScheduler
+
+__all__ = ["ProcessPoolExecutor", "ThreadPoolExecutor"]
+
+
+class _PoolExecutor(BaseExecutor):
+    """Shared logic of the thread and process pools: submit, collect, report."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
+        if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
+            raise ConfigurationError(f"max_workers must be a positive integer, got {max_workers!r}")
+        self.max_workers = max_workers
+        self._pool: concurrent.futures.Executor | None = None
+
+    @abstractmethod
+    def _make_pool(self) -> concurrent.futures.Executor:
+        """Create the backend pool (called at start, and again after a pool breaks)."""
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        """Create the pool."""
+        super().start(scheduler, alias)
+        self._pool = self._make_pool()
+
+    def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
+        """Submit the instance to the pool."""
+        if self._pool is None:
+            raise ConfigurationError(f"executor {self.alias!r} is not started")
+        task_id, store = task.id, task.store_alias
+        future = self._pool.submit(
+            run_task, task_id, store, task.fn, task.args, task.kwargs, run_times
+        )
+
+        def finished(done: concurrent.futures.Future[Any]) -> None:
+            exc = done.exception()
+            if exc is not None:
+                self._on_pool_failure(exc)
+                self._run_crashed(task_id, store, run_times, exc)
+            else:
+                self._run_finished(task_id, done.result())
+
+        future.add_done_callback(finished)
+
+    def _on_pool_failure(self, exc: BaseException) -> None:
+        """Called when the pool itself lost a run (not when the task raised)."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Shut the pool down; ``wait`` lets active runs finish first."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait)
+
+
+class ThreadPoolExecutor(_PoolExecutor):
+    """Run each instance in a pool of ``max_workers`` threads (default 10).
+
+    ``async def`` tasks run too, each on an event loop of its own in its thread.
+    """
+
+    def __init__(self, max_workers: int | None = 10) -> None:
+        super().__init__(max_workers)
+
+    def _make_pool(self) -> concurrent.futures.Executor:
+        return concurrent.futures.ThreadPoolExecutor(
+            self.max_workers, thread_name_prefix=f"tickwork-{self.alias}"
+        )
+
+
+class ProcessPoolExecutor(_PoolExecutor):
+    """Run each instance in a pool of worker processes, for CPU-bound tasks.
+
+    The task's function, arguments and return value must be picklable; functions are
+    pickled by reference, so they must be importable at module level. If a worker dies
+    (killed, segfault), its runs are reported as ``TASK_ERROR`` and the pool is rebuilt.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+
+    def _make_pool(self) -> concurrent.futures.Executor:
+        return concurrent.futures.ProcessPoolExecutor(self.max_workers)
+
+    def _on_pool_failure(self, exc: BaseException) -> None:
+        if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+            self.logger.error("a worker process died; rebuilding the process pool")
+            old, self._pool = self._pool, self._make_pool()
+            if old is not None:
+                old.shutdown(wait=False)

@@ -1,0 +1,118 @@
+"""The trigger contract: what every trigger must do, and the helpers they share."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, ClassVar
+
+from tickwork.exceptions import InvalidTriggerError
+from tickwork.utils import local_timezone, to_datetime, to_timedelta, to_timezone
+
+__all__ = ["BaseTrigger"]
+
+
+class BaseTrigger(ABC):
+    """Decides *when* a task runs.
+
+    The contract of :meth:`get_next_trigger_time`:
+
+    * it returns a timezone-aware datetime, or ``None`` when the trigger will never
+      fire again (the task is then removed);
+    * the result is strictly later than ``previous_time`` when that is given;
+    * with ``previous_time=None`` it returns the first fire time, which is never earlier
+      than the trigger's ``start_at`` and may equal ``now`` (a first fire time equal to
+      "now" counts as due);
+    * ``timezone`` is the scheduler's zone, used by triggers that have none of their own;
+    * it never reads the system clock: ``now`` is the scheduler's clock reading, so
+      tests can drive time. It must answer without stepping through time (compute the
+      answer, do not search minute by minute) and terminate even for schedules that can
+      never fire.
+
+    State: ``__getstate__`` returns a plain dict with a ``"version"`` key holding only
+    JSON-friendly values plus datetimes, timedeltas, tzinfos and nested triggers, so the
+    JSON serializer of persistent stores can encode it; ``__setstate__`` accepts every
+    version this class ever wrote. Two triggers are equal when their types and states are.
+    """
+
+    __slots__ = ()
+
+    #: The name ``add_task(trigger=...)`` accepts for this trigger.
+    alias: ClassVar[str]
+    #: The current version of this trigger's ``__getstate__`` format.
+    state_version: ClassVar[int] = 1
+
+    @abstractmethod
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        """Return the next fire time after ``previous_time`` (see the class docstring)."""
+
+    @abstractmethod
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the trigger's state as a versioned, serializer-friendly dict."""
+
+    @abstractmethod
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the trigger from a dict written by any version of ``__getstate__``."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__getstate__() == other.__getstate__()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # triggers are mutable (interval anchors)
+
+    # -- helpers shared by the concrete triggers ------------------------------------------
+
+    def _check_state_version(self, state: dict[str, Any]) -> None:
+        version = state.get("version")
+        if not isinstance(version, int) or version > self.state_version:
+            raise InvalidTriggerError(
+                f"{type(self).__name__} cannot read state version {version!r} "
+                f"(this tickwork writes version {self.state_version}); upgrade tickwork"
+            )
+
+    @staticmethod
+    def _resolve_timezone(timezone: str | tzinfo | None) -> tzinfo:
+        try:
+            zone = to_timezone(timezone)
+        except ValueError as exc:
+            raise InvalidTriggerError(str(exc)) from None
+        return zone if zone is not None else local_timezone()
+
+    @staticmethod
+    def _resolve_datetime(value: Any, zone: tzinfo, name: str) -> datetime | None:
+        try:
+            return to_datetime(value, zone, name)
+        except ValueError as exc:
+            raise InvalidTriggerError(str(exc)) from None
+
+    @staticmethod
+    def _resolve_jitter(jitter: float | timedelta | None) -> timedelta | None:
+        try:
+            value = to_timedelta(jitter, "jitter")
+        except ValueError as exc:
+            raise InvalidTriggerError(str(exc)) from None
+        if value is not None and value < timedelta(0):
+            raise InvalidTriggerError(f"jitter must not be negative, got {jitter!r}")
+        return value or None
+
+    @staticmethod
+    def _check_bounds(start_at: datetime | None, end_at: datetime | None) -> None:
+        if start_at is not None and end_at is not None and start_at > end_at:
+            raise InvalidTriggerError(
+                f"start_at ({start_at.isoformat()}) is after end_at ({end_at.isoformat()})"
+            )
+
+    @staticmethod
+    def _apply_jitter(fire_time: datetime, jitter: timedelta | None) -> datetime:
+        """Delay ``fire_time`` by a random amount in ``[0, jitter]``.
+
+        Jitter only ever delays: an early run could land before ``start_at`` or before the
+        previous run. Keep it smaller than the gap between fire times.
+        """
+        if not jitter:
+            return fire_time
+        return fire_time + timedelta(seconds=random.uniform(0, jitter.total_seconds()))

@@ -1,0 +1,115 @@
+"""A trigger that fires every fixed amount of elapsed time."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from tickwork.exceptions import InvalidTriggerError
+from tickwork.triggers.base import BaseTrigger
+
+__all__ = ["IntervalTrigger"]
+
+
+class IntervalTrigger(BaseTrigger):
+    """Fire every ``weeks + days + hours + minutes + seconds`` of elapsed time.
+
+    The interval is *elapsed* time, not wall-clock time: a one-hour interval fires 3600 s
+    apart across a DST change, even when the local clock shows the same hour twice.
+
+    Fire times lie on a fixed grid ``start_at + k * interval``, so runs never drift, even
+    with jitter or a late scheduler. Without ``start_at`` the grid is anchored the first
+    time the trigger is asked, at "now" plus one interval (the first run comes one
+    interval after the task is scheduled). A ``start_at`` in the past fires first at the
+    next grid point that is not in the past. ``end_at`` is the last instant a run may be
+    scheduled at. Values may be fractional (``seconds=0.5``).
+    """
+
+    __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone")
+    alias = "interval"
+
+    def __init__(
+        self,
+        weeks: float = 0,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        start_at: datetime | date | str | None = None,
+        end_at: datetime | date | str | None = None,
+        timezone: str | tzinfo | None = None,
+        jitter: float | timedelta | None = None,
+    ) -> None:
+        units = {
+            "weeks": weeks,
+            "days": days,
+            "hours": hours,
+            "minutes": minutes,
+            "seconds": seconds,
+        }
+        for name, value in units.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidTriggerError(f"interval {name} must be a number, got {value!r}")
+        self.interval = timedelta(
+            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
+        )
+        if self.interval <= timedelta(0):
+            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or "no length"
+            raise InvalidTriggerError(f"the interval must be positive, got {given}")
+        self.timezone = self._resolve_timezone(timezone)
+        self.start_at = self._resolve_datetime(start_at, self.timezone, "start_at")
+        self.end_at = self._resolve_datetime(end_at, self.timezone, "end_at")
+        self._check_bounds(self.start_at, self.end_at)
+        self.jitter = self._resolve_jitter(jitter)
+
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        """Return the next grid point after ``previous_time`` (or the first one)."""
+        if self.start_at is None:
+            if now is None:
+                raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
+            self.start_at = (now + self.interval).astimezone(self.timezone)
+        start = self.start_at
+        if previous_time is None:
+            if now is None or now <= start:
+                fire_time = start
+            else:
+                # Ceil division: the first grid point at or after now.
+                steps = -((start - now) // self.interval)
+                fire_time = start + steps * self.interval
+        else:
+            # Floor division, then one more: robust to a jittered previous_time.
+            steps = (previous_time - start) // self.interval + 1
+            fire_time = start + max(steps, 0) * self.interval
+        if self.end_at is not None and fire_time > self.end_at:
+            return None
+        return self._apply_jitter(fire_time, self.jitter)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "interval": self.interval,
+            "start_at": self.start_at,
+            "end_at": self.end_at,
+            "timezone": self.timezone,
+            "jitter": self.jitter,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._check_state_version(state)
+        self.interval = state["interval"]
+        self.start_at = state["start_at"]
+        self.end_at = state["end_at"]
+        self.timezone = state["timezone"]
+        self.jitter = state["jitter"]
+
+    def __repr__(self) -> str:
+        parts = [f"interval={self.interval}"]
+        if self.start_at is not None:
+            parts.append(f"start_at={self.start_at.isoformat()}")
+        if self.end_at is not None:
+            parts.append(f"end_at={self.end_at.isoformat()}")
+        if self.jitter:
+            parts.append(f"jitter={self.jitter.total_seconds()}s")
+        return f"IntervalTrigger({', '.join(parts)})"

@@ -1,0 +1,211 @@
+"""Helpers users need at the edges: references to callables, time zones, lifecycle wrappers."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tickwork.exceptions import (
+    ConfigurationError,
+    InvalidTaskError,
+    ReferenceResolutionError,
+)
+
+__all__ = [
+    "check_callable_args",
+    "local_timezone",
+    "make_async_function",
+    "make_function",
+    "obj_to_ref",
+    "ref_to_obj",
+    "to_datetime",
+    "to_timedelta",
+    "to_timezone",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# References: "package.module:qualname"
+
+
+def obj_to_ref(obj: Any) -> str:
+    """Return the ``"module:qualname"`` reference that :func:`ref_to_obj` turns back into
+    ``obj``.
+
+    Raises :class:`ValueError` (``ReferenceResolutionError``) for objects that have no
+    importable name: lambdas, nested functions, bound methods of instances, partials.
+    """
+    if isinstance(obj, functools.partial):
+        raise ReferenceResolutionError(repr(obj), "functools.partial objects have no reference")
+    owner = getattr(obj, "__self__", None)
+    if owner is not None and not inspect.isclass(owner) and not inspect.ismodule(owner):
+        raise ReferenceResolutionError(
+            repr(obj), "bound methods of instances have no reference; use a function instead"
+        )
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if module is None or qualname is None:
+        raise ReferenceResolutionError(repr(obj), "it has no __module__/__qualname__")
+    if "<locals>" in qualname or "<lambda>" in qualname:
+        raise ReferenceResolutionError(
+            f"{module}:{qualname}", "lambdas and nested functions cannot be imported by name"
+        )
+    ref = f"{module}:{qualname}"
+    try:
+        found = ref_to_obj(ref)
+    except ReferenceResolutionError as exc:
+        raise ReferenceResolutionError(ref, f"it does not import back ({exc})") from None
+    if found is not obj and getattr(found, "__func__", found) is not getattr(obj, "__func__", obj):
+        raise ReferenceResolutionError(ref, "it imports to a different object")
+    return ref
+
+
+@functools.lru_cache(maxsize=4096)
+def ref_to_obj(ref: str) -> Any:
+    """Import and return the object a ``"package.module:qualname"`` reference names."""
+    if not isinstance(ref, str):
+        raise ReferenceResolutionError(repr(ref), "a reference must be a string")
+    module_name, sep, qualname = ref.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ReferenceResolutionError(ref, "expected the form 'package.module:qualname'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ReferenceResolutionError(ref, f"module {module_name!r} cannot be imported ({exc})")
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ReferenceResolutionError(ref, f"{part!r} not found in {module_name}") from None
+    return obj
+
+
+def check_callable_args(
+    fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    """Raise :class:`InvalidTaskError` if ``fn(*args, **kwargs)`` would fail to bind.
+
+    Callables whose signature cannot be read (some builtins) are accepted as they are.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise InvalidTaskError(
+            f"{name}{signature} cannot be called with args={tuple(args)!r} "
+            f"kwargs={dict(kwargs)!r}: {exc}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------
+# Time zones and datetimes
+
+
+def local_timezone() -> tzinfo:
+    """Return the machine's local time zone (an IANA zone where tzlocal can find one)."""
+    import tzlocal
+
+    return tzlocal.get_localzone()
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"unknown time zone {name!r}") from None
+
+
+def to_timezone(value: str | tzinfo | None) -> tzinfo | None:
+    """Turn an IANA zone name or tzinfo into a tzinfo; ``None`` stays ``None``."""
+    if value is None or isinstance(value, tzinfo):
+        return value
+    if isinstance(value, str):
+        return _zone(value)
+    raise ConfigurationError(f"a time zone must be a name or a tzinfo, got {value!r}")
+
+
+def to_datetime(value: datetime | date | str | None, tz: tzinfo, name: str) -> datetime | None:
+    """Coerce ``value`` to an aware datetime.
+
+    Naive datetimes and ISO strings without an offset are read as wall time in ``tz``;
+    a date means its midnight. ``name`` is the argument's name, for the error message.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigurationError(f"{name}={value!r} is not an ISO 8601 datetime") from None
+    if not isinstance(value, datetime):
+        if isinstance(value, date):
+            value = datetime(value.year, value.month, value.day)
+        else:
+            raise ConfigurationError(
+                f"{name} must be a datetime, date or ISO string, got {value!r}"
+            )
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value
+
+
+def to_timedelta(value: float | timedelta | None, name: str) -> timedelta | None:
+    """Coerce seconds (int or float) or a timedelta to a timedelta; ``None`` stays ``None``."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be seconds or a timedelta, got {value!r}")
+    return timedelta(seconds=value)
+
+
+# ---------------------------------------------------------------------------------------
+# Lifecycle tasks: a generator's send/asend as a plain task function
+
+
+def make_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a callable without a readable signature (typically ``generator.send``) into a
+    plain function, so it can be a task.
+
+    When the wrapped generator finishes (``send(False)`` made it run its cleanup and
+    return) the ``StopIteration`` is the normal end of the lifecycle, not an error: the
+    wrapper returns the generator's return value instead.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StopIteration as stop:
+            return stop.value
+
+    call.__name__ = getattr(fn, "__name__", "call")
+    call.__qualname__ = f"make_function({getattr(fn, '__qualname__', call.__name__)})"
+    call.__doc__ = getattr(fn, "__doc__", None)
+    return call
+
+
+def make_async_function(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The coroutine twin of :func:`make_function`, for ``async_generator.asend``.
+
+    ``StopAsyncIteration`` (the async generator finished its cleanup) returns ``None``.
+    """
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except StopAsyncIteration:
+            return None
+
+    call.__name__ = getattr(fn, "__name__", "call")
+    call.__qualname__ = f"make_async_function({getattr(fn, '__qualname__', call.__name__)})"
+    call.__doc__ = getattr(fn, "__doc__", None)
+    return call
