@@ -76,7 +76,9 @@ def ref_to_obj(ref: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ReferenceResolutionError(ref, f"module {module_name!r} cannot be imported ({exc})")
+        raise ReferenceResolutionError(
+            ref, f"module {module_name!r} cannot be imported ({exc})"
+        ) from None
     for part in qualname.split("."):
         try:
             obj = getattr(obj, part)

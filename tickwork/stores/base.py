@@ -6,6 +6,7 @@ shared contract suite (``tests/stores/test_contract.py``) checks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -120,15 +121,11 @@ class BaseStore(ABC):
         ids (tasks that will never run again). A task deleted by someone else in the
         meantime stays deleted."""
         for task in updated:
-            try:
+            with contextlib.suppress(TaskLookupError):
                 self.update_task(task)
-            except TaskLookupError:
-                pass
         for task_id in removed:
-            try:
+            with contextlib.suppress(TaskLookupError):
                 self.remove_task(task_id)
-            except TaskLookupError:
-                pass
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"
