@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
@@ -281,20 +281,22 @@ class Task:
             fn = fn.func
         return inspect.iscoroutinefunction(fn)
 
-    def get_run_times(self, now: datetime, limit: int = 1000) -> list[datetime]:
-        """Return the fire times that are due at ``now`` (at most ``limit``), oldest first.
+    def due_run_times(
+        self, timezone: tzinfo, now: datetime, limit: int = 1000
+    ) -> tuple[list[datetime], datetime | None]:
+        """Return the fire times due at ``now`` (oldest first, at most ``limit``) and the
+        fire time that follows the last of them (``None``: the trigger is finished).
 
-        With ``coalesce`` only the last matters, but the others are still returned so the
+        With ``coalesce`` only the last due time is run, but all are returned so the
         caller can report what it folded. ``limit`` keeps a tiny interval after a long
-        outage from building a huge list; the rest comes due in the next pass.
+        outage from building a huge list; what is left comes due in the next pass.
         """
         run_times: list[datetime] = []
         next_time = self.next_run_time
-        zone = next_time.tzinfo if next_time is not None else None
         while next_time is not None and next_time <= now and len(run_times) < limit:
             run_times.append(next_time)
-            next_time = self.trigger.get_next_trigger_time(zone, next_time, now)  # type: ignore[arg-type]
-        return run_times
+            next_time = self.trigger.get_next_trigger_time(timezone, next_time, now)
+        return run_times, next_time
 
     # -- methods that act through the scheduler ------------------------------------------
 

@@ -30,7 +30,6 @@ class AsyncIOExecutor(BaseExecutor):
         super().__init__()
         self.max_workers = max_workers
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: set[asyncio.Future[Any]] = set()
 
@@ -44,10 +43,14 @@ class AsyncIOExecutor(BaseExecutor):
             )
         super().start(scheduler, alias)
         self._loop = loop
-        self._loop_thread = getattr(scheduler, "event_loop_thread_id", None)
         self._threads = concurrent.futures.ThreadPoolExecutor(
             self.max_workers, thread_name_prefix=f"tickwork-{alias}"
         )
+
+    def _on_loop_thread(self) -> bool:
+        # Read from the scheduler each time: a loop given before it runs gets its thread
+        # only once it starts.
+        return threading.get_ident() == getattr(self._scheduler, "event_loop_thread_id", None)
 
     def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
         """Launch the instance on the loop (thread-safely when called from elsewhere)."""
@@ -61,7 +64,7 @@ class AsyncIOExecutor(BaseExecutor):
             run_times,
             task.is_coroutine,
         )
-        if threading.get_ident() == self._loop_thread:
+        if self._on_loop_thread():
             self._launch(*job)
         else:
             self._loop.call_soon_threadsafe(self._launch, *job)
@@ -116,7 +119,7 @@ class AsyncIOExecutor(BaseExecutor):
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        if wait and threading.get_ident() != self._loop_thread and loop.is_running():
+        if wait and not self._on_loop_thread() and loop.is_running():
             asyncio.run_coroutine_threadsafe(self.shutdown_async(True), loop).result()
         elif self._threads is not None:
             self._threads.shutdown(wait=False)

@@ -41,6 +41,11 @@ class BaseStore(ABC):
     #: a worker thread so the event loop never waits on it. The memory store sets False.
     blocking: ClassVar[bool] = True
 
+    #: How often (seconds) a running scheduler looks at this store even when nothing in
+    #: its own process changed it: other processes may add tasks to a shared store. The
+    #: memory store, which no one else can write, sets None.
+    poll_interval: ClassVar[float | None] = 1.0
+
     def __init__(self) -> None:
         self.alias: str | None = None
         self.logger = logging.getLogger(f"tickwork.stores.{type(self).__name__}")
@@ -57,6 +62,15 @@ class BaseStore(ABC):
         which keeps them for a later ``start()``)."""
 
     # -- writes ---------------------------------------------------------------------------
+
+    def validate_task(self, task: Task) -> None:
+        """Raise :class:`~tickwork.exceptions.SerializationError` if this store could not
+        keep ``task``. Called by ``add_task`` even before the scheduler starts, so the
+        mistake is reported where it is made. Stores with a ``serializer`` attribute try
+        it; others accept everything."""
+        serializer = getattr(self, "serializer", None)
+        if serializer is not None:
+            serializer.serialize(task)
 
     @abstractmethod
     def add_task(self, task: Task) -> None:

@@ -29,6 +29,7 @@ class MemoryStore(BaseStore):
     """
 
     blocking = False
+    poll_interval = None
 
     def __init__(self) -> None:
         super().__init__()

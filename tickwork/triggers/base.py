@@ -60,7 +60,7 @@ class BaseTrigger(ABC):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.__getstate__() == other.__getstate__()  # type: ignore[attr-defined]
+        return self.__getstate__() == other.__getstate__()
 
     __hash__ = None  # type: ignore[assignment]  # triggers are mutable (interval anchors)
 

@@ -1,0 +1,276 @@
+"""Schedulers that live on an asyncio event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from tickwork.executors.asyncio import AsyncIOExecutor
+from tickwork.executors.base import BaseExecutor
+from tickwork.schedulers.base import BaseScheduler, SchedulerState
+
+__all__ = ["AsyncIOScheduler", "NativeAsyncIOScheduler"]
+
+
+class AsyncIOScheduler(BaseScheduler):
+    """A scheduler on an asyncio event loop, controlled with plain (sync) calls.
+
+    ``start()`` called inside a running loop attaches to that loop; called from sync
+    code it runs a loop of its own in a daemon thread (as does ``isolated_event_loop=True``).
+    ``event_loop=`` attaches to a given loop that may start running later.
+
+    The event loop is never blocked by the scheduler: passes over the memory store are
+    cut into batches with a yield between them, and stores that do I/O are processed in a
+    worker thread. ``shutdown()`` from another thread waits for the scheduler to stop;
+    inside the loop it cannot block, so running tasks are left to finish (never
+    cancelled) — use ``await scheduler.shutdown_async()`` or ``async with`` to wait.
+    """
+
+    def __init__(
+        self,
+        *,
+        event_loop: asyncio.AbstractEventLoop | None = None,
+        isolated_event_loop: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._given_loop = event_loop
+        self.isolated_event_loop = isolated_event_loop
+        self.event_loop: asyncio.AbstractEventLoop | None = None
+        self.event_loop_thread_id: int | None = None
+        self._own_loop_thread: threading.Thread | None = None
+        self._driver: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
+        self._io: concurrent.futures.ThreadPoolExecutor | None = None
+        self._wake_future: asyncio.Future[None] | None = None
+        self._wake_requested = False
+
+    def _create_default_executor(self) -> BaseExecutor:
+        return AsyncIOExecutor()
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def start(self, paused: bool = False) -> None:
+        """Start processing (see the class docstring for which loop is used)."""
+        self._check_not_running()
+        loop = self._given_loop
+        if loop is None and not self.isolated_event_loop:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is None:
+            loop = self._start_own_loop()
+        elif loop.is_running() and _loop_is_current(loop):
+            self.event_loop_thread_id = threading.get_ident()
+        self._attach(loop, paused)
+        if _loop_is_current(loop):
+            self._driver = loop.create_task(self._drive(), name="tickwork-scheduler")
+        else:
+            self._driver = asyncio.run_coroutine_threadsafe(self._drive(), loop)
+
+    def _attach(self, loop: asyncio.AbstractEventLoop, paused: bool) -> None:
+        self.event_loop = loop
+        self._wake_requested = False
+        self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tickwork-store-io")
+        try:
+            self._start_core(paused)
+        except BaseException:
+            self._detach()
+            raise
+
+    def _start_own_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self.event_loop_thread_id = threading.get_ident()
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._own_loop_thread = threading.Thread(target=run, name="tickwork-loop", daemon=True)
+        self._own_loop_thread.start()
+        ready.wait()
+        return loop
+
+    # -- the driver: pass, sleep, repeat ----------------------------------------------------------
+
+    async def _drive(self) -> None:
+        self.event_loop_thread_id = threading.get_ident()
+        loop = asyncio.get_running_loop()
+        while self.running:
+            try:
+                delay = await self._run_pass_async(loop)
+            except Exception:  # a bug in a pass must not kill the scheduler silently
+                self.logger.exception("scheduler pass failed; retrying in 1 s")
+                delay = 1.0
+            if not self.running:
+                break
+            await self._sleep(loop, delay)
+
+    async def _run_pass_async(self, loop: asyncio.AbstractEventLoop) -> float | None:
+        if self.state != SchedulerState.RUNNING:
+            return None
+        now = self.clock.now()
+        next_times: list[datetime | None] = []
+        for alias, blocking in self._stores_to_process():
+            while True:
+                if blocking:
+                    count, next_time = await loop.run_in_executor(
+                        self._io, self._processor.process_store, alias, now
+                    )
+                else:
+                    count, next_time = self._processor.process_store(alias, now)
+                if count < self.batch_size or self.state != SchedulerState.RUNNING:
+                    break
+                await asyncio.sleep(0)  # let the loop (and the runs just started) breathe
+            next_times.append(next_time)
+        return self._plan_wakeup(next_times)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float | None) -> None:
+        if self._wake_requested:
+            self._wake_requested = False
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._wake_future = future
+        timer = loop.call_later(delay, _resolve, future) if delay is not None else None
+        try:
+            await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._wake_future = None
+            self._wake_requested = False
+
+    def _on_wake(self) -> None:
+        self._wake_requested = True
+        if self._wake_future is not None:
+            _resolve(self._wake_future)
+
+    def wakeup(self) -> None:
+        """Run a pass now. Thread-safe."""
+        loop = self.event_loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self.event_loop_thread_id:
+            self._on_wake()
+        else:
+            loop.call_soon_threadsafe(self._on_wake)
+
+    # -- stopping -----------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop: run shutdown-trigger tasks, stop executors (letting runs finish when
+        ``wait``), shut stores down. See the class docstring about calling it on the loop."""
+        loop = self.event_loop
+        on_loop_thread = threading.get_ident() == self.event_loop_thread_id
+        if loop is not None and loop.is_running() and not on_loop_thread:
+            asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop).result()
+        else:
+            self._begin_shutdown()
+            self._on_wake()
+            for executor in list(self._executors.values()):
+                executor.shutdown(wait)
+            self._finish_shutdown()
+        self._detach()
+
+    async def shutdown_async(self, wait: bool = True) -> None:
+        """Stop, awaiting on the loop: shutdown-trigger tasks and (with ``wait``) every
+        running task finish first; nothing is cancelled."""
+        self._begin_shutdown()
+        self._on_wake()
+        driver = self._driver
+        if isinstance(driver, asyncio.Task) and driver is not asyncio.current_task():
+            await asyncio.wait([driver])
+        for executor in list(self._executors.values()):
+            await executor.shutdown_async(wait)
+        self._finish_shutdown()
+        if threading.get_ident() == self.event_loop_thread_id and self._own_loop_thread is None:
+            self._detach()
+
+    def _detach(self) -> None:
+        """Release the worker thread and, if the loop is ours, stop it."""
+        if self._io is not None:
+            self._io.shutdown(wait=False)
+            self._io = None
+        thread, loop = self._own_loop_thread, self.event_loop
+        self._own_loop_thread = None
+        self._driver = None
+        self.event_loop = None
+        self.event_loop_thread_id = None
+        if thread is not None and loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not threading.current_thread():
+                thread.join()
+
+    # -- context managers and ASGI -----------------------------------------------------------------
+
+    def __enter__(self) -> AsyncIOScheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.running:
+            self.shutdown()
+
+    async def __aenter__(self) -> AsyncIOScheduler:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.running:
+            await self.shutdown_async()
+
+    async def _start_for_asgi(self) -> None:
+        self.start()
+
+
+class NativeAsyncIOScheduler(AsyncIOScheduler):
+    """An asyncio scheduler controlled with ``await start()`` / ``await shutdown()``,
+    always on the caller's running loop."""
+
+    async def start(self, paused: bool = False) -> None:  # type: ignore[override]
+        """Start on the running loop."""
+        self._check_not_running()
+        loop = asyncio.get_running_loop()
+        self.event_loop_thread_id = threading.get_ident()
+        self._attach(loop, paused)
+        self._driver = loop.create_task(self._drive(), name="tickwork-scheduler")
+
+    async def shutdown(self, wait: bool = True) -> None:  # type: ignore[override]
+        """Stop and wait (see :meth:`AsyncIOScheduler.shutdown_async`)."""
+        await self.shutdown_async(wait)
+        self._detach()
+
+    async def __aenter__(self) -> NativeAsyncIOScheduler:
+        await self.start()
+        return self
+
+    def __enter__(self) -> AsyncIOScheduler:
+        raise TypeError("NativeAsyncIOScheduler is used with 'async with', not 'with'")
+
+    async def _start_for_asgi(self) -> None:
+        await self.start()
+
+
+def _loop_is_current(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

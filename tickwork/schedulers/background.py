@@ -1,0 +1,90 @@
+"""A scheduler with a thread of its own, for programs without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from tickwork.executors.base import BaseExecutor
+from tickwork.executors.pool import ThreadPoolExecutor
+from tickwork.schedulers.base import BaseScheduler
+
+__all__ = ["BackgroundScheduler"]
+
+
+class BackgroundScheduler(BaseScheduler):
+    """Runs its passes in a daemon thread; tasks run in a thread pool by default.
+
+    ``start()`` returns at once; ``shutdown()`` returns when the thread has stopped,
+    shutdown-trigger tasks have run and (with ``wait=True``) running tasks finished.
+    """
+
+    def __init__(self, *, daemon: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.daemon = daemon
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def _create_default_executor(self) -> BaseExecutor:
+        return ThreadPoolExecutor()
+
+    def start(self, paused: bool = False) -> None:
+        """Start the scheduler thread."""
+        self._start_core(paused)
+        self._wake.clear()
+        self._thread = threading.Thread(
+            target=self._drive, name="tickwork-scheduler", daemon=self.daemon
+        )
+        self._thread.start()
+
+    def _drive(self) -> None:
+        while self.running:
+            try:
+                delay = self._run_pass()
+            except Exception:  # a bug in a pass must not kill the scheduler silently
+                self.logger.exception("scheduler pass failed; retrying in 1 s")
+                delay = 1.0
+            if not self.running:
+                break
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def wakeup(self) -> None:
+        """Run a pass now. Thread-safe."""
+        self._wake.set()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the thread, run shutdown-trigger tasks, stop executors, shut stores down."""
+        self._begin_shutdown()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+        for executor in list(self._executors.values()):
+            executor.shutdown(wait)
+        self._finish_shutdown()
+
+    async def shutdown_async(self, wait: bool = True) -> None:
+        """:meth:`shutdown` without blocking the calling event loop."""
+        await asyncio.to_thread(self.shutdown, wait)
+
+    async def _start_for_asgi(self) -> None:
+        self.start()
+
+    def __enter__(self) -> BackgroundScheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.running:
+            self.shutdown()
+
+    async def __aenter__(self) -> BackgroundScheduler:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.running:
+            await self.shutdown_async()

@@ -1,0 +1,802 @@
+"""The scheduler core: configuration, plug-ins, task management and the processing pass.
+
+The variants (:mod:`tickwork.schedulers.asyncio`, :mod:`tickwork.schedulers.background`)
+only decide *how to wait* between passes and *where* store I/O happens; everything that
+decides what runs when lives here, once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, tzinfo
+from enum import IntEnum
+from typing import Any, TypeVar, overload
+from uuid import uuid4
+
+from tickwork.clock import Clock, SystemClock
+from tickwork.events import (
+    ALL_EVENTS,
+    ALL_TASKS_REMOVED,
+    EXECUTOR_ADDED,
+    EXECUTOR_REMOVED,
+    SCHEDULER_PAUSED,
+    SCHEDULER_RESUMED,
+    SCHEDULER_SHUTDOWN,
+    SCHEDULER_STARTED,
+    STORE_ADDED,
+    STORE_REMOVED,
+    TASK_ADDED,
+    TASK_MODIFIED,
+    TASK_REMOVED,
+    SchedulerEvent,
+    TaskEvent,
+)
+from tickwork.exceptions import (
+    ConfigurationError,
+    ConflictIdError,
+    SchedulerAlreadyRunningError,
+    SchedulerNotRunningError,
+    TaskLookupError,
+    UnknownAliasError,
+)
+from tickwork.executors import executor_registry
+from tickwork.executors.base import BaseExecutor
+from tickwork.schedulers._pass import StoreProcessor
+from tickwork.stores import store_registry
+from tickwork.stores.base import BaseStore
+from tickwork.stores.memory import MemoryStore
+from tickwork.tasks import UNSET, Task
+from tickwork.triggers import create_trigger, trigger_registry
+from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.date import DateTrigger
+from tickwork.triggers.shutdown import ShutdownTrigger
+from tickwork.utils import local_timezone, to_timezone
+
+__all__ = ["BaseScheduler", "SchedulerState"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Listener = Callable[[Any], None]
+
+#: Run rules for tasks that don't say otherwise. The grace time is measured when the
+#: scheduler *picks the run up*, not when an executor gets round to it, so a burst that
+#: queues in the executor is not reported as missed.
+DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
+    "coalesce": True,
+    "max_instances": 1,
+    "mistrigger_grace_time": 1.0,
+}
+
+
+class SchedulerState(IntEnum):
+    """Where a scheduler is in its life."""
+
+    STOPPED = 0
+    RUNNING = 1
+    PAUSED = 2
+
+
+class BaseScheduler(ABC):
+    """Everything schedulers share; use one of the concrete variants.
+
+    Keywords (all optional):
+
+    * ``stores``: ``{alias: BaseStore instance or {"type": "memory"|"file"|"sqlalchemy"|"redis", **options}}``;
+      a ``default`` memory store exists when none is given.
+    * ``executors``: the same for executors (``"asyncio"``, ``"threadpool"``, ``"processpool"``,
+      ``"debug"``); the variant supplies the ``default`` one.
+    * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
+      tasks that don't set them (defaults: True, 1, 1.0 s).
+    * ``timezone``: the zone for triggers without one (default: the local zone).
+    * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
+    * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
+    * ``batch_size``: how many due tasks one step of a pass handles before letting the
+      event loop (or other threads) run.
+    """
+
+    def __init__(
+        self,
+        *,
+        stores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
+        executors: Mapping[str, BaseExecutor | Mapping[str, Any]] | None = None,
+        task_defaults: Mapping[str, Any] | None = None,
+        timezone: str | tzinfo | None = None,
+        lock_path: str | None = None,
+        logger_name: str | None = None,
+        identity: str | None = None,
+        clock: Clock | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        self.logger = logging.getLogger(logger_name or "tickwork.scheduler")
+        self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
+        self.clock: Clock = clock or SystemClock()
+        self.identity = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
+        self.lock_path = lock_path
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.task_defaults = dict(DEFAULT_TASK_DEFAULTS)
+        self._set_task_defaults(task_defaults or {})
+        self.state = SchedulerState.STOPPED
+        self._lock = threading.RLock()
+        self._stores: dict[str, BaseStore] = {}
+        self._executors: dict[str, BaseExecutor] = {}
+        self._store_locks: dict[str, threading.RLock] = {}
+        self._listeners: list[tuple[Listener, int]] = []
+        self._listener_mask = 0
+        self._pending: list[tuple[Task, bool]] = []
+        self._shutdown_tasks: set[tuple[str, str]] = set()
+        self._processor = StoreProcessor(self)
+        #: The earliest time the driver currently plans to wake at (None: not sleeping on
+        #: a deadline). Adding a later task then needs no wake-up at all.
+        self._planned_wakeup: datetime | None = None
+        for alias, store in (stores or {}).items():
+            self.add_store(store, alias)
+        for alias, executor in (executors or {}).items():
+            self.add_executor(executor, alias)
+        subscribe = getattr(self.clock, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self._wakeup_from_clock)
+
+    def _set_task_defaults(self, overrides: Mapping[str, Any]) -> None:
+        unknown = set(overrides) - set(DEFAULT_TASK_DEFAULTS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown task_defaults key(s) {sorted(unknown)}; known: {sorted(DEFAULT_TASK_DEFAULTS)}"
+            )
+        probe = Task(_noop, trigger=ShutdownTrigger(), **overrides)  # validates the values
+        self.task_defaults.update(
+            {key: getattr(probe, key) for key in overrides if getattr(probe, key) is not UNSET}
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while started (also when paused)."""
+        return self.state != SchedulerState.STOPPED
+
+    def _check_not_running(self) -> None:
+        if self.state != SchedulerState.STOPPED:
+            raise SchedulerAlreadyRunningError(
+                f"{type(self).__name__} is already running (state {self.state.name}); "
+                "shut it down before starting it again"
+            )
+
+    def _start_core(self, paused: bool) -> None:
+        """Start plug-ins, schedule tasks added before start, and set the state. The
+        variant has prepared its event loop/thread and starts its driver afterwards."""
+        with self._lock:
+            self._check_not_running()
+            if "default" not in self._stores:
+                self.add_store(MemoryStore(), "default")
+            if "default" not in self._executors:
+                self.add_executor(self._create_default_executor(), "default")
+            for alias, executor in self._executors.items():
+                executor.start(self, alias)
+            for alias, store in self._stores.items():
+                store.start(alias)
+            self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
+            pending, self._pending = self._pending, []
+        try:
+            for task, replace_existing in pending:
+                self._store_task(task, replace_existing)
+        except BaseException:
+            self.state = SchedulerState.STOPPED
+            raise
+        self.logger.info("scheduler started (%s)", self.identity)
+        self._dispatch_event(SchedulerEvent(SCHEDULER_STARTED))
+
+    def _shutdown_tasks_to_run(self) -> list[Task]:
+        tasks = []
+        for store_alias, task_id in sorted(self._shutdown_tasks):
+            store = self._stores.get(store_alias)
+            task = store.lookup_task(task_id) if store else None
+            if task is not None:
+                tasks.append(task)
+        return tasks
+
+    def _begin_shutdown(self) -> list[Task]:
+        """Stop processing and send the shutdown-trigger tasks to their executors.
+        Returns them; the variant then shuts the executors down (waiting or not)."""
+        with self._lock:
+            if self.state == SchedulerState.STOPPED:
+                raise SchedulerNotRunningError()
+            self.state = SchedulerState.STOPPED
+        self._planned_wakeup = None
+        tasks = self._shutdown_tasks_to_run()
+        now = self.clock.now()
+        for task in tasks:
+            self._processor.submit(task, [now])
+        return tasks
+
+    def _finish_shutdown(self) -> None:
+        """Shut the stores down (they keep their tasks) and report the shutdown."""
+        for store in list(self._stores.values()):
+            try:
+                store.shutdown()
+            except Exception:
+                self.logger.exception("store %r failed to shut down", store.alias)
+        self.logger.info("scheduler shut down")
+        self._dispatch_event(SchedulerEvent(SCHEDULER_SHUTDOWN))
+
+    def pause(self) -> None:
+        """Stop running tasks until :meth:`resume`; tasks can still be added and changed."""
+        if self.state == SchedulerState.STOPPED:
+            raise SchedulerNotRunningError()
+        if self.state == SchedulerState.RUNNING:
+            self.state = SchedulerState.PAUSED
+            self._dispatch_event(SchedulerEvent(SCHEDULER_PAUSED))
+
+    def resume(self) -> None:
+        """Resume a paused scheduler; what came due meanwhile follows the misfire rules."""
+        if self.state == SchedulerState.STOPPED:
+            raise SchedulerNotRunningError()
+        if self.state == SchedulerState.PAUSED:
+            self.state = SchedulerState.RUNNING
+            self._dispatch_event(SchedulerEvent(SCHEDULER_RESUMED))
+            self.wakeup()
+
+    # -- what the variants provide -----------------------------------------------------------
+
+    @abstractmethod
+    def wakeup(self) -> None:
+        """Make the driver run a pass now instead of at its planned time. Thread-safe."""
+
+    @abstractmethod
+    def _create_default_executor(self) -> BaseExecutor:
+        """The executor a ``default`` alias gets when none was configured."""
+
+    @abstractmethod
+    async def shutdown_async(self, wait: bool = True) -> None:
+        """Shut down without blocking the calling event loop (ASGI, ``async with``)."""
+
+    @abstractmethod
+    async def _start_for_asgi(self) -> None:
+        """Start from a coroutine (the ASGI lifespan startup)."""
+
+    def asgi(self, app: Any = None, *, handle_lifespan: bool = False) -> Any:
+        """Wrap an ASGI app so this scheduler starts on ``lifespan.startup`` and stops on
+        ``lifespan.shutdown`` (see :class:`~tickwork.schedulers.asgi.LifespanWrapper`).
+        Without ``app`` it returns a decorator."""
+        from tickwork.schedulers.asgi import LifespanWrapper
+
+        if app is None:
+            return lambda inner: LifespanWrapper(self, inner, handle_lifespan)
+        return LifespanWrapper(self, app, handle_lifespan)
+
+    def _stores_to_process(self) -> list[tuple[str, bool]]:
+        """(alias, blocking) of every store, for the driver's pass. Clears the planned
+        wake-up first: changes made while the pass runs must wake the driver again."""
+        self._planned_wakeup = None
+        with self._lock:
+            return [(alias, store.blocking) for alias, store in self._stores.items()]
+
+    def _plan_wakeup(self, next_times: list[datetime | None]) -> float | None:
+        """Turn the stores' next times (and their poll intervals) into the seconds the
+        driver may sleep; ``None`` means until woken."""
+        now = self.clock.now()
+        deadline = min((t for t in next_times if t is not None), default=None)
+        for store in list(self._stores.values()):
+            if store.poll_interval is not None:
+                poll_at = now + timedelta(seconds=store.poll_interval)
+                deadline = poll_at if deadline is None else min(deadline, poll_at)
+        self._planned_wakeup = deadline
+        if deadline is None:
+            return None
+        return max(0.0, (deadline - now).total_seconds())
+
+    def _run_pass(self) -> float | None:
+        """One processing pass on the calling thread; returns the seconds to sleep."""
+        if self.state != SchedulerState.RUNNING:
+            return None
+        now = self.clock.now()
+        next_times: list[datetime | None] = []
+        for alias, _ in self._stores_to_process():
+            while True:
+                count, next_time = self._processor.process_store(alias, now)
+                if count < self.batch_size or self.state != SchedulerState.RUNNING:
+                    break
+            next_times.append(next_time)
+        return self._plan_wakeup(next_times)
+
+    def _wakeup_from_clock(self) -> None:
+        if self.state == SchedulerState.RUNNING:
+            self.wakeup()
+
+    def _wakeup_for(self, next_run_time: datetime | None) -> None:
+        """Wake the driver if a task now runs earlier than the driver plans to wake."""
+        if next_run_time is None or self.state != SchedulerState.RUNNING:
+            return
+        planned = self._planned_wakeup
+        if planned is None or next_run_time < planned:
+            self.wakeup()
+
+    # -- plug-ins ----------------------------------------------------------------------------
+
+    def add_store(
+        self, store: BaseStore | str | Mapping[str, Any], alias: str = "default", **options: Any
+    ) -> None:
+        """Add a store under ``alias``: an instance, an alias like ``"sqlalchemy"`` with
+        ``options``, or a dict ``{"type": ..., **options}``. Started at once if running."""
+        instance = _build_plugin(store_registry, BaseStore, store, options)
+        with self._lock:
+            if alias in self._stores:
+                raise ConfigurationError(f"this scheduler already has a store named {alias!r}")
+            self._stores[alias] = instance
+            self._store_locks[alias] = threading.RLock()
+            if self.running:
+                instance.start(alias)
+        self._dispatch_event(SchedulerEvent(STORE_ADDED, alias))
+        if self.running:
+            self._wakeup_for(self._call_store(instance, "get_next_run_time"))
+
+    def remove_store(self, alias: str, shutdown: bool = True) -> None:
+        """Remove a store (its tasks stay in it); shut it down unless told not to."""
+        with self._lock:
+            store = self._stores.pop(alias, None)
+            if store is None:
+                raise UnknownAliasError("store", alias, list(self._stores))
+            self._store_locks.pop(alias, None)
+        if shutdown and self.running:
+            store.shutdown()
+        self._dispatch_event(SchedulerEvent(STORE_REMOVED, alias))
+
+    def add_executor(
+        self,
+        executor: BaseExecutor | str | Mapping[str, Any],
+        alias: str = "default",
+        **options: Any,
+    ) -> None:
+        """Add an executor under ``alias`` (instance, alias string or dict, as for stores)."""
+        instance = _build_plugin(executor_registry, BaseExecutor, executor, options)
+        with self._lock:
+            if alias in self._executors:
+                raise ConfigurationError(f"this scheduler already has an executor named {alias!r}")
+            self._executors[alias] = instance
+            if self.running:
+                instance.start(self, alias)
+        self._dispatch_event(SchedulerEvent(EXECUTOR_ADDED, alias))
+
+    def remove_executor(self, alias: str, shutdown: bool = True) -> None:
+        """Remove an executor; shut it down (waiting for its runs) unless told not to."""
+        with self._lock:
+            executor = self._executors.pop(alias, None)
+            if executor is None:
+                raise UnknownAliasError("executor", alias, list(self._executors))
+        if shutdown and self.running:
+            executor.shutdown()
+        self._dispatch_event(SchedulerEvent(EXECUTOR_REMOVED, alias))
+
+    def add_listener(self, callback: Listener, mask: int = ALL_EVENTS) -> None:
+        """Call ``callback(event)`` for every event whose code is in ``mask``."""
+        with self._lock:
+            self._listeners.append((callback, mask))
+            self._listener_mask |= mask
+
+    def remove_listener(self, callback: Listener) -> None:
+        """Stop calling ``callback`` (every registration of it)."""
+        with self._lock:
+            self._listeners = [(cb, mask) for cb, mask in self._listeners if cb != callback]
+            self._listener_mask = 0
+            for _, mask in self._listeners:
+                self._listener_mask |= mask
+
+    def _wants(self, code: int) -> bool:
+        return bool(self._listener_mask & code)
+
+    def _dispatch_event(self, event: Any) -> None:
+        if not self._listener_mask & event.code:
+            return
+        for callback, mask in list(self._listeners):
+            if event.code & mask:
+                try:
+                    callback(event)
+                except Exception:
+                    self.logger.exception("listener %r raised on %r", callback, event)
+
+    # -- adding tasks ------------------------------------------------------------------------
+
+    @overload
+    def add_task(
+        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def add_task(
+        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
+    ) -> Task: ...
+
+    def add_task(
+        self,
+        fn_or_task: Callable[..., Any] | str | Task | None = None,
+        trigger: BaseTrigger | str | None = None,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        mistrigger_grace_time: float | timedelta | None = UNSET,
+        coalesce: bool = UNSET,
+        max_instances: int = UNSET,
+        next_run_time: datetime | None = UNSET,
+        store: str | None = None,
+        executor: str | None = None,
+        replace_existing: bool = False,
+        **trigger_args: Any,
+    ) -> Task | Callable[[F], F]:
+        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
+        :class:`Task`) and return the task.
+
+        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
+        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
+        without one the task runs once, now. Called without a callable it is a decorator:
+        ``@scheduler.add_task(trigger="interval", seconds=5)``.
+
+        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
+        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
+        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
+        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
+        ``SerializationError`` (a task a persistent store cannot keep).
+        """
+        options: dict[str, Any] = {
+            "args": args,
+            "kwargs": kwargs,
+            "id": id,
+            "name": name,
+            "mistrigger_grace_time": mistrigger_grace_time,
+            "coalesce": coalesce,
+            "max_instances": max_instances,
+            "next_run_time": next_run_time,
+            "executor": executor,
+        }
+        if fn_or_task is None:
+
+            def decorator(fn: F) -> F:
+                self.add_task(
+                    fn,
+                    trigger,
+                    store=store,
+                    replace_existing=replace_existing,
+                    **options,
+                    **trigger_args,
+                )
+                return fn
+
+            return decorator
+        if isinstance(fn_or_task, Task):
+            task = fn_or_task
+            changes = {
+                k: v for k, v in options.items() if v is not None and v is not UNSET and k != "id"
+            }
+            if trigger is not None or trigger_args:
+                changes["trigger"] = self._make_trigger(trigger, trigger_args)
+            task._apply(changes)
+        else:
+            task = Task(
+                fn_or_task,
+                self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
+                **{k: v for k, v in options.items() if k != "executor"},
+                executor=executor,
+            )
+        return self._add(task, store or task.store_alias or "default", replace_existing)
+
+    def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
+        """Add prepared tasks in one go (one transaction on SQL stores when running)."""
+        tasks = list(tasks)
+        alias = store or "default"
+        for task in tasks:
+            self._prepare(task, alias)
+        if not self.running:
+            for task in tasks:
+                self._add_pending(task, False)
+            return tasks
+        now = self.clock.now()
+        for task in tasks:
+            self._fill_next_run_time(task, now)
+        target = self._lookup_store(alias)
+        with self._store_locks[alias]:
+            self._call_store(target, "add_tasks", tasks)
+        for task in tasks:
+            self._after_store(task, alias)
+        self._wakeup_for(min((t.next_run_time for t in tasks if t.next_run_time), default=None))
+        return tasks
+
+    def _make_trigger(
+        self, trigger: BaseTrigger | str | None, trigger_args: dict[str, Any]
+    ) -> BaseTrigger:
+        if isinstance(trigger, BaseTrigger):
+            if trigger_args:
+                raise ConfigurationError(
+                    f"trigger keywords {sorted(trigger_args)} go with a trigger alias, not with {trigger!r}"
+                )
+            return trigger
+        alias = trigger or "date"
+        if isinstance(alias, str) and "timezone" not in trigger_args:
+            cls = trigger_registry.lookup(alias)
+            if "timezone" in inspect.signature(cls).parameters:
+                trigger_args = {**trigger_args, "timezone": self.timezone}
+        return create_trigger(alias, **trigger_args)
+
+    def _prepare(self, task: Task, store_alias: str) -> None:
+        """Fill unset fields from the defaults and check the task fits its store."""
+        if task.trigger is UNSET:
+            task.trigger = DateTrigger(timezone=self.timezone)
+        for key, value in self.task_defaults.items():
+            if getattr(task, key) is UNSET:
+                setattr(task, key, value)
+        task.store_alias = store_alias
+        task._scheduler = weakref.ref(self)
+        if self.running and task.executor not in self._executors:
+            raise UnknownAliasError("executor", task.executor, list(self._executors))
+        target = self._stores.get(store_alias)
+        if target is None and (self.running or store_alias != "default"):
+            raise UnknownAliasError("store", store_alias, list(self._stores))
+        if target is not None:
+            target.validate_task(task)
+
+    def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
+        self._prepare(task, store_alias)
+        with self._lock:
+            if not self.running:
+                self._add_pending(task, replace_existing)
+                return task
+        self._store_task(task, replace_existing)
+        return task
+
+    def _add_pending(self, task: Task, replace_existing: bool) -> None:
+        with self._lock:
+            for index, (other, _) in enumerate(self._pending):
+                if other.id == task.id:
+                    if not replace_existing:
+                        raise ConflictIdError(task.id)
+                    del self._pending[index]
+                    break
+            self._pending.append((task, replace_existing))
+        self.logger.debug("task %r added; it is scheduled when the scheduler starts", task.id)
+
+    def _fill_next_run_time(self, task: Task, now: datetime) -> None:
+        if task.next_run_time is UNSET:
+            task.next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
+
+    def _store_task(self, task: Task, replace_existing: bool) -> None:
+        """Add a prepared task to its (running) store, replacing a same-id one if asked."""
+        self._fill_next_run_time(task, self.clock.now())
+        alias = task.store_alias or "default"
+        target = self._lookup_store(alias)
+        with self._store_locks[alias]:
+            try:
+                self._call_store(target, "add_task", task)
+            except ConflictIdError:
+                if not replace_existing:
+                    raise
+                self._call_store(target, "update_task", task)
+        self._after_store(task, alias)
+        self._wakeup_for(task.next_run_time)
+
+    def _after_store(self, task: Task, alias: str) -> None:
+        task.store_alias = alias
+        task._scheduler = weakref.ref(self)
+        if isinstance(task.trigger, ShutdownTrigger):
+            self._shutdown_tasks.add((alias, task.id))
+        self.logger.debug("task %r added to store %r", task.id, alias)
+        if self._wants(TASK_ADDED):
+            self._dispatch_event(TaskEvent(TASK_ADDED, task.id, alias))
+
+    # -- finding and changing tasks ------------------------------------------------------------
+
+    def _lookup_store(self, alias: str) -> BaseStore:
+        try:
+            return self._stores[alias]
+        except KeyError:
+            raise UnknownAliasError("store", alias, list(self._stores)) from None
+
+    def _call_store(self, store: BaseStore, method: str, *args: Any) -> Any:
+        """Every store call from the API goes through here (one place to add retries)."""
+        return getattr(store, method)(*args)
+
+    def _find(self, task_id: str, store: str | None) -> tuple[Task, str | None]:
+        """Return (task, store alias); alias None means a pending task. Raises
+        TaskLookupError."""
+        with self._lock:
+            for task, _ in self._pending:
+                if task.id == task_id and (store is None or task.store_alias == store):
+                    return task, None
+            aliases = [store] if store is not None else list(self._stores)
+        for alias in aliases:
+            target = self._stores.get(alias)
+            if target is None:
+                raise UnknownAliasError("store", alias, list(self._stores))
+            task = self._call_store(target, "lookup_task", task_id)
+            if task is not None:
+                task._scheduler = weakref.ref(self)
+                return task, alias
+        raise TaskLookupError(task_id, store)
+
+    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Return the task with this id, or ``None``."""
+        try:
+            return self._find(task_id, store)[0]
+        except TaskLookupError:
+            return None
+
+    def get_tasks(self, store: str | None = None) -> list[Task]:
+        """Return the tasks of one store (or all), pending ones first, then by next run
+        time, paused last."""
+        with self._lock:
+            tasks = [t for t, _ in self._pending if store is None or t.store_alias == store]
+            aliases = [store] if store is not None else list(self._stores)
+        for alias in aliases:
+            for task in self._call_store(self._lookup_store(alias), "get_all_tasks"):
+                task._scheduler = weakref.ref(self)
+                tasks.append(task)
+        return tasks
+
+    def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
+        """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
+        alias) recomputes the next run time unless ``next_run_time`` is given too."""
+        if "trigger" in changes and not isinstance(changes["trigger"], BaseTrigger):
+            changes["trigger"] = self._make_trigger(changes["trigger"], {})
+        task, alias = self._find(task_id, store)
+        if alias is None:
+            task._apply(changes)
+            return task
+        with self._store_locks[alias]:
+            task, _ = self._find(task_id, alias)
+            if "trigger" in changes and "next_run_time" not in changes:
+                changes["next_run_time"] = changes["trigger"].get_next_trigger_time(
+                    self.timezone, None, self.clock.now()
+                )
+            if "executor" in changes and changes["executor"] not in self._executors:
+                raise UnknownAliasError("executor", changes["executor"], list(self._executors))
+            task._apply(changes)
+            target = self._lookup_store(alias)
+            target.validate_task(task)
+            self._call_store(target, "update_task", task)
+        if self._wants(TASK_MODIFIED):
+            self._dispatch_event(TaskEvent(TASK_MODIFIED, task.id, alias))
+        self._wakeup_for(task.next_run_time)
+        return task
+
+    def reschedule_task(
+        self,
+        task_id: str,
+        store: str | None = None,
+        trigger: BaseTrigger | str | None = None,
+        **trigger_args: Any,
+    ) -> Task:
+        """Give a task a new trigger and the next run time it computes."""
+        new_trigger = self._make_trigger(trigger, trigger_args)
+        next_run_time = new_trigger.get_next_trigger_time(self.timezone, None, self.clock.now())
+        return self.update_task(task_id, store, trigger=new_trigger, next_run_time=next_run_time)
+
+    def pause_task(self, task_id: str, store: str | None = None) -> Task:
+        """Keep the task but stop running it (``next_run_time`` becomes ``None``)."""
+        return self.update_task(task_id, store, next_run_time=None)
+
+    def resume_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Give a paused task its next run time from now; a task whose trigger is finished
+        is deleted and ``None`` returned."""
+        task, _ = self._find(task_id, store)
+        next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, self.clock.now())
+        if next_run_time is None and not isinstance(task.trigger, ShutdownTrigger):
+            self.delete_task(task_id, store)
+            return None
+        return self.update_task(task_id, store, next_run_time=next_run_time)
+
+    def delete_task(self, task_id: str, store: str | None = None) -> None:
+        """Remove a task. Raises ``TaskLookupError`` for an unknown id."""
+        task, alias = self._find(task_id, store)
+        if alias is None:
+            with self._lock:
+                self._pending = [(t, r) for t, r in self._pending if t is not task]
+        else:
+            with self._store_locks[alias]:
+                self._call_store(self._lookup_store(alias), "remove_task", task_id)
+            self._shutdown_tasks.discard((alias, task_id))
+        if self._wants(TASK_REMOVED):
+            self._dispatch_event(TaskEvent(TASK_REMOVED, task_id, alias))
+
+    def remove_all_tasks(self, store: str | None = None) -> None:
+        """Remove every task of one store, or of all stores and the pending list."""
+        with self._lock:
+            self._pending = [
+                (t, r) for t, r in self._pending if store is not None and t.store_alias != store
+            ]
+            aliases = [store] if store is not None else list(self._stores)
+        for alias in aliases:
+            with self._store_locks[alias]:
+                self._call_store(self._lookup_store(alias), "remove_all_tasks")
+            self._shutdown_tasks = {key for key in self._shutdown_tasks if key[0] != alias}
+        self._dispatch_event(SchedulerEvent(ALL_TASKS_REMOVED, store))
+
+    def run_task(self, task_id: str, store: str | None = None) -> Task:
+        """Run a task once now, outside its schedule (its next run time is unchanged).
+        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
+        times."""
+        if not self.running:
+            raise SchedulerNotRunningError("run_task needs a running scheduler")
+        task, _ = self._find(task_id, store)
+        self._processor.submit(task, [self.clock.now()], raise_max_instances=True)
+        return task
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def preview_task_runs(
+        self, task_id: str, count: int = 5, store: str | None = None
+    ) -> list[datetime]:
+        """The task's next ``count`` fire times (without jitter's randomness settled)."""
+        task, _ = self._find(task_id, store)
+        times: list[datetime] = []
+        next_time = task.next_run_time
+        now = self.clock.now()
+        while next_time is not None and len(times) < count:
+            times.append(next_time)
+            next_time = task.trigger.get_next_trigger_time(self.timezone, next_time, now)
+        return times
+
+    def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
+        """A plain-dict summary of one task, for dashboards and logs."""
+        task, alias = self._find(task_id, store)
+        return {
+            "id": task.id,
+            "name": task.name,
+            "trigger": repr(task.trigger),
+            "executor": task.executor,
+            "store": alias or task.store_alias,
+            "pending": alias is None,
+            "paused": task.next_run_time is None and not isinstance(task.trigger, ShutdownTrigger),
+            "next_run_time": task.next_run_time,
+            "coalesce": task.coalesce,
+            "max_instances": task.max_instances,
+            "mistrigger_grace_time": task.mistrigger_grace_time,
+        }
+
+    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`get_task_info` for every task."""
+        return [self.get_task_info(task.id, task.store_alias) for task in self.get_tasks(store)]
+
+    def get_scheduler_info(self) -> dict[str, Any]:
+        """A plain-dict summary of the scheduler."""
+        return {
+            "type": type(self).__name__,
+            "identity": self.identity,
+            "state": self.state.name.lower(),
+            "timezone": str(self.timezone),
+            "stores": {alias: type(s).__name__ for alias, s in self._stores.items()},
+            "executors": {alias: type(e).__name__ for alias, e in self._executors.items()},
+            "task_defaults": dict(self.task_defaults),
+            "pending_tasks": len(self._pending),
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identity} {self.state.name.lower()}>"
+
+
+def _noop() -> None:
+    """The callable behind the probe task that validates ``task_defaults``."""
+
+
+def _build_plugin(registry: Any, base: type, value: Any, options: Mapping[str, Any]) -> Any:
+    if isinstance(value, base):
+        if options:
+            raise ConfigurationError(
+                f"options {sorted(options)} go with an alias, not with {value!r}"
+            )
+        return value
+    if isinstance(value, str):
+        return registry.create(value, dict(options))
+    if isinstance(value, Mapping):
+        config = {**value, **options}
+        kind = config.pop("type", None)
+        if kind is None:
+            raise ConfigurationError(f"{registry.kind} config {dict(value)!r} needs a 'type' key")
+        return registry.create(kind, config)
+    raise ConfigurationError(
+        f"a {registry.kind} must be a {base.__name__}, an alias or a dict with 'type', got {value!r}"
+    )
