@@ -1,0 +1,321 @@
+"""JSON: the default serializer of persistent stores.
+
+The output is UTF-8 JSON an operator can read, and every value comes back with the
+type it went in with. JSON only knows strings, numbers, booleans, null, arrays and
+objects, so every other supported value is written as an object with a type tag::
+
+    {"__tw__": "datetime", "v": "2026-03-29T02:30:00", "fold": 0, "tz": {...}}
+
+Supported: ``str``, ``int``, ``float`` (also NaN and infinities), ``bool``, ``None``,
+``list``, ``dict`` (any hashable keys), ``tuple``, ``set``, ``frozenset``, ``bytes``,
+``bytearray``, ``datetime`` (naive or aware), ``date``, ``time``, ``timedelta``,
+``UUID``, ``Decimal``, the time zones ``ZoneInfo`` (by key) and ``datetime.timezone``
+(fixed offsets), and triggers. Exact types only: a subclass (an ``IntEnum``, a
+``pandas.Timestamp``) would come back as its base class, so it is refused rather than
+silently changed.
+
+Triggers are written as ``{"__tw__": "trigger", "type": "module:Class", "state": ...}``.
+Reading one imports the named class and instantiates it only if it is a
+:class:`~tickwork.triggers.base.BaseTrigger` subclass: stored data can never make
+tickwork call an arbitrary class.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from tickwork.exceptions import ReferenceResolutionError, SerializationError
+from tickwork.serializers.base import (
+    BaseSerializer,
+    cannot_load,
+    cannot_store,
+    short_repr,
+    task_from_state,
+    task_state,
+)
+from tickwork.tasks import Task
+from tickwork.triggers.base import BaseTrigger
+from tickwork.utils import obj_to_ref, ref_to_obj
+
+__all__ = ["JSONSerializer"]
+
+#: The key that marks a tagged value. A user dict that has this key is written in the
+#: tagged ``"dict"`` form, so it can never be mistaken for a tag.
+TAG = "__tw__"
+#: The version of the document layout ``{"format": 1, "task": {...}}``.
+FORMAT_VERSION = 1
+
+_PLAIN_HINT = (
+    "pass plain data instead (str, int, float, bool, None, lists, dicts, tuples, sets, "
+    "datetimes, dates, times, timedeltas, UUIDs, Decimals, bytes), "
+    "use the pickle serializer (serializer='pickle'), or use the memory store"
+)
+
+
+class _Unencodable(Exception):
+    """Raised inside the encoder; collects the path to the value as it unwinds."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+        self.path: list[str] = []
+
+
+class JSONSerializer(BaseSerializer):
+    """Tasks as tagged JSON (see the module docstring for what can be stored); see
+    :class:`~tickwork.serializers.base.BaseSerializer` for the contract."""
+
+    name = "json"
+
+    def serialize(self, task: Task) -> bytes:
+        """Return the task as UTF-8 JSON, or raise ``SerializationError``."""
+        state = task_state(task)
+        encoded: dict[str, Any] = {}
+        for key, value in state.items():
+            try:
+                encoded[key] = _Encoder().encode(value)
+            except _Unencodable as exc:
+                where = key + "".join(reversed(exc.path))
+                raise cannot_store(
+                    task.id,
+                    f"{where} = {short_repr(exc.value)}",
+                    f"cannot be written as JSON ({exc.reason})",
+                    _PLAIN_HINT,
+                ) from None
+            except RecursionError:
+                raise cannot_store(
+                    task.id, key, "is nested too deeply to be written as JSON", _PLAIN_HINT
+                ) from None
+        document = {"format": FORMAT_VERSION, "task": encoded}
+        text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+    def deserialize(self, data: bytes) -> Task:
+        """Return the task the JSON document holds, or raise ``SerializationError``."""
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise cannot_load(None, f"the data is not valid JSON ({exc})") from None
+        raw = document.get("task") if isinstance(document, dict) else None
+        if not isinstance(raw, dict):
+            raise cannot_load(None, "the JSON document has no 'task' object")
+        task_id = raw.get("id")
+        if document.get("format") != FORMAT_VERSION:
+            raise cannot_load(
+                task_id,
+                f"it was written in JSON format {document.get('format')!r}, this tickwork "
+                f"reads format {FORMAT_VERSION}; upgrade tickwork",
+            )
+        try:
+            state = {key: _decode(value) for key, value in raw.items()}
+        except SerializationError as exc:
+            raise cannot_load(task_id, str(exc)) from None
+        except ReferenceResolutionError as exc:
+            raise cannot_load(task_id, f"its trigger class no longer imports ({exc})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise cannot_load(task_id, f"malformed value ({type(exc).__name__}: {exc})") from None
+        return task_from_state(state)
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+class _Encoder:
+    """Walks one value; remembers the containers on the current path to refuse cycles."""
+
+    def __init__(self) -> None:
+        self._active: set[int] = set()
+
+    def encode(self, value: Any) -> Any:
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is bool:
+            return value
+        if kind is float:
+            return value if math.isfinite(value) else {TAG: "float", "v": repr(value)}
+        if kind in _CONTAINERS:
+            return self._container(value)
+        scalar = _SCALARS.get(kind)
+        if scalar is not None:
+            return scalar(value)
+        if isinstance(value, BaseTrigger):
+            return self._trigger(value)
+        if isinstance(value, tzinfo):
+            raise _Unencodable(
+                value, "only ZoneInfo zones with a key and datetime.timezone offsets are supported"
+            )
+        raise _Unencodable(value, f"values of type {kind.__module__}.{kind.__qualname__}")
+
+    def _container(self, value: Any) -> Any:
+        if id(value) in self._active:
+            raise _Unencodable(value, "it contains itself")
+        self._active.add(id(value))
+        try:
+            if type(value) is dict:
+                return self._dict(value)
+            items = [self._item(item, f"[{index}]") for index, item in enumerate(value)]
+            if type(value) is list:
+                return items
+            return {TAG: type(value).__name__, "items": items}
+        finally:
+            self._active.discard(id(value))
+
+    def _dict(self, value: dict[Any, Any]) -> Any:
+        if TAG not in value and all(type(key) is str for key in value):
+            return {key: self._item(item, f"[{key!r}]") for key, item in value.items()}
+        pairs = [
+            [self._item(key, f" key {key!r}"), self._item(item, f"[{key!r}]")]
+            for key, item in value.items()
+        ]
+        return {TAG: "dict", "items": pairs}
+
+    def _item(self, value: Any, step: str) -> Any:
+        try:
+            return self.encode(value)
+        except _Unencodable as exc:
+            exc.path.append(step)
+            raise
+
+    def _trigger(self, trigger: BaseTrigger) -> Any:
+        try:
+            ref = obj_to_ref(type(trigger))
+        except ReferenceResolutionError as exc:
+            raise _Unencodable(trigger, f"its class has no importable name ({exc})") from None
+        return {TAG: "trigger", "type": ref, "state": self._item(trigger.__getstate__(), ".state")}
+
+
+def _encode_zone(zone: tzinfo | None) -> Any:
+    if zone is None:
+        return None
+    if type(zone) is ZoneInfo:
+        if zone.key is None:
+            raise _Unencodable(zone, "a ZoneInfo read from a file has no key to store")
+        return {TAG: "zoneinfo", "key": zone.key}
+    if type(zone) is timezone:
+        offset = zone.utcoffset(None)
+        # A name is kept only when it was given: timezone(offset) derives "UTC+01:00".
+        name = zone.tzname(None)
+        named = name != timezone(offset).tzname(None)
+        return {TAG: "timezone", "offset": _encode_delta(offset), "name": name if named else None}
+    raise _Unencodable(
+        zone, "only ZoneInfo zones with a key and datetime.timezone offsets are supported"
+    )
+
+
+def _encode_delta(value: timedelta) -> list[int]:
+    return [value.days, value.seconds, value.microseconds]
+
+
+def _encode_datetime(value: datetime) -> Any:
+    wall = value.replace(tzinfo=None, fold=0).isoformat()
+    return {TAG: "datetime", "v": wall, "fold": value.fold, "tz": _encode_zone(value.tzinfo)}
+
+
+def _encode_time(value: time) -> Any:
+    wall = value.replace(tzinfo=None, fold=0).isoformat()
+    return {TAG: "time", "v": wall, "fold": value.fold, "tz": _encode_zone(value.tzinfo)}
+
+
+_CONTAINERS = {list, dict, tuple, set, frozenset}
+
+_SCALARS: dict[type, Any] = {
+    datetime: _encode_datetime,
+    date: lambda v: {TAG: "date", "v": v.isoformat()},
+    time: _encode_time,
+    timedelta: lambda v: {TAG: "timedelta", "v": _encode_delta(v)},
+    UUID: lambda v: {TAG: "uuid", "v": str(v)},
+    Decimal: lambda v: {TAG: "decimal", "v": str(v)},
+    bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode("ascii")},
+    bytearray: lambda v: {TAG: "bytearray", "v": base64.b64encode(v).decode("ascii")},
+    ZoneInfo: _encode_zone,
+    timezone: _encode_zone,
+}
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {key: _decode(item) for key, item in value.items()}
+    decoder = _DECODERS.get(tag)
+    if decoder is None:
+        raise SerializationError(f"unknown type tag {tag!r}")
+    return decoder(value)
+
+
+def _decode_zone(value: Any) -> tzinfo | None:
+    if value is None:
+        return None
+    zone = _decode(value)
+    if not isinstance(zone, tzinfo):
+        raise SerializationError(f"expected a time zone, found {value!r}")
+    return zone
+
+
+def _decode_delta(parts: list[int]) -> timedelta:
+    days, seconds, microseconds = parts
+    return timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+
+def _decode_timezone(value: dict[str, Any]) -> timezone:
+    offset = _decode_delta(value["offset"])
+    name = value.get("name")
+    return timezone(offset) if name is None else timezone(offset, name)
+
+
+def _decode_datetime(value: dict[str, Any]) -> datetime:
+    wall = datetime.fromisoformat(value["v"])
+    return wall.replace(tzinfo=_decode_zone(value["tz"]), fold=value["fold"])
+
+
+def _decode_time(value: dict[str, Any]) -> time:
+    wall = time.fromisoformat(value["v"])
+    return wall.replace(tzinfo=_decode_zone(value["tz"]), fold=value["fold"])
+
+
+def _decode_trigger(value: dict[str, Any]) -> BaseTrigger:
+    ref = value["type"]
+    cls = ref_to_obj(ref)
+    # The safety rule of this format: only trigger classes are ever instantiated.
+    if not (isinstance(cls, type) and issubclass(cls, BaseTrigger)):
+        raise SerializationError(f"{ref!r} is not a trigger class; refusing to instantiate it")
+    trigger = cls.__new__(cls)
+    trigger.__setstate__(_decode(value["state"]))
+    return trigger
+
+
+def _decode_dict(value: dict[str, Any]) -> dict[Any, Any]:
+    return {_decode(key): _decode(item) for key, item in value["items"]}
+
+
+_DECODERS: dict[str, Any] = {
+    "float": lambda v: float(v["v"]),
+    "tuple": lambda v: tuple(_decode(v["items"])),
+    "set": lambda v: set(_decode(v["items"])),
+    "frozenset": lambda v: frozenset(_decode(v["items"])),
+    "dict": _decode_dict,
+    "datetime": _decode_datetime,
+    "date": lambda v: date.fromisoformat(v["v"]),
+    "time": _decode_time,
+    "timedelta": lambda v: _decode_delta(v["v"]),
+    "uuid": lambda v: UUID(v["v"]),
+    "decimal": lambda v: Decimal(v["v"]),
+    "bytes": lambda v: base64.b64decode(v["v"]),
+    "bytearray": lambda v: bytearray(base64.b64decode(v["v"])),
+    "zoneinfo": lambda v: ZoneInfo(v["key"]),
+    "timezone": _decode_timezone,
+    "trigger": _decode_trigger,
+}
