@@ -111,7 +111,7 @@ class BaseScheduler(ABC):
         logger_name: str | None = None,
         identity: str | None = None,
         clock: Clock | None = None,
-        batch_size: int = 512,
+        batch_size: int = 256,
     ) -> None:
         self.logger = logging.getLogger(logger_name or "tickwork.scheduler")
         self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
