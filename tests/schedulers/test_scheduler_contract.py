@@ -68,7 +68,8 @@ async def test_interval_task_runs_repeatedly(harness: Harness) -> None:
     scheduler.add_task(counter, "interval", seconds=0.05)
     await wait_until(lambda: counter.count >= 4)
     await harness.shutdown(scheduler)
-    assert harness.codes(SCHEDULER_STARTED) and harness.codes(SCHEDULER_SHUTDOWN)
+    assert harness.codes(SCHEDULER_STARTED)
+    assert harness.codes(SCHEDULER_SHUTDOWN)
 
 
 async def test_coroutine_task_runs(harness: Harness) -> None:
