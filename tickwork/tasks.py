@@ -152,6 +152,7 @@ class Task:
             "coalesce": coalesce,
             "max_instances": max_instances,
             "mistrigger_grace_time": mistrigger_grace_time,
+            "next_run_time": next_run_time,
         }
         if trigger_obj is not UNSET:
             changes["trigger"] = trigger_obj

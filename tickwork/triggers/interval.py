@@ -54,7 +54,7 @@ class IntervalTrigger(BaseTrigger):
             weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
         )
         if self.interval <= timedelta(0):
-            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or "no length"
+            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(f"{k}=0" for k in units)
             raise InvalidTriggerError(f"the interval must be positive, got {given}")
         self.timezone = self._resolve_timezone(timezone)
         self.start_at = self._resolve_datetime(start_at, self.timezone, "start_at")
