@@ -1,0 +1,526 @@
+"""Tasks kept as files in a directory: one file per task, each written atomically.
+
+Layout of ``directory``:
+
+* ``<escaped id>.task``: one task. A one-line JSON header (task id, next run time,
+  payload length and CRC-32) and then the serializer's bytes. The header lets the store
+  build its index without importing any task's function, and tells a torn or damaged
+  file from a task whose function is gone.
+* ``.tmp-*``: files being written. A writer fills a temporary file, fsyncs it, renames
+  it over the task file (``os.replace``, atomic) and fsyncs the directory, so a reader
+  or a crash sees the old task or the new one, never a mix.
+* ``.lock``: held by writers (``flock``), so several processes can share the directory.
+* ``corrupt/``: task files that could not be read, moved aside with a log line.
+
+Several processes (or store objects) may use one directory. Each keeps an in-memory
+index of next run times and refreshes it before answering a query when the directory's
+modification time changed, re-reading only the files whose size, inode or mtime
+changed. What is supported: tickwork stores in any number of processes on one local
+file system. What is not: editing task files in place (write a new file and rename it,
+as tickwork does), or network file systems without working ``flock`` and ``rename``.
+
+Cost: a query after a change stats every task file, so this store suits up to a few
+thousand tasks; use the SQL or Redis store beyond that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import NamedTuple
+
+from filelock import FileLock
+
+from tickwork.exceptions import ConflictIdError, StoreUnavailableError, TaskLookupError
+from tickwork.serializers import BaseSerializer, resolve_serializer
+from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores.base import BaseStore
+from tickwork.tasks import Task
+
+__all__ = ["FileStore", "file_name_for"]
+
+SUFFIX = ".task"
+_HEADER_VERSION = 1
+_MAX_HEADER = 64 * 1024
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+# Escaped names stay well under the 255-byte limit of common file systems; longer ids
+# are named by their hash (the id itself is always in the header).
+_MAX_NAME = 200
+# A temporary file this old belongs to a writer that died; younger ones may be in use.
+_STALE_TEMP_SECONDS = 3600.0
+# Directory timestamps have a coarse granularity (a kernel tick); a change made in the
+# same tick as our last scan would not move the mtime, so a directory modified this
+# recently is scanned again on the next query.
+_RACY_NS = 2_000_000_000
+
+
+def file_name_for(task_id: str) -> str:
+    """Return the file name of a task: ``[a-z0-9_-.]`` kept, every other byte as ``%XX``.
+
+    Upper-case letters are escaped too, so ids differing only in case stay distinct on
+    case-insensitive file systems; ``/``, ``..`` and NUL can never reach the path.
+    """
+    escaped = "".join(
+        char if char in _SAFE else "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        for char in task_id
+    )
+    if escaped.startswith("."):
+        escaped = "%2E" + escaped[1:]
+    if not escaped or len(escaped) > _MAX_NAME:
+        escaped = "~" + sha256(task_id.encode("utf-8")).hexdigest()
+    return escaped + SUFFIX
+
+
+class _StatKey(NamedTuple):
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+class _Unreadable(Exception):
+    """A task file whose header cannot be used; ``quarantine`` says whether to move it."""
+
+    def __init__(self, reason: str, quarantine: bool = True) -> None:
+        super().__init__(reason)
+        self.quarantine = quarantine
+
+
+class FileStore(BaseStore):
+    """One file per task in ``directory`` (see the module docstring for the layout).
+
+    ``directory`` is created with mode 0o700 and task files with 0o600: task arguments
+    may be private. ``cleanup_directory=True`` deletes the directory, tasks included, on
+    :meth:`shutdown` (for tests and throw-away schedulers). ``serializer`` is a
+    :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"`` (the default) or
+    ``"pickle"``. Everything else: see :class:`~tickwork.stores.base.BaseStore`.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        cleanup_directory: bool = False,
+        serializer: BaseSerializer | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.cleanup_directory = cleanup_directory
+        self.serializer = resolve_serializer(serializer)
+        self._lock = threading.RLock()
+        self._file_lock = FileLock(
+            self.directory / ".lock", mode=0o600, thread_local=False, preserve_lock_file=True
+        )
+        self._broken = BrokenTasks(self.logger)
+        self._prepared = False
+        self._reset_index()
+
+    def _reset_index(self) -> None:
+        self._files: dict[str, tuple[_StatKey, str]] = {}  # file name -> (stat, task id)
+        self._times: dict[str, tuple[float, str]] = {}  # task id -> live heap entry
+        self._heap: list[tuple[float, str]] = []
+        self._dir_mtime_ns = -1
+        self._racy = True
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, alias: str) -> None:
+        """Create the directory if needed, drop stale temporary files, build the index."""
+        super().start(alias)
+        with self._lock:
+            self._prepared = False
+            self._reset_index()
+            self._prepare()
+
+    def shutdown(self) -> None:
+        """Forget the index; with ``cleanup_directory`` delete the directory."""
+        with self._lock:
+            self._prepared = False
+            self._reset_index()
+            self._broken.clear()
+            if self.cleanup_directory:
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        with self._io_errors("prepare the directory"):
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            now = time.time()
+            for entry in os.scandir(self.directory):
+                if entry.name.startswith(".tmp-"):
+                    with contextlib.suppress(OSError):
+                        if now - entry.stat().st_mtime > _STALE_TEMP_SECONDS:
+                            os.unlink(entry.path)
+        self._prepared = True
+        self._refresh()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> None:
+        """Store a new task (see :meth:`BaseStore.add_task`)."""
+        self.add_tasks([task])
+
+    def add_tasks(self, tasks: Iterable[Task]) -> None:
+        """Store several new tasks; on a duplicate id or a failed write none is kept."""
+        blobs = [(task, self._encode(task)) for task in tasks]
+        seen: set[str] = set()
+        for task, _ in blobs:
+            if task.id in seen:
+                raise ConflictIdError(task.id)
+            seen.add(task.id)
+        with self._writing("add tasks"):
+            for task, _ in blobs:
+                if (self.directory / file_name_for(task.id)).exists():
+                    raise ConflictIdError(task.id)
+            written: list[Task] = []
+            try:
+                for task, blob in blobs:
+                    self._write(task, blob)
+                    written.append(task)
+            except BaseException:
+                for task in written:
+                    self._unlink(task.id)
+                raise
+            finally:
+                _fsync_directory(self.directory)
+        for task, _ in blobs:
+            task.store_alias = self.alias
+
+    def update_task(self, task: Task) -> None:
+        """Replace the stored task (see :meth:`BaseStore.update_task`)."""
+        blob = self._encode(task)
+        with self._writing("update a task"):
+            if not (self.directory / file_name_for(task.id)).exists():
+                raise TaskLookupError(task.id, self.alias)
+            self._write(task, blob)
+            _fsync_directory(self.directory)
+        task.store_alias = self.alias
+
+    def remove_task(self, task_id: str) -> None:
+        """Delete a task (see :meth:`BaseStore.remove_task`)."""
+        with self._writing("remove a task"):
+            if not self._unlink(task_id):
+                raise TaskLookupError(task_id, self.alias)
+            _fsync_directory(self.directory)
+
+    def remove_all_tasks(self) -> None:
+        """Delete every task file (files moved to ``corrupt/`` stay)."""
+        with self._writing("remove all tasks"):
+            for entry in os.scandir(self.directory):
+                if _is_task_file(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+            _fsync_directory(self.directory)
+            self._reset_index()
+            self._broken.clear()
+
+    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
+        """Write a pass's results under one lock and with one directory sync."""
+        blobs = [(task, self._encode(task)) for task in updated]
+        with self._writing("store processed tasks"):
+            for task, blob in blobs:
+                # A task deleted meanwhile (by anyone) stays deleted.
+                if (self.directory / file_name_for(task.id)).exists():
+                    self._write(task, blob)
+                    task.store_alias = self.alias
+            for task_id in removed:
+                self._unlink(task_id)
+            _fsync_directory(self.directory)
+
+    def _encode(self, task: Task) -> bytes:
+        payload = self.serializer.serialize(task)
+        when = task.next_run_time.timestamp() if task.next_run_time is not None else None
+        header = {
+            "v": _HEADER_VERSION,
+            "id": task.id,
+            "next": when,
+            "len": len(payload),
+            "crc": zlib.crc32(payload),
+        }
+        return json.dumps(header, ensure_ascii=True).encode("ascii") + b"\n" + payload
+
+    def _write(self, task: Task, blob: bytes) -> None:
+        """Atomically replace the task's file; the caller holds the write lock."""
+        name = file_name_for(task.id)
+        fd, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(blob)
+                stream.flush()
+                os.fsync(stream.fileno())
+                stat = os.fstat(stream.fileno())
+            os.replace(temp_path, self.directory / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_path)
+            raise
+        when = task.next_run_time.timestamp() if task.next_run_time is not None else None
+        self._index(name, _key(stat), task.id, when)
+        self._broken.forget(task.id)
+
+    def _unlink(self, task_id: str) -> bool:
+        name = file_name_for(task_id)
+        try:
+            os.unlink(self.directory / name)
+        except FileNotFoundError:
+            return False
+        finally:
+            self._drop(name)
+            self._broken.forget(task_id)
+        return True
+
+    @contextlib.contextmanager
+    def _writing(self, action: str) -> Iterator[None]:
+        with self._lock, self._io_errors(action):
+            self._prepare()
+            with self._file_lock:
+                yield
+
+    @contextlib.contextmanager
+    def _io_errors(self, action: str) -> Iterator[None]:
+        # Disk full, permissions, a vanished mount: the scheduler retries later.
+        try:
+            yield
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"file store {self.alias!r} could not {action} in {str(self.directory)!r}: {exc}"
+            ) from exc
+
+    # -- the index ------------------------------------------------------------------------
+
+    def _index(self, name: str, key: _StatKey, task_id: str, when: float | None) -> None:
+        self._files[name] = (key, task_id)
+        if when is None:
+            self._times.pop(task_id, None)
+            return
+        entry = (when, task_id)
+        self._times[task_id] = entry
+        heapq.heappush(self._heap, entry)
+        if len(self._heap) > 2 * len(self._times) + 64:
+            self._heap = list(self._times.values())
+            heapq.heapify(self._heap)
+
+    def _drop(self, name: str) -> None:
+        known = self._files.pop(name, None)
+        if known is not None:
+            self._times.pop(known[1], None)
+
+    def _refresh(self) -> None:
+        """Bring the index up to date with the directory (the caller holds ``_lock``)."""
+        with self._io_errors("read the directory"):
+            self._prepare()
+            dir_stat = os.stat(self.directory)
+            if dir_stat.st_mtime_ns == self._dir_mtime_ns and not self._racy:
+                return
+            present: set[str] = set()
+            for entry in os.scandir(self.directory):
+                if not _is_task_file(entry.name):
+                    continue
+                try:
+                    key = _key(entry.stat())
+                except FileNotFoundError:
+                    continue
+                present.add(entry.name)
+                known = self._files.get(entry.name)
+                if known is None or known[0] != key:
+                    self._reindex(entry.name)
+            for name in set(self._files) - present:
+                self._drop(name)
+        # The mtime read *before* scanning: a change during the scan moves it again.
+        self._dir_mtime_ns = dir_stat.st_mtime_ns
+        self._racy = time.time_ns() - dir_stat.st_mtime_ns < _RACY_NS
+
+    def _reindex(self, name: str) -> None:
+        read = self._read(name)
+        if read is None:
+            self._drop(name)
+            return
+        key, task_id, when, _ = read
+        self._drop(name)
+        self._index(name, key, task_id, when)
+
+    def _ordered_ids(self, max_time: float, count: int | None) -> list[tuple[float, str]]:
+        """The live heap entries up to ``max_time``, earliest first, skipping known-broken
+        tasks; at most ``count``. The heap is left as it was."""
+        found: list[tuple[float, str]] = []
+        popped: list[tuple[float, str]] = []
+        heap, times = self._heap, self._times
+        while heap and (count is None or len(found) < count):
+            entry = heap[0]
+            if times.get(entry[1]) is not entry:
+                heapq.heappop(heap)
+                continue
+            if entry[0] > max_time:
+                break
+            popped.append(heapq.heappop(heap))
+            if not self._broken.is_known(entry[1]):
+                found.append(entry)
+        for entry in popped:
+            heapq.heappush(heap, entry)
+        return found
+
+    # -- reading files ----------------------------------------------------------------------
+
+    def _read(self, name: str) -> tuple[_StatKey, str, float | None, bytes] | None:
+        """Read and check one task file; ``None`` when it is gone or unreadable."""
+        path = self.directory / name
+        try:
+            with open(path, "rb") as stream:
+                key = _key(os.fstat(stream.fileno()))
+                raw = stream.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.logger.error("skipping task file %s: %s", path, exc)
+            return None
+        try:
+            task_id, when, payload = _parse(raw, name)
+        except _Unreadable as exc:
+            if exc.quarantine:
+                self._quarantine(name, key, str(exc))
+            else:
+                self.logger.error("skipping task file %s: %s", path, exc)
+            return None
+        return key, task_id, when, payload
+
+    def _quarantine(self, name: str, key: _StatKey, reason: str) -> None:
+        """Move an unreadable file to ``corrupt/`` unless it was rewritten meanwhile."""
+        with self._lock, self._file_lock:
+            source = self.directory / name
+            try:
+                if _key(os.stat(source)) != key:
+                    return
+                target_dir = self.directory / "corrupt"
+                target_dir.mkdir(mode=0o700, exist_ok=True)
+                target = target_dir / f"{name}.{time.time_ns()}"
+                os.replace(source, target)
+                _fsync_directory(self.directory)
+            except OSError as exc:
+                self.logger.error(
+                    "task file %s is unreadable (%s) and could not be moved aside: %s",
+                    source,
+                    reason,
+                    exc,
+                )
+                return
+            self._drop(name)
+        self.logger.error("task file %s is unreadable (%s); moved it to %s", source, reason, target)
+
+    def _load(self, name: str) -> Task | None:
+        read = self._read(name)
+        if read is None:
+            return None
+        _, task_id, _, payload = read
+        task = self._broken.load(self.serializer, task_id, payload)
+        if task is not None:
+            task.store_alias = self.alias
+        return task
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def lookup_task(self, task_id: str) -> Task | None:
+        """Return the task with this id, or ``None`` (also when it cannot be loaded)."""
+        with self._lock:
+            self._prepare()
+        return self._load(file_name_for(task_id))
+
+    def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
+        """Return due tasks, earliest first, read fresh from their files."""
+        now_ts = now.timestamp()
+        with self._lock:
+            self._refresh()
+            entries = self._ordered_ids(now_ts, limit)
+        due: list[Task] = []
+        for _, task_id in entries:
+            task = self._load(file_name_for(task_id))
+            # Another process may have changed the file since the index was built.
+            if task is not None and task.next_run_time is not None and task.next_run_time <= now:
+                due.append(task)
+        return due
+
+    def get_next_run_time(self) -> datetime | None:
+        """Return the earliest next run time of the tasks that can be loaded."""
+        with self._lock:
+            self._refresh()
+            entries = self._ordered_ids(float("inf"), 1)
+        return datetime.fromtimestamp(entries[0][0], UTC) if entries else None
+
+    def get_all_tasks(self) -> list[Task]:
+        """Return every loadable task, by next run time, paused last."""
+        with self._lock:
+            self._refresh()
+            names = list(self._files)
+        tasks = [task for task in map(self._load, names) if task is not None]
+        tasks.sort(key=_sort_key)
+        return tasks
+
+    def __repr__(self) -> str:
+        return f"<FileStore alias={self.alias!r} directory={str(self.directory)!r}>"
+
+
+def _parse(raw: bytes, name: str) -> tuple[str, float | None, bytes]:
+    newline = raw.find(b"\n", 0, _MAX_HEADER)
+    if newline < 0:
+        raise _Unreadable("no header line (empty or truncated file)")
+    try:
+        header = json.loads(raw[:newline])
+    except ValueError:
+        raise _Unreadable("the header line is not JSON") from None
+    if not isinstance(header, dict):
+        raise _Unreadable("the header line is not a JSON object")
+    if header.get("v") != _HEADER_VERSION:
+        # Written by another tickwork version: leave it for that version to read.
+        raise _Unreadable(f"unsupported file format {header.get('v')!r}", quarantine=False)
+    task_id, when, length, crc = (header.get(k) for k in ("id", "next", "len", "crc"))
+    if not isinstance(task_id, str) or not isinstance(length, int) or not isinstance(crc, int):
+        raise _Unreadable("the header lacks id, len or crc")
+    if when is not None and not isinstance(when, int | float):
+        raise _Unreadable(f"the header's next run time {when!r} is not a number")
+    payload = raw[newline + 1 :]
+    if len(payload) != length:
+        raise _Unreadable(f"truncated: {len(payload)} of {length} payload bytes")
+    if zlib.crc32(payload) != crc:
+        raise _Unreadable("the payload's checksum does not match")
+    if file_name_for(task_id) != name:
+        raise _Unreadable(f"the file holds task {task_id!r}, whose file name differs")
+    return task_id, (float(when) if when is not None else None), payload
+
+
+def _is_task_file(name: str) -> bool:
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
+def _key(stat: os.stat_result) -> _StatKey:
+    return _StatKey(stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make renames and unlinks in ``path`` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _sort_key(task: Task) -> tuple[int, float, str]:
+    if task.next_run_time is None:
+        return (1, 0.0, task.id)
+    return (0, task.next_run_time.timestamp(), task.id)

@@ -1,0 +1,411 @@
+"""Tasks in an SQL database through SQLAlchemy: SQLite, PostgreSQL, MariaDB / MySQL.
+
+Without ``url`` or ``engine`` the store uses ``sqlite:///tickwork.sqlite``: a file named
+``tickwork.sqlite`` in the current working directory of the process.
+
+The schema (created by :meth:`SQLAlchemyStore.start` when missing):
+
+* ``<tablename>``: ``id`` (primary key, at most 191 characters so MySQL's utf8mb4 index
+  limit holds; stored as bytes on MySQL so ids compare exactly, case and trailing spaces
+  included), ``next_run_time`` (epoch seconds as a double, indexed: every "what is due?"
+  query walks that index), ``state`` (the serializer's bytes), and ``lease_owner`` /
+  ``lease_expires`` (nullable, for schedulers that share a store and lease tasks).
+* ``<tablename>_meta``: key/value rows; ``schema_version`` says which tickwork schema the
+  table follows, so a later tickwork can migrate it, and an older one refuses to touch
+  a newer schema.
+
+Engines the store creates itself use ``pool_pre_ping`` (a restarted server is reconnected
+transparently); SQLite files additionally get WAL journaling (readers do not block the
+writer) and a 30 s busy timeout. Connection failures raise
+:class:`~tickwork.exceptions.StoreUnavailableError`, chained to the driver's error, so
+the scheduler can retry later. An in-memory SQLite URL (``sqlite://``) shares one
+connection and suits single-threaded tests only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Double,
+    Engine,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from tickwork.exceptions import (
+    ConfigurationError,
+    ConflictIdError,
+    InvalidTaskError,
+    StoreUnavailableError,
+    TaskLookupError,
+)
+from tickwork.serializers import BaseSerializer, resolve_serializer
+from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores.base import BaseStore
+from tickwork.tasks import Task
+
+__all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
+
+DEFAULT_URL = "sqlite:///tickwork.sqlite"
+#: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
+SCHEMA_VERSION = 1
+#: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
+MAX_ID_LENGTH = 191
+_MYSQL = ("mysql", "mariadb")
+# Bound parameters per IN (...) list: below every backend's limit (SQLite's is 999 on old
+# builds).
+_CHUNK = 500
+
+
+class _TaskId(TypeDecorator[str]):
+    """A task id column: VARCHAR(191), except VARBINARY on MySQL.
+
+    MySQL string collations ignore case or trailing spaces (``'a' = 'A '`` under many of
+    them), which would make distinct task ids collide; bytes compare exactly.
+    """
+
+    impl = String(MAX_ID_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(MAX_ID_LENGTH * 4))
+        return dialect.type_descriptor(String(MAX_ID_LENGTH))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name in _MYSQL:
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode("utf-8")
+        return value  # type: ignore[no-any-return]
+
+
+class SQLAlchemyStore(BaseStore):
+    """Tasks in one table of an SQL database; see the module docstring for the schema.
+
+    Give ``url`` (an SQLAlchemy URL, default ``sqlite:///tickwork.sqlite``) or an
+    ``engine`` you manage (the store then leaves its pool settings and pragmas alone and
+    does not dispose it). ``engine_options`` go to ``create_engine``. ``tablename`` and
+    ``schema`` place the table, so several stores can share a database. ``serializer``
+    is a :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"`` (the default) or
+    ``"pickle"``. Everything else: see :class:`~tickwork.stores.base.BaseStore`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        engine: Engine | None = None,
+        tablename: str = "tickwork_tasks",
+        serializer: BaseSerializer | str | None = None,
+        schema: str | None = None,
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if url is not None and engine is not None:
+            raise ConfigurationError("give the SQLAlchemyStore a url or an engine, not both")
+        self.serializer = resolve_serializer(serializer)
+        self._owns_engine = engine is None
+        self.engine = engine if engine is not None else _create_engine(url, engine_options)
+        self.tablename = tablename
+        self._metadata = MetaData(schema=schema)
+        self._tasks = Table(
+            tablename,
+            self._metadata,
+            Column("id", _TaskId(), primary_key=True),
+            Column("next_run_time", Double(), nullable=True),
+            Column("state", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False),
+            Column("lease_owner", String(MAX_ID_LENGTH), nullable=True),
+            Column("lease_expires", Double(), nullable=True),
+            Index(f"ix_{tablename}_next_run_time", "next_run_time"),
+            mysql_engine="InnoDB",
+            mysql_charset="utf8mb4",
+        )
+        self._meta = Table(
+            f"{tablename}_meta",
+            self._metadata,
+            Column("key", String(64), primary_key=True),
+            Column("value", String(255), nullable=False),
+            mysql_engine="InnoDB",
+            mysql_charset="utf8mb4",
+        )
+        self._broken = BrokenTasks(self.logger)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, alias: str) -> None:
+        """Create the tables if missing and check (or record) the schema version."""
+        super().start(alias)
+        with self._unavailable("create its schema"):
+            self._create_schema()
+
+    def shutdown(self) -> None:
+        """Close the pooled connections of an engine this store created."""
+        self._broken.clear()
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def _create_schema(self) -> None:
+        # Two processes starting at once may both try CREATE TABLE; the loser's error
+        # (which differs per backend) is harmless once the table exists.
+        for attempt in range(3):
+            try:
+                self._metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
+                if attempt == 2:
+                    raise
+        found = self._schema_version()
+        if found is None:
+            # A concurrent start() may record it first; its row is as good as ours.
+            with contextlib.suppress(sa_exc.IntegrityError), self.engine.begin() as conn:
+                conn.execute(
+                    insert(self._meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            found = self._schema_version() or str(SCHEMA_VERSION)
+        version = int(found)
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"table {self.tablename!r} follows tickwork schema version {version}, newer than "
+                f"this tickwork's ({SCHEMA_VERSION}); upgrade tickwork"
+            )
+
+    def _schema_version(self) -> str | None:
+        query = select(self._meta.c.value).where(self._meta.c.key == "schema_version")
+        with self.engine.connect() as conn:
+            found: str | None = conn.execute(query).scalar_one_or_none()
+        return found
+
+    @contextlib.contextmanager
+    def _unavailable(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (
+            sa_exc.OperationalError,
+            sa_exc.InterfaceError,
+            sa_exc.DisconnectionError,
+            sa_exc.TimeoutError,
+        ) as exc:
+            where = self.engine.url.render_as_string(hide_password=True)
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreUnavailableError(
+                f"SQL store {self.alias!r} could not {action} at {where}: {reason}"
+            ) from exc
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> None:
+        """Store a new task (see :meth:`BaseStore.add_task`)."""
+        self.add_tasks([task])
+
+    def add_tasks(self, tasks: Iterable[Task]) -> None:
+        """Store several new tasks in one transaction: all of them or, on a duplicate id
+        (in the batch or in the table), none."""
+        tasks = list(tasks)
+        rows = [self._row(task) for task in tasks]
+        seen: set[str] = set()
+        for task in tasks:
+            if task.id in seen:
+                raise ConflictIdError(task.id)
+            seen.add(task.id)
+        if not rows:
+            return
+        try:
+            with self._unavailable("add tasks"), self.engine.begin() as conn:
+                conn.execute(insert(self._tasks), rows)
+        except sa_exc.IntegrityError:
+            raise ConflictIdError(self._first_existing([task.id for task in tasks])) from None
+        for task in tasks:
+            task.store_alias = self.alias
+            self._broken.forget(task.id)
+
+    def _first_existing(self, ids: list[str]) -> str:
+        """The first of ``ids`` already stored (the one an insert conflicted on)."""
+        with self._unavailable("look up task ids"), self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                found = set(
+                    conn.execute(
+                        select(self._tasks.c.id).where(self._tasks.c.id.in_(chunk))
+                    ).scalars()
+                )
+                for task_id in chunk:
+                    if task_id in found:
+                        return task_id
+        return ids[0]  # a concurrent delete removed it again; still report a conflict
+
+    def update_task(self, task: Task) -> None:
+        """Replace the stored task (see :meth:`BaseStore.update_task`)."""
+        row = self._row(task)
+        table = self._tasks
+        with self._unavailable("update a task"), self.engine.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == task.id)
+                .values(next_run_time=row["next_run_time"], state=row["state"])
+            )
+            if result.rowcount == 0:
+                raise TaskLookupError(task.id, self.alias)
+        task.store_alias = self.alias
+        self._broken.forget(task.id)
+
+    def remove_task(self, task_id: str) -> None:
+        """Delete a task (see :meth:`BaseStore.remove_task`)."""
+        with self._unavailable("remove a task"), self.engine.begin() as conn:
+            result = conn.execute(delete(self._tasks).where(self._tasks.c.id == task_id))
+            if result.rowcount == 0:
+                raise TaskLookupError(task_id, self.alias)
+        self._broken.forget(task_id)
+
+    def remove_all_tasks(self) -> None:
+        """Delete every row of the task table."""
+        with self._unavailable("remove all tasks"), self.engine.begin() as conn:
+            conn.execute(delete(self._tasks))
+        self._broken.clear()
+
+    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
+        """Write a pass's updates and removals in one transaction. An update of a task
+        deleted meanwhile matches no row, so the task stays deleted."""
+        tasks = list(updated)
+        rows = [self._row(task) for task in tasks]
+        removed = list(removed)
+        table = self._tasks
+        with self._unavailable("store processed tasks"), self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == row["id"])
+                    .values(next_run_time=row["next_run_time"], state=row["state"])
+                )
+            for chunk in _chunks(removed):
+                conn.execute(delete(table).where(table.c.id.in_(chunk)))
+        for task in tasks:
+            task.store_alias = self.alias
+            self._broken.forget(task.id)
+        for task_id in removed:
+            self._broken.forget(task_id)
+
+    def _row(self, task: Task) -> dict[str, Any]:
+        if len(task.id) > MAX_ID_LENGTH:
+            raise InvalidTaskError(
+                f"task id {task.id[:40]!r}... has {len(task.id)} characters; the SQL store keeps "
+                f"ids of at most {MAX_ID_LENGTH}"
+            )
+        when = task.next_run_time.timestamp() if task.next_run_time is not None else None
+        return {"id": task.id, "next_run_time": when, "state": self.serializer.serialize(task)}
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _load(self, rows: Iterable[Sequence[Any]], limit: int | None = None) -> list[Task]:
+        tasks: list[Task] = []
+        for task_id, state in rows:
+            task = self._broken.load(self.serializer, task_id, bytes(state))
+            if task is not None:
+                task.store_alias = self.alias
+                tasks.append(task)
+                if limit is not None and len(tasks) >= limit:
+                    break
+        return tasks
+
+    def lookup_task(self, task_id: str) -> Task | None:
+        """Return the task with this id, or ``None`` (also when it cannot be loaded)."""
+        table = self._tasks
+        with self._unavailable("look up a task"), self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.id, table.c.state).where(table.c.id == task_id)
+            ).all()
+        loaded = self._load(rows)
+        return loaded[0] if loaded else None
+
+    def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
+        """Return due tasks, earliest first, with one indexed query."""
+        table = self._tasks
+        query = (
+            select(table.c.id, table.c.state)
+            .where(table.c.next_run_time <= now.timestamp())
+            .order_by(table.c.next_run_time, table.c.id)
+        )
+        if limit is not None:
+            # Known-broken rows are skipped after fetching, so fetch that many more.
+            query = query.limit(limit + len(self._broken))
+        with self._unavailable("query due tasks"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return self._load(rows, limit)
+
+    def get_next_run_time(self) -> datetime | None:
+        """Return the earliest next run time of the tasks that can be loaded."""
+        table = self._tasks
+        query = select(func.min(table.c.next_run_time))
+        broken = self._broken.ids()
+        if broken:
+            query = query.where(table.c.id.not_in(broken))
+        with self._unavailable("query the next run time"), self.engine.connect() as conn:
+            earliest = conn.execute(query).scalar()
+        return datetime.fromtimestamp(earliest, UTC) if earliest is not None else None
+
+    def get_all_tasks(self) -> list[Task]:
+        """Return every loadable task, by next run time, paused last."""
+        table = self._tasks
+        paused_last = case((table.c.next_run_time.is_(None), 1), else_=0)
+        query = select(table.c.id, table.c.state).order_by(
+            paused_last, table.c.next_run_time, table.c.id
+        )
+        with self._unavailable("list tasks"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return self._load(rows)
+
+    def __repr__(self) -> str:
+        where = self.engine.url.render_as_string(hide_password=True)
+        return f"<SQLAlchemyStore alias={self.alias!r} url={where!r} table={self.tablename!r}>"
+
+
+def _create_engine(url: str | URL | None, options: dict[str, Any] | None) -> Engine:
+    parsed = make_url(url if url is not None else DEFAULT_URL)
+    settings: dict[str, Any] = {"pool_pre_ping": True, **(options or {})}
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, **settings)
+    connect_args = settings.setdefault("connect_args", {})
+    if parsed.database in (None, "", ":memory:"):
+        # One shared connection: each new one would be a new, empty database.
+        settings.setdefault("poolclass", StaticPool)
+        connect_args.setdefault("check_same_thread", False)
+    connect_args.setdefault("timeout", 30)
+    engine = create_engine(parsed, **settings)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
+        cursor.close()
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
