@@ -1,0 +1,374 @@
+"""A trigger that fires on a cron schedule, in any time zone, through every DST change.
+
+The schedule is matched against the *wall clock* of the trigger's zone. Wall time and real
+time part ways twice a year, and these rules decide what happens then (``docs/triggers.md``
+has a runnable example of each):
+
+* **Gap** (clocks spring forward, e.g. 02:00 → 03:00): a matching wall time that does not
+  exist that day fires once, at the first instant after the gap (03:00) — a daily 02:30
+  job still runs that day. Several matches inside one gap fire once.
+* **Repeated hour** (clocks fall back, e.g. 02:00 → 01:00): a matching wall time that
+  occurs twice fires at its first occurrence only — a daily 01:30 job runs once.
+* **Wildcard hour**: when the hour field matches all 24 hours (``0 * * * *``,
+  ``*/15 * * * *``) the schedule follows real time instead. It fires at every instant whose
+  wall clock matches, so both passes through the repeated hour, and nothing inside a gap
+  (no wall clock shows those times; the next match after the gap comes at its usual time).
+
+Every returned time is aware (in the trigger's zone), strictly after ``previous_time``,
+never before ``start_at`` and never after ``end_at``. Comparisons are made in UTC: Python
+compares two datetimes of the *same* zone by wall time, ignoring ``fold``, which would
+call 01:30 EST earlier than 01:45 EDT.
+
+The next fire time is computed, not searched for: the field-by-field wall-clock search of
+:mod:`tickwork.triggers._cron_fields`, then at most a few offset look-ups.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import timezone as fixed_zone
+from difflib import get_close_matches
+from typing import Any, Never
+
+from tickwork.exceptions import InvalidTriggerError
+from tickwork.triggers._cron_fields import (
+    FIELD_NAMES,
+    CronSpec,
+    parse_crontab,
+    parse_fields,
+    with_defaults,
+)
+from tickwork.triggers.base import BaseTrigger
+from tickwork.utils import local_timezone, to_timezone
+
+__all__ = ["CronTrigger"]
+
+_TICK = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
+# How far ahead to look for a clock set back. Only a set-back closer than its own size
+# matters; the largest in tz data since 1970 is 7 hours (Antarctica/Vostok, 1994).
+_PROBE = timedelta(hours=12)
+# Each step of the DST loops below moves past a gap or a repeated hour; real zones need
+# one or two. The bound only guards against a pathological tzinfo.
+_MAX_STEPS = 16
+# Marks naive start_at/end_at while the trigger has no zone of its own.
+_FLOATING = fixed_zone(timedelta(0), "floating")
+
+
+class CronTrigger(BaseTrigger):
+    """Fire when the wall clock matches every field, like cron.
+
+    Fields (ints or strings): ``year`` (1970-9999), ``month`` (1-12 or ``jan``-``dec``),
+    ``day`` (1-31), ``week`` (ISO week, 1-53), ``day_of_week`` (**0 is Monday**, 6 is
+    Sunday, or ``mon``-``sun``), ``hour`` (0-23), ``minute`` and ``second`` (0-59). Each is
+    an expression: ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``, ``a/n`` (a to the maximum)
+    or a comma list of these. ``day`` (and ``day_of_week``) also take ``last`` (the last
+    day of the month; ``day`` only), ``last fri`` and ``1st mon`` ... ``5th sun``. All
+    fields must match. Fields left out follow APScheduler 3: those more significant than
+    the least significant one given are ``*``, the others their minimum, so ``hour=3``
+    fires daily at 03:00:00 and ``day_of_week="mon"`` on Mondays at midnight.
+
+    :meth:`from_crontab` reads a crontab line instead (Sunday is 0 or 7 there, as in cron).
+
+    ``timezone`` is the zone whose wall clock is matched. Left out, the trigger has no
+    zone of its own and follows the scheduler's (the ``timezone`` passed to
+    :meth:`get_next_trigger_time`); a naive ``start_at``/``end_at`` is then read in that
+    zone too. ``jitter`` delays each run by a random amount up to that many seconds.
+
+    The DST rules are in the module docstring and in ``docs/triggers.md``. A schedule that
+    can never fire (``day=30, month=2``) is refused with
+    :class:`~tickwork.exceptions.InvalidTriggerError`, like any bad field.
+    """
+
+    __slots__ = ("_spec", "crontab", "end_at", "fields", "jitter", "start_at", "timezone")
+    alias = "cron"
+
+    _spec: CronSpec
+    #: The eight field expressions (None when built from a crontab).
+    fields: dict[str, str] | None
+    #: The crontab line this trigger was built from, if any.
+    crontab: str | None
+    timezone: tzinfo | None
+    start_at: datetime | None
+    end_at: datetime | None
+    jitter: timedelta | None
+
+    def __init__(
+        self,
+        year: int | str | None = None,
+        month: int | str | None = None,
+        day: int | str | None = None,
+        week: int | str | None = None,
+        day_of_week: int | str | None = None,
+        hour: int | str | None = None,
+        minute: int | str | None = None,
+        second: int | str | None = None,
+        start_at: datetime | date | str | None = None,
+        end_at: datetime | date | str | None = None,
+        timezone: str | tzinfo | None = None,
+        jitter: float | timedelta | None = None,
+        # Never: a type checker flags CronTrigger(minutes=5); at run time the error below
+        # names the keyword and the field that was probably meant.
+        **unknown: Never,
+    ) -> None:
+        for name in unknown:
+            known = [*FIELD_NAMES, "start_at", "end_at", "timezone", "jitter"]
+            close = get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; it accepts {', '.join(known)}"
+            raise InvalidTriggerError(f"CronTrigger got an unknown keyword {name!r}{hint}")
+        given = dict(
+            zip(
+                FIELD_NAMES,
+                (year, month, day, week, day_of_week, hour, minute, second),
+                strict=True,
+            )
+        )
+        self.fields = with_defaults(given)
+        self.crontab = None
+        self._spec = parse_fields(self.fields)
+        self._configure(timezone, start_at, end_at, jitter)
+
+    @classmethod
+    def from_crontab(
+        cls,
+        expression: str,
+        timezone: str | tzinfo | None = None,
+        *,
+        start_at: datetime | date | str | None = None,
+        end_at: datetime | date | str | None = None,
+        jitter: float | timedelta | None = None,
+    ) -> CronTrigger:
+        """Build a trigger from a crontab line.
+
+        Accepted: ``"minute hour day month day_of_week"``; six fields with the **seconds
+        first** (``"30 */5 * * * *"`` is second 30 of every fifth minute, as in Quartz and
+        Spring); and ``@hourly``, ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``,
+        ``@yearly``, ``@annually``. Day of week is cron's: 0 and 7 are Sunday, names
+        ``sun``-``sat``. croniter validates and expands the fields, so its extensions work
+        too: ``L`` (last day of the month) in the day field, ``5#3`` (third Friday) and
+        ``L5`` (last Friday) in the day-of-week field. Not supported: ``W``, ``H``, a year
+        field, ``@reboot``; backward ranges such as ``5-1`` are errors.
+
+        When both the day and the day-of-week fields are restricted (neither starts with
+        ``*``), a day matching *either* fires, as in standard (Vixie) cron:
+        ``0 0 13 * fri`` runs on every 13th and on every Friday.
+        """
+        trigger = cls.__new__(cls)
+        trigger.fields = None
+        trigger.crontab = expression
+        trigger._spec = parse_crontab(expression)
+        trigger._configure(timezone, start_at, end_at, jitter)
+        return trigger
+
+    def _configure(
+        self,
+        timezone: str | tzinfo | None,
+        start_at: datetime | date | str | None,
+        end_at: datetime | date | str | None,
+        jitter: float | timedelta | None,
+    ) -> None:
+        try:
+            self.timezone = to_timezone(timezone)
+        except ValueError as exc:
+            raise InvalidTriggerError(str(exc)) from None
+        self.start_at = self._bound(start_at, "start_at")
+        self.end_at = self._bound(end_at, "end_at")
+        start, end = self.start_at, self.end_at
+        if start is not None and end is not None and (start.tzinfo is None) == (end.tzinfo is None):
+            self._check_bounds(start, end)
+        self.jitter = self._resolve_jitter(jitter)
+
+    def _bound(self, value: datetime | date | str | None, name: str) -> datetime | None:
+        bound = self._resolve_datetime(value, self.timezone or _FLOATING, name)
+        if bound is not None and bound.tzinfo is _FLOATING:
+            bound = bound.replace(tzinfo=None)  # read in the scheduler's zone, when asked
+        return bound
+
+    def get_next_trigger_time(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        """Return the first fire time strictly after ``previous_time`` (at or after ``now``
+        when there is none), never before ``start_at``; ``None`` past ``end_at``."""
+        zone = self.timezone or timezone or local_timezone()
+        start = _as_utc(self.start_at, zone)
+        end = _as_utc(self.end_at, zone)
+        if previous_time is not None:
+            earliest = previous_time.astimezone(UTC) + _TICK
+        elif now is not None:
+            earliest = now.astimezone(UTC)
+        elif start is not None:
+            earliest = start
+        else:
+            raise InvalidTriggerError("CronTrigger needs 'now' to find its first fire time")
+        if start is not None and start > earliest:
+            earliest = start
+        try:
+            fire_time = self._next_fire(zone, earliest)
+        except OverflowError:  # the search ran past year 9999
+            return None
+        if fire_time is None or (end is not None and fire_time > end):
+            return None
+        # Jitter in UTC: adding a timedelta to a zoned datetime moves its wall clock, which
+        # could land in a gap.
+        return self._apply_jitter(fire_time, self.jitter).astimezone(zone)
+
+    def _next_fire(self, zone: tzinfo, earliest: datetime) -> datetime | None:
+        if self._spec.every_hour:
+            return _next_by_real_time(self._spec, zone, earliest)
+        return _next_by_wall_time(self._spec, zone, earliest)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "fields": dict(self.fields) if self.fields is not None else None,
+            "crontab": self.crontab,
+            "start_at": self.start_at,
+            "end_at": self.end_at,
+            "timezone": self.timezone,
+            "jitter": self.jitter,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._check_state_version(state)
+        self.fields = state["fields"]
+        self.crontab = state["crontab"]
+        if self.crontab is not None:
+            self._spec = parse_crontab(self.crontab)
+        else:
+            self._spec = parse_fields(state["fields"])
+        self.start_at = state["start_at"]
+        self.end_at = state["end_at"]
+        self.timezone = state["timezone"]
+        self.jitter = state["jitter"]
+
+    def __repr__(self) -> str:
+        extras = []
+        if self.timezone is not None:
+            extras.append(f"timezone={str(self.timezone)!r}")
+        if self.start_at is not None:
+            extras.append(f"start_at={self.start_at.isoformat()!r}")
+        if self.end_at is not None:
+            extras.append(f"end_at={self.end_at.isoformat()!r}")
+        if self.jitter:
+            extras.append(f"jitter={self.jitter.total_seconds()}")
+        if self.crontab is not None:
+            return f"CronTrigger.from_crontab({', '.join([repr(self.crontab), *extras])})"
+        fields = self.fields or {}
+        parts = [f"{name}={value!r}" for name, value in fields.items() if value != "*"]
+        return f"CronTrigger({', '.join(parts + extras)})"
+
+
+# ---------------------------------------------------------------------------------------
+# Wall time ↔ real time. Instants are aware UTC datetimes, wall times naive ones.
+
+
+def _as_utc(value: datetime | None, zone: tzinfo) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _wall(zone: tzinfo, instant: datetime) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def _offset(moment: datetime) -> timedelta:
+    offset = moment.utcoffset()
+    if offset is None:
+        raise InvalidTriggerError(f"time zone {moment.tzinfo!r} gives no UTC offset")
+    return offset
+
+
+def _offsets(zone: tzinfo, wall: datetime) -> tuple[timedelta, timedelta]:
+    """The offsets a wall time maps with before and after a transition (PEP 495 folds).
+
+    Equal: the wall time is ordinary. ``before > after``: it occurs twice (clocks set
+    back). ``before < after``: it does not exist (clocks sprang forward over it).
+    """
+    return _offset(wall.replace(tzinfo=zone)), _offset(wall.replace(tzinfo=zone, fold=1))
+
+
+def _instant(wall: datetime, offset: timedelta) -> datetime:
+    return (wall - offset).replace(tzinfo=UTC)
+
+
+def _transition(zone: tzinfo, before: datetime, after: datetime) -> datetime:
+    """Return the instant in ``(before, after]`` at which the zone's offset changes.
+
+    tzinfo has no API for its transitions, so bisect on whole seconds (tz data has no
+    finer transitions): about 15 offset look-ups for a one-hour change.
+    """
+    target = _offset(after.astimezone(zone))
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(datetime.fromtimestamp(middle, zone)) == target:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _next_by_wall_time(spec: CronSpec, zone: tzinfo, earliest: datetime) -> datetime | None:
+    """Fixed-hour schedules: each matching wall time fires once (gap: at its end; repeated
+    hour: the first pass). That mapping never goes backwards in wall time, so the answer
+    is the first matching wall time whose instant is not before ``earliest``."""
+    # From the wall time just before ``earliest``: when ``earliest`` is the end of a gap,
+    # the skipped wall times map to it and must be found.
+    wall: datetime | None = spec.next_wall(_wall(zone, earliest - _TICK) + _TICK)
+    for _ in range(_MAX_STEPS):
+        if wall is None:
+            return None
+        before, after = _offsets(zone, wall)
+        if before < after:
+            fire_time = _transition(zone, _instant(wall, after), _instant(wall, before))
+        else:
+            fire_time = _instant(wall, before)
+        if fire_time >= earliest:
+            return fire_time
+        if before > after:
+            # ``earliest`` is in the second pass of a repeated hour, whose wall times all
+            # fired in the first pass: go on after the repeated hour.
+            change = _transition(zone, _instant(wall, before), _instant(wall, after))
+            wall = spec.next_wall(change.replace(tzinfo=None) + before)
+        else:
+            wall = spec.next_wall(wall + _SECOND)
+    return None
+
+
+def _next_by_real_time(spec: CronSpec, zone: tzinfo, earliest: datetime) -> datetime | None:
+    """Wildcard-hour schedules: the first instant at or after ``earliest`` whose wall clock
+    matches; both passes of a repeated hour count, wall times in a gap never happen."""
+    best: datetime | None = None
+    wall = spec.next_wall(_wall(zone, earliest))
+    for _ in range(_MAX_STEPS):
+        if wall is None:
+            break
+        before, after = _offsets(zone, wall)
+        if before < after:  # in a gap: go on from the gap's end
+            change = _transition(zone, _instant(wall, after), _instant(wall, before))
+            wall = spec.next_wall(change.replace(tzinfo=None) + after)
+            continue
+        for offset in (before, after):  # the first pass, else the second
+            if (candidate := _instant(wall, offset)) >= earliest:
+                best = candidate
+                break
+        if best is not None:
+            break
+        wall = spec.next_wall(wall + _SECOND)
+    # A clock set back shortly after ``earliest`` replays wall times *earlier* than
+    # ``earliest``'s own, and the search above started at that wall time.
+    offset_now = _offset(earliest.astimezone(zone))
+    probe = earliest + _PROBE
+    offset_later = _offset(probe.astimezone(zone))
+    if offset_later < offset_now:
+        change = _transition(zone, earliest, probe).replace(tzinfo=None)
+        replayed = spec.next_wall(change + offset_later)
+        if replayed is not None and replayed < change + offset_now:
+            candidate = _instant(replayed, offset_later)
+            if best is None or candidate < best:
+                best = candidate
+    return best
