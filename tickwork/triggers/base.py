@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.utils import local_timezone, to_datetime, to_timedelta, to_timezone
 
 __all__ = ["BaseTrigger"]
+
+_UTC = UTC
 
 
 class BaseTrigger(ABC):
@@ -115,4 +117,7 @@ class BaseTrigger(ABC):
         """
         if not jitter:
             return fire_time
-        return fire_time + timedelta(seconds=random.uniform(0, jitter.total_seconds()))
+        # Added in UTC: adding to a local time would be wall-clock arithmetic and could
+        # land in a DST gap.
+        delay = timedelta(seconds=random.uniform(0, jitter.total_seconds()))
+        return (fire_time.astimezone(_UTC) + delay).astimezone(fire_time.tzinfo)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers.base import BaseTrigger
 
 __all__ = ["IntervalTrigger"]
+
+_UTC = UTC
 
 
 class IntervalTrigger(BaseTrigger):
@@ -54,7 +56,9 @@ class IntervalTrigger(BaseTrigger):
             weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
         )
         if self.interval <= timedelta(0):
-            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(f"{k}=0" for k in units)
+            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(
+                f"{k}=0" for k in units
+            )
             raise InvalidTriggerError(f"the interval must be positive, got {given}")
         self.timezone = self._resolve_timezone(timezone)
         self.start_at = self._resolve_datetime(start_at, self.timezone, "start_at")
@@ -70,21 +74,24 @@ class IntervalTrigger(BaseTrigger):
             if now is None:
                 raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
             self.start_at = (now + self.interval).astimezone(self.timezone)
-        start = self.start_at
+        # Grid arithmetic in UTC: Python adds and subtracts aware datetimes that share a
+        # tzinfo as *wall* times, which would turn a 1-hour interval into 2 hours (or 0)
+        # on the night the clocks change.
+        start = self.start_at.astimezone(_UTC)
         if previous_time is None:
             if now is None or now <= start:
                 fire_time = start
             else:
                 # Ceil division: the first grid point at or after now.
-                steps = -((start - now) // self.interval)
+                steps = -((start - now.astimezone(_UTC)) // self.interval)
                 fire_time = start + steps * self.interval
         else:
             # Floor division, then one more: robust to a jittered previous_time.
-            steps = (previous_time - start) // self.interval + 1
+            steps = (previous_time.astimezone(_UTC) - start) // self.interval + 1
             fire_time = start + max(steps, 0) * self.interval
-        if self.end_at is not None and fire_time > self.end_at:
+        if self.end_at is not None and fire_time > self.end_at.astimezone(_UTC):
             return None
-        return self._apply_jitter(fire_time, self.jitter)
+        return self._apply_jitter(fire_time, self.jitter).astimezone(self.timezone)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
