@@ -282,11 +282,11 @@ class BaseScheduler(ABC):
         """Turn the stores' next times (and their poll intervals) into the seconds the
         driver may sleep; ``None`` means until woken."""
         now = self.clock.now()
-        deadline = min((t for t in next_times if t is not None), default=None)
+        deadline = min((t for t in next_times if t is not None), key=_timestamp, default=None)
         for store in list(self._stores.values()):
             if store.poll_interval is not None:
                 poll_at = now + timedelta(seconds=store.poll_interval)
-                deadline = poll_at if deadline is None else min(deadline, poll_at)
+                deadline = poll_at if deadline is None else min(deadline, poll_at, key=_timestamp)
         self._planned_wakeup = deadline
         if deadline is None:
             return None
@@ -315,7 +315,9 @@ class BaseScheduler(ABC):
         if next_run_time is None or self.state != SchedulerState.RUNNING:
             return
         planned = self._planned_wakeup
-        if planned is None or next_run_time < planned:
+        # Timestamps, not datetimes: two datetimes in the same zone compare by wall time
+        # and ignore ``fold``, which is wrong in the repeated hour of a DST change.
+        if planned is None or next_run_time.timestamp() < planned.timestamp():
             self.wakeup()
 
     # -- plug-ins ----------------------------------------------------------------------------
@@ -776,6 +778,10 @@ class BaseScheduler(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity} {self.state.name.lower()}>"
+
+
+def _timestamp(moment: datetime) -> float:
+    return moment.timestamp()
 
 
 def _noop() -> None:
