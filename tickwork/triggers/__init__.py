@@ -8,14 +8,19 @@ from typing import Any
 from tickwork._registry import Registry
 from tickwork.exceptions import ConfigurationError, InvalidTriggerError
 from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.combining import AndTrigger, OrTrigger
+from tickwork.triggers.cron import CronTrigger
 from tickwork.triggers.date import DateTrigger
 from tickwork.triggers.interval import IntervalTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
 __all__ = [
+    "AndTrigger",
     "BaseTrigger",
+    "CronTrigger",
     "DateTrigger",
     "IntervalTrigger",
+    "OrTrigger",
     "ShutdownTrigger",
     "create_trigger",
     "trigger_registry",

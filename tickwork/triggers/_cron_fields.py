@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from croniter import CroniterError, croniter
-
 from tickwork.exceptions import InvalidTriggerError
 
 __all__ = ["FIELD_NAMES", "CronSpec", "parse_crontab", "parse_fields", "with_defaults"]
@@ -195,6 +193,10 @@ def parse_crontab(expression: str) -> CronSpec:
     """
     if not isinstance(expression, str):
         raise InvalidTriggerError(f"a crontab must be a string, got {expression!r}")
+    # Imported here: croniter is only needed by crontab lines, and ``import tickwork``
+    # should stay light.
+    from croniter import CroniterError, croniter
+
     text = expression.strip().lower()
     text = _CRONTAB_ALIASES.get(text, text)
     if text.startswith("@"):
@@ -240,6 +242,8 @@ def parse_crontab(expression: str) -> CronSpec:
 
 def _check_crontab_field(expression: str, name: str, value: str) -> None:
     """Validate one field alone, so the error can name it."""
+    from croniter import CroniterError, croniter
+
     problem = None
     if name == "day" and "w" in value:
         problem = "'W' (nearest weekday) is not supported"
