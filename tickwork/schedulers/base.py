@@ -48,6 +48,7 @@ from tickwork.exceptions import (
 )
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor
+from tickwork.locks import FileLockProtected, format_lock_path
 from tickwork.schedulers._pass import StoreProcessor
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
@@ -117,7 +118,13 @@ class BaseScheduler(ABC):
         self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
         self.clock: Clock = clock or SystemClock()
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
+        if lock_path is not None:
+            format_lock_path(lock_path)  # an unknown placeholder fails here, by name
         self.lock_path = lock_path
+        #: Seconds between attempts of a standby scheduler to take a store's lock.
+        self.lock_retry_interval = 1.0
+        self._guards: dict[str, FileLockProtected] = {}
+        self._standby = False
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
         self.batch_size = batch_size
@@ -182,6 +189,11 @@ class BaseScheduler(ABC):
                 executor.start(self, alias)
             for alias, store in self._stores.items():
                 store.start(alias)
+            if self.lock_path is not None:
+                # Checked here so a missing or read-only directory fails start(), by name.
+                self._guards = {
+                    alias: FileLockProtected(self.lock_path, alias) for alias in self._stores
+                }
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
             pending, self._pending = self._pending, []
         try:
@@ -217,7 +229,11 @@ class BaseScheduler(ABC):
         return tasks
 
     def _finish_shutdown(self) -> None:
-        """Shut the stores down (they keep their tasks) and report the shutdown."""
+        """Shut the stores down (they keep their tasks), release store locks, and report
+        the shutdown."""
+        for guard in self._guards.values():
+            guard.release()
+        self._guards = {}
         for store in list(self._stores.values()):
             try:
                 store.shutdown()
@@ -276,13 +292,34 @@ class BaseScheduler(ABC):
         wake-up first: changes made while the pass runs must wake the driver again."""
         self._planned_wakeup = None
         with self._lock:
-            return [(alias, store.blocking) for alias, store in self._stores.items()]
+            stores = [(alias, store.blocking) for alias, store in self._stores.items()]
+        self._standby = False
+        return [(alias, blocking) for alias, blocking in stores if self._may_process(alias)]
+
+    def _may_process(self, alias: str) -> bool:
+        """With ``lock_path``, only the process holding a store's lock processes it; the
+        others stand by and try again every ``lock_retry_interval`` seconds."""
+        if self.lock_path is None:
+            return True
+        guard = self._guards.get(alias)
+        if guard is None:  # a store added while running
+            guard = self._guards[alias] = FileLockProtected(self.lock_path, alias)
+        if guard.held:
+            return True
+        if guard.acquire(blocking=False):
+            self.logger.info("took the lock %s: processing store %r", guard.path, alias)
+            return True
+        self._standby = True
+        return False
 
     def _plan_wakeup(self, next_times: list[datetime | None]) -> float | None:
         """Turn the stores' next times (and their poll intervals) into the seconds the
         driver may sleep; ``None`` means until woken."""
         now = self.clock.now()
         deadline = min((t for t in next_times if t is not None), key=_timestamp, default=None)
+        if self._standby:
+            retry_at = now + timedelta(seconds=self.lock_retry_interval)
+            deadline = retry_at if deadline is None else min(deadline, retry_at, key=_timestamp)
         for store in list(self._stores.values()):
             if store.poll_interval is not None:
                 poll_at = now + timedelta(seconds=store.poll_interval)

@@ -1,0 +1,145 @@
+"""Locks that let one process of many do something: process a store, run a lifecycle.
+
+``FileLockProtected`` wraps an OS file lock (``filelock``: ``flock`` on Unix), so a lock
+held by a process that dies, even by SIGKILL, is released by the kernel at once; a
+standby that retries every second takes over within about a second.
+
+Path templates may use ``{store}`` (the store alias), ``{pgrp}`` (the process group: all
+workers of one gunicorn master share it), ``{ppid}`` (the parent process) and ``{pid}``.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import filelock
+
+from tickwork.exceptions import LockPathError
+
+__all__ = ["FileLockProtected", "LockProtected", "NullLockProtected", "format_lock_path"]
+
+PLACEHOLDERS = ("store", "pgrp", "ppid", "pid")
+
+
+def format_lock_path(template: str, store: str = "default") -> str:
+    """Fill a lock path template; raise :class:`LockPathError` naming an unknown
+    placeholder (or a positional ``{}``)."""
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field not in PLACEHOLDERS:
+            raise LockPathError(
+                f"unknown placeholder {{{field}}} in lock path {template!r}; "
+                f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
+            )
+    values: dict[str, Any] = {
+        "store": store,
+        "pgrp": os.getpgrp(),
+        "ppid": os.getppid(),
+        "pid": os.getpid(),
+    }
+    return template.format(**values)
+
+
+class LockProtected(ABC):
+    """The lock protocol: ``protected()`` as a context manager yielding whether the lock
+    was obtained, plus explicit ``acquire``/``release`` for long holds."""
+
+    @abstractmethod
+    def acquire(self, blocking: bool = False, timeout: float | None = None) -> bool:
+        """Take the lock; without ``blocking`` return False at once if someone holds it."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give the lock back (no error if not held)."""
+
+    @property
+    @abstractmethod
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+
+    @contextmanager
+    def protected(self, blocking: bool = False, timeout: float | None = None) -> Iterator[bool]:
+        """``with lock.protected() as acquired:`` — run the block's work only if
+        ``acquired``; the lock is released when the block ends."""
+        acquired = self.acquire(blocking, timeout)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self.release()
+
+    def shutdown(self) -> None:
+        """Release the lock for good."""
+        self.release()
+
+
+class NullLockProtected(LockProtected):
+    """A lock that is always obtained: for code that takes a lock object but runs in a
+    single process."""
+
+    def __init__(self) -> None:
+        self._held = False
+
+    def acquire(self, blocking: bool = False, timeout: float | None = None) -> bool:
+        """Always succeeds."""
+        self._held = True
+        return True
+
+    def release(self) -> None:
+        """Forget the hold."""
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        """True between acquire and release."""
+        return self._held
+
+
+class FileLockProtected(LockProtected):
+    """An exclusive lock on a file, shared by every process that names the same path.
+
+    ``path`` may be a template (see the module docstring). Its directory must exist and be
+    writable: that is checked here, so a typo fails at start-up, not at first use.
+    """
+
+    def __init__(self, path: str, store: str = "default") -> None:
+        self.path = format_lock_path(path, store)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise LockPathError(f"the directory of lock path {self.path!r} does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise LockPathError(f"the directory of lock path {self.path!r} is not writable")
+        # thread_local=False: the scheduler may take the lock on one thread and release it
+        # on another; is_singleton=False: two schedulers in one process compete properly.
+        self._lock = filelock.FileLock(self.path, thread_local=False, is_singleton=False)
+
+    def acquire(self, blocking: bool = False, timeout: float | None = None) -> bool:
+        """Take the file lock (see :meth:`LockProtected.acquire`)."""
+        if self._lock.is_locked:
+            return True
+        wait = (-1 if timeout is None else timeout) if blocking else 0
+        try:
+            self._lock.acquire(timeout=wait)
+        except filelock.Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Release the file lock; the file itself stays (removing it would race with a
+        process that just opened it)."""
+        if self._lock.is_locked:
+            self._lock.release(force=True)
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the file lock."""
+        return bool(self._lock.is_locked)
+
+    def __repr__(self) -> str:
+        return f"FileLockProtected({self.path!r}, held={self.held})"
