@@ -438,16 +438,24 @@ class FileStore(BaseStore):
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first, read fresh from their files."""
         now_ts = now.timestamp()
-        with self._lock:
-            self._refresh()
-            entries = self._ordered_ids(now_ts, limit)
-        due: list[Task] = []
-        for _, task_id in entries:
-            task = self._load(file_name_for(task_id))
-            # Another process may have changed the file since the index was built.
-            if task is not None and task.next_run_time is not None and task.next_run_time <= now:
-                due.append(task)
-        return due
+        while True:
+            known = len(self._broken)
+            with self._lock:
+                self._refresh()
+                entries = self._ordered_ids(now_ts, limit)
+            due: list[Task] = []
+            for _, task_id in entries:
+                task = self._load(file_name_for(task_id))
+                # Another process may have changed the file since the index was built.
+                if (
+                    task is not None
+                    and task.next_run_time is not None
+                    and task.next_run_time <= now
+                ):
+                    due.append(task)
+            # Newly found unloadable tasks left gaps: ask again, they are now skipped.
+            if limit is None or len(due) >= limit or len(self._broken) == known:
+                return due
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest next run time of the tasks that can be loaded."""

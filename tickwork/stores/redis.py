@@ -250,18 +250,22 @@ class RedisStore(BaseStore):
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first, read in one atomic script."""
-        # Known-broken tasks are skipped after fetching, so fetch that many more.
-        count = -1 if limit is None else limit + len(self._broken)
-        with self._unavailable("query due tasks"):
-            flat = self._due(keys=self._keys, args=[repr(now.timestamp()), count])
-        tasks: list[Task] = []
-        for index in range(0, len(flat), 2):
-            task = self._load(flat[index], flat[index + 1])
-            if task is not None:
-                tasks.append(task)
-                if limit is not None and len(tasks) >= limit:
-                    break
-        return tasks
+        while True:
+            # Tasks that fail to load are skipped, so fetch as many more as are known to
+            # fail; when new failures show up, ask again with the larger allowance.
+            known = len(self._broken)
+            count = -1 if limit is None else limit + known
+            with self._unavailable("query due tasks"):
+                flat = self._due(keys=self._keys, args=[repr(now.timestamp()), count])
+            tasks: list[Task] = []
+            for index in range(0, len(flat), 2):
+                task = self._load(flat[index], flat[index + 1])
+                if task is not None:
+                    tasks.append(task)
+                    if limit is not None and len(tasks) >= limit:
+                        break
+            if limit is None or len(tasks) >= limit or len(self._broken) == known:
+                return tasks
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest next run time of the tasks that can be loaded."""

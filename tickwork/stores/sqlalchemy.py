@@ -347,12 +347,16 @@ class SQLAlchemyStore(BaseStore):
             .where(table.c.next_run_time <= now.timestamp())
             .order_by(table.c.next_run_time, table.c.id)
         )
-        if limit is not None:
-            # Known-broken rows are skipped after fetching, so fetch that many more.
-            query = query.limit(limit + len(self._broken))
-        with self._unavailable("query due tasks"), self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return self._load(rows, limit)
+        while True:
+            # Rows that fail to load are skipped, so fetch as many more as are known to
+            # fail; when new failures show up, ask again with the larger allowance.
+            known = len(self._broken)
+            batch = query if limit is None else query.limit(limit + known)
+            with self._unavailable("query due tasks"), self.engine.connect() as conn:
+                rows = conn.execute(batch).all()
+            tasks = self._load(rows, limit)
+            if limit is None or len(tasks) >= limit or len(self._broken) == known:
+                return tasks
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest next run time of the tasks that can be loaded."""
