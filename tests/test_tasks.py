@@ -1,0 +1,92 @@
+"""Task: validation, state for serializers, due run times."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tickwork.exceptions import InvalidTaskError
+from tickwork.tasks import UNSET, Task
+from tickwork.triggers import IntervalTrigger
+
+UTC = UTC
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def greet(name: str, punctuation: str = "!") -> str:
+    return f"hello {name}{punctuation}"
+
+
+def test_fields_and_defaults() -> None:
+    task = Task(greet, IntervalTrigger(seconds=5, start_at=T0), args=["ada"], id="g")
+    assert (task.id, task.name, task.args, task.kwargs, task.executor) == (
+        "g",
+        "greet",
+        ("ada",),
+        {},
+        "default",
+    )
+    assert task.coalesce is UNSET  # filled from the scheduler's task_defaults when added
+    assert task.next_run_time is UNSET
+    assert len(Task(greet, args=["x"]).id) == 32
+
+
+def test_trigger_alias_with_keywords() -> None:
+    task = Task(greet, "interval", args=["x"], minutes=2)
+    assert isinstance(task.trigger, IntervalTrigger)
+    assert task.trigger.interval == timedelta(minutes=2)
+
+
+def test_update_without_scheduler_validates_everything_or_nothing() -> None:
+    task = Task(greet, args=["x"], name="before")
+    with pytest.raises(InvalidTaskError):
+        task.update(name="after", args=[1, 2, 3])
+    assert (task.name, task.args) == ("before", ("x",))
+    task.update(name="after", kwargs={"punctuation": "?"})
+    assert task.fn(*task.args, **task.kwargs) == "hello x?"
+    with pytest.raises(InvalidTaskError, match="unknown task field"):
+        task.update(colour="red")
+
+
+def test_methods_needing_a_scheduler_say_so() -> None:
+    task = Task(greet, args=["x"], id="lonely")
+    with pytest.raises(InvalidTaskError, match="'lonely' is not attached"):
+        task.pause()
+
+
+def test_state_round_trip() -> None:
+    task = Task(
+        greet,
+        IntervalTrigger(seconds=5, start_at=T0),
+        args=["ada"],
+        kwargs={"punctuation": "?"},
+        id="g",
+        coalesce=False,
+        max_instances=2,
+        mistrigger_grace_time=timedelta(seconds=30),
+        next_run_time=T0,
+    )
+    state = task.__getstate__()
+    assert state["fn"] == f"{__name__}:greet"
+    assert state["version"] == 1
+    copy = Task.from_state(state)
+    assert copy.__getstate__() == state
+    assert pickle.loads(pickle.dumps(task)).__getstate__() == state
+    assert copy.mistrigger_grace_time == 30.0
+
+
+def test_due_run_times_are_bounded_and_return_the_next_time() -> None:
+    task = Task(greet, IntervalTrigger(seconds=1, start_at=T0), args=["x"], next_run_time=T0)
+    due, following = task.due_run_times(UTC, T0 + timedelta(seconds=9.5))
+    assert due == [T0 + timedelta(seconds=s) for s in range(10)]
+    assert following == T0 + timedelta(seconds=10)
+    due, following = task.due_run_times(UTC, T0 + timedelta(days=1), limit=3)
+    assert len(due) == 3
+    assert following == T0 + timedelta(seconds=3)
+
+
+def test_equality_is_by_id() -> None:
+    assert Task(greet, args=["a"], id="same") == Task(greet, args=["b"], id="same")
+    assert "same" in repr(Task(greet, args=["a"], id="same"))
