@@ -138,25 +138,24 @@ async def main(seconds: float) -> None:
     scheduler.add_task(flaky, "interval", seconds=4, id="flaky")
     scheduler.add_task(goodbye, "shutdown", id="goodbye")
 
-    sqlite_path = None
-    try:
-        scheduler.start()  # inside a running loop: the scheduler attaches to it
-        say(f"scheduler started; running for {seconds:g} s")
-        if has_module("tickwork.stores.sqlalchemy"):
-            # Stores and tasks can be added to a running scheduler too.
-            handle, sqlite_path = tempfile.mkstemp(prefix="tickwork-demo-", suffix=".sqlite")
-            os.close(handle)
-            scheduler.add_store({"type": "sqlalchemy", "url": f"sqlite:///{sqlite_path}"}, "sqlite")
-            scheduler.add_task(persisted, "interval", seconds=2, id="persisted", store="sqlite")
-        else:
-            skipped.add("persisted")
-            say("note: tickwork.stores.sqlalchemy is not available; skipping the SQLite store")
-        await asyncio.sleep(seconds)
-        say("shutting down")
-        await scheduler.shutdown_async()  # runs 'goodbye', lets running tasks finish
-    finally:
-        if sqlite_path is not None:
-            os.remove(sqlite_path)
+    with tempfile.TemporaryDirectory(prefix="tickwork-demo-") as tmp:
+        # Inside a running loop the scheduler attaches to it. Leaving the block shuts it
+        # down: 'goodbye' runs and running tasks finish (nothing is cancelled).
+        async with scheduler:
+            say(f"scheduler started; running for {seconds:g} s")
+            if has_module("tickwork.stores.sqlalchemy"):
+                # Stores and tasks can be added to a running scheduler too.
+                sqlite_path = os.path.join(tmp, "demo.sqlite")
+                scheduler.add_store(
+                    {"type": "sqlalchemy", "url": f"sqlite:///{sqlite_path}"}, "sqlite"
+                )
+                scheduler.add_task(persisted, "interval", seconds=2, id="persisted", store="sqlite")
+                say(f"SQLite store in {sqlite_path}")
+            else:
+                skipped.add("persisted")
+                say("note: tickwork.stores.sqlalchemy is not available; skipping the SQLite store")
+            await asyncio.sleep(seconds)
+            say("shutting down")
 
     say(f"scheduler stopped cleanly: running={scheduler.running}")
     print("summary:", flush=True)
