@@ -394,7 +394,13 @@ class Task:
         return hash(self.id)
 
     def __repr__(self) -> str:
-        when = "paused" if self.next_run_time is None else self.next_run_time.isoformat()
+        next_run_time = getattr(self, "next_run_time", UNSET)
+        if next_run_time is UNSET:
+            when = "pending"
+        elif next_run_time is None:
+            when = "paused"
+        else:
+            when = next_run_time.isoformat()
         trigger = getattr(self, "trigger", UNSET)
         return f"<Task id={self.id!r} name={getattr(self, 'name', '?')!r} trigger={trigger!r} next={when}>"
 
