@@ -44,6 +44,10 @@ class StoreProcessor:
         self.lease = timedelta(seconds=30)
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, datetime] = {}
+        #: Advanced tasks whose write-back failed, per store. Their runs were already
+        #: handed to executors, so they are written back before anything else is claimed
+        #: from that store: otherwise the same runs would be claimed and run again.
+        self._unreleased: dict[str, tuple[list[Task], list[str]]] = {}
 
     def process_store(self, alias: str, now: datetime) -> tuple[int, datetime | None]:
         """Handle one batch of ``alias``'s due tasks. Returns how many tasks were handled
@@ -86,6 +90,9 @@ class StoreProcessor:
             return 0, None
         limit = scheduler.batch_size
         with lock:
+            if alias in self._unreleased:
+                store.release_tasks(scheduler.identity, *self._unreleased[alias])
+                del self._unreleased[alias]
             tasks = store.acquire_due_tasks(now, limit, scheduler.identity, self.lease)
             updated: list[Task] = []
             removed: list[str] = []
@@ -97,7 +104,11 @@ class StoreProcessor:
                     task.next_run_time = next_time
                     updated.append(task)
             if tasks:
-                store.release_tasks(scheduler.identity, updated, removed)
+                try:
+                    store.release_tasks(scheduler.identity, updated, removed)
+                except Exception:
+                    self._unreleased[alias] = (updated, removed)
+                    raise
             # A full batch means more may be due: the caller comes back at once.
             next_time = now if len(tasks) >= limit else store.get_next_run_time()
         for task_id in removed:
