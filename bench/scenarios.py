@@ -1,0 +1,643 @@
+"""One benchmark scenario on one library, run in this (fresh) process.
+
+Usage: ``python bench/scenarios.py SCENARIO LIBRARY [key=value ...]``; prints one JSON line
+with the measurements (or ``{"error": ...}`` / ``{"skipped": ...}``) and exits.
+
+``bench/run.py`` starts one such process per scenario and library, so no library pays
+for another's garbage, imports or threads. Libraries: ``tickwork``, ``asyncz``,
+``apscheduler`` (3.x) and, for the precision floor only, ``asyncio`` (a bare
+``loop.call_at`` timer). Scenarios and their parameters are listed in ``SCENARIOS``.
+
+Every library runs with its defaults except where a scenario says otherwise: the same
+UTC zone for all, memory store, the asyncio scheduler on a loop of this process, the
+default (asyncio) executor or a 10-thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import importlib.util
+import itertools
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC as _UTC_FIXED
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+Result = dict[str, Any]
+UTC = ZoneInfo("UTC")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+LIBRARIES = ("tickwork", "asyncz", "apscheduler")
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DB = "tickwork_bench"
+
+
+# ---------------------------------------------------------------------------------------
+# Task bodies: module-level, so SQL stores can pickle/serialize them by reference.
+
+RUNS = itertools.count()  # next() on a count is atomic under the GIL
+LAST_RUN: list[float] = [0.0]
+LATENESS: list[float] = []
+GRID: list[float] = [0.0, 0.05]  # start, interval (wall-clock seconds) for the precision task
+
+
+def idle_sync() -> None:
+    """A task that is never meant to run during the measurement."""
+
+
+async def idle_async() -> None:
+    """The coroutine twin of :func:`idle_sync`."""
+
+
+def count_sync() -> None:
+    next(RUNS)
+    LAST_RUN[0] = time.time()
+
+
+async def count_async() -> None:
+    next(RUNS)
+    LAST_RUN[0] = time.time()
+
+
+async def lateness_async() -> None:
+    now = time.time()
+    start, interval = GRID
+    scheduled = start + math.floor((now - start) / interval + 1e-6) * interval
+    LATENESS.append(now - scheduled)
+
+
+def runs_so_far() -> int:
+    # count() has no peek; copy it (cheap) to read the next value.
+    return int(repr(RUNS)[6:-1])
+
+
+# ---------------------------------------------------------------------------------------
+# One adapter per library: the same five operations, each in that library's own idiom.
+
+
+class Adapter:
+    """Start a scheduler on the running loop, add tasks, count missed runs, stop."""
+
+    name = "?"
+
+    def __init__(self, executor: str = "asyncio", store: str = "memory", url: str = "") -> None:
+        self.executor = executor
+        self.store = store
+        self.url = url
+        self.missed = itertools.count()
+        self.scheduler: Any = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        raise NotImplementedError
+
+    def add_bulk(
+        self, fn: Callable[..., Any], seconds: float, count: int, next_run_time: datetime | None
+    ) -> None:
+        raise NotImplementedError(f"{self.name} has no bulk add")
+
+    def missed_count(self) -> int:
+        return int(repr(self.missed)[6:-1])
+
+    def _on_missed(self, event: Any) -> None:
+        next(self.missed)
+
+    def shutdown(self) -> None:
+        # The measurement is done; a peer's teardown quirk is not ours to report.
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)
+
+
+class TickworkAdapter(Adapter):
+    name = "tickwork"
+
+    def start(self) -> None:
+        from tickwork.events import TASK_MISSED
+        from tickwork.executors import ThreadPoolExecutor
+        from tickwork.schedulers import AsyncIOScheduler
+
+        options: dict[str, Any] = {"timezone": UTC}
+        if self.executor == "threadpool":
+            options["executors"] = {"default": ThreadPoolExecutor(max_workers=10)}
+        if self.store == "sql":
+            from tickwork.stores.sqlalchemy import SQLAlchemyStore  # type: ignore[import-not-found,unused-ignore]
+
+            options["stores"] = {"default": SQLAlchemyStore(url=self.url)}
+        self.scheduler = AsyncIOScheduler(**options)
+        self.scheduler.add_listener(self._on_missed, TASK_MISSED)
+        self.scheduler.start()
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if no_grace:
+            extra["mistrigger_grace_time"] = None
+        if start_at is not None:
+            extra["start_at"] = start_at
+        if next_run_time is not None:
+            extra["next_run_time"] = next_run_time
+        self.scheduler.add_task(fn, "interval", seconds=seconds, **extra)
+
+    def add_bulk(
+        self, fn: Callable[..., Any], seconds: float, count: int, next_run_time: datetime | None
+    ) -> None:
+        from tickwork.tasks import Task
+        from tickwork.triggers import IntervalTrigger
+
+        extra: dict[str, Any] = {}
+        if next_run_time is not None:
+            extra["next_run_time"] = next_run_time
+        tasks = [
+            Task(fn, IntervalTrigger(seconds=seconds, timezone=UTC), **extra) for _ in range(count)
+        ]
+        self.scheduler.add_tasks(tasks)
+
+
+class AsynczAdapter(Adapter):
+    name = "asyncz"
+
+    def start(self) -> None:
+        from asyncz.events.constants import TASK_MISSED
+        from asyncz.executors.pool import ThreadPoolExecutor
+        from asyncz.schedulers import AsyncIOScheduler
+
+        options: dict[str, Any] = {"timezone": UTC}
+        if self.executor == "threadpool":
+            options["executors"] = {"default": ThreadPoolExecutor(max_workers=10)}
+        if self.store == "sql":
+            from asyncz.stores.sqlalchemy import SQLAlchemyStore
+
+            options["stores"] = {"default": SQLAlchemyStore(database=self.url)}
+        self.scheduler = AsyncIOScheduler(**options)
+        self.scheduler.add_listener(self._on_missed, TASK_MISSED)
+        self.scheduler.start()
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if no_grace:
+            extra["mistrigger_grace_time"] = None
+        if start_at is not None:
+            extra["start_at"] = start_at
+        if next_run_time is not None:
+            extra["next_run_time"] = next_run_time
+        self.scheduler.add_task(fn, "interval", seconds=seconds, **extra)
+
+
+class APSchedulerAdapter(Adapter):
+    name = "apscheduler"
+
+    def start(self) -> None:
+        from apscheduler.events import EVENT_JOB_MISSED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        options: dict[str, Any] = {"timezone": UTC}
+        if self.executor == "threadpool":
+            options["executors"] = {"default": ThreadPoolExecutor(max_workers=10)}
+        if self.store == "sql":
+            from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+            options["jobstores"] = {"default": SQLAlchemyJobStore(url=self.url)}
+        self.scheduler = AsyncIOScheduler(**options)
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        self.scheduler.start()
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if no_grace:
+            extra["misfire_grace_time"] = None
+        if start_at is not None:
+            extra["start_date"] = start_at
+        if next_run_time is not None:
+            extra["next_run_time"] = next_run_time
+        self.scheduler.add_job(fn, "interval", seconds=seconds, **extra)
+
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    "tickwork": TickworkAdapter,
+    "asyncz": AsynczAdapter,
+    "apscheduler": APSchedulerAdapter,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def rss() -> int:
+    """Resident set size of this process, in bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+async def drain() -> None:
+    """Return once every callback queued on the loop before this call has run (a
+    scheduler's wake-up requests, typically), and what they queued in turn, a few
+    rounds deep."""
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        done = loop.create_future()
+        loop.call_soon(done.set_result, None)
+        await done
+
+
+async def sleep_until(wall: float) -> None:
+    await asyncio.sleep(max(0.0, wall - time.time()))
+
+
+class LagProbe:
+    """A coroutine sleeping 1 ms in a loop; records how much later than asked it wakes."""
+
+    def __init__(self) -> None:
+        self.max_lag = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.max_lag = max(self.max_lag, time.perf_counter() - before - 0.001)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> float:
+        if self._task is not None:
+            self._task.cancel()
+        return self.max_lag
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+def utc(wall: float) -> datetime:
+    return datetime.fromtimestamp(wall, _UTC_FIXED).astimezone(UTC)
+
+
+def sql_url(db: str, lib: str) -> str:
+    """A fresh, empty database for this process: a temp SQLite file, or a PostgreSQL
+    database dropped and created anew."""
+    if db == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix=f"tickwork-bench-{lib}-")) / "bench.sqlite"
+        return f"sqlite:///{path}"
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+def sql_available(lib: str, db: str) -> str | None:
+    """Why this SQL row cannot run, or None."""
+    if lib == "tickwork" and importlib.util.find_spec("tickwork.stores.sqlalchemy") is None:
+        return "tickwork.stores.sqlalchemy does not exist yet"
+    if db == "postgres":
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_DSN, connect_timeout=3):
+                pass
+        except Exception as exc:
+            return f"PostgreSQL at 127.0.0.1:5432 not reachable ({type(exc).__name__})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios
+
+
+async def scenario_add(lib: str, n: int = 10_000) -> Result:
+    """Add ``n`` interval tasks (1 h) to a running scheduler, one call each; the time
+    includes letting the loop run the wake-ups those calls queued."""
+    adapter = ADAPTERS[lib]()
+    adapter.start()
+    adapter.add(idle_sync, seconds=3600)  # warm-up: lazy imports, first-use caches
+    await drain()
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(n):
+        adapter.add(idle_sync, seconds=3600)
+    added = time.perf_counter()
+    await drain()
+    end = time.perf_counter()
+    return {
+        "n": n,
+        "rate": n / (end - start),
+        "call_us": (added - start) / n * 1e6,
+        "drain_s": end - added,
+    }
+
+
+async def scenario_memory(lib: str, n: int = 100_000) -> Result:
+    """RSS growth over adding ``n`` interval tasks to a running scheduler (letting the
+    loop run every 1,000 adds, as a real program would), per task."""
+    adapter = ADAPTERS[lib]()
+    adapter.start()
+    for _ in range(100):
+        adapter.add(idle_sync, seconds=3600)
+    await drain()
+    gc.collect()
+    before = rss()
+    start = time.perf_counter()
+    for i in range(n):
+        adapter.add(idle_sync, seconds=3600)
+        if i % 1000 == 999:
+            await drain()
+    await drain()
+    gc.collect()
+    after = rss()
+    return {
+        "n": n,
+        "bytes_per_task": (after - before) / n,
+        "rss_delta": after - before,
+        "add_s": time.perf_counter() - start,
+    }
+
+
+async def wait_for_runs(adapter: Adapter, expected: int, timeout: float) -> bool:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if runs_so_far() + adapter.missed_count() >= expected:
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+async def scenario_burst(
+    lib: str,
+    n: int = 10_000,
+    executor: str = "asyncio",
+    store: str = "memory",
+    grace: str = "default",
+    timeout: float = 120,
+) -> Result:
+    """``n`` interval tasks (1 h) whose next run time is the same instant T; measure from T
+    until every run has happened (or been reported missed). ``grace=none`` lets every
+    run happen however late (to compare throughput where the default grace would make a
+    slow library skip everything)."""
+    url = ""
+    if store != "memory":
+        reason = sql_available(lib, store)
+        if reason:
+            return {"skipped": reason}
+        url = sql_url(store, lib)
+    adapter = ADAPTERS[lib](
+        executor=executor, store="memory" if store == "memory" else "sql", url=url
+    )
+    adapter.start()
+    fn = count_async if executor == "asyncio" else count_sync
+    lead = 2.0 + n * (400e-6 if store == "memory" else 5e-3)
+    due = math.ceil(time.time() + lead)
+    added_at = time.time()
+    for _ in range(n):
+        adapter.add(fn, seconds=3600, next_run_time=utc(due), no_grace=grace == "none")
+    await drain()
+    adding = time.time() - added_at
+    if time.time() > due - 0.2:
+        return {"error": f"adding {n} tasks took {adding:.1f}s, past the due instant"}
+    await sleep_until(due - 0.1)
+    probe = LagProbe()
+    probe.start()
+    cpu0 = time.process_time()
+    complete = await wait_for_runs(adapter, n, timeout)
+    lag = probe.stop()
+    runs = runs_so_far()
+    elapsed = LAST_RUN[0] - due if runs else float("nan")
+    return {
+        "n": n,
+        "runs": runs,
+        "missed": adapter.missed_count(),
+        "complete": complete,
+        "elapsed_s": elapsed,
+        "runs_per_s": runs / elapsed if runs and elapsed > 0 else 0.0,
+        "max_lag_ms": lag * 1000,
+        "cpu_s": time.process_time() - cpu0,
+        "add_s": adding,
+    }
+
+
+async def scenario_precision(
+    lib: str, idle: int = 0, duration: float = 10.0, interval: float = 0.05
+) -> Result:
+    """Lateness of a ``interval`` s coroutine task: ``time.time()`` at run start minus its
+    scheduled time, over ``duration`` s, with ``idle`` 1 h interval tasks in the store."""
+    if lib == "asyncio":
+        return await precision_floor(duration, interval)
+    adapter = ADAPTERS[lib]()
+    adapter.start()
+    for _ in range(idle):
+        adapter.add(idle_sync, seconds=3600)
+        # (one call each, no yielding: the wake-ups are drained below, before measuring)
+    await drain()
+    gc.collect()
+    start = math.ceil(time.time() + 1.0)
+    GRID[:] = [float(start), interval]
+    adapter.add(lateness_async, seconds=interval, start_at=utc(start))
+    await sleep_until(start + duration + interval / 2)
+    samples = LATENESS[2:]  # the first runs pay for lazy imports
+    return lateness_result(samples, idle)
+
+
+async def precision_floor(duration: float, interval: float) -> Result:
+    """The best any asyncio scheduler can do: ``loop.call_at`` at each grid point starting
+    a coroutine that reads the clock."""
+    loop = asyncio.get_running_loop()
+    start = float(math.ceil(time.time() + 1.0))
+    GRID[:] = [start, interval]
+    end = start + duration
+
+    started: set[asyncio.Task[None]] = set()
+
+    def fire(k: int) -> None:
+        task = loop.create_task(lateness_async())
+        started.add(task)
+        task.add_done_callback(started.discard)
+        schedule(k + 1)
+
+    def schedule(k: int) -> None:
+        wall = start + k * interval
+        if wall < end:
+            loop.call_at(loop.time() + (wall - time.time()), fire, k)
+
+    schedule(0)
+    await sleep_until(end + interval / 2)
+    return lateness_result(LATENESS[2:], 0)
+
+
+def lateness_result(samples: list[float], idle: int) -> Result:
+    if not samples:
+        return {"error": "the precision task never ran"}
+    return {
+        "idle": idle,
+        "samples": len(samples),
+        "p50_ms": statistics.median(samples) * 1000,
+        "p99_ms": percentile(samples, 0.99) * 1000,
+        "max_ms": max(samples) * 1000,
+    }
+
+
+async def scenario_steady(lib: str, tasks: int = 1000, duration: float = 10.0) -> Result:
+    """``tasks`` coroutine tasks every second (all on the same 1 s grid) for ``duration`` s:
+    process CPU time (all threads) per 1,000 runs."""
+    adapter = ADAPTERS[lib]()
+    adapter.start()
+    start = math.ceil(time.time() + 1.5)
+    for _ in range(tasks):
+        adapter.add(count_async, seconds=1, start_at=utc(start))
+    await drain()
+    gc.collect()
+    await sleep_until(start - 0.5)
+    runs0, cpu0 = runs_so_far(), time.process_time()
+    await sleep_until(start + duration - 0.5)
+    runs, cpu = runs_so_far() - runs0, time.process_time() - cpu0
+    return {
+        "tasks": tasks,
+        "duration": duration,
+        "runs": runs,
+        "missed": adapter.missed_count(),
+        "cpu_s": cpu,
+        "cpu_per_1000": cpu / runs * 1000 if runs else float("nan"),
+    }
+
+
+async def scenario_sql_add(lib: str, db: str = "sqlite", n: int = 1000) -> Result:
+    """Add ``n`` interval tasks to a running scheduler with an SQL store: one call each,
+    and (tickwork) one ``add_tasks`` call for all."""
+    reason = sql_available(lib, db)
+    if reason:
+        return {"skipped": reason}
+    url = sql_url(db, lib)
+    adapter = ADAPTERS[lib](store="sql", url=url)
+    adapter.start()
+    # An explicit first run time (in an hour) for every library: the same work for all,
+    # and independent of how each computes a default one.
+    later = utc(time.time() + 3600)
+    adapter.add(idle_sync, seconds=3600, next_run_time=later)
+    await drain()
+    start = time.perf_counter()
+    for _ in range(n):
+        adapter.add(idle_sync, seconds=3600, next_run_time=later)
+    await drain()
+    single = n / (time.perf_counter() - start)
+    result: Result = {"n": n, "single_rate": single}
+    try:
+        start = time.perf_counter()
+        adapter.add_bulk(idle_sync, 3600, n, later)
+        await drain()
+        result["bulk_rate"] = n / (time.perf_counter() - start)
+    except NotImplementedError:
+        pass
+    return result
+
+
+async def scenario_cron(lib: str, quick: int = 0) -> Result:
+    """The rows of ``bench/cron_cost.py`` (written separately), when it exists."""
+    path = Path(__file__).with_name("cron_cost.py")
+    if not path.exists():
+        return {"skipped": "bench/cron_cost.py does not exist yet"}
+    spec = importlib.util.spec_from_file_location("cron_cost", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.run(quick=bool(quick))
+    return {"rows": rows}
+
+
+SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {
+    "add": scenario_add,
+    "memory": scenario_memory,
+    "burst": scenario_burst,
+    "precision": scenario_precision,
+    "steady": scenario_steady,
+    "sql_add": scenario_sql_add,
+    "cron": scenario_cron,
+}
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        value: Any = raw
+        for convert in (int, float):
+            try:
+                value = convert(raw)
+                break
+            except ValueError:
+                continue
+        params[key] = value
+    return params
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[0] not in SCENARIOS:
+        sys.exit(f"usage: scenarios.py {{{','.join(SCENARIOS)}}} LIBRARY [key=value ...]")
+    scenario, lib, params = argv[0], argv[1], parse_params(argv[2:])
+    # Log records are still made (their cost is the library's), but not printed: a
+    # terminal full of "missed by" warnings would measure the terminal.
+    logging.getLogger().addHandler(logging.NullHandler())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        result = loop.run_until_complete(SCENARIOS[scenario](lib, **params))
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    result.update({"scenario": scenario, "library": lib, "params": params})
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    # Skip the teardown: a million tasks' garbage and a peer's threads are not measured,
+    # and waiting for them only slows the run down.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
