@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from tickwork.exceptions import (
@@ -52,6 +53,17 @@ class BaseSerializer(ABC):
     @abstractmethod
     def deserialize(self, data: bytes) -> Task:
         """Return the task ``data`` holds, or raise ``SerializationError``."""
+
+    def check(self, task: Task) -> None:
+        """Raise ``SerializationError`` if :meth:`serialize` would refuse ``task``.
+
+        Unlike ``serialize`` it accepts a task whose ``next_run_time`` is not computed yet
+        (a task added before the scheduler starts): stores call it from
+        ``validate_task`` so a lambda is refused where it is added, not at start.
+        """
+        if task.next_run_time is UNSET:
+            task = _with_next_run_time(task, None)
+        self.serialize(task)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -108,6 +120,16 @@ def task_state(task: Task) -> dict[str, Any]:
             "or give them when creating the Task",
         )
     return state
+
+
+def _with_next_run_time(task: Task, next_run_time: datetime | None) -> Task:
+    """A shallow copy of ``task`` with another next run time (the original is untouched)."""
+    clone = Task.__new__(Task)
+    for slot in Task.__slots__:
+        if slot != "__weakref__" and hasattr(task, slot):
+            setattr(clone, slot, getattr(task, slot))
+    clone.next_run_time = next_run_time
+    return clone
 
 
 def task_from_state(state: object) -> Task:
