@@ -124,6 +124,12 @@ class HomeMadeZone(tzinfo):
     def utcoffset(self, dt: datetime | None) -> timedelta:
         return timedelta(hours=1)
 
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "HOME"
+
 
 def test_json_refuses_zones_it_cannot_name() -> None:
     when = datetime(2026, 1, 1, tzinfo=HomeMadeZone())

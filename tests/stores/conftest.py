@@ -8,7 +8,7 @@ location (directory, table, key prefix), which is how persistence is tested.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def mariadb_database() -> Iterator[str]:
         yield url
 
 
-def _factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+def _factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Generator[Any]:
     """Yield a function making store objects of ``kind`` on one fresh location."""
     table = f"tasks_{uuid.uuid4().hex[:10]}"
     if kind == "memory":

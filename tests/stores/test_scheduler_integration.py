@@ -170,6 +170,10 @@ time.sleep(60)  # in "kill" mode the test kills us here
 """
 
 
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
 def run_first_process(db: Path, mode: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
     first = subprocess.Popen(
@@ -195,7 +199,6 @@ def test_a_new_process_runs_what_came_due_while_none_was_running(
     tmp_path: Path, scheduler_factory: Callable[..., BackgroundScheduler], mode: str
 ) -> None:
     db = tmp_path / "tasks.sqlite"
-    at = lambda seconds: T0 + timedelta(seconds=seconds)  # noqa: E731
     first_runs = run_first_process(db, mode)
     assert sorted(first_runs) == sorted(
         [f"ran coalesced {at(10).isoformat()}", f"ran every {at(10).isoformat()}"]

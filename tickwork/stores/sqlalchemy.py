@@ -38,6 +38,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -298,11 +299,16 @@ class SQLAlchemyStore(BaseStore):
         removed = list(removed)
         table = self._tasks
         with self._unavailable("store processed tasks"), self.engine.begin() as conn:
-            for row in rows:
+            if rows:
+                # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
                     update(table)
-                    .where(table.c.id == row["id"])
-                    .values(next_run_time=row["next_run_time"], state=row["state"])
+                    .where(table.c.id == bindparam("b_id"))
+                    .values(next_run_time=bindparam("b_next"), state=bindparam("b_state")),
+                    [
+                        {"b_id": r["id"], "b_next": r["next_run_time"], "b_state": r["state"]}
+                        for r in rows
+                    ],
                 )
             for chunk in _chunks(removed):
                 conn.execute(delete(table).where(table.c.id.in_(chunk)))
