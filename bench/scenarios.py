@@ -433,14 +433,23 @@ async def scenario_burst(
     )
     adapter.start()
     fn = count_async if executor == "asyncio" else count_sync
-    lead = 2.0 + n * (400e-6 if store == "memory" else 5e-3)
-    due = math.ceil(time.time() + lead)
+    no_grace = grace == "none"
+    # Calibrate: time a few adds (due in 2 h, they stay idle) to pick an instant T that
+    # leaves just enough time to add the n tasks that are due at T.
+    sample = max(10, min(200, n // 20))
+    later = utc(time.time() + 7200)
+    started = time.perf_counter()
+    for _ in range(sample):
+        adapter.add(idle_sync, seconds=3600, next_run_time=later, no_grace=no_grace)
+    await drain()
+    per_task = (time.perf_counter() - started) / sample
+    due = time.time() + 0.5 + 1.5 * per_task * n
     added_at = time.time()
     for _ in range(n):
-        adapter.add(fn, seconds=3600, next_run_time=utc(due), no_grace=grace == "none")
+        adapter.add(fn, seconds=3600, next_run_time=utc(due), no_grace=no_grace)
     await drain()
     adding = time.time() - added_at
-    if time.time() > due - 0.2:
+    if time.time() > due - 0.05:
         return {"error": f"adding {n} tasks took {adding:.1f}s, past the due instant"}
     await sleep_until(due - 0.1)
     probe = LagProbe()
@@ -477,8 +486,8 @@ async def scenario_precision(
         # (one call each, no yielding: the wake-ups are drained below, before measuring)
     await drain()
     gc.collect()
-    start = math.ceil(time.time() + 1.0)
-    GRID[:] = [float(start), interval]
+    start = round(time.time() + 0.5, 2)
+    GRID[:] = [start, interval]
     adapter.add(lateness_async, seconds=interval, start_at=utc(start))
     await sleep_until(start + duration + interval / 2)
     samples = LATENESS[2:]  # the first runs pay for lazy imports
@@ -489,7 +498,7 @@ async def precision_floor(duration: float, interval: float) -> Result:
     """The best any asyncio scheduler can do: ``loop.call_at`` at each grid point starting
     a coroutine that reads the clock."""
     loop = asyncio.get_running_loop()
-    start = float(math.ceil(time.time() + 1.0))
+    start = round(time.time() + 0.5, 2)
     GRID[:] = [start, interval]
     end = start + duration
 
@@ -528,14 +537,16 @@ async def scenario_steady(lib: str, tasks: int = 1000, duration: float = 10.0) -
     process CPU time (all threads) per 1,000 runs."""
     adapter = ADAPTERS[lib]()
     adapter.start()
-    start = math.ceil(time.time() + 1.5)
+    start = round(time.time() + 0.6 + tasks * 400e-6, 2)
     for _ in range(tasks):
         adapter.add(count_async, seconds=1, start_at=utc(start))
     await drain()
     gc.collect()
-    await sleep_until(start - 0.5)
+    if time.time() > start - 0.25:
+        return {"error": f"adding {tasks} tasks took too long"}
+    await sleep_until(start - 0.25)
     runs0, cpu0 = runs_so_far(), time.process_time()
-    await sleep_until(start + duration - 0.5)
+    await sleep_until(start + duration - 0.25)
     runs, cpu = runs_so_far() - runs0, time.process_time() - cpu0
     return {
         "tasks": tasks,

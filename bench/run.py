@@ -1,0 +1,839 @@
+"""Benchmark tickwork side by side with asyncz and APScheduler 3.
+
+    python bench/run.py            # the full run (at most ~10 minutes on 2 cores)
+    python bench/run.py --quick    # about a minute: smaller sizes, shorter windows
+    python bench/run.py --only burst,precision
+    python bench/run.py --write-docs            # also regenerate docs/performance.md
+    python bench/run.py --load bench/results/X.json --write-docs   # docs from a saved run
+
+Each scenario runs on each library in a fresh process (``bench/scenarios.py``), which
+prints one JSON line; this script collects them into one table with absolute figures,
+tickwork's ratio to each peer, the target and whether it is met.
+
+The peers live only in ``bench/.venv``: when they are not importable, this script
+creates that virtualenv (``pip install -r bench/requirements.txt -e .``) and re-runs
+itself inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV = BENCH / ".venv"
+RESULTS = BENCH / "results"
+DOCS = ROOT / "docs" / "performance.md"
+PEERS = ("tickwork", "asyncz", "apscheduler")
+LABELS = {"tickwork": "tickwork", "asyncz": "asyncz 0.17", "apscheduler": "APScheduler 3.11"}
+
+Result = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------
+# The virtualenv
+
+
+def peers_importable() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in PEERS)
+
+
+def ensure_venv(argv: list[str]) -> None:
+    """Re-exec inside bench/.venv (creating or repairing it first) unless the peers are
+    importable here already."""
+    if peers_importable():
+        return
+    python = VENV / "bin" / "python"
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        # Inside the venv and still missing something: install, then start over.
+        install(python)
+    else:
+        if not python.exists():
+            print(f"creating {VENV.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            install(python)
+        elif not imports_in(python):
+            install(python)
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+
+
+def imports_in(python: Path) -> bool:
+    check = "import " + ", ".join(PEERS)
+    return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
+
+
+def install(python: Path) -> None:
+    print("installing the peers and tickwork (editable) into bench/.venv ...", file=sys.stderr)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            str(BENCH / "requirements.txt"),
+            "-e",
+            str(ROOT),
+        ],
+        check=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# What runs: jobs (one scenario, several libraries) and the rows read from them
+
+
+@dataclass
+class Job:
+    """One scenario with fixed parameters, run once per library in ``libs``."""
+
+    key: str
+    group: str  # what --only selects
+    scenario: str
+    full: dict[str, Any] | None  # parameters of the full run (None: not in the full run)
+    quick: dict[str, Any] | None  # parameters of the quick run (None: skipped with --quick)
+    libs: tuple[str, ...] = PEERS
+    quick_libs: tuple[str, ...] | None = None  # a subset for --quick
+    parallel: bool = False  # memory-only jobs: the libraries may run side by side
+    timeout: float = 400.0
+
+    def params(self, quick: bool) -> dict[str, Any] | None:
+        return self.quick if quick else self.full
+
+    def libraries(self, quick: bool) -> tuple[str, ...]:
+        return self.quick_libs if quick and self.quick_libs is not None else self.libs
+
+
+@dataclass
+class Target:
+    """A goal for tickwork on one row; ``check`` returns (met, text of the bound)."""
+
+    text: str
+    check: Callable[[dict[str, float | None], Results], tuple[bool, str] | None]
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    unit: str
+    job: str
+    metric: str
+    higher_is_better: bool
+    target: Target | None = None
+    fmt: str = "num"
+    ratios: bool = True  # False where tickwork / peer means nothing (counts of missed runs)
+
+
+@dataclass
+class Results:
+    """Raw results by job key and library, plus facts about the run."""
+
+    quick: bool
+    data: dict[str, dict[str, Result]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, job: str, lib: str, metric: str) -> float | None:
+        result = self.data.get(job, {}).get(lib)
+        if not result or "error" in result or "skipped" in result:
+            return None
+        value = result.get(metric)
+        if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+            return float(value)
+        return None
+
+
+def peer_ratio(
+    lib: str, bound: float, at_least: bool
+) -> Callable[[dict[str, float | None], Results], tuple[bool, str] | None]:
+    def check(values: dict[str, float | None], _: Results) -> tuple[bool, str] | None:
+        mine, theirs = values.get("tickwork"), values.get(lib)
+        if mine is None or theirs is None:
+            return None
+        if theirs == 0:
+            return (mine > 0 if at_least else False), f"{LABELS[lib]} has 0"
+        ratio = mine / theirs
+        return (ratio >= bound if at_least else ratio <= bound), f"{ratio:.2f}x"
+
+    return check
+
+
+def floor_bound(
+    metric: str, plus: float = 0.0, times: float = 1.0
+) -> Callable[[dict[str, float | None], Results], tuple[bool, str] | None]:
+    def check(values: dict[str, float | None], results: Results) -> tuple[bool, str] | None:
+        mine = values.get("tickwork")
+        floor = results.value("precision_floor", "asyncio", metric)
+        if mine is None or floor is None:
+            return None
+        bound = floor * times + plus
+        return mine <= bound, f"bound {bound:.2f} ms (floor {floor:.2f})"
+
+    return check
+
+
+def bulk_vs_single(
+    job: str,
+) -> Callable[[dict[str, float | None], Results], tuple[bool, str] | None]:
+    def check(values: dict[str, float | None], results: Results) -> tuple[bool, str] | None:
+        bulk = values.get("tickwork")
+        single = results.value(job, "tickwork", "single_rate")
+        if bulk is None or single is None or single == 0:
+            return None
+        ratio = bulk / single
+        return ratio >= 10, f"{ratio:.1f}x single"
+
+    return check
+
+
+JOBS = [
+    Job("add_10k", "add", "add", {"n": 10_000}, {"n": 10_000}),
+    Job("add_100k", "add", "add", {"n": 100_000}, None),
+    Job("mem_100k", "memory", "memory", {"n": 100_000}, {"n": 100_000}, parallel=True),
+    Job("mem_1m", "memory", "memory", {"n": 1_000_000}, None, parallel=True, timeout=900),
+    Job(
+        "burst_asyncio",
+        "burst",
+        "burst",
+        {"n": 10_000, "executor": "asyncio"},
+        {"n": 10_000, "executor": "asyncio", "timeout": 30},
+    ),
+    Job(
+        "burst_threads",
+        "burst",
+        "burst",
+        {"n": 10_000, "executor": "threadpool"},
+        {"n": 10_000, "executor": "threadpool", "timeout": 30},
+    ),
+    Job(
+        "precision_floor",
+        "precision",
+        "precision",
+        {"duration": 12},
+        {"duration": 4},
+        libs=("asyncio",),
+    ),
+    Job("precision", "precision", "precision", {"duration": 12}, {"duration": 4}),
+    Job(
+        "precision_idle",
+        "precision",
+        "precision",
+        {"duration": 12, "idle": 100_000},
+        {"duration": 4, "idle": 100_000},
+        quick_libs=("tickwork",),
+    ),
+    Job("steady", "steady", "steady", {"duration": 10}, {"duration": 5}),
+    Job("sqlite_add", "sql", "sql_add", {"db": "sqlite", "n": 1000}, {"db": "sqlite", "n": 300}),
+    Job(
+        "sqlite_burst",
+        "sql",
+        "burst",
+        {"n": 1000, "store": "sqlite", "grace": "none"},
+        {"n": 500, "store": "sqlite", "grace": "none"},
+    ),
+    Job("pg_add", "sql", "sql_add", {"db": "postgres", "n": 1000}, None),
+    Job("pg_burst", "sql", "burst", {"n": 1000, "store": "postgres", "grace": "none"}, None),
+    Job("cron", "cron", "cron", {"quick": 0}, {"quick": 1}, libs=("tickwork",)),
+]
+
+ROWS = [
+    Row(
+        "add_10k",
+        "add 10,000 interval tasks, running scheduler",
+        "tasks/s",
+        "add_10k",
+        "rate",
+        True,
+        Target("≥ 5x APScheduler", peer_ratio("apscheduler", 5, True)),
+    ),
+    Row(
+        "add_100k",
+        "add 100,000 interval tasks, running scheduler",
+        "tasks/s",
+        "add_100k",
+        "rate",
+        True,
+        Target("≥ 5x APScheduler", peer_ratio("apscheduler", 5, True)),
+    ),
+    Row(
+        "mem_100k",
+        "memory per task, 100,000 tasks",
+        "RSS bytes/task",
+        "mem_100k",
+        "bytes_per_task",
+        False,
+        Target("≤ 50 % of APScheduler", peer_ratio("apscheduler", 0.5, False)),
+        fmt="int",
+    ),
+    Row(
+        "mem_1m",
+        "memory per task, 1,000,000 tasks",
+        "RSS bytes/task",
+        "mem_1m",
+        "bytes_per_task",
+        False,
+        Target("≤ 50 % of APScheduler", peer_ratio("apscheduler", 0.5, False)),
+        fmt="int",
+    ),
+    Row(
+        "burst_asyncio",
+        "burst of 10,000 due at once, asyncio executor (coroutines)",
+        "runs/s",
+        "burst_asyncio",
+        "runs_per_s",
+        True,
+        Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    Row(
+        "burst_asyncio_lag",
+        "  max event-loop lag during that burst",
+        "ms",
+        "burst_asyncio",
+        "max_lag_ms",
+        False,
+        fmt="ms",
+    ),
+    Row(
+        "burst_asyncio_missed",
+        "  runs reported missed (default grace)",
+        "runs",
+        "burst_asyncio",
+        "missed",
+        False,
+        fmt="int",
+        ratios=False,
+    ),
+    Row(
+        "burst_threads",
+        "burst of 10,000 due at once, thread pool (sync, 10 threads)",
+        "runs/s",
+        "burst_threads",
+        "runs_per_s",
+        True,
+        Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    Row(
+        "burst_threads_lag",
+        "  max event-loop lag during that burst",
+        "ms",
+        "burst_threads",
+        "max_lag_ms",
+        False,
+        fmt="ms",
+    ),
+    Row(
+        "burst_threads_missed",
+        "  runs reported missed (default grace)",
+        "runs",
+        "burst_threads",
+        "missed",
+        False,
+        fmt="int",
+        ratios=False,
+    ),
+    Row(
+        "precision_p50",
+        "lateness p50, 50 ms interval coroutine task",
+        "ms",
+        "precision",
+        "p50_ms",
+        False,
+        Target("≤ floor p50 + 0.3 ms", floor_bound("p50_ms", plus=0.3)),
+        fmt="ms",
+    ),
+    Row(
+        "precision_p99",
+        "lateness p99, same",
+        "ms",
+        "precision",
+        "p99_ms",
+        False,
+        Target("≤ 2x floor p99", floor_bound("p99_ms", times=2)),
+        fmt="ms",
+    ),
+    Row(
+        "precision_idle_p50",
+        "lateness p50, with 100,000 idle tasks",
+        "ms",
+        "precision_idle",
+        "p50_ms",
+        False,
+        Target("≤ floor p50 + 0.3 ms", floor_bound("p50_ms", plus=0.3)),
+        fmt="ms",
+    ),
+    Row(
+        "precision_idle_p99",
+        "lateness p99, with 100,000 idle tasks",
+        "ms",
+        "precision_idle",
+        "p99_ms",
+        False,
+        Target("≤ 2x floor p99", floor_bound("p99_ms", times=2)),
+        fmt="ms",
+    ),
+    Row(
+        "steady_cpu",
+        "steady load, 1,000 coroutine tasks every second",
+        "CPU s / 1,000 runs",
+        "steady",
+        "cpu_per_1000",
+        False,
+        Target("≤ 1/3 of APScheduler", peer_ratio("apscheduler", 1 / 3, False)),
+        fmt="cpu",
+    ),
+    Row(
+        "sqlite_add_single",
+        "SQLite: add_task, one call per task",
+        "tasks/s",
+        "sqlite_add",
+        "single_rate",
+        True,
+    ),
+    Row(
+        "sqlite_add_bulk",
+        "SQLite: add_tasks, one call for all",
+        "tasks/s",
+        "sqlite_add",
+        "bulk_rate",
+        True,
+        Target("≥ 10x single adds", bulk_vs_single("sqlite_add")),
+    ),
+    Row(
+        "sqlite_burst",
+        "SQLite: burst of due tasks (grace: none)",
+        "runs/s",
+        "sqlite_burst",
+        "runs_per_s",
+        True,
+        Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    Row(
+        "pg_add_single",
+        "PostgreSQL: add_task, one call per task",
+        "tasks/s",
+        "pg_add",
+        "single_rate",
+        True,
+    ),
+    Row(
+        "pg_add_bulk",
+        "PostgreSQL: add_tasks, one call for all",
+        "tasks/s",
+        "pg_add",
+        "bulk_rate",
+        True,
+        Target("≥ 10x single adds", bulk_vs_single("pg_add")),
+    ),
+    Row(
+        "pg_burst",
+        "PostgreSQL: burst of 1,000 due tasks (grace: none)",
+        "runs/s",
+        "pg_burst",
+        "runs_per_s",
+        True,
+    ),
+]
+
+#: Per missed target: why, and what would meet it. Kept here so --write-docs keeps them;
+#: edit them when the numbers move.
+MISS_NOTES: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+
+
+def run_one(job: Job, lib: str, params: dict[str, Any]) -> Result:
+    args = [sys.executable, str(BENCH / "scenarios.py"), job.scenario, lib]
+    args += [f"{key}={value}" for key, value in params.items()]
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=job.timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {job.timeout:.0f} s"}
+    return parse_output(proc.stdout, proc.stderr, proc.returncode)
+
+
+def parse_output(stdout: str, stderr: str, returncode: int) -> Result:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            result: Result = json.loads(line)
+            if "error" in result and stderr.strip():
+                result["stderr_tail"] = stderr.strip().splitlines()[-5:]
+            return result
+    tail = stderr.strip().splitlines()[-3:]
+    return {"error": f"no result (exit {returncode}): {' | '.join(tail)}"}
+
+
+def run_job(job: Job, results: Results, verbose: bool) -> None:
+    params = job.params(results.quick)
+    if params is None:
+        return
+    libs = job.libraries(results.quick)
+    out = results.data.setdefault(job.key, {})
+    started = time.perf_counter()
+    if job.parallel:
+        procs = {
+            lib: subprocess.Popen(
+                [
+                    sys.executable,
+                    str(BENCH / "scenarios.py"),
+                    job.scenario,
+                    lib,
+                    *[f"{k}={v}" for k, v in params.items()],
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for lib in libs
+        }
+        for lib, proc in procs.items():
+            try:
+                stdout, stderr = proc.communicate(timeout=job.timeout)
+                out[lib] = parse_output(stdout, stderr, proc.returncode)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out[lib] = {"error": f"timed out after {job.timeout:.0f} s"}
+    else:
+        for lib in libs:
+            out[lib] = run_one(job, lib, params)
+    if verbose:
+        took = time.perf_counter() - started
+        brief = {lib: short(r) for lib, r in out.items()}
+        print(f"  {job.key:<16} {took:6.1f} s  {brief}", file=sys.stderr, flush=True)
+
+
+def short(result: Result) -> str:
+    if "error" in result:
+        return "error: " + str(result["error"])[:80]
+    if "skipped" in result:
+        return "skipped"
+    keys = ("rate", "bytes_per_task", "runs_per_s", "p50_ms", "cpu_per_1000", "single_rate", "rows")
+    for key in keys:
+        if key in result:
+            value = result[key]
+            return (
+                f"{key}={value:.4g}"
+                if isinstance(value, float)
+                else f"{key}={len(value) if isinstance(value, list) else value}"
+            )
+    return "ok"
+
+
+# ---------------------------------------------------------------------------------------
+# The table
+
+
+def fmt_value(value: float | None, fmt: str) -> str:
+    if value is None:
+        return "—"
+    if fmt == "int":
+        return f"{value:,.0f}"
+    if fmt == "ms":
+        return f"{value:.2f}"
+    if fmt == "cpu":
+        return f"{value:.4f}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def cell(results: Results, row: Row, lib: str) -> str:
+    result = results.data.get(row.job, {}).get(lib)
+    if result is None:
+        return "—"
+    if "skipped" in result:
+        return "skipped"
+    if "error" in result:
+        return "error"
+    text = fmt_value(results.value(row.job, lib, row.metric), row.fmt)
+    missed = result.get("missed", 0)
+    if row.metric == "runs_per_s" and missed:
+        text += f" ({missed:,} missed)"
+    return text
+
+
+def ratio(results: Results, row: Row, peer: str) -> str:
+    if not row.ratios:
+        return ""
+    mine = results.value(row.job, "tickwork", row.metric)
+    theirs = results.value(row.job, peer, row.metric)
+    if mine is None or theirs is None:
+        return "—"
+    if theirs == 0:
+        return "∞" if mine > 0 else "—"
+    return f"{mine / theirs:.2f}x"
+
+
+def evaluate(results: Results, row: Row) -> tuple[str, str]:
+    """(target text, result text) of a row."""
+    if row.target is None:
+        return "", ""
+    values = {lib: results.value(row.job, lib, row.metric) for lib in PEERS}
+    outcome = row.target.check(values, results)
+    if outcome is None:
+        return row.target.text, "n/a"
+    met, detail = outcome
+    return row.target.text, f"{'**pass**' if met else '**MISS**'} ({detail})"
+
+
+def table(results: Results) -> tuple[str, list[str], list[str]]:
+    """The Markdown table, the notes about skipped/failed cells, and the missed rows."""
+    head = [
+        "scenario",
+        "unit",
+        *(LABELS[lib] for lib in PEERS),
+        "tickwork ÷ asyncz",
+        "tickwork ÷ APScheduler",
+        "target",
+        "result",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes: list[str] = []
+    missed: list[str] = []
+    for row in ROWS:
+        if row.job not in results.data:
+            continue
+        target, outcome = evaluate(results, row)
+        if "MISS" in outcome:
+            missed.append(row.key)
+        cells = [
+            row.label,
+            row.unit,
+            *(cell(results, row, lib) for lib in PEERS),
+            ratio(results, row, "asyncz"),
+            ratio(results, row, "apscheduler"),
+            target,
+            outcome,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for job_key, by_lib in results.data.items():
+        for lib, result in by_lib.items():
+            for kind in ("skipped", "error"):
+                if kind in result:
+                    notes.append(f"{job_key} / {lib}: {kind}: {result[kind]}")
+    return "\n".join(lines), notes, missed
+
+
+def extra_sections(results: Results) -> list[str]:
+    out: list[str] = []
+    floor = results.data.get("precision_floor", {}).get("asyncio")
+    if floor and "p50_ms" in floor:
+        out.append(
+            f"Precision floor (a bare `loop.call_at` timer starting the same coroutine, same machine): "
+            f"p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms over {floor['samples']} runs. "
+            "On Linux the selector's `epoll_wait` takes its timeout in whole milliseconds, so up to "
+            "about 1 ms of lateness is the event loop's, not the scheduler's."
+        )
+    cron = results.data.get("cron", {}).get("tickwork")
+    if cron and cron.get("rows"):
+        out.append(
+            "Cron next-fire-time cost (from `bench/cron_cost.py`):\n\n" + cron_table(cron["rows"])
+        )
+    elif cron and "skipped" in cron:
+        out.append(f"Cron rows: skipped ({cron['skipped']}).")
+    return out
+
+
+def cron_table(rows: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in keys:
+                keys.append(key)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        values = []
+        for key in keys:
+            value = row.get(key, "")
+            values.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Facts about the machine and the docs page
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    versions: dict[str, str] = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("tickwork", "asyncz", "apscheduler"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "?"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "commit": commit,
+    }
+
+
+def render_docs(results: Results) -> str:
+    meta = results.meta
+    info = meta.get("machine", {})
+    body, notes, missed = table(results)
+    command = "python bench/run.py" + (" --quick" if results.quick else "")
+    parts = [
+        "# Performance",
+        "",
+        "tickwork, asyncz and APScheduler 3 measured side by side by `bench/run.py`, each",
+        "scenario on each library in a fresh process. This page is generated by",
+        f"`{command} --write-docs`; edit the notes in `MISS_NOTES` in `bench/run.py`, not here.",
+        "",
+        f"- Date: {meta.get('date', '?')} ({'quick' if results.quick else 'full'} run, {meta.get('duration_s', 0):.0f} s)",
+        f"- Machine: {info.get('cores')} cores ({info.get('cpu')}), {info.get('memory_gib')} GiB memory, {info.get('platform')}",
+        f"- Python {info.get('python')}; tickwork {info.get('versions', {}).get('tickwork')} (commit {info.get('commit')}), "
+        f"asyncz {info.get('versions', {}).get('asyncz')}, APScheduler {info.get('versions', {}).get('apscheduler')}",
+        "- Commands: `make bench` (or `python bench/run.py`) for the full run, `python bench/run.py --quick` "
+        "for a one-minute look, `--only add,burst` for some scenarios; the peers are installed in "
+        "`bench/.venv` only, never as dependencies of tickwork.",
+        "",
+        "Ratios are tickwork's figure divided by the peer's: above 1 is better for rates, below 1 is "
+        "better for memory, lateness and CPU.",
+        "",
+        body,
+        "",
+    ]
+    for section in extra_sections(results):
+        parts += [section, ""]
+    parts += [
+        "## How each scenario is measured",
+        "",
+        "- **add**: a running `AsyncIOScheduler` with the memory store; one `add_task`/`add_job` "
+        "call per interval task (1 h), timed until the loop has also run the wake-ups those "
+        "calls queued (APScheduler and asyncz queue one per add).",
+        "- **memory**: RSS growth over adding the tasks to a running scheduler (letting the loop "
+        "run every 1,000 adds), after `gc.collect()`, divided by the number of tasks.",
+        "- **burst**: the tasks are interval tasks (1 h) whose next run time is the same instant; "
+        "runs/s is the number of runs divided by the time from that instant to the last run. A "
+        "coroutine sleeping 1 ms in a loop records the worst event-loop lag meanwhile. Missed "
+        "runs are those each library reports with its default grace time (1 s in all three).",
+        "- **precision**: a 50 ms interval coroutine task on a grid fixed by `start_at`; lateness "
+        "is `time.time()` at the start of the run minus its grid point. The floor is a bare "
+        "`loop.call_at` timer starting the same coroutine.",
+        "- **steady load**: 1,000 coroutine tasks on the same 1 s grid; process CPU time (all "
+        "threads) over the window, per 1,000 runs.",
+        "- **SQL**: a fresh SQLite file / PostgreSQL database per process; adds are timed with an "
+        "explicit first run time for every library; the burst lets every run happen however late "
+        "(`mistrigger_grace_time=None` / `misfire_grace_time=None`), since with the default 1 s "
+        "a slow store makes peers skip the whole burst.",
+        "",
+    ]
+    if missed:
+        parts += ["## Missed targets", ""]
+        for key in missed:
+            label = next(row.label for row in ROWS if row.key == key)
+            note = MISS_NOTES.get(
+                key, "No analysis written yet: add one to `MISS_NOTES` in `bench/run.py`."
+            )
+            parts += [f"### {label.strip()}", "", note, ""]
+    if notes:
+        parts += ["## Skipped or failed", ""] + [f"- {note}" for note in notes] + [""]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------
+# Main
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and windows (about a minute)"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated groups: "
+        + ",".join(sorted({j.group for j in JOBS}))
+        + " (or job keys)",
+    )
+    parser.add_argument(
+        "--write-docs", action="store_true", help=f"regenerate {DOCS.relative_to(ROOT)}"
+    )
+    parser.add_argument("--load", type=Path, help="use a saved results JSON instead of running")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+
+    if args.load:
+        saved = json.loads(args.load.read_text())
+        results = Results(quick=saved["quick"], data=saved["data"], meta=saved["meta"])
+    else:
+        ensure_venv(argv)
+        results = Results(quick=args.quick)
+        only = {part.strip() for part in args.only.split(",") if part.strip()}
+        unknown = only - {j.group for j in JOBS} - {j.key for j in JOBS}
+        if unknown:
+            parser.error(f"unknown --only value(s) {sorted(unknown)}")
+        started = time.perf_counter()
+        results.meta["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        results.meta["machine"] = machine()
+        for job in JOBS:
+            if only and job.group not in only and job.key not in only:
+                continue
+            run_job(job, results, verbose=not args.quiet)
+        results.meta["duration_s"] = time.perf_counter() - started
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+        path.write_text(
+            json.dumps(
+                {"quick": results.quick, "data": results.data, "meta": results.meta}, indent=1
+            )
+        )
+        print(f"raw results: {path.relative_to(ROOT)}", file=sys.stderr)
+
+    body, notes, _ = table(results)
+    print(body)
+    for section in extra_sections(results):
+        print("\n" + section)
+    if notes:
+        print("\nskipped or failed:\n" + "\n".join(f"- {note}" for note in notes))
+    if args.write_docs:
+        DOCS.parent.mkdir(exist_ok=True)
+        DOCS.write_text(render_docs(results))
+        print(f"\nwrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
