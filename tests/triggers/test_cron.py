@@ -6,7 +6,10 @@ The DST rules live in test_dst.py, the oracle comparison in test_cron_oracle.py.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +20,7 @@ from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers import CronTrigger, create_trigger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fire_times(trigger: CronTrigger, count: int, now: datetime = T0) -> list[datetime]:
@@ -434,3 +438,23 @@ def test_malformed_crontabs_are_refused(line: str, words: list[str]) -> None:
 def test_a_crontab_must_be_a_string() -> None:
     with pytest.raises(InvalidTriggerError, match="string"):
         CronTrigger.from_crontab(5)  # type: ignore[arg-type]
+
+
+# -- package surface ---------------------------------------------------------------------
+
+
+def test_exported_and_registered_under_their_aliases() -> None:
+    import tickwork.triggers as triggers
+    from tickwork.triggers import AndTrigger, OrTrigger, trigger_registry
+
+    for name in ("CronTrigger", "AndTrigger", "OrTrigger"):
+        assert name in triggers.__all__
+    assert trigger_registry.lookup("cron") is CronTrigger
+    assert trigger_registry.lookup("and") is AndTrigger
+    assert trigger_registry.lookup("or") is OrTrigger
+
+
+def test_importing_the_triggers_does_not_import_croniter() -> None:
+    code = "import sys, tickwork.triggers; sys.exit('croniter' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False)
+    assert result.returncode == 0

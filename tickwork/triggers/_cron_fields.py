@@ -48,8 +48,11 @@ _BOUNDS = {
 # 03:00:00, not every second of hour 3). week and day_of_week stay unrestricted.
 _DEFAULTS = {"month": "1", "day": "1", "hour": "0", "minute": "0", "second": "0"}
 
-_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
-_WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_abbr)}  # mon=0 .. sun=6
+# Spelt out: calendar.month_abbr and day_abbr follow the locale.
+_MONTHS = {
+    name: i for i, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
+}
+_WEEKDAYS = {name: i for i, name in enumerate("mon tue wed thu fri sat sun".split())}  # mon=0
 _NAMES: dict[str, dict[str, int]] = {"month": _MONTHS, "day_of_week": _WEEKDAYS}
 _ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
 
