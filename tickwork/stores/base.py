@@ -70,7 +70,7 @@ class BaseStore(ABC):
         it; others accept everything."""
         serializer = getattr(self, "serializer", None)
         if serializer is not None:
-            serializer.serialize(task)
+            serializer.check(task)
 
     @abstractmethod
     def add_task(self, task: Task) -> None:

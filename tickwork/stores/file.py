@@ -167,10 +167,6 @@ class FileStore(BaseStore):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def validate_task(self, task: Task) -> None:
-        """Raise ``SerializationError`` if the serializer cannot keep ``task`` (a next run
-        time not computed yet is fine)."""
-        self.serializer.check(task)
 
     def add_task(self, task: Task) -> None:
         """Store a new task (see :meth:`BaseStore.add_task`)."""
