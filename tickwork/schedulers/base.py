@@ -7,23 +7,20 @@ decides what runs when lives here, once.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import socket
 import threading
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from enum import IntEnum
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from tickwork.clock import Clock, SystemClock
 from tickwork.events import (
     ALL_EVENTS,
-    ALL_TASKS_REMOVED,
     EXECUTOR_ADDED,
     EXECUTOR_REMOVED,
     SCHEDULER_PAUSED,
@@ -32,31 +29,23 @@ from tickwork.events import (
     SCHEDULER_STARTED,
     STORE_ADDED,
     STORE_REMOVED,
-    TASK_ADDED,
-    TASK_MODIFIED,
-    TASK_REMOVED,
     SchedulerEvent,
-    TaskEvent,
 )
 from tickwork.exceptions import (
     ConfigurationError,
-    ConflictIdError,
     SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
-    TaskLookupError,
     UnknownAliasError,
 )
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor
 from tickwork.locks import FileLockProtected, format_lock_path
 from tickwork.schedulers._pass import StoreProcessor
+from tickwork.schedulers._task_api import TaskAPI
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET, Task
-from tickwork.triggers import create_trigger, trigger_registry
-from tickwork.triggers.base import BaseTrigger
-from tickwork.triggers.date import DateTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 from tickwork.utils import local_timezone, to_timezone
 
@@ -83,7 +72,7 @@ class SchedulerState(IntEnum):
     PAUSED = 2
 
 
-class BaseScheduler(ABC):
+class BaseScheduler(TaskAPI, ABC):
     """Everything schedulers share; use one of the concrete variants.
 
     Keywords (all optional):
@@ -439,366 +428,6 @@ class BaseScheduler(ABC):
                     callback(event)
                 except Exception:
                     self.logger.exception("listener %r raised on %r", callback, event)
-
-    # -- adding tasks ------------------------------------------------------------------------
-
-    @overload
-    def add_task(
-        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
-    ) -> Callable[[F], F]: ...
-
-    @overload
-    def add_task(
-        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
-    ) -> Task: ...
-
-    def add_task(
-        self,
-        fn_or_task: Callable[..., Any] | str | Task | None = None,
-        trigger: BaseTrigger | str | None = None,
-        args: Iterable[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        name: str | None = None,
-        mistrigger_grace_time: float | timedelta | None = UNSET,
-        coalesce: bool = UNSET,
-        max_instances: int = UNSET,
-        next_run_time: datetime | None = UNSET,
-        store: str | None = None,
-        executor: str | None = None,
-        replace_existing: bool = False,
-        **trigger_args: Any,
-    ) -> Task | Callable[[F], F]:
-        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
-        :class:`Task`) and return the task.
-
-        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
-        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
-        without one the task runs once, now. Called without a callable it is a decorator:
-        ``@scheduler.add_task(trigger="interval", seconds=5)``.
-
-        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
-        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
-        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
-        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
-        ``SerializationError`` (a task a persistent store cannot keep).
-        """
-        options: dict[str, Any] = {
-            "args": args,
-            "kwargs": kwargs,
-            "id": id,
-            "name": name,
-            "mistrigger_grace_time": mistrigger_grace_time,
-            "coalesce": coalesce,
-            "max_instances": max_instances,
-            "next_run_time": next_run_time,
-            "executor": executor,
-        }
-        if fn_or_task is None:
-
-            def decorator(fn: F) -> F:
-                self.add_task(
-                    fn,
-                    trigger,
-                    store=store,
-                    replace_existing=replace_existing,
-                    **options,
-                    **trigger_args,
-                )
-                return fn
-
-            return decorator
-        if isinstance(fn_or_task, Task):
-            task = fn_or_task
-            changes = {
-                k: v for k, v in options.items() if v is not None and v is not UNSET and k != "id"
-            }
-            if trigger is not None or trigger_args:
-                changes["trigger"] = self._make_trigger(trigger, trigger_args)
-            task._apply(changes)
-        else:
-            task = Task(
-                fn_or_task,
-                self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
-                **{k: v for k, v in options.items() if k != "executor"},
-                executor=executor,
-            )
-        return self._add(task, store or task.store_alias or "default", replace_existing)
-
-    def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
-        """Add prepared tasks in one go (one transaction on SQL stores when running)."""
-        tasks = list(tasks)
-        alias = store or "default"
-        for task in tasks:
-            self._prepare(task, alias)
-        if not self.running:
-            for task in tasks:
-                self._add_pending(task, False)
-            return tasks
-        now = self.clock.now()
-        for task in tasks:
-            self._fill_next_run_time(task, now)
-        target = self._lookup_store(alias)
-        with self._store_locks[alias]:
-            self._call_store(target, "add_tasks", tasks)
-        for task in tasks:
-            self._after_store(task, alias)
-        self._wakeup_for(min((t.next_run_time for t in tasks if t.next_run_time), default=None))
-        return tasks
-
-    def _make_trigger(
-        self, trigger: BaseTrigger | str | None, trigger_args: dict[str, Any]
-    ) -> BaseTrigger:
-        if isinstance(trigger, BaseTrigger):
-            if trigger_args:
-                raise ConfigurationError(
-                    f"trigger keywords {sorted(trigger_args)} go with a trigger alias, not with {trigger!r}"
-                )
-            return trigger
-        alias = trigger or "date"
-        if isinstance(alias, str) and "timezone" not in trigger_args:
-            cls = trigger_registry.lookup(alias)
-            if "timezone" in inspect.signature(cls).parameters:
-                trigger_args = {**trigger_args, "timezone": self.timezone}
-        return create_trigger(alias, **trigger_args)
-
-    def _prepare(self, task: Task, store_alias: str) -> None:
-        """Fill unset fields from the defaults and check the task fits its store."""
-        if task.trigger is UNSET:
-            task.trigger = DateTrigger(timezone=self.timezone)
-        for key, value in self.task_defaults.items():
-            if getattr(task, key) is UNSET:
-                setattr(task, key, value)
-        task.store_alias = store_alias
-        task._scheduler = weakref.ref(self)
-        if self.running and task.executor not in self._executors:
-            raise UnknownAliasError("executor", task.executor, list(self._executors))
-        target = self._stores.get(store_alias)
-        if target is None and (self.running or store_alias != "default"):
-            raise UnknownAliasError("store", store_alias, list(self._stores))
-        if target is not None:
-            target.validate_task(task)
-
-    def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
-        self._prepare(task, store_alias)
-        with self._lock:
-            if not self.running:
-                self._add_pending(task, replace_existing)
-                return task
-        self._store_task(task, replace_existing)
-        return task
-
-    def _add_pending(self, task: Task, replace_existing: bool) -> None:
-        with self._lock:
-            for index, (other, _) in enumerate(self._pending):
-                if other.id == task.id:
-                    if not replace_existing:
-                        raise ConflictIdError(task.id)
-                    del self._pending[index]
-                    break
-            self._pending.append((task, replace_existing))
-        self.logger.debug("task %r added; it is scheduled when the scheduler starts", task.id)
-
-    def _fill_next_run_time(self, task: Task, now: datetime) -> None:
-        if task.next_run_time is UNSET:
-            task.next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
-
-    def _store_task(self, task: Task, replace_existing: bool) -> None:
-        """Add a prepared task to its (running) store, replacing a same-id one if asked."""
-        self._fill_next_run_time(task, self.clock.now())
-        alias = task.store_alias or "default"
-        target = self._lookup_store(alias)
-        with self._store_locks[alias]:
-            try:
-                self._call_store(target, "add_task", task)
-            except ConflictIdError:
-                if not replace_existing:
-                    raise
-                self._call_store(target, "update_task", task)
-        self._after_store(task, alias)
-        self._wakeup_for(task.next_run_time)
-
-    def _after_store(self, task: Task, alias: str) -> None:
-        task.store_alias = alias
-        task._scheduler = weakref.ref(self)
-        if isinstance(task.trigger, ShutdownTrigger):
-            self._shutdown_tasks.add((alias, task.id))
-        self.logger.debug("task %r added to store %r", task.id, alias)
-        if self._wants(TASK_ADDED):
-            self._dispatch_event(TaskEvent(TASK_ADDED, task.id, alias))
-
-    # -- finding and changing tasks ------------------------------------------------------------
-
-    def _lookup_store(self, alias: str) -> BaseStore:
-        try:
-            return self._stores[alias]
-        except KeyError:
-            raise UnknownAliasError("store", alias, list(self._stores)) from None
-
-    def _call_store(self, store: BaseStore, method: str, *args: Any) -> Any:
-        """Every store call from the API goes through here (one place to add retries)."""
-        return getattr(store, method)(*args)
-
-    def _find(self, task_id: str, store: str | None) -> tuple[Task, str | None]:
-        """Return (task, store alias); alias None means a pending task. Raises
-        TaskLookupError."""
-        with self._lock:
-            for task, _ in self._pending:
-                if task.id == task_id and (store is None or task.store_alias == store):
-                    return task, None
-            aliases = [store] if store is not None else list(self._stores)
-        for alias in aliases:
-            target = self._stores.get(alias)
-            if target is None:
-                raise UnknownAliasError("store", alias, list(self._stores))
-            task = self._call_store(target, "lookup_task", task_id)
-            if task is not None:
-                task._scheduler = weakref.ref(self)
-                return task, alias
-        raise TaskLookupError(task_id, store)
-
-    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Return the task with this id, or ``None``."""
-        try:
-            return self._find(task_id, store)[0]
-        except TaskLookupError:
-            return None
-
-    def get_tasks(self, store: str | None = None) -> list[Task]:
-        """Return the tasks of one store (or all), pending ones first, then by next run
-        time, paused last."""
-        with self._lock:
-            tasks = [t for t, _ in self._pending if store is None or t.store_alias == store]
-            aliases = [store] if store is not None else list(self._stores)
-        for alias in aliases:
-            for task in self._call_store(self._lookup_store(alias), "get_all_tasks"):
-                task._scheduler = weakref.ref(self)
-                tasks.append(task)
-        return tasks
-
-    def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
-        """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
-        alias) recomputes the next run time unless ``next_run_time`` is given too."""
-        if "trigger" in changes and not isinstance(changes["trigger"], BaseTrigger):
-            changes["trigger"] = self._make_trigger(changes["trigger"], {})
-        task, alias = self._find(task_id, store)
-        if alias is None:
-            task._apply(changes)
-            return task
-        with self._store_locks[alias]:
-            task, _ = self._find(task_id, alias)
-            if "trigger" in changes and "next_run_time" not in changes:
-                changes["next_run_time"] = changes["trigger"].get_next_trigger_time(
-                    self.timezone, None, self.clock.now()
-                )
-            if "executor" in changes and changes["executor"] not in self._executors:
-                raise UnknownAliasError("executor", changes["executor"], list(self._executors))
-            task._apply(changes)
-            target = self._lookup_store(alias)
-            target.validate_task(task)
-            self._call_store(target, "update_task", task)
-        if self._wants(TASK_MODIFIED):
-            self._dispatch_event(TaskEvent(TASK_MODIFIED, task.id, alias))
-        self._wakeup_for(task.next_run_time)
-        return task
-
-    def reschedule_task(
-        self,
-        task_id: str,
-        store: str | None = None,
-        trigger: BaseTrigger | str | None = None,
-        **trigger_args: Any,
-    ) -> Task:
-        """Give a task a new trigger and the next run time it computes."""
-        new_trigger = self._make_trigger(trigger, trigger_args)
-        next_run_time = new_trigger.get_next_trigger_time(self.timezone, None, self.clock.now())
-        return self.update_task(task_id, store, trigger=new_trigger, next_run_time=next_run_time)
-
-    def pause_task(self, task_id: str, store: str | None = None) -> Task:
-        """Keep the task but stop running it (``next_run_time`` becomes ``None``)."""
-        return self.update_task(task_id, store, next_run_time=None)
-
-    def resume_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Give a paused task its next run time from now; a task whose trigger is finished
-        is deleted and ``None`` returned."""
-        task, _ = self._find(task_id, store)
-        next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, self.clock.now())
-        if next_run_time is None and not isinstance(task.trigger, ShutdownTrigger):
-            self.delete_task(task_id, store)
-            return None
-        return self.update_task(task_id, store, next_run_time=next_run_time)
-
-    def delete_task(self, task_id: str, store: str | None = None) -> None:
-        """Remove a task. Raises ``TaskLookupError`` for an unknown id."""
-        task, alias = self._find(task_id, store)
-        if alias is None:
-            with self._lock:
-                self._pending = [(t, r) for t, r in self._pending if t is not task]
-        else:
-            with self._store_locks[alias]:
-                self._call_store(self._lookup_store(alias), "remove_task", task_id)
-            self._shutdown_tasks.discard((alias, task_id))
-        if self._wants(TASK_REMOVED):
-            self._dispatch_event(TaskEvent(TASK_REMOVED, task_id, alias))
-
-    def remove_all_tasks(self, store: str | None = None) -> None:
-        """Remove every task of one store, or of all stores and the pending list."""
-        with self._lock:
-            self._pending = [
-                (t, r) for t, r in self._pending if store is not None and t.store_alias != store
-            ]
-            aliases = [store] if store is not None else list(self._stores)
-        for alias in aliases:
-            with self._store_locks[alias]:
-                self._call_store(self._lookup_store(alias), "remove_all_tasks")
-            self._shutdown_tasks = {key for key in self._shutdown_tasks if key[0] != alias}
-        self._dispatch_event(SchedulerEvent(ALL_TASKS_REMOVED, store))
-
-    def run_task(self, task_id: str, store: str | None = None) -> Task:
-        """Run a task once now, outside its schedule (its next run time is unchanged).
-        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
-        times."""
-        if not self.running:
-            raise SchedulerNotRunningError("run_task needs a running scheduler")
-        task, _ = self._find(task_id, store)
-        self._processor.submit(task, [self.clock.now()], raise_max_instances=True)
-        return task
-
-    # -- inspection ----------------------------------------------------------------------------
-
-    def preview_task_runs(
-        self, task_id: str, count: int = 5, store: str | None = None
-    ) -> list[datetime]:
-        """The task's next ``count`` fire times (without jitter's randomness settled)."""
-        task, _ = self._find(task_id, store)
-        times: list[datetime] = []
-        next_time = task.next_run_time
-        now = self.clock.now()
-        while next_time is not None and len(times) < count:
-            times.append(next_time)
-            next_time = task.trigger.get_next_trigger_time(self.timezone, next_time, now)
-        return times
-
-    def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
-        """A plain-dict summary of one task, for dashboards and logs."""
-        task, alias = self._find(task_id, store)
-        return {
-            "id": task.id,
-            "name": task.name,
-            "trigger": repr(task.trigger),
-            "executor": task.executor,
-            "store": alias or task.store_alias,
-            "pending": alias is None,
-            "paused": task.next_run_time is None and not isinstance(task.trigger, ShutdownTrigger),
-            "next_run_time": task.next_run_time,
-            "coalesce": task.coalesce,
-            "max_instances": task.max_instances,
-            "mistrigger_grace_time": task.mistrigger_grace_time,
-        }
-
-    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`get_task_info` for every task."""
-        return [self.get_task_info(task.id, task.store_alias) for task in self.get_tasks(store)]
 
     def get_scheduler_info(self) -> dict[str, Any]:
         """A plain-dict summary of the scheduler."""
