@@ -29,8 +29,8 @@ class LifespanWrapper:
     them) and reports a failed start or stop with ``lifespan.startup.failed`` /
     ``lifespan.shutdown.failed`` carrying the error text, as the protocol asks. With
     ``handle_lifespan=True`` the app keeps its own lifespan handling: the scheduler starts
-    before the app sees ``lifespan.startup`` and stops before it sees
-    ``lifespan.shutdown``; a failure is raised into the app's lifespan handler.
+    right after the app's own startup succeeded and stops before the app's shutdown
+    runs; a failure of either is reported with the ``*.failed`` message and its text.
     """
 
     def __init__(
@@ -44,7 +44,7 @@ class LifespanWrapper:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
         elif self.handle_lifespan:
-            await self.app(scope, self._receive_through(receive), send)
+            await self._forward(scope, receive, send)
         else:
             await self._lifespan(receive, send)
 
@@ -68,13 +68,37 @@ class LifespanWrapper:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _receive_through(self, receive: Receive) -> Receive:
-        async def wrapped() -> Message:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let the app run its own lifespan, starting the scheduler once the app's startup
+        succeeded and stopping it before the app's shutdown runs.
+
+        The scheduler starts when the app *sends* ``lifespan.startup.complete`` (not when
+        it receives ``lifespan.startup``): frameworks such as Starlette call ``receive()``
+        outside their error handling, so a failure raised there would never be reported;
+        replacing the app's message with ``lifespan.startup.failed`` always is.
+        """
+        shutdown_error: list[BaseException] = []
+
+        async def receive_through() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.scheduler._start_for_asgi()
-            elif message["type"] == "lifespan.shutdown" and self.scheduler.running:
-                await self.scheduler.shutdown_async()
+            if message["type"] == "lifespan.shutdown" and self.scheduler.running:
+                try:
+                    await self.scheduler.shutdown_async()
+                except Exception as exc:
+                    shutdown_error.append(exc)
             return message
 
-        return wrapped
+        async def send_through(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                try:
+                    await self.scheduler._start_for_asgi()
+                except Exception as exc:
+                    message = {"type": "lifespan.startup.failed", "message": _describe(exc)}
+            elif message["type"] == "lifespan.shutdown.complete" and shutdown_error:
+                message = {
+                    "type": "lifespan.shutdown.failed",
+                    "message": _describe(shutdown_error[0]),
+                }
+            await send(message)
+
+        await self.app(scope, receive_through, send_through)
