@@ -70,3 +70,15 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+async def worst_loop_lag_until(condition: Callable[[], bool], timeout: float = 30.0) -> float:
+    """Sleep 1 ms at a time until ``condition`` holds (or ``timeout``), and return the
+    longest extra delay seen: how long something kept the event loop from turning."""
+    worst = 0.0
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        before = time.perf_counter()
+        await asyncio.sleep(0.001)
+        worst = max(worst, time.perf_counter() - before - 0.001)
+    return worst
