@@ -226,9 +226,13 @@ async def test_requests_reach_a_starlette_app() -> None:
 
 
 def starlette_with_lifespan(scheduler: BaseScheduler, log: list[str]) -> Starlette:
+    async def warm_cache() -> None:
+        log.append("task added during app startup ran")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.append(f"app startup (scheduler running: {scheduler.running})")
+        scheduler.add_task(warm_cache)  # before the scheduler starts: pending until then
         yield
         log.append(f"app shutdown (scheduler running: {scheduler.running})")
 
@@ -239,41 +243,71 @@ async def test_handle_lifespan_forwards_to_the_apps_own_lifespan() -> None:
     scheduler = AsyncIOScheduler()
     log: list[str] = []
     app = scheduler.asgi(starlette_with_lifespan(scheduler, log), handle_lifespan=True)
-    channel = Channel(STARTUP, SHUTDOWN)
+    channel = Channel(STARTUP)
+    running_after_startup: list[bool] = []
+
+    async def shutdown_after_startup() -> None:
+        while not channel.sent:
+            await asyncio.sleep(0.01)
+        running_after_startup.append(scheduler.running)
+        await asyncio.sleep(0.05)  # let the task added during startup run
+        channel.incoming.put_nowait(SHUTDOWN)
 
     try:
-        await run_lifespan(app, channel)
+        await asyncio.gather(run_lifespan(app, channel), shutdown_after_startup())
     finally:
         await ensure_stopped(scheduler)
 
-    # The scheduler starts before the app sees startup and stops before it sees shutdown;
-    # the app itself answers the protocol.
+    # The app's startup runs first, the scheduler starts once the app reports success
+    # (so the server hears startup.complete with the scheduler running), and it stops
+    # before the app's shutdown code runs. The app itself answers the protocol.
     assert log == [
-        "app startup (scheduler running: True)",
+        "app startup (scheduler running: False)",
+        "task added during app startup ran",
         "app shutdown (scheduler running: False)",
     ]
+    assert running_after_startup == [True]
     assert channel.sent_types() == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tickwork bug: with handle_lifespan=True a failed start is raised from receive(), "
-    "which Starlette calls outside its error handling, so no lifespan.startup.failed is "
-    "sent and uvicorn (lifespan='auto') serves the app without its scheduler",
-)
 async def test_handle_lifespan_reports_a_failed_start_as_startup_failed() -> None:
     scheduler = AsyncIOScheduler(stores={"default": FailingStore()})
     log: list[str] = []
     app = scheduler.asgi(starlette_with_lifespan(scheduler, log), handle_lifespan=True)
     channel = Channel(STARTUP)
 
-    with contextlib.suppress(ConnectionError):  # re-raising after reporting is allowed
-        await run_lifespan(app, channel)
+    lifespan = asyncio.create_task(run_lifespan(app, channel))
+    try:
+        while not channel.sent and not lifespan.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # nothing else may follow
+        sent = channel.sent_types()
+    finally:
+        # After startup.failed a server sends nothing more and the app waits for ever;
+        # a server exiting then drops the app (cancelling it makes Starlette report a
+        # shutdown failure, which is not what is under test).
+        lifespan.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lifespan
 
-    assert channel.sent_types() == ["lifespan.startup.failed"]
-    assert "refused the connection" in channel.sent[0]["message"]
-    assert log == []
+    assert sent == ["lifespan.startup.failed"]
+    assert channel.sent[0]["message"] == (
+        "ConnectionError: database at db.example:5432 refused the connection"
+    )
     assert not scheduler.running
+
+
+async def test_handle_lifespan_reports_a_failed_shutdown_as_shutdown_failed() -> None:
+    scheduler = AsyncIOScheduler(executors={"default": StuckExecutor()})
+    log: list[str] = []
+    app = scheduler.asgi(starlette_with_lifespan(scheduler, log), handle_lifespan=True)
+    channel = Channel(STARTUP, SHUTDOWN)
+
+    await run_lifespan(app, channel)
+
+    assert channel.sent_types() == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert channel.sent[1]["message"] == "RuntimeError: worker did not stop"
+    assert log[-1] == "app shutdown (scheduler running: False)"  # the app's shutdown still ran
 
 
 # -- the decorator forms ---------------------------------------------------------------------------
@@ -303,6 +337,7 @@ async def test_decorator_with_handle_lifespan() -> None:
         message = await receive()
         log.append(f"{message['type']} (scheduler running: {scheduler.running})")
         await send({"type": "lifespan.startup.complete"})
+        log.append(f"startup reported (scheduler running: {scheduler.running})")
         message = await receive()
         log.append(f"{message['type']} (scheduler running: {scheduler.running})")
         await send({"type": "lifespan.shutdown.complete"})
@@ -315,7 +350,8 @@ async def test_decorator_with_handle_lifespan() -> None:
         await ensure_stopped(scheduler)
 
     assert log == [
-        "lifespan.startup (scheduler running: True)",
+        "lifespan.startup (scheduler running: False)",
+        "startup reported (scheduler running: True)",
         "lifespan.shutdown (scheduler running: False)",
     ]
     assert channel.sent_types() == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
