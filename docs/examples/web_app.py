@@ -39,16 +39,22 @@ app = scheduler.asgi(api)  # starts on lifespan.startup, shuts down on lifespan.
 
 
 # An app with a lifespan of its own keeps it with handle_lifespan=True: the scheduler
-# starts before the app's startup code and stops before its shutdown code runs.
+# starts once the app's startup code has succeeded (tasks added there are scheduled
+# then) and stops before the app's shutdown code runs.
 other_scheduler = AsyncIOScheduler()
-seen: list[bool] = []
+seen: list[str] = []
+
+
+async def warm_cache() -> None:
+    seen.append("cache warmed")
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    seen.append(other_scheduler.running)  # True: tasks can be added here
+    seen.append(f"app startup, scheduler running: {other_scheduler.running}")
+    other_scheduler.add_task(warm_cache)  # runs once the scheduler has started
     yield
-    seen.append(other_scheduler.running)  # False: already stopped
+    seen.append(f"app shutdown, scheduler running: {other_scheduler.running}")
 
 
 other_app = other_scheduler.asgi(Starlette(lifespan=lifespan), handle_lifespan=True)
@@ -61,10 +67,10 @@ async def serve_briefly(asgi_app: Any) -> None:
     while not server.started:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    await asyncio.sleep(0.2)  # the scheduler runs its tasks meanwhile
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         if asgi_app is app:
             assert scheduler.running
-            await asyncio.sleep(0.2)
             assert (await client.get("/count")).json()["count"] >= 2
             response = await client.post("/reports", params={"minutes": 15})
             assert scheduler.get_task(response.json()["id"]) is not None
@@ -75,4 +81,8 @@ async def serve_briefly(asgi_app: Any) -> None:
 asyncio.run(serve_briefly(app))
 assert not scheduler.running
 asyncio.run(serve_briefly(other_app))
-assert seen == [True, False]
+assert seen == [
+    "app startup, scheduler running: False",
+    "cache warmed",
+    "app shutdown, scheduler running: False",
+]
