@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from tickwork.exceptions import ConfigurationError, UnknownAliasError
-from tickwork.utils import ref_to_obj
+from tickwork.utils import call_shape, ref_to_obj
 
 __all__ = ["Registry"]
 
@@ -46,6 +46,9 @@ class Registry:
         """Build the class behind ``alias`` with ``options``, checking the keywords first so
         a misspelt option is reported by name rather than as a bare ``TypeError``."""
         cls = self.lookup(alias)
+        shape = call_shape(cls)  # cached: this runs on every add_task with a trigger alias
+        if shape is not None and shape.accepts((), options):
+            return cls(**options)
         try:
             inspect.signature(cls).bind(**options)
         except TypeError as exc:
