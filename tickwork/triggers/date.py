@@ -6,6 +6,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from tickwork.triggers.base import BaseTrigger
+from tickwork.utils import ClassSignature
 
 __all__ = ["DateTrigger"]
 
@@ -21,6 +22,7 @@ class DateTrigger(BaseTrigger):
 
     __slots__ = ("run_at", "timezone")
     alias = "date"
+    __signature__ = ClassSignature()  # add_task asks for it on every call
 
     def __init__(
         self,

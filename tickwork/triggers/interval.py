@@ -7,6 +7,7 @@ from typing import Any
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers.base import BaseTrigger
+from tickwork.utils import ClassSignature
 
 __all__ = ["IntervalTrigger"]
 
@@ -29,6 +30,7 @@ class IntervalTrigger(BaseTrigger):
 
     __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone")
     alias = "interval"
+    __signature__ = ClassSignature()  # add_task asks for it on every call
 
     def __init__(
         self,
