@@ -1,8 +1,9 @@
 # Everything runs in a virtualenv of its own (.venv), created on first use.
 #   make demo             run examples/demo.py (about 10 s)
-#   make test             the whole test suite
+#   make test             the whole test suite (ARGS=... passes pytest options)
 #   make lint             ruff check, ruff format --check, mypy
 #   make bench ARGS=...   the benchmarks (bench/run.py; ARGS=--quick for a short run)
+# PYTHON=python3.12 make ... picks the interpreter the virtualenv is made from.
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +17,9 @@ ARGS ?=
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "tickwork needs Python 3.11 or newer; try: make PYTHON=python3.11 ..."; exit 1; }
+	@$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
@@ -27,12 +30,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests $(ARGS)
 
+# Runs every check, then fails if any failed (so one run shows all problems).
 lint: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) -m mypy
-	$(PY) -m mypy --strict examples
-	$(PY) -m mypy --strict docs/examples
+	@status=0; \
+	for check in "ruff check ." "ruff format --check ." "mypy" \
+			"mypy --strict examples" "mypy --strict docs/examples"; do \
+		echo "== $$check"; $(PY) -m $$check || status=1; \
+	done; \
+	exit $$status
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(ARGS)
