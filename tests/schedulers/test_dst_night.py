@@ -40,10 +40,11 @@ async def test_fall_back_night(harness: Harness) -> None:
         expected_hourly = (step * 5) // 60
         await wait_until(lambda expected=expected_hourly: len(runs("hourly")) >= expected)
 
-    await wait_until(lambda: len(runs("hourly")) >= 8 and len(runs("daily")) >= 1)
+    await wait_until(lambda: len(runs("hourly")) >= 9 and len(runs("daily")) >= 1)
     await harness.shutdown(scheduler)
     daily = runs("daily")
     assert [t.astimezone(UTC).isoformat() for t in daily] == ["2026-11-01T05:30:00+00:00"]
     hourly_utc = [t.astimezone(UTC).hour for t in runs("hourly")]
-    # 23:00 EDT .. 01:00 EDT, 01:00 EST (the repeated hour), 02:00 .. 04:00 EST: 8 real hours
-    assert hourly_utc == [3, 4, 5, 6, 7, 8, 9, 10]
+    # 22:00 EDT (due at start) .. 01:00 EDT, 01:00 EST (the repeated hour), 02:00 .. 05:00
+    # EST: every one of the 9 real hours from 02:00 to 10:00 UTC, none twice.
+    assert hourly_utc == [2, 3, 4, 5, 6, 7, 8, 9, 10]
