@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -12,6 +13,13 @@ from tickwork.utils import ClassSignature
 __all__ = ["IntervalTrigger"]
 
 _UTC = UTC
+
+
+@functools.lru_cache(maxsize=512)
+def _interval(weeks: float, days: float, hours: float, minutes: float, seconds: float) -> timedelta:
+    """The timedelta of these units, shared: timedeltas are immutable, and a million tasks
+    every 5 minutes need only one (40 bytes each otherwise)."""
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 class IntervalTrigger(BaseTrigger):
@@ -54,9 +62,7 @@ class IntervalTrigger(BaseTrigger):
         for name, value in units.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidTriggerError(f"interval {name} must be a number, got {value!r}")
-        self.interval = timedelta(
-            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
-        )
+        self.interval = _interval(weeks, days, hours, minutes, seconds)
         if self.interval <= timedelta(0):
             given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(
                 f"{k}=0" for k in units
@@ -93,6 +99,10 @@ class IntervalTrigger(BaseTrigger):
             fire_time = start + max(steps, 0) * self.interval
         if self.end_at is not None and fire_time > self.end_at.astimezone(_UTC):
             return None
+        if fire_time == start and not self.jitter and self.start_at.tzinfo is self.timezone:
+            # The first run is start_at itself: hand out that object rather than an equal
+            # copy (48 bytes less per task in a store of millions).
+            return self.start_at
         return self._apply_jitter(fire_time, self.jitter).astimezone(self.timezone)
 
     def __getstate__(self) -> dict[str, Any]:
