@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -83,7 +84,7 @@ def test_elapsed_time_across_dst_changes() -> None:
         times.append(nxt)
     gaps = {
         (b.astimezone(UTC) - a.astimezone(UTC)).total_seconds()
-        for a, b in zip(times, times[1:], strict=False)
+        for a, b in itertools.pairwise(times)
     }
     assert gaps == {3600.0}
 

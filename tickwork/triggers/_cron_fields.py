@@ -50,9 +50,14 @@ _DEFAULTS = {"month": "1", "day": "1", "hour": "0", "minute": "0", "second": "0"
 
 # Spelt out: calendar.month_abbr and day_abbr follow the locale.
 _MONTHS = {
-    name: i for i, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
+    name: i
+    for i, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
 }
-_WEEKDAYS = {name: i for i, name in enumerate("mon tue wed thu fri sat sun".split())}  # mon=0
+_WEEKDAYS = {
+    name: i for i, name in enumerate(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+}  # mon=0
 _NAMES: dict[str, dict[str, int]] = {"month": _MONTHS, "day_of_week": _WEEKDAYS}
 _ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
 
