@@ -169,3 +169,14 @@ async def test_process_pool_survives_a_dead_worker() -> None:
         assert (events[1].task_id, events[1].return_value) == ("after", 42)
     finally:
         await executor.shutdown_async(wait=True)
+
+
+async def test_wait_until_idle(setup: tuple[BaseExecutor, Host]) -> None:
+    executor, host = setup
+    assert await executor.wait_until_idle_async(timeout=0.1)
+    if isinstance(executor, DebugExecutor):
+        return
+    executor.send_task(task(jobs.async_sleep_then_return, 0.3, "x"), [T0])
+    assert not await executor.wait_until_idle_async(timeout=0.05)
+    assert await executor.wait_until_idle_async(timeout=5)
+    assert [e.return_value for e in host.events] == ["x"]

@@ -51,6 +51,8 @@ class BaseExecutor(ABC):
         self._scheduler: BaseScheduler | None = None
         self._instances: dict[str, int] = {}
         self._instances_lock = threading.Lock()
+        # Notified whenever the last active instance finishes (see wait_until_idle).
+        self._idle = threading.Condition(self._instances_lock)
         self.logger = logging.getLogger(f"tickwork.executors.{type(self).__name__}")
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -100,6 +102,19 @@ class BaseExecutor(ABC):
                 self._instances[task_id] = active
             else:
                 self._instances.pop(task_id, None)
+                if not self._instances:
+                    self._idle.notify_all()
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Block until no instance is active (or ``timeout`` seconds passed); return
+        whether it is idle. The scheduler calls it on shutdown, before it runs the
+        shutdown-trigger tasks, so a cleanup never overlaps a tick still running."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._instances, timeout)
+
+    async def wait_until_idle_async(self, timeout: float | None = None) -> bool:
+        """:meth:`wait_until_idle` without blocking the calling event loop."""
+        return await asyncio.to_thread(self.wait_until_idle, timeout)
 
     def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
         """Release the instance slot, then report each run's event."""
