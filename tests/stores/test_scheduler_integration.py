@@ -138,6 +138,7 @@ from tickwork.clock import FakeClock
 from tickwork.events import TASK_EXECUTED
 from tickwork.executors import DebugExecutor
 from tickwork.schedulers import BackgroundScheduler
+from tickwork.stores.sqlalchemy import SQLAlchemyStore
 
 db, mode = sys.argv[1], sys.argv[2]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -148,9 +149,13 @@ scheduler = BackgroundScheduler(
     stores={"default": {"type": "sqlalchemy", "url": f"sqlite:///{db}"}},
     executors={"default": DebugExecutor()},
 )
-scheduler.add_listener(
-    lambda e: print("ran", e.task_id, e.scheduled_run_time.isoformat(), flush=True), TASK_EXECUTED
-)
+ran = []
+
+def report(event):
+    print("ran", event.task_id, event.scheduled_run_time.isoformat(), flush=True)
+    ran.append(event)
+
+scheduler.add_listener(report, TASK_EXECUTED)
 scheduler.start()
 fn = "storetest_funcs:noop"
 scheduler.add_task(fn, "interval", seconds=10, id="coalesced", coalesce=True, mistrigger_grace_time=None)
@@ -159,10 +164,19 @@ scheduler.add_task(fn, "date", run_at=T0 + timedelta(seconds=30), id="strict", m
 scheduler.add_task(fn, "date", run_at=T0 + timedelta(seconds=120), id="future", mistrigger_grace_time=5)
 clock.advance(seconds=10)
 deadline = time.monotonic() + 10
-# Wait until the pass has written the advanced tasks back, then stop.
-while scheduler.get_task("every").next_run_time != T0 + timedelta(seconds=20):
+# Wait until the pass has written the advanced tasks back, the two runs have ended and
+# their ends are recorded (a run killed before that counts as abandoned: the next
+# process would run it again), then stop.
+check = SQLAlchemyStore(f"sqlite:///{db}")
+check.start("check")
+while (
+    scheduler.get_task("every").next_run_time != T0 + timedelta(seconds=20)
+    or len(ran) < 2
+    or check.count_runs(["coalesced", "every"])
+):
     assert time.monotonic() < deadline, "the first pass did not finish"
     time.sleep(0.005)
+check.shutdown()
 if mode == "shutdown":
     scheduler.shutdown()
 print("idle", flush=True)

@@ -1,5 +1,10 @@
 """The processing pass: take the due tasks of a store, decide which runs happen, hand
-them to executors, and advance the tasks. Shared by every scheduler variant."""
+them to executors, and advance the tasks. Shared by every scheduler variant.
+
+Stores only this scheduler processes take the path in :meth:`StoreProcessor._local_batch`;
+stores shared by a fleet (``supports_leases``) the one in
+:mod:`tickwork.schedulers._shared_pass`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from tickwork.events import (
     TaskSubmissionEvent,
 )
 from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
+from tickwork.schedulers._shared_pass import SharedStorePass
+from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
 from tickwork.triggers.shutdown import ShutdownTrigger
 
@@ -40,8 +47,10 @@ class StoreProcessor:
 
     def __init__(self, scheduler: BaseScheduler) -> None:
         self._scheduler = scheduler
-        #: How long a claim on due tasks lasts in a shared store (see BaseStore).
+        #: The lease passed to ``acquire_due_tasks`` of single-process stores (which
+        #: ignore it; shared stores use their own ``lease_time``).
         self.lease = timedelta(seconds=30)
+        self._shared = SharedStorePass(self)
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, datetime] = {}
         #: Advanced tasks whose write-back failed, per store. Their runs were already
@@ -90,70 +99,114 @@ class StoreProcessor:
             return 0, None
         limit = scheduler.batch_size
         with lock:
-            if alias in self._unreleased:
-                store.release_tasks(scheduler.identity, *self._unreleased[alias])
-                del self._unreleased[alias]
-            tasks = store.acquire_due_tasks(now, limit, scheduler.identity, self.lease)
-            updated: list[Task] = []
-            removed: list[str] = []
-            for task in tasks:
-                next_time = self._run_due(task, now)
-                if next_time is None and not isinstance(task.trigger, ShutdownTrigger):
-                    removed.append(task.id)
-                else:
-                    task.next_run_time = next_time
-                    updated.append(task)
-            if tasks:
-                try:
-                    store.release_tasks(scheduler.identity, updated, removed)
-                except Exception:
-                    self._unreleased[alias] = (updated, removed)
-                    raise
+            if store.supports_leases:
+                count, removed = self._shared.process_batch(store, alias, now, limit)
+            else:
+                count, removed = self._local_batch(store, alias, now, limit)
             # A full batch means more may be due: the caller comes back at once.
-            next_time = now if len(tasks) >= limit else store.get_next_run_time()
+            next_time = now if count >= limit else store.get_next_run_time()
         for task_id in removed:
             scheduler._shutdown_tasks.discard((alias, task_id))
             if scheduler._wants(TASK_REMOVED):
                 scheduler._dispatch_event(TaskEvent(TASK_REMOVED, task_id, alias))
-        return len(tasks), next_time
+        return count, next_time
 
-    def _run_due(self, task: Task, now: datetime) -> datetime | None:
-        """Decide and submit the due runs of ``task``; return its next run time."""
+    def _local_batch(
+        self, store: BaseStore, alias: str, now: datetime, limit: int
+    ) -> tuple[int, list[str]]:
+        """A store only this scheduler processes: runs are handed over first and the
+        tasks written back after. A crash in between repeats those runs after a restart
+        rather than losing them silently."""
         scheduler = self._scheduler
-        run_times, next_time = task.due_run_times(scheduler.timezone, now, MAX_CATCH_UP)
+        if alias in self._unreleased:
+            store.release_tasks(scheduler.identity, *self._unreleased[alias])
+            del self._unreleased[alias]
+        tasks = store.acquire_due_tasks(now, limit, scheduler.identity, self.lease)
+        updated: list[Task] = []
+        removed: list[str] = []
+        for task in tasks:
+            run_times, missed, next_time = self.decide(task, now)
+            if missed:
+                self.report_missed(task, missed, now)
+            if run_times:
+                self.submit(task, run_times)
+            self.advance(task, next_time, updated, removed)
+        if tasks:
+            try:
+                store.release_tasks(scheduler.identity, updated, removed)
+            except Exception:
+                self._unreleased[alias] = (updated, removed)
+                raise
+        return len(tasks), removed
+
+    def decide(
+        self, task: Task, now: datetime
+    ) -> tuple[list[datetime], list[datetime], datetime | None]:
+        """Return the runs of ``task`` to start now, those too late to start (past
+        ``mistrigger_grace_time``), and the task's next run time."""
+        run_times, next_time = task.due_run_times(self._scheduler.timezone, now, MAX_CATCH_UP)
         if not run_times:
-            return task.next_run_time
+            return [], [], task.next_run_time
         if task.coalesce:
             run_times = run_times[-1:]
         grace = task.mistrigger_grace_time
-        if grace is not None:
-            on_time = [t for t in run_times if (now - t).total_seconds() <= grace]
-            if len(on_time) != len(run_times):
-                self._report_missed(task, [t for t in run_times if t not in on_time], now)
-            run_times = on_time
-        if run_times:
-            self.submit(task, run_times)
-        return next_time
+        if grace is None:
+            return run_times, [], next_time
+        on_time = [t for t in run_times if (now - t).total_seconds() <= grace]
+        missed = [t for t in run_times if (now - t).total_seconds() > grace]
+        return on_time, missed, next_time
 
-    def _report_missed(self, task: Task, missed: list[datetime], now: datetime) -> None:
+    @staticmethod
+    def advance(
+        task: Task, next_time: datetime | None, updated: list[Task], removed: list[str]
+    ) -> None:
+        """Sort ``task`` into the write-back lists: advanced, or removed when finished."""
+        if next_time is None and not isinstance(task.trigger, ShutdownTrigger):
+            removed.append(task.id)
+        else:
+            task.next_run_time = next_time
+            updated.append(task)
+
+    def report_missed(
+        self, task: Task, missed: list[datetime], now: datetime, abandoned_by: str | None = None
+    ) -> None:
+        """Log and report (``TASK_MISSED``) runs too late to start; ``abandoned_by``
+        names the dead scheduler whose run was taken over too late to repeat it."""
         scheduler = self._scheduler
+        why = f", abandoned by {abandoned_by}" if abandoned_by else ""
         for run_time in missed:
             scheduler.logger.warning(
-                "run of task %r scheduled at %s was missed by %s (mistrigger_grace_time %ss)",
+                "run of task %r scheduled at %s was missed by %s (mistrigger_grace_time %ss%s)",
                 task.id,
                 run_time.isoformat(),
                 now - run_time,
                 task.mistrigger_grace_time,
+                why,
             )
             if scheduler._wants(TASK_MISSED):
                 scheduler._dispatch_event(
                     TaskExecutionEvent(TASK_MISSED, task.id, task.store_alias, run_time)
                 )
 
+    def report_max_instances(self, task: Task, run_times: list[datetime], reason: object) -> None:
+        """Log and report (``TASK_MAX_INSTANCES``) runs skipped because too many
+        instances of the task are running."""
+        scheduler = self._scheduler
+        scheduler.logger.warning(
+            "run of task %r at %s skipped: %s", task.id, run_times[-1].isoformat(), reason
+        )
+        if scheduler._wants(TASK_MAX_INSTANCES):
+            scheduler._dispatch_event(
+                TaskSubmissionEvent(TASK_MAX_INSTANCES, task.id, task.store_alias, tuple(run_times))
+            )
+
     def submit(
         self, task: Task, run_times: list[datetime], raise_max_instances: bool = False
-    ) -> None:
-        """Hand runs to the task's executor and report the outcome as events."""
+    ) -> bool:
+        """Hand runs to the task's executor and report the outcome as events. Returns
+        False when the executor refused them for ``max_instances`` (no run events
+        follow then); True otherwise (a failure to submit is reported as ``TASK_ERROR``
+        for each run)."""
         scheduler = self._scheduler
         executor = scheduler._executors.get(task.executor)
         try:
@@ -161,17 +214,10 @@ class StoreProcessor:
                 raise UnknownAliasError("executor", task.executor, list(scheduler._executors))
             executor.send_task(task, run_times)
         except MaxInstancesReachedError as exc:
-            scheduler.logger.warning(
-                "run of task %r at %s skipped: %s", task.id, run_times[-1].isoformat(), exc
-            )
-            if scheduler._wants(TASK_MAX_INSTANCES):
-                scheduler._dispatch_event(
-                    TaskSubmissionEvent(
-                        TASK_MAX_INSTANCES, task.id, task.store_alias, tuple(run_times)
-                    )
-                )
+            self.report_max_instances(task, run_times, exc)
             if raise_max_instances:
                 raise
+            return False
         except Exception as exc:
             scheduler.logger.exception(
                 "could not submit task %r to executor %r", task.id, task.executor
@@ -187,3 +233,9 @@ class StoreProcessor:
                 scheduler._dispatch_event(
                     TaskSubmissionEvent(TASK_SUBMITTED, task.id, task.store_alias, tuple(run_times))
                 )
+        return True
+
+    def shutdown(self) -> None:
+        """Delete the records of runs that ended and stop renewing (the scheduler is
+        shutting down; called before its stores shut down)."""
+        self._shared.runs.close()

@@ -220,6 +220,8 @@ class BaseScheduler(TaskAPI, ABC):
     def _finish_shutdown(self) -> None:
         """Shut the stores down (they keep their tasks), release store locks, and report
         the shutdown."""
+        # Runs that ended must be recorded in shared stores before those close.
+        self._processor.shutdown()
         for guard in self._guards.values():
             guard.release()
         self._guards = {}

@@ -2,6 +2,24 @@
 
 The docstrings of :class:`BaseStore` are the specification every store follows and the
 shared contract suite (``tests/stores/test_contract.py``) checks.
+
+Stores that several schedulers share (``supports_leases = True``: the SQL and Redis
+stores) also keep *leases*, so that every run happens once across the whole fleet:
+
+* a scheduler **claims** due tasks (:meth:`BaseStore.acquire_due_tasks`) for a lease;
+  no other scheduler gets them until it writes them back or the lease expires;
+* it **writes the advanced tasks back together with a record of each run** it is
+  about to hand to an executor (:meth:`BaseStore.release_tasks` with ``runs``), in
+  one transaction, and only then starts the runs;
+* while runs are in progress it **renews** their records (:meth:`BaseStore.renew_runs`)
+  and **deletes** each one when the run finishes (:meth:`BaseStore.finish_runs`);
+* records whose lease expired belong to a scheduler that died: another one **takes
+  them over** (:meth:`BaseStore.take_over_runs`) and re-runs or reports them missed;
+* ``max_instances`` is checked against the records of the whole fleet
+  (:meth:`BaseStore.count_runs`).
+
+Single-process stores (memory, file) keep the defaults below: claims are plain reads,
+and the run-record methods do nothing.
 """
 
 from __future__ import annotations
@@ -9,14 +27,32 @@ from __future__ import annotations
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
 from tickwork.exceptions import TaskLookupError
 from tickwork.tasks import Task
 
-__all__ = ["BaseStore"]
+__all__ = ["BaseStore", "InProgressRun", "RunKey"]
+
+#: A run as the store knows it: (task id, scheduled run time).
+RunKey = tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class InProgressRun:
+    """A run recorded in a shared store, as returned by :meth:`BaseStore.take_over_runs`.
+
+    ``task`` is the task as it was when the run was handed over (so a one-shot task that
+    is already deleted can still be re-run); ``owner`` is the scheduler that held the
+    run before this take-over.
+    """
+
+    task: Task
+    run_time: datetime
+    owner: str
 
 
 class BaseStore(ABC):
@@ -45,6 +81,16 @@ class BaseStore(ABC):
     #: its own process changed it: other processes may add tasks to a shared store. The
     #: memory store, which no one else can write, sets None.
     poll_interval: ClassVar[float | None] = 1.0
+
+    #: True when the store leases due tasks and records runs in progress, so several
+    #: schedulers (processes, hosts) may share it and still run each slot once. The
+    #: scheduler then follows the protocol in the module docstring.
+    supports_leases: ClassVar[bool] = False
+
+    #: Seconds a claim on due tasks, or the record of a run in progress, stays valid
+    #: without renewal. A scheduler that dies is replaced within this time (plus one
+    #: poll interval). Renewals happen every third of it.
+    lease_time: float = 10.0
 
     def __init__(self) -> None:
         self.alias: str | None = None
@@ -124,22 +170,66 @@ class BaseStore(ABC):
     ) -> list[Task]:
         """Claim up to ``limit`` due tasks for ``owner`` until ``now + lease``.
 
-        Stores shared by several schedulers override this so that a claimed task is not
-        handed to another scheduler until ``release_tasks`` or the lease expires. The
-        default (one scheduler per store) just returns the due tasks.
+        Stores with ``supports_leases`` return only tasks whose claim is free, expired or
+        already ``owner``'s, and claim them in one transaction: no other owner gets them
+        until ``release_tasks`` or the lease expires. The default (one scheduler per
+        store) just returns the due tasks.
         """
         return self.get_due_tasks(now, limit)
 
-    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
-        """Finish a claim: store the advanced ``updated`` tasks and delete the ``removed``
-        ids (tasks that will never run again). A task deleted by someone else in the
-        meantime stays deleted."""
+    def release_tasks(
+        self,
+        owner: str,
+        updated: Iterable[Task],
+        removed: Iterable[str],
+        runs: Iterable[tuple[Task, datetime]] = (),
+        runs_expire: datetime | None = None,
+    ) -> Collection[str]:
+        """Finish a claim: store the advanced ``updated`` tasks, delete the ``removed``
+        ids (tasks that will never run again) and, in the same transaction, record
+        ``runs`` (task, scheduled time) as in progress for ``owner`` until
+        ``runs_expire``. A task deleted by someone else in the meantime stays deleted.
+
+        Returns the ids of tasks whose runs must *not* be started: with leases, a task
+        whose claim another owner holds now (nothing is written for it: that owner
+        decides its runs), or one with a run already recorded for the same time. The
+        default writes everything, records nothing and returns an empty collection.
+        """
         for task in updated:
             with contextlib.suppress(TaskLookupError):
                 self.update_task(task)
         for task_id in removed:
             with contextlib.suppress(TaskLookupError):
                 self.remove_task(task_id)
+        return ()
+
+    # -- runs in progress (stores with supports_leases) -----------------------------------
+
+    def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
+        """How many runs of each of ``task_ids`` are recorded as in progress, by any
+        owner (ids without runs may be left out). The default knows of none: the
+        executor of the single scheduler counts its own runs."""
+        return {}
+
+    def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
+        """Extend ``owner``'s records of ``runs`` until ``expires``; return how many were
+        still ``owner``'s (a record taken over by another scheduler is left alone)."""
+        return len(runs)
+
+    def finish_runs(self, owner: str, runs: Collection[RunKey]) -> None:
+        """Delete ``owner``'s records of ``runs`` (the runs ended). Records of other
+        owners, and unknown runs, are left alone."""
+
+    def take_over_runs(
+        self, now: datetime, limit: int, owner: str, expires: datetime
+    ) -> list[InProgressRun]:
+        """Take over up to ``limit`` run records whose lease expired before ``now``
+        (their owner died or lost the store): they become ``owner``'s until
+        ``expires``, and are returned with the task as it was handed over and the
+        previous owner. A record whose task cannot be loaded is taken over but not
+        returned (it expires again, for a scheduler that can load it). The default has
+        no records."""
+        return []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"

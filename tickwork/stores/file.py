@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -167,7 +167,6 @@ class FileStore(BaseStore):
 
     # -- writes ---------------------------------------------------------------------------
 
-
     def add_task(self, task: Task) -> None:
         """Store a new task (see :meth:`BaseStore.add_task`)."""
         self.add_tasks([task])
@@ -226,8 +225,16 @@ class FileStore(BaseStore):
             self._reset_index()
             self._broken.clear()
 
-    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
-        """Write a pass's results under one lock and with one directory sync."""
+    def release_tasks(
+        self,
+        owner: str,
+        updated: Iterable[Task],
+        removed: Iterable[str],
+        runs: Iterable[tuple[Task, datetime]] = (),
+        runs_expire: datetime | None = None,
+    ) -> Collection[str]:
+        """Write a pass's results under one lock and with one directory sync (``runs`` are
+        not recorded: this store has no leases)."""
         blobs = [(task, self._encode(task)) for task in updated]
         with self._writing("store processed tasks"):
             for task, blob in blobs:
@@ -238,6 +245,7 @@ class FileStore(BaseStore):
             for task_id in removed:
                 self._unlink(task_id)
             _fsync_directory(self.directory)
+        return ()
 
     def _encode(self, task: Task) -> bytes:
         payload = self.serializer.serialize(task)

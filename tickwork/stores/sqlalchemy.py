@@ -10,9 +10,18 @@ The schema (created by :meth:`SQLAlchemyStore.start` when missing):
   included), ``next_run_time`` (epoch seconds as a double, indexed: every "what is due?"
   query walks that index), ``state`` (the serializer's bytes), and ``lease_owner`` /
   ``lease_expires`` (nullable, for schedulers that share a store and lease tasks).
+* ``<tablename>_runs``: one row per run in progress (see :mod:`tickwork.stores._sql_runs`).
 * ``<tablename>_meta``: key/value rows; ``schema_version`` says which tickwork schema the
   table follows, so a later tickwork can migrate it, and an older one refuses to touch
-  a newer schema.
+  a newer schema. Version 2 added the runs table and the use of the lease columns; a
+  version 1 table is upgraded in place by :meth:`SQLAlchemyStore.start` (after which
+  a tickwork that ignores leases refuses it, rather than running tasks twice).
+
+Several schedulers, on any number of hosts, may share one table (PostgreSQL, MariaDB /
+MySQL; SQLite on one host): due tasks are claimed with ``SELECT ... FOR UPDATE SKIP
+LOCKED`` (on SQLite under ``BEGIN IMMEDIATE``, its database-wide write lock) and every
+run is recorded before it starts; see :mod:`tickwork.stores.base` and
+``docs/many-workers.md``.
 
 Engines the store creates itself use ``pool_pre_ping`` (a restarted server is reconnected
 transparently); SQLite files additionally get WAL journaling (readers do not block the
@@ -25,12 +34,13 @@ connection and suits single-threaded tests only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Double,
     Engine,
     Index,
@@ -38,6 +48,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     bindparam,
     case,
     create_engine,
@@ -45,6 +56,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -63,14 +75,15 @@ from tickwork.exceptions import (
 )
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
-from tickwork.stores.base import BaseStore
+from tickwork.stores._sql_runs import RunTable, blobs_by_id
+from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
 
 DEFAULT_URL = "sqlite:///tickwork.sqlite"
 #: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
 MAX_ID_LENGTH = 191
 _MYSQL = ("mysql", "mariadb")
@@ -113,8 +126,12 @@ class SQLAlchemyStore(BaseStore):
     does not dispose it). ``engine_options`` go to ``create_engine``. ``tablename`` and
     ``schema`` place the table, so several stores can share a database. ``serializer``
     is a :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"`` (the default) or
-    ``"pickle"``. Everything else: see :class:`~tickwork.stores.base.BaseStore`.
+    ``"pickle"``. ``lease_time`` (seconds, default 10) bounds how long the runs of a
+    scheduler that died stay unattended. Everything else: see
+    :class:`~tickwork.stores.base.BaseStore`.
     """
+
+    supports_leases = True
 
     def __init__(
         self,
@@ -124,10 +141,14 @@ class SQLAlchemyStore(BaseStore):
         serializer: BaseSerializer | str | None = None,
         schema: str | None = None,
         engine_options: dict[str, Any] | None = None,
+        lease_time: float = 10.0,
     ) -> None:
         super().__init__()
         if url is not None and engine is not None:
             raise ConfigurationError("give the SQLAlchemyStore a url or an engine, not both")
+        if not lease_time > 0:
+            raise ConfigurationError(f"lease_time must be positive, got {lease_time!r}")
+        self.lease_time = float(lease_time)
         self.serializer = resolve_serializer(serializer)
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else _create_engine(url, engine_options)
@@ -153,6 +174,11 @@ class SQLAlchemyStore(BaseStore):
             mysql_engine="InnoDB",
             mysql_charset="utf8mb4",
         )
+        self._runs = RunTable(
+            self._metadata, tablename, _TaskId(), MAX_ID_LENGTH, self.serializer, self.logger
+        )
+        # SQLite has no row locks: its write transactions take the database lock up front.
+        self._row_locks = self.engine.dialect.name != "sqlite"
         self._broken = BrokenTasks(self.logger)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -188,6 +214,14 @@ class SQLAlchemyStore(BaseStore):
                 )
             found = self._schema_version() or str(SCHEMA_VERSION)
         version = int(found)
+        if version < SCHEMA_VERSION:
+            # 1 -> 2: the runs table (just created) and leases; the data is unchanged.
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(self._meta)
+                    .where(self._meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
         if version > SCHEMA_VERSION:
             raise ConfigurationError(
                 f"table {self.tablename!r} follows tickwork schema version {version}, newer than "
@@ -199,6 +233,15 @@ class SQLAlchemyStore(BaseStore):
         with self.engine.connect() as conn:
             found: str | None = conn.execute(query).scalar_one_or_none()
         return found
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator[Connection]:
+        """A write transaction; on SQLite it holds the database's write lock from the
+        start (``BEGIN IMMEDIATE``), so what it reads cannot change before it writes."""
+        with self._unavailable(action), self.engine.begin() as conn:
+            if not self._row_locks:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     @contextlib.contextmanager
     def _unavailable(self, action: str) -> Iterator[None]:
@@ -217,7 +260,6 @@ class SQLAlchemyStore(BaseStore):
             ) from exc
 
     # -- writes ---------------------------------------------------------------------------
-
 
     def add_task(self, task: Task) -> None:
         """Store a new task (see :meth:`BaseStore.add_task`)."""
@@ -287,32 +329,77 @@ class SQLAlchemyStore(BaseStore):
             conn.execute(delete(self._tasks))
         self._broken.clear()
 
-    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
-        """Write a pass's updates and removals in one transaction. An update of a task
-        deleted meanwhile matches no row, so the task stays deleted."""
+    def release_tasks(
+        self,
+        owner: str,
+        updated: Iterable[Task],
+        removed: Iterable[str],
+        runs: Iterable[tuple[Task, datetime]] = (),
+        runs_expire: datetime | None = None,
+    ) -> Collection[str]:
+        """Write a pass's updates and removals and record its runs, in one transaction
+        (see :meth:`BaseStore.release_tasks`). Tasks claimed by another owner now are
+        left alone; an update of a task deleted meanwhile matches no row, so the task
+        stays deleted."""
         tasks = list(updated)
         rows = [self._row(task) for task in tasks]
         removed = list(removed)
+        runs = list(runs)
         table = self._tasks
-        with self._unavailable("store processed tasks"), self.engine.begin() as conn:
+        with self._transaction("store processed tasks") as conn:
             if rows:
                 # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
                     update(table)
-                    .where(table.c.id == bindparam("b_id"))
-                    .values(next_run_time=bindparam("b_next"), state=bindparam("b_state")),
+                    .where(
+                        table.c.id == bindparam("b_id"), self._claimable_by(bindparam("b_owner"))
+                    )
+                    .values(
+                        next_run_time=bindparam("b_next"),
+                        state=bindparam("b_state"),
+                        lease_owner=None,
+                        lease_expires=None,
+                    ),
                     [
-                        {"b_id": r["id"], "b_next": r["next_run_time"], "b_state": r["state"]}
+                        {
+                            "b_id": r["id"],
+                            "b_owner": owner,
+                            "b_next": r["next_run_time"],
+                            "b_state": r["state"],
+                        }
                         for r in rows
                     ],
                 )
             for chunk in _chunks(removed):
-                conn.execute(delete(table).where(table.c.id.in_(chunk)))
+                conn.execute(delete(table).where(table.c.id.in_(chunk), self._claimable_by(owner)))
+            skipped = self._claimed_by_others(conn, [r["id"] for r in rows] + removed, owner)
+            if runs:
+                expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
+                mine = [(task, when) for task, when in runs if task.id not in skipped]
+                skipped |= self._runs.record(conn, owner, mine, blobs_by_id(rows), expires)
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
         for task_id in removed:
             self._broken.forget(task_id)
+        return skipped
+
+    def _claimable_by(self, owner: Any) -> Any:
+        """Rows not claimed, or claimed by ``owner`` (a value or a bound parameter)."""
+        column = self._tasks.c.lease_owner
+        return or_(column.is_(None), column == owner)
+
+    def _claimed_by_others(self, conn: Connection, ids: list[str], owner: str) -> set[str]:
+        table = self._tasks
+        others: set[str] = set()
+        for chunk in _chunks(ids):
+            query = select(table.c.id).where(
+                table.c.id.in_(chunk),
+                table.c.lease_owner.is_not(None),
+                table.c.lease_owner != owner,
+            )
+            others.update(conn.execute(query).scalars())
+        return others
 
     def _row(self, task: Task) -> dict[str, Any]:
         if len(task.id) > MAX_ID_LENGTH:
@@ -365,10 +452,80 @@ class SQLAlchemyStore(BaseStore):
             if limit is None or len(tasks) >= limit or len(self._broken) == known:
                 return tasks
 
-    def get_next_run_time(self) -> datetime | None:
-        """Return the earliest next run time of the tasks that can be loaded."""
+    def acquire_due_tasks(
+        self, now: datetime, limit: int, owner: str, lease: timedelta
+    ) -> list[Task]:
+        """Claim up to ``limit`` due tasks whose claim is free, expired or ``owner``'s, in
+        one transaction: ``SELECT ... FOR UPDATE SKIP LOCKED`` (rows another scheduler
+        is claiming right now are skipped, not waited for), then mark them."""
         table = self._tasks
-        query = select(func.min(table.c.next_run_time))
+        moment = now.timestamp()
+        claimable = or_(
+            table.c.lease_owner.is_(None),
+            table.c.lease_expires < moment,
+            table.c.lease_owner == owner,
+        )
+        query = (
+            select(table.c.id, table.c.state)
+            .where(table.c.next_run_time <= moment, claimable)
+            .order_by(table.c.next_run_time, table.c.id)
+        )
+        while True:
+            known = len(self._broken)  # see get_due_tasks
+            batch = query.limit(limit + known)
+            if self._row_locks:
+                batch = batch.with_for_update(skip_locked=True)
+            with self._transaction("claim due tasks") as conn:
+                tasks = self._load(conn.execute(batch).all(), limit)
+                for chunk in _chunks([task.id for task in tasks]):
+                    conn.execute(
+                        update(table)
+                        .where(table.c.id.in_(chunk))
+                        .values(lease_owner=owner, lease_expires=moment + lease.total_seconds())
+                    )
+            if len(tasks) >= limit or len(self._broken) == known:
+                return tasks
+
+    def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
+        """Runs in progress per task, over every scheduler sharing the table."""
+        if not task_ids:
+            return {}
+        with self._unavailable("count runs in progress"), self.engine.connect() as conn:
+            return self._runs.count(conn, task_ids)
+
+    def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
+        """Extend ``owner``'s run records (see :meth:`BaseStore.renew_runs`)."""
+        if not runs:
+            return 0
+        with self._transaction("renew runs in progress") as conn:
+            return self._runs.renew(conn, owner, runs, expires)
+
+    def finish_runs(self, owner: str, runs: Collection[RunKey]) -> None:
+        """Delete ``owner``'s records of ended runs."""
+        if not runs:
+            return
+        with self._transaction("record finished runs") as conn:
+            self._runs.finish(conn, owner, runs)
+
+    def take_over_runs(
+        self, now: datetime, limit: int, owner: str, expires: datetime
+    ) -> list[InProgressRun]:
+        """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
+        with self._transaction("take over abandoned runs") as conn:
+            return self._runs.take_over(
+                conn, now, limit, owner, expires, self._row_locks, self.alias
+            )
+
+    def get_next_run_time(self) -> datetime | None:
+        """Return the earliest next run time of the tasks that can be loaded; a task
+        claimed by a scheduler counts from when its claim expires (it is that one's
+        until then), so the others do not wake up in a loop for it."""
+        table = self._tasks
+        claim_outlasts = and_(
+            table.c.lease_owner.is_not(None), table.c.lease_expires > table.c.next_run_time
+        )
+        attention = case((claim_outlasts, table.c.lease_expires), else_=table.c.next_run_time)
+        query = select(func.min(attention))
         broken = self._broken.ids()
         if broken:
             query = query.where(table.c.id.not_in(broken))
