@@ -651,6 +651,13 @@ def extra_sections(results: Results) -> list[str]:
 
 
 def cron_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of bench/cron_cost.py as they come (one column per key), plus tickwork's
+    ratio to APScheduler where both figures are there."""
+    rows = [dict(row) for row in rows]
+    for row in rows:
+        mine, theirs = row.get("tickwork_us"), row.get("apscheduler3_us")
+        if isinstance(mine, int | float) and isinstance(theirs, int | float) and theirs:
+            row["tickwork ÷ APScheduler"] = f"{mine / theirs:.2f}x"
     keys: list[str] = []
     for row in rows:
         for key in row:

@@ -597,6 +597,7 @@ async def scenario_cron(lib: str, quick: int = 0) -> Result:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     rows = module.run(quick=bool(quick))
     return {"rows": rows}
