@@ -5,19 +5,26 @@ Keys, for ``prefix="tickwork"``:
 * ``tickwork:tasks``: hash, task id -> serialized task;
 * ``tickwork:run_times``: sorted set, task id scored by its next run time (epoch
   seconds); paused tasks are not in it;
-* ``tickwork:meta``: hash with ``schema_version``.
+* ``tickwork:meta``: hash with ``schema_version``;
+* claims and runs in progress, for schedulers sharing the store: see
+  :mod:`tickwork.stores._redis_scripts`.
 
-Every write that touches both keys runs as one Lua script, which Redis executes
+Every write that touches several keys runs as one Lua script, which Redis executes
 atomically: no reader ever sees a task without its run time or the other way round, and
 "add unless the id exists" cannot race with another writer. On Redis Cluster, put a hash
 tag in the prefix (``prefix="{tickwork}"``) so all keys live in one slot.
+
+Several schedulers, on any number of hosts, may share one prefix: due tasks are
+claimed, and every run is recorded before it starts, by atomic scripts (see
+:mod:`tickwork.stores.base` and ``docs/many-workers.md``). Schema version 2 added those
+keys; a version 1 prefix is upgraded by :meth:`RedisStore.start`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -26,18 +33,20 @@ import redis.exceptions
 from tickwork.exceptions import (
     ConfigurationError,
     ConflictIdError,
+    SerializationError,
     StoreUnavailableError,
     TaskLookupError,
 )
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
-from tickwork.stores.base import BaseStore
+from tickwork.stores import _redis_scripts as scripts
+from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
 #: The key layout this tickwork writes; recorded in ``<prefix>:meta``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # KEYS: tasks hash, run-times zset. ARGV: id, blob, score ("" = paused), repeated.
 # Returns the first id that already exists (nothing written), or false.
@@ -96,9 +105,12 @@ class RedisStore(BaseStore):
     Give ``url`` or a ``client`` you manage (it must not use ``decode_responses``: tasks
     are bytes). ``prefix`` namespaces the keys, so several stores can share a database.
     ``serializer`` is a :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"``
-    (the default) or ``"pickle"``. Everything else: see
+    (the default) or ``"pickle"``. ``lease_time`` (seconds, default 10) bounds how long
+    the runs of a scheduler that died stay unattended. Everything else: see
     :class:`~tickwork.stores.base.BaseStore`.
     """
+
+    supports_leases = True
 
     def __init__(
         self,
@@ -106,8 +118,12 @@ class RedisStore(BaseStore):
         client: redis.Redis | None = None,
         prefix: str = "tickwork",
         serializer: BaseSerializer | str | None = None,
+        lease_time: float = 10.0,
     ) -> None:
         super().__init__()
+        if not lease_time > 0:
+            raise ConfigurationError(f"lease_time must be positive, got {lease_time!r}")
+        self.lease_time = float(lease_time)
         self.serializer = resolve_serializer(serializer)
         self._owns_client = client is None
         self.client: redis.Redis = client if client is not None else redis.Redis.from_url(url)
@@ -119,10 +135,20 @@ class RedisStore(BaseStore):
         self.tasks_key = f"{prefix}:tasks"
         self.run_times_key = f"{prefix}:run_times"
         self.meta_key = f"{prefix}:meta"
+        self.claims_key = f"{prefix}:claims"
         self._keys = [self.tasks_key, self.run_times_key]
+        # runs, run_owners, run_leases, run_counts
+        self._run_keys = [f"{prefix}:{name}" for name in ("runs", "run_owners", "run_leases")]
+        self._run_keys.append(f"{prefix}:run_counts")
         self._add = self.client.register_script(_ADD)
         self._write = self.client.register_script(_WRITE)
         self._due = self.client.register_script(_DUE)
+        self._acquire = self.client.register_script(scripts.ACQUIRE)
+        self._release = self.client.register_script(scripts.RELEASE)
+        self._renew = self.client.register_script(scripts.RENEW)
+        self._finish = self.client.register_script(scripts.FINISH)
+        self._take_over = self.client.register_script(scripts.TAKE_OVER)
+        self._next_time = self.client.register_script(scripts.NEXT_TIME)
         self._broken = BrokenTasks(self.logger)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -134,6 +160,10 @@ class RedisStore(BaseStore):
             self.client.hsetnx(self.meta_key, "schema_version", str(SCHEMA_VERSION))
             found = self.client.hget(self.meta_key, "schema_version")
         version = int(found or SCHEMA_VERSION)
+        if version < SCHEMA_VERSION:
+            # 1 -> 2: claims and run records are new keys; the tasks are unchanged.
+            with self._unavailable("start"):
+                self.client.hset(self.meta_key, "schema_version", str(SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
             raise ConfigurationError(
                 f"Redis keys {self.prefix!r}:* follow tickwork schema version {version}, newer "
@@ -156,7 +186,6 @@ class RedisStore(BaseStore):
             ) from exc
 
     # -- writes ---------------------------------------------------------------------------
-
 
     def add_task(self, task: Task) -> None:
         """Store a new task (see :meth:`BaseStore.add_task`)."""
@@ -198,35 +227,54 @@ class RedisStore(BaseStore):
             pipe = self.client.pipeline(transaction=True)
             pipe.hdel(self.tasks_key, task_id)
             pipe.zrem(self.run_times_key, task_id)
-            deleted, _ = pipe.execute()
+            pipe.hdel(self.claims_key, task_id)
+            deleted, _, _ = pipe.execute()
         self._broken.forget(task_id)
         if not deleted:
             raise TaskLookupError(task_id, self.alias)
 
     def remove_all_tasks(self) -> None:
-        """Delete both keys of this store (the schema record stays)."""
+        """Delete the tasks and their claims (the schema record and the records of runs
+        in progress stay)."""
         with self._unavailable("remove all tasks"):
-            self.client.delete(self.tasks_key, self.run_times_key)
+            self.client.delete(self.tasks_key, self.run_times_key, self.claims_key)
         self._broken.clear()
 
-    def release_tasks(self, owner: str, updated: Iterable[Task], removed: Iterable[str]) -> None:
-        """Write a pass's updates and removals in one atomic script; tasks deleted
-        meanwhile stay deleted."""
+    def release_tasks(
+        self,
+        owner: str,
+        updated: Iterable[Task],
+        removed: Iterable[str],
+        runs: Iterable[tuple[Task, datetime]] = (),
+        runs_expire: datetime | None = None,
+    ) -> Collection[str]:
+        """Write a pass's updates and removals and record its runs, in one atomic script
+        (see :meth:`BaseStore.release_tasks`); tasks deleted meanwhile stay deleted."""
         tasks = list(updated)
         removed = list(removed)
-        args: list[Any] = [len(tasks)]
+        runs = list(runs)
+        if not tasks and not removed and not runs:
+            return ()
+        args: list[Any] = [owner, len(tasks)]
         for task in tasks:
             args.extend(self._triple(task))
+        args.append(len(removed))
         args.extend(removed)
-        if not tasks and not removed:
-            return
+        expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
+        args.extend([repr(expires.timestamp()), len(runs)])
+        updated_ids = {task.id for task in tasks}
+        for task, when in runs:
+            blob = b"" if task.id in updated_ids else self.serializer.serialize(task)
+            args.extend([task.id, _run_key(task.id, when), blob])
+        keys = [*self._keys, self.claims_key, *self._run_keys]
         with self._unavailable("store processed tasks"):
-            self._write(keys=self._keys, args=args)
+            skipped = self._release(keys=keys, args=args)
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
         for task_id in removed:
             self._broken.forget(task_id)
+        return {task_id.decode("utf-8") for task_id in skipped}
 
     def _triple(self, task: Task) -> tuple[str, bytes, str]:
         blob = self.serializer.serialize(task)
@@ -268,18 +316,87 @@ class RedisStore(BaseStore):
             if limit is None or len(tasks) >= limit or len(self._broken) == known:
                 return tasks
 
-    def get_next_run_time(self) -> datetime | None:
-        """Return the earliest next run time of the tasks that can be loaded."""
-        broken = set(self._broken.ids())
-        with self._unavailable("query the next run time"):
-            head = cast(
-                "list[tuple[bytes, float]]",
-                self.client.zrange(self.run_times_key, 0, len(broken), withscores=True),
+    def acquire_due_tasks(
+        self, now: datetime, limit: int, owner: str, lease: timedelta
+    ) -> list[Task]:
+        """Claim up to ``limit`` due tasks whose claim is free, expired or ``owner``'s, in
+        one atomic script."""
+        expires = repr(now.timestamp() + lease.total_seconds())
+        while True:
+            known = self._broken.ids()  # not claimed: they cannot run here
+            args: list[Any] = [repr(now.timestamp()), limit, owner, expires, *known]
+            with self._unavailable("claim due tasks"):
+                flat = self._acquire(keys=[*self._keys, self.claims_key], args=args)
+            tasks = [
+                task
+                for index in range(0, len(flat), 2)
+                if (task := self._load(flat[index], flat[index + 1])) is not None
+            ]
+            if len(tasks) >= limit or len(self._broken) == len(known):
+                return tasks
+
+    def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
+        """Runs in progress per task, over every scheduler sharing the prefix."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        with self._unavailable("count runs in progress"):
+            counts = cast("list[bytes | None]", self.client.hmget(self._run_keys[3], ids))
+        return {task_id: int(n) for task_id, n in zip(ids, counts, strict=True) if n}
+
+    def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
+        """Extend ``owner``'s run records (see :meth:`BaseStore.renew_runs`)."""
+        if not runs:
+            return 0
+        keys = [_run_key(task_id, when) for task_id, when in runs]
+        with self._unavailable("renew runs in progress"):
+            renewed = self._renew(
+                keys=self._run_keys[1:3], args=[owner, repr(expires.timestamp()), *keys]
             )
-        for task_id, score in head:
-            if task_id.decode("utf-8") not in broken:
-                return datetime.fromtimestamp(score, UTC)
-        return None
+        return int(renewed)
+
+    def finish_runs(self, owner: str, runs: Collection[RunKey]) -> None:
+        """Delete ``owner``'s records of ended runs."""
+        if not runs:
+            return
+        args: list[Any] = [owner]
+        for task_id, when in runs:
+            args.extend([_run_key(task_id, when), task_id])
+        with self._unavailable("record finished runs"):
+            self._finish(keys=self._run_keys, args=args)
+
+    def take_over_runs(
+        self, now: datetime, limit: int, owner: str, expires: datetime
+    ) -> list[InProgressRun]:
+        """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
+        args: list[Any] = [repr(now.timestamp()), limit, owner, repr(expires.timestamp())]
+        with self._unavailable("take over abandoned runs"):
+            flat = self._take_over(keys=self._run_keys[:3], args=args)
+        taken: list[InProgressRun] = []
+        for index in range(0, len(flat), 3):
+            key, previous, blob = flat[index : index + 3]
+            score, _, task_id = key.decode("utf-8").partition("|")
+            try:
+                task = self.serializer.deserialize(blob)
+            except SerializationError as exc:
+                # Left to expire again: a scheduler that can load it may take it over.
+                self.logger.error("cannot take over a run of task %r: %s", task_id, exc)
+                continue
+            task.store_alias = self.alias
+            when = datetime.fromtimestamp(float(score), UTC)
+            zone = getattr(task.trigger, "timezone", None)
+            run_time = when.astimezone(zone) if zone is not None else when
+            taken.append(InProgressRun(task, run_time, previous.decode("utf-8")))
+        return taken
+
+    def get_next_run_time(self) -> datetime | None:
+        """Return the earliest time a loadable task needs attention: its next run time,
+        or the expiry of a claim another scheduler holds on it."""
+        with self._unavailable("query the next run time"):
+            found = self._next_time(
+                keys=[self.run_times_key, self.claims_key], args=self._broken.ids()
+            )
+        return datetime.fromtimestamp(float(found), UTC) if found else None
 
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
@@ -296,3 +413,8 @@ class RedisStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"<RedisStore alias={self.alias!r} prefix={self.prefix!r}>"
+
+
+def _run_key(task_id: str, run_time: datetime) -> str:
+    """``"<repr of the epoch seconds>|<task id>"``: repr reads back to the same float."""
+    return f"{run_time.timestamp()!r}|{task_id}"
