@@ -101,7 +101,14 @@ class CallShape:
     asks ``Signature.bind``, which decides and words the error exactly as before.
     """
 
-    __slots__ = ("keywords", "positional", "required_keywords", "var_keyword", "var_positional")
+    __slots__ = (
+        "keywords",
+        "positional",
+        "required_keywords",
+        "required_positional",
+        "var_keyword",
+        "var_positional",
+    )
 
     def __init__(self, signature: inspect.Signature) -> None:
         positional: list[tuple[str, bool, bool]] = []  # (name, has default, positional-only)
@@ -124,6 +131,12 @@ class CallShape:
             else:
                 self.var_keyword = True
         self.positional = tuple(positional)
+        # (index, name, positional-only) of the positional parameters without a default.
+        self.required_positional = tuple(
+            (index, name, positional_only)
+            for index, (name, has_default, positional_only) in enumerate(positional)
+            if not has_default
+        )
         self.keywords = frozenset(keywords)
         self.required_keywords = tuple(required_keywords)
 
@@ -135,14 +148,15 @@ class CallShape:
             return False
         for name in kwargs:
             if name in self.keywords:
-                if any(p[0] == name for p in positional[:given]):
+                if given and any(p[0] == name for p in positional[:given]):
                     return False  # "multiple values for argument"
             elif not self.var_keyword:
                 return False
-        for name, has_default, positional_only in positional[given:]:
-            if not has_default and (positional_only or name not in kwargs):
+        for index, name, positional_only in self.required_positional:
+            if index >= given and (positional_only or name not in kwargs):
                 return False
-        return all(name in kwargs for name in self.required_keywords)
+        required = self.required_keywords
+        return not required or all(name in kwargs for name in required)
 
 
 #: Shapes of plain functions and classes, with the attributes they were computed from
@@ -164,7 +178,13 @@ def _shape_key(obj: Any) -> tuple[Any, ...] | None:
         )
     if isinstance(obj, type):
         cls: Any = obj  # (mypy frowns on reading __init__ off a type)
-        return (cls.__init__, cls.__new__, type(cls).__call__, cls.__dict__.get("__signature__"))
+        return (
+            cls.__init__,
+            cls.__new__,
+            type(cls).__call__,
+            cls.__dict__.get("__signature__"),
+            None,
+        )
     return None
 
 
@@ -175,9 +195,18 @@ def call_shape(obj: Any) -> CallShape | None:
     if key is None:
         return None
     cached = _SHAPES.get(obj)
-    # Compared by identity: defaults may hold objects whose == is odd (arrays).
-    if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
-        return cached[1]
+    if cached is not None:
+        # Compared by identity (spelt out: this runs on every add_task), since defaults
+        # may hold objects whose == is odd (arrays). Keys always have five items.
+        old = cached[0]
+        if (
+            old[0] is key[0]
+            and old[1] is key[1]
+            and old[2] is key[2]
+            and old[3] is key[3]
+            and old[4] is key[4]
+        ):
+            return cached[1]
     try:
         shape = CallShape(inspect.signature(obj))
     except (TypeError, ValueError):
