@@ -1,0 +1,205 @@
+"""Run a fleet of scheduler processes (``fleet_worker.py``) and judge what they ran."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from fleet_tasks import EPOCH
+
+from tickwork.stores import BaseStore
+from tickwork.tasks import Task
+from tickwork.triggers import IntervalTrigger
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WORKER = HERE / "fleet_worker.py"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of a worker's output file."""
+
+    code: str
+    task_id: str
+    slot: float
+    pid: int
+    wall: float
+
+
+def interval_task(task_id: str, fn: str, seconds: float, **fields: Any) -> Task:
+    """A task on an interval from :data:`EPOCH` (so every process computes the same
+    slots), with every field set, ready for a store."""
+    trigger = IntervalTrigger(seconds=seconds, start_at=EPOCH, timezone="UTC")
+    values: dict[str, Any] = {
+        "coalesce": True,
+        "max_instances": 1,
+        "mistrigger_grace_time": 1.0,
+        "next_run_time": trigger.get_next_trigger_time(UTC, None, datetime.now(UTC)),
+        **fields,
+    }
+    return Task(fn, trigger, id=task_id, **values)
+
+
+def tick_tasks(count: int, prefix: str = "tick", **fields: Any) -> list[Task]:
+    """``count`` tasks running ``fleet_tasks:tick`` every second, on whole seconds."""
+    return [
+        interval_task(f"{prefix}-{index:02d}", "fleet_tasks:tick", 1, **fields)
+        for index in range(count)
+    ]
+
+
+def add_tasks(store: BaseStore, tasks: Iterable[Task]) -> None:
+    """Add tasks to a shared store before the fleet starts, then let go of it."""
+    store.start("setup")
+    try:
+        store.add_tasks(list(tasks))
+    finally:
+        store.shutdown()
+
+
+@dataclass
+class Fleet:
+    """Worker processes writing records under ``directory``; always stopped on exit."""
+
+    directory: Path
+    kind: str
+    location: str
+    options: list[str] = field(default_factory=list)
+    processes: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+    killed: dict[int, float] = field(default_factory=dict)
+
+    def start(self, count: int, *extra: str) -> list[int]:
+        """Start ``count`` workers; return their pids once every one is ready."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
+        started: list[subprocess.Popen[str]] = []
+        for _ in range(count):
+            out = self.directory / f"worker-{len(self.processes) + len(started)}.log"
+            with (self.directory / f"{out.stem}.err").open("w") as errors:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(WORKER),
+                        str(out),
+                        self.kind,
+                        self.location,
+                        *self.options,
+                        *extra,
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    text=True,
+                    env=env,
+                )
+            started.append(process)
+            self.processes[process.pid] = process
+        for process in started:
+            assert process.stdout is not None
+            line = _read_line(process.stdout, timeout=30)
+            assert line.startswith("ready"), f"worker {process.pid} did not start: {line!r}"
+        return [process.pid for process in started]
+
+    def kill(self, pid: int) -> float:
+        """SIGKILL one worker; return the wall time of the kill."""
+        moment = time.time()
+        os.kill(pid, signal.SIGKILL)
+        self.processes[pid].wait(10)
+        self.killed[pid] = moment
+        return moment
+
+    def stop(self) -> None:
+        """SIGTERM every live worker (a clean shutdown), SIGKILL any that hangs."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def records(self) -> list[Record]:
+        found = []
+        for path in sorted(self.directory.glob("worker-*.log")):
+            for line in path.read_text().splitlines():
+                code, task_id, slot, pid, wall = line.split()
+                found.append(Record(code, task_id, float(slot), int(pid), float(wall)))
+        return found
+
+    def errors(self) -> str:
+        """Everything the workers wrote to stderr (shown when a test fails)."""
+        return "\n".join(p.read_text() for p in sorted(self.directory.glob("*.err")))
+
+
+@contextlib.contextmanager
+def fleet(directory: Path, kind: str, location: str, *options: str) -> Iterator[Fleet]:
+    running = Fleet(directory, kind, location, list(options))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _read_line(stream: IO[str], timeout: float) -> str:
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return "<timeout>"
+    return stream.readline()
+
+
+@dataclass
+class Verdict:
+    """What happened to every slot of some tasks in a window of whole seconds."""
+
+    slots: int = 0
+    executed: int = 0
+    missed: int = 0
+    duplicates: list[tuple[str, float, list[int]]] = field(default_factory=list)
+    lost: list[tuple[str, float]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.slots} slots: {self.executed} executed, {self.missed} reported missed, "
+            f"{len(self.duplicates)} executed twice, {len(self.lost)} silently lost"
+        )
+
+
+def judge(records: Iterable[Record], task_ids: Iterable[str], first: float, last: float) -> Verdict:
+    """Check every slot (whole second) in ``[first, last]`` of each task: executed once,
+    or reported missed; never executed twice, never without a trace."""
+    outcome: dict[tuple[str, float], list[Record]] = defaultdict(list)
+    for record in records:
+        if record.code in ("EXE", "MIS", "ERR"):
+            outcome[(record.task_id, record.slot)].append(record)
+    verdict = Verdict()
+    for task_id in task_ids:
+        for second in range(math.ceil(first), math.floor(last) + 1):
+            verdict.slots += 1
+            found = outcome.get((task_id, float(second)), [])
+            runs = [r.pid for r in found if r.code in ("EXE", "ERR")]
+            if len(runs) > 1:
+                verdict.duplicates.append((task_id, float(second), runs))
+            if runs:
+                verdict.executed += 1
+            elif any(r.code == "MIS" for r in found):
+                verdict.missed += 1
+            else:
+                verdict.lost.append((task_id, float(second)))
+    return verdict
