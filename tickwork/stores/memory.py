@@ -12,13 +12,10 @@ from tickwork.tasks import Task
 
 __all__ = ["MemoryStore"]
 
-# A heap entry: (next run time, task id). The entry that counts for a task is the one
+# A heap entry: (next run timestamp, task id). The entry that counts for a task is the one
 # in ``_entries``; any other entry for that id in the heap is stale and skipped (lazy
 # deletion), which makes update and remove O(log n) and O(1) instead of O(n).
-# The datetime is the task's own next_run_time object (no float copy: 24 bytes less per
-# task); aware datetimes order by instant, and those sharing a tzinfo (the scheduler's
-# zone, as triggers return them) compare as fast as floats.
-_Entry = tuple[datetime, str]
+_Entry = tuple[float, str]
 
 
 class MemoryStore(BaseStore):
@@ -47,7 +44,7 @@ class MemoryStore(BaseStore):
         if task.next_run_time is None:
             self._entries.pop(task.id, None)
             return
-        entry = (task.next_run_time, task.id)
+        entry = (task.next_run_time.timestamp(), task.id)
         self._entries[task.id] = entry
         heapq.heappush(self._heap, entry)
         if len(self._heap) > 2 * len(self._entries) + 64:
@@ -90,7 +87,8 @@ class MemoryStore(BaseStore):
             task.store_alias = self.alias
             self._tasks[task.id] = task
             entry = self._entries.get(task.id)
-            if entry is None or entry[0] != task.next_run_time:
+            new_ts = task.next_run_time.timestamp() if task.next_run_time else None
+            if entry is None or entry[0] != new_ts:
                 self._index(task)
 
     def remove_task(self, task_id: str) -> None:
@@ -115,6 +113,7 @@ class MemoryStore(BaseStore):
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first; O(k log n) for k due tasks."""
+        now_ts = now.timestamp()
         due: list[Task] = []
         popped: list[_Entry] = []
         with self._lock:
@@ -124,7 +123,7 @@ class MemoryStore(BaseStore):
                 if entries.get(entry[1]) is not entry:
                     heapq.heappop(heap)
                     continue
-                if entry[0] > now:
+                if entry[0] > now_ts:
                     break
                 popped.append(heapq.heappop(heap))
                 due.append(self._tasks[entry[1]])
