@@ -171,28 +171,40 @@ class AsyncIOScheduler(BaseScheduler):
         loop = self.event_loop
         on_loop_thread = threading.get_ident() == self.event_loop_thread_id
         if loop is not None and loop.is_running() and not on_loop_thread:
-            asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop).result()
+            try:
+                asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop).result()
+            finally:
+                self._detach()
         else:
-            self._begin_shutdown()
+            # On the loop's own thread nothing can be awaited: running coroutines are left
+            # to finish (never cancelled) and shutdown tasks start at once.
+            self._stop_processing()
             self._on_wake()
-            for executor in list(self._executors.values()):
-                executor.shutdown(wait)
+            self._run_shutdown_tasks()
+            errors = self._stop_executors(wait)
             self._finish_shutdown()
-        self._detach()
+            self._detach()
+            if errors:
+                raise errors[0]
 
     async def shutdown_async(self, wait: bool = True) -> None:
-        """Stop, awaiting on the loop: shutdown-trigger tasks and (with ``wait``) every
-        running task finish first; nothing is cancelled."""
-        self._begin_shutdown()
+        """Stop, awaiting on the loop: with ``wait``, running tasks finish first, then the
+        shutdown-trigger tasks run, then the executors stop; nothing is cancelled."""
+        self._stop_processing()
         self._on_wake()
         driver = self._driver
         if isinstance(driver, asyncio.Task) and driver is not asyncio.current_task():
             await asyncio.wait([driver])
-        for executor in list(self._executors.values()):
-            await executor.shutdown_async(wait)
+        if wait:
+            for executor in list(self._executors.values()):
+                await executor.wait_until_idle_async()
+        self._run_shutdown_tasks()
+        errors = await self._stop_executors_async(wait)
         self._finish_shutdown()
         if threading.get_ident() == self.event_loop_thread_id and self._own_loop_thread is None:
             self._detach()
+        if errors:
+            raise errors[0]
 
     def _detach(self) -> None:
         """Release the worker thread and, if the loop is ours, stop it."""
@@ -250,8 +262,10 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
 
     async def shutdown(self, wait: bool = True) -> None:  # type: ignore[override]
         """Stop and wait (see :meth:`AsyncIOScheduler.shutdown_async`)."""
-        await self.shutdown_async(wait)
-        self._detach()
+        try:
+            await self.shutdown_async(wait)
+        finally:
+            self._detach()
 
     async def __aenter__(self) -> NativeAsyncIOScheduler:
         await self.start()

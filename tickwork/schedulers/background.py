@@ -55,16 +55,22 @@ class BackgroundScheduler(BaseScheduler):
         self._wake.set()
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the thread, run shutdown-trigger tasks, stop executors, shut stores down."""
-        self._begin_shutdown()
+        """Stop the thread; with ``wait`` let running tasks finish; run shutdown-trigger
+        tasks; stop executors; shut stores down."""
+        self._stop_processing()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._thread = None
-        for executor in list(self._executors.values()):
-            executor.shutdown(wait)
+        if wait:
+            for executor in list(self._executors.values()):
+                executor.wait_until_idle()
+        self._run_shutdown_tasks()
+        errors = self._stop_executors(wait)
         self._finish_shutdown()
+        if errors:
+            raise errors[0]
 
     async def shutdown_async(self, wait: bool = True) -> None:
         """:meth:`shutdown` without blocking the calling event loop."""

@@ -203,19 +203,45 @@ class BaseScheduler(TaskAPI, ABC):
                 tasks.append(task)
         return tasks
 
-    def _begin_shutdown(self) -> list[Task]:
-        """Stop processing and send the shutdown-trigger tasks to their executors.
-        Returns them; the variant then shuts the executors down (waiting or not)."""
+    def _stop_processing(self) -> None:
+        """First step of every shutdown: no pass starts and no run is dispatched after it."""
         with self._lock:
             if self.state == SchedulerState.STOPPED:
                 raise SchedulerNotRunningError()
             self.state = SchedulerState.STOPPED
         self._planned_wakeup = None
-        tasks = self._shutdown_tasks_to_run()
+
+    def _run_shutdown_tasks(self) -> None:
+        """Send the shutdown-trigger tasks to their executors. Variants call it after the
+        active runs finished (with ``wait``), so a lifecycle's cleanup never overlaps a
+        tick that is still running."""
         now = self.clock.now()
-        for task in tasks:
+        for task in self._shutdown_tasks_to_run():
             self._processor.submit(task, [now])
-        return tasks
+
+    def _stop_executors(self, wait: bool) -> list[Exception]:
+        """Shut every executor down. One that fails is logged and the others still stop;
+        the failures are returned so the variant re-raises the first once the whole
+        shutdown is done (never leaving the scheduler half stopped)."""
+        errors: list[Exception] = []
+        for alias, executor in list(self._executors.items()):
+            try:
+                executor.shutdown(wait)
+            except Exception as exc:
+                self.logger.exception("executor %r failed to shut down", alias)
+                errors.append(exc)
+        return errors
+
+    async def _stop_executors_async(self, wait: bool) -> list[Exception]:
+        """:meth:`_stop_executors` for schedulers on an event loop."""
+        errors: list[Exception] = []
+        for alias, executor in list(self._executors.items()):
+            try:
+                await executor.shutdown_async(wait)
+            except Exception as exc:
+                self.logger.exception("executor %r failed to shut down", alias)
+                errors.append(exc)
+        return errors
 
     def _finish_shutdown(self) -> None:
         """Shut the stores down (they keep their tasks), release store locks, and report
