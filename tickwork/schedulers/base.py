@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from uuid import uuid4
 
 from tickwork.clock import Clock, SystemClock
@@ -42,6 +42,7 @@ from tickwork.executors.base import BaseExecutor
 from tickwork.locks import FileLockProtected, format_lock_path
 from tickwork.schedulers._pass import StoreProcessor
 from tickwork.schedulers._task_api import TaskAPI
+from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
@@ -294,12 +295,20 @@ class BaseScheduler(TaskAPI, ABC):
     async def _start_for_asgi(self) -> None:
         """Start from a coroutine (the ASGI lifespan startup)."""
 
-    def asgi(self, app: Any = None, *, handle_lifespan: bool = False) -> Any:
+    @overload
+    def asgi(self, app: ASGIApp, *, handle_lifespan: bool = False) -> LifespanWrapper: ...
+
+    @overload
+    def asgi(
+        self, app: None = None, *, handle_lifespan: bool = False
+    ) -> Callable[[ASGIApp], LifespanWrapper]: ...
+
+    def asgi(
+        self, app: ASGIApp | None = None, *, handle_lifespan: bool = False
+    ) -> LifespanWrapper | Callable[[ASGIApp], LifespanWrapper]:
         """Wrap an ASGI app so this scheduler starts on ``lifespan.startup`` and stops on
         ``lifespan.shutdown`` (see :class:`~tickwork.schedulers.asgi.LifespanWrapper`).
         Without ``app`` it returns a decorator."""
-        from tickwork.schedulers.asgi import LifespanWrapper
-
         if app is None:
             return lambda inner: LifespanWrapper(self, inner, handle_lifespan)
         return LifespanWrapper(self, app, handle_lifespan)
