@@ -27,10 +27,10 @@ async def main() -> None:
 
     scheduler.start()
     await asyncio.sleep(0.1)  # the upload is running
-    # On the loop, await the shutdown: the shutdown-trigger task runs, and the running
-    # upload finishes (shutdown never cancels a running task).
+    # On the loop, await the shutdown: the running upload finishes (shutdown never
+    # cancels a running task), then the shutdown-trigger task runs.
     await scheduler.shutdown_async()
-    assert log == ["upload started", "shutdown task ran", "upload finished"]
+    assert log == ["upload started", "upload finished", "shutdown task ran"]
     assert not scheduler.running
 
     # The memory store keeps its tasks across a shutdown: start again and they are there.
