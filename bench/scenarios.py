@@ -292,17 +292,21 @@ class LagProbe:
     def __init__(self) -> None:
         self.max_lag = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._since = time.perf_counter()
 
     async def _run(self) -> None:
         while True:
-            before = time.perf_counter()
+            self._since = time.perf_counter()
             await asyncio.sleep(0.001)
-            self.max_lag = max(self.max_lag, time.perf_counter() - before - 0.001)
+            self.max_lag = max(self.max_lag, time.perf_counter() - self._since - 0.001)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> float:
+        # The sleep in flight counts too: when the loop was blocked until the burst ended,
+        # the waiter may resume first and stop the probe before it could record the block.
+        self.max_lag = max(self.max_lag, time.perf_counter() - self._since - 0.001)
         if self._task is not None:
             self._task.cancel()
         return self.max_lag
