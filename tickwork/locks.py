@@ -6,12 +6,18 @@ standby that retries every second takes over within about a second.
 
 Path templates may use ``{store}`` (the store alias), ``{pgrp}`` (the process group: all
 workers of one gunicorn master share it), ``{ppid}`` (the parent process) and ``{pid}``.
+
+Beside the lock file, the holder of a store's lock notes how far it processed the store
+(``<path>.progress``, see :meth:`FileLockProtected.record_progress`), so a process that
+takes the lock over does not run again what the previous holder already ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +146,38 @@ class FileLockProtected(LockProtected):
     def held(self) -> bool:
         """True while this object holds the file lock."""
         return bool(self._lock.is_locked)
+
+    @property
+    def progress_path(self) -> str:
+        """The file where the holder notes how far it processed the store."""
+        return self.path + ".progress"
+
+    def record_progress(self, timestamp: float) -> None:
+        """Note that every run due up to ``timestamp`` (epoch seconds) was handled.
+
+        Written to a temporary file and renamed over the old one, so a reader sees the
+        previous value or the new one, whatever happens to the writer. (The lock file
+        itself cannot hold it: every process trying the lock opens it truncating.)
+        Raises ``OSError``.
+        """
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, temporary = tempfile.mkstemp(prefix=".tickwork-progress-", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(repr(timestamp))
+            os.replace(temporary, self.progress_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def last_progress(self) -> float | None:
+        """What the last holder recorded with :meth:`record_progress`, or ``None``."""
+        try:
+            with open(self.progress_path) as file:
+                return float(file.read())
+        except (OSError, ValueError):
+            return None
 
     def __repr__(self) -> str:
         return f"FileLockProtected({self.path!r}, held={self.held})"

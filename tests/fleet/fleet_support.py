@@ -142,6 +142,15 @@ class Fleet:
                 found.append(Record(code, task_id, float(slot), int(pid), float(wall)))
         return found
 
+    def log_times(self, text: str) -> list[float]:
+        """Wall times of the workers' log lines containing ``text``."""
+        return sorted(
+            float(line.split(" ", 1)[0])
+            for path in self.directory.glob("*.err")
+            for line in path.read_text().splitlines()
+            if text in line and line[:1].isdigit()
+        )
+
     def errors(self) -> str:
         """Everything the workers wrote to stderr (shown when a test fails)."""
         return "\n".join(p.read_text() for p in sorted(self.directory.glob("*.err")))
@@ -171,22 +180,25 @@ class Verdict:
     slots: int = 0
     executed: int = 0
     missed: int = 0
+    skipped: int = 0  # max_instances: a run of the task was in progress
     duplicates: list[tuple[str, float, list[int]]] = field(default_factory=list)
     lost: list[tuple[str, float]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{self.slots} slots: {self.executed} executed, {self.missed} reported missed, "
-            f"{len(self.duplicates)} executed twice, {len(self.lost)} silently lost"
+            f"{self.skipped} skipped for max_instances, {len(self.duplicates)} executed "
+            f"twice, {len(self.lost)} silently lost"
         )
 
 
 def judge(records: Iterable[Record], task_ids: Iterable[str], first: float, last: float) -> Verdict:
     """Check every slot (whole second) in ``[first, last]`` of each task: executed once,
-    or reported missed; never executed twice, never without a trace."""
+    or reported (missed, or skipped for max_instances); never executed twice, never
+    without a trace."""
     outcome: dict[tuple[str, float], list[Record]] = defaultdict(list)
     for record in records:
-        if record.code in ("EXE", "MIS", "ERR"):
+        if record.code in ("EXE", "MIS", "ERR", "MAX"):
             outcome[(record.task_id, record.slot)].append(record)
     verdict = Verdict()
     for task_id in task_ids:
@@ -200,6 +212,8 @@ def judge(records: Iterable[Record], task_ids: Iterable[str], first: float, last
                 verdict.executed += 1
             elif any(r.code == "MIS" for r in found):
                 verdict.missed += 1
+            elif any(r.code == "MAX" for r in found):
+                verdict.skipped += 1
             else:
                 verdict.lost.append((task_id, float(second)))
     return verdict

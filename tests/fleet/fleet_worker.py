@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -79,6 +80,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=0, help="add this many tick tasks")
     parser.add_argument("--batch-size", type=int, default=10)
     args = parser.parse_args()
+    # Scheduler logs (lock take-overs, abandoned runs, store outages) go to stderr, which
+    # the test keeps in a file: "<epoch seconds> <level> <logger>: <message>".
+    logging.basicConfig(
+        level=logging.INFO, format="%(created).3f %(levelname)s %(name)s: %(message)s"
+    )
     with open(args.out, "a", buffering=1) as out:
         asyncio.run(run(args, out))
 

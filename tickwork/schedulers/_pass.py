@@ -22,6 +22,7 @@ from tickwork.events import (
     TaskSubmissionEvent,
 )
 from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
+from tickwork.schedulers._lock_handover import LockHandover
 from tickwork.schedulers._shared_pass import SharedStorePass
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
@@ -51,6 +52,7 @@ class StoreProcessor:
         #: ignore it; shared stores use their own ``lease_time``).
         self.lease = timedelta(seconds=30)
         self._shared = SharedStorePass(self)
+        self._handover = LockHandover(scheduler)
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, datetime] = {}
         #: Advanced tasks whose write-back failed, per store. Their runs were already
@@ -102,9 +104,12 @@ class StoreProcessor:
             if store.supports_leases:
                 count, removed = self._shared.process_batch(store, alias, now, limit)
             else:
+                self._handover.before_batch(store, alias)
                 count, removed = self._local_batch(store, alias, now, limit)
             # A full batch means more may be due: the caller comes back at once.
             next_time = now if count >= limit else store.get_next_run_time()
+            if not store.supports_leases:
+                self._handover.after_batch(alias, now, count < limit, next_time)
         for task_id in removed:
             scheduler._shutdown_tasks.discard((alias, task_id))
             if scheduler._wants(TASK_REMOVED):

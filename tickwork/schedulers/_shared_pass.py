@@ -34,6 +34,10 @@ __all__ = ["TAKE_OVER_INTERVAL", "SharedStorePass"]
 #: polled every second anyway; looking at every pass would add a query per pass.
 TAKE_OVER_INTERVAL = timedelta(seconds=1)
 
+#: At most this many batches of abandoned runs are taken over in one pass (a dead
+#: scheduler's runs are usually one batch; the rest wait for the next second).
+MAX_TAKE_OVER_ROUNDS = 10
+
 
 class SharedStorePass:
     """Claims, records and hands over the due runs of shared stores (see the module
@@ -115,18 +119,26 @@ class SharedStorePass:
             return
         self._next_take_over[alias] = now + TAKE_OVER_INTERVAL
         scheduler = self._scheduler
-        for run in store.take_over_runs(now, limit, scheduler.identity, now + lease):
-            task, run_time = run.task, run.run_time
-            grace = task.mistrigger_grace_time
-            if grace is None or (now - run_time).total_seconds() <= grace:
-                scheduler.logger.warning(
-                    "run of task %r scheduled at %s was abandoned by %s; running it again",
-                    task.id,
-                    run_time.isoformat(),
-                    run.owner,
-                )
-                self._start(alias, task, [run_time])
-            else:
-                self._processor.report_missed(task, [run_time], now, abandoned_by=run.owner)
-                self.runs.track(alias, task.id, [run_time])
-                self.runs.finish(alias, task.id, [run_time])
+        for _ in range(MAX_TAKE_OVER_ROUNDS):
+            runs = store.take_over_runs(now, limit, scheduler.identity, now + lease)
+            for run in runs:
+                self._resume(alias, run.task, run.run_time, run.owner, now)
+            if len(runs) < limit:
+                break
+
+    def _resume(
+        self, alias: str, task: Task, run_time: datetime, owner: str, now: datetime
+    ) -> None:
+        grace = task.mistrigger_grace_time
+        if grace is None or (now - run_time).total_seconds() <= grace:
+            self._scheduler.logger.warning(
+                "run of task %r scheduled at %s was abandoned by %s; running it again",
+                task.id,
+                run_time.isoformat(),
+                owner,
+            )
+            self._start(alias, task, [run_time])
+        else:
+            self._processor.report_missed(task, [run_time], now, abandoned_by=owner)
+            self.runs.track(alias, task.id, [run_time])
+            self.runs.finish(alias, task.id, [run_time])
