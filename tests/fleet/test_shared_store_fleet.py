@@ -28,9 +28,10 @@ from tickwork.stores.sqlalchemy import SQLAlchemyStore
 
 pytestmark = pytest.mark.slow
 
-#: Seconds each fleet runs in steady state. The issue asked for 20 s; 8 s (400 slots of
-#: 50 tasks) keeps the whole fleet suite within its time budget.
-STEADY = 8.0
+#: Seconds each fleet runs. The issue asked for 20 s; 6.5 s (judged: the 3 to 4 whole
+#: seconds clear of the margins, 150 to 200 slots of 50 tasks) keeps the fleet suite
+#: within its time budget. Longer runs: see docs/many-workers.md.
+STEADY = 6.5
 #: Slots this close to the start or the end are not judged (processes still starting,
 #: or shutting down).
 MARGIN = 1.5
@@ -80,7 +81,7 @@ def test_a_fleet_runs_every_slot_exactly_once(backend: str, workers: int, tmp_pa
     assert verdict.duplicates == [], running.errors()
     assert verdict.lost == [], running.errors()
     assert verdict.missed == verdict.skipped == 0, running.errors()
-    assert verdict.slots >= len(tasks) * 4
+    assert verdict.slots >= len(tasks) * 3
 
 
 @pytest.mark.external_service("postgresql")
@@ -114,7 +115,7 @@ def test_a_killed_scheduler_s_runs_are_taken_over(tmp_path: Path) -> None:
             time.sleep(2)
             victim = busiest_process(running.records)
             killed_at = running.kill(victim)
-            time.sleep(lease + 3.5)
+            time.sleep(lease + 2.5)
             last = time.time() - MARGIN
         records = running.records()
     verdict = judge(records, [t.id for t in patient + strict], first, last)
@@ -171,9 +172,9 @@ def test_a_database_outage_loses_and_repeats_nothing(tmp_path: Path) -> None:
         with fleet(tmp_path, kind, location) as running:
             running.start(3)
             first = time.time() + MARGIN
-            time.sleep(3)
+            time.sleep(2.5)
             outage = database_outage(database, seconds=3.0)
-            time.sleep(6)
+            time.sleep(4.5)
             last = time.time() - MARGIN
         records = running.records()
         check = SQLAlchemyStore(location)
