@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 #: Interval tasks start here, so every process computes the same slots (whole seconds).
@@ -18,3 +19,16 @@ async def tick() -> None:
 async def slow(seconds: float) -> None:
     """A task that is still running when a test kills its process."""
     await asyncio.sleep(seconds)
+
+
+#: Opened by the in-process tests to let :func:`blocker` runs end.
+GATE = threading.Event()
+
+
+def blocker() -> None:
+    """A run that lasts until the test opens :data:`GATE` (at most 10 s)."""
+    GATE.wait(10)
+
+
+def quick() -> None:
+    """A run that ends at once."""
