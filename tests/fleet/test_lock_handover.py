@@ -60,22 +60,25 @@ def test_a_new_holder_skips_what_the_last_one_ran(tmp_path: Path) -> None:
         )
         return scheduler
 
-    a, b = make("a"), make("b")
-    a.start()
-    b.start()
+    schedulers = {"a": make("a"), "b": make("b")}
+    for scheduler in schedulers.values():
+        scheduler.start()
     try:
         clock.advance(seconds=10)
-        wait_until(lambda: len(events["a"]) == 1)
-        a.shutdown()  # B takes the lock; its own copy of "t" still says T0 + 10
+        wait_until(lambda: len(events["a"]) + len(events["b"]) == 1)
+        holder = "a" if events["a"] else "b"
+        heir = "b" if holder == "a" else "a"
+        # The heir takes the lock; its own copy of "t" still says T0 + 10 s.
+        schedulers[holder].shutdown()
         time.sleep(0.3)
-        assert events["b"] == [], "the new holder ran a slot the last one had run"
+        assert events[heir] == [], "the new holder ran a slot the last one had run"
         clock.advance(seconds=10)
-        wait_until(lambda: len(events["b"]) == 1)
-        assert [(e.code, e.scheduled_run_time) for e in events["a"] + events["b"]] == [
+        wait_until(lambda: len(events[heir]) == 1)
+        assert [(e.code, e.scheduled_run_time) for e in events[holder] + events[heir]] == [
             (TASK_EXECUTED, T0 + timedelta(seconds=10)),
             (TASK_EXECUTED, T0 + timedelta(seconds=20)),
         ]
     finally:
-        for scheduler in (a, b):
+        for scheduler in schedulers.values():
             if scheduler.running:
                 scheduler.shutdown()
