@@ -34,6 +34,7 @@ connection and suits single-threaded tests only.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,13 +49,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
     bindparam,
     case,
     create_engine,
     delete,
     event,
-    func,
     insert,
     or_,
     select,
@@ -87,6 +86,8 @@ SCHEMA_VERSION = 2
 #: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
 MAX_ID_LENGTH = 191
 _MYSQL = ("mysql", "mariadb")
+# Rows per page when looking for the next run time past claimed tasks.
+_NEXT_PAGE = 20
 # Bound parameters per IN (...) list: below every backend's limit (SQLite's is 999 on old
 # builds).
 _CHUNK = 500
@@ -517,21 +518,34 @@ class SQLAlchemyStore(BaseStore):
             )
 
     def get_next_run_time(self) -> datetime | None:
-        """Return the earliest next run time of the tasks that can be loaded; a task
-        claimed by a scheduler counts from when its claim expires (it is that one's
-        until then), so the others do not wake up in a loop for it."""
+        """Return the earliest time a loadable task needs attention: its next run time,
+        or, for a task another scheduler has claimed, when that claim expires (it is
+        that one's until then; the others must not wake up in a loop for it).
+
+        Walks the ``next_run_time`` index from the start: claimed tasks are the few due
+        ones at its head, so this reads one page of rows in practice."""
         table = self._tasks
-        claim_outlasts = and_(
-            table.c.lease_owner.is_not(None), table.c.lease_expires > table.c.next_run_time
+        query = (
+            select(table.c.next_run_time, table.c.lease_owner, table.c.lease_expires)
+            .where(table.c.next_run_time.is_not(None))
+            .order_by(table.c.next_run_time)
         )
-        attention = case((claim_outlasts, table.c.lease_expires), else_=table.c.next_run_time)
-        query = select(func.min(attention))
         broken = self._broken.ids()
         if broken:
             query = query.where(table.c.id.not_in(broken))
+        best: float | None = None
         with self._unavailable("query the next run time"), self.engine.connect() as conn:
-            earliest = conn.execute(query).scalar()
-        return datetime.fromtimestamp(earliest, UTC) if earliest is not None else None
+            for offset in itertools.count(0, _NEXT_PAGE):
+                rows = conn.execute(query.offset(offset).limit(_NEXT_PAGE)).all()
+                for when, owner, expires in rows:
+                    if best is not None and when >= best:
+                        return datetime.fromtimestamp(best, UTC)
+                    if owner is not None and expires is not None and expires > when:
+                        when = expires
+                    best = when if best is None else min(best, when)
+                if len(rows) < _NEXT_PAGE:
+                    break
+        return datetime.fromtimestamp(best, UTC) if best is not None else None
 
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
