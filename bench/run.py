@@ -472,12 +472,15 @@ _ADD_NOTE = (
 )
 
 _MEMORY_NOTE = (
-    "**Why.** An interval task in the memory store costs about 525 traced bytes (about 600 "
+    "**Why.** An interval task in the memory store costs about 550 traced bytes (about 600 "
     "RSS): the `Task` object with 15 slots (152 B), its uuid hex id (81 B), the heap entry "
-    "tuple (56 B), the `IntervalTrigger` (72 B), an empty `kwargs` dict (64 B), its "
-    "`start_at`/`next_run_time` datetime (48 B, now one object) and two dict slots in the "
-    "store (`_tasks`, `_entries`, about 40 B). APScheduler's `Job` carries about the same "
-    "fields, so halving it needs a different representation, not trimming.\n\n"
+    "(a tuple and a float timestamp, 80 B), the `IntervalTrigger` (72 B), an empty `kwargs` "
+    "dict (64 B), its `start_at`/`next_run_time` datetime (48 B, one shared object since "
+    "this work, as is the interval `timedelta`) and two dict slots in the store (`_tasks`, "
+    "`_entries`, about 40 B). APScheduler's `Job` carries about the same fields, so halving "
+    "it needs a different representation, not trimming. (Keying the heap on the datetime "
+    "itself saved 24 B more but was reverted: datetimes sharing a tzinfo compare by wall "
+    "time, which misorders the repeated DST hour.)\n\n"
     "**What would meet it (at most about 430 B).** Share one read-only empty mapping for "
     "tasks without keyword arguments (-64 B; `Task.kwargs` would become a `Mapping`, which "
     "executors accept but code that mutates `task.kwargs` in place would notice); drop the "
@@ -488,8 +491,8 @@ _MEMORY_NOTE = (
 )
 
 _BURST_NOTE = (
-    "**Why.** Each run costs tickwork about 30-40 µs of the event loop on this machine "
-    "(APScheduler about 65-100 µs). In the pass: `due_run_times` and the interval arithmetic "
+    "**Why.** Each run costs tickwork about 25-40 µs of the event loop on this machine "
+    "(APScheduler about 50-100 µs; both move with the load of the shared machine). In the pass: `due_run_times` and the interval arithmetic "
     "(three `astimezone` calls), the store's pop/re-push of the heap entry plus the "
     "write-back `update_task` (four heap operations per run). In the executor: "
     "`Task.is_coroutine` (`inspect.iscoroutinefunction` and a `hasattr` walk, per run), "
@@ -512,11 +515,11 @@ _BURST_NOTE = (
 )
 
 _STEADY_NOTE = (
-    "**Why.** 1,000 runs a second cost tickwork about 33 µs of CPU each against "
-    "APScheduler's 41 µs: the same per-run path as the burst (pass, store, executor, one "
-    "`asyncio.Task` per run). A third of APScheduler's is about 14 µs per run, less than the "
-    "asyncio machinery of one task on Python 3.11 plus a minimal pass.\n\n"
-    "**What would meet it.** The burst changes above bring it to about 20 µs (about 0.5x). "
+    "**Why.** 1,000 runs a second cost tickwork 25-34 µs of CPU each against APScheduler's "
+    "28-44 µs in our runs: the same per-run path as the burst (pass, store, executor, one "
+    "`asyncio.Task` per run). A third of APScheduler's is about 10-14 µs per run, less than "
+    "the asyncio machinery of one task on Python 3.11 plus a minimal pass.\n\n"
+    "**What would meet it.** The burst changes above take off about 10 µs (about 0.5x). "
     "The rest needs runs that do not each become a scheduled `asyncio.Task`: eager task "
     "start on Python 3.12 and later (a coroutine that completes without suspending is "
     "finished inside `create_task`), and a per-batch write-back in the memory store instead "
