@@ -65,10 +65,10 @@ class RunKeeper:
             self._scheduler.add_listener(self._on_event, TASK_EXECUTED | TASK_ERROR)
         with self._cond:
             running = self._running.setdefault(alias, {})
+            if not running:  # records just written last a full lease
+                self._renew_at[alias] = time.monotonic() + self._renew_every(alias)
             for run_time in run_times:
                 running[(task_id, run_time.timestamp())] = run_time
-            if alias not in self._renew_at:
-                self._renew_at[alias] = time.monotonic() + self._renew_every(alias)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="tickwork-run-keeper", daemon=True
@@ -102,11 +102,6 @@ class RunKeeper:
 
     def _on_event(self, event: Any) -> None:
         self.finish(event.store, event.task_id, [event.scheduled_run_time])
-
-    def tracked(self, alias: str) -> int:
-        """How many runs of store ``alias`` are in progress (for tests and logs)."""
-        with self._cond:
-            return len(self._running.get(alias, {}))
 
     # -- the keeper thread -------------------------------------------------------------------
 
