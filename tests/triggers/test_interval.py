@@ -113,3 +113,12 @@ def test_bad_arguments() -> None:
         IntervalTrigger(seconds=1, jitter=-1)
     with pytest.raises(InvalidTriggerError, match="Nowhere/Land"):
         IntervalTrigger(seconds=1, timezone="Nowhere/Land")
+
+
+def test_anchor_from_a_local_now_is_elapsed_time() -> None:
+    zone = ZoneInfo("America/New_York")
+    now = datetime(2026, 11, 1, 0, 30, tzinfo=zone)  # EDT; clocks go back at 02:00
+    trigger = IntervalTrigger(hours=2, timezone=zone)
+    first = trigger.get_next_trigger_time(zone, None, now)
+    assert first is not None
+    assert (first.astimezone(UTC) - now.astimezone(UTC)) == timedelta(hours=2)

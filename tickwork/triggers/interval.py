@@ -82,7 +82,8 @@ class IntervalTrigger(BaseTrigger):
         if self.start_at is None:
             if now is None:
                 raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
-            self.start_at = (now + self.interval).astimezone(self.timezone)
+            # In UTC: "now" in a local zone would make this wall-clock arithmetic.
+            self.start_at = (now.astimezone(_UTC) + self.interval).astimezone(self.timezone)
         # Grid arithmetic in UTC: Python adds and subtracts aware datetimes that share a
         # tzinfo as *wall* times, which would turn a 1-hour interval into 2 hours (or 0)
         # on the night the clocks change.
