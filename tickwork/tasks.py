@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import weakref
@@ -287,10 +288,7 @@ class Task:
     @property
     def is_coroutine(self) -> bool:
         """True when ``fn`` is an ``async def`` function (checked through wrappers)."""
-        fn = self.fn
-        while hasattr(fn, "func") and not inspect.iscoroutinefunction(fn):
-            fn = fn.func
-        return inspect.iscoroutinefunction(fn)
+        return _is_coroutine_function(self.fn)
 
     def due_run_times(
         self, timezone: tzinfo, now: datetime, limit: int = 1000
@@ -425,3 +423,21 @@ def _grace_seconds(value: Any) -> float | None:
             f"mistrigger_grace_time must be seconds >= 0, a timedelta or None, got {value!r}"
         )
     return float(value)
+
+
+def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    # Asked once per run; the inspect call is cached per function (bounded, so objects
+    # used as callables don't pile up).
+    try:
+        return _coroutine_check(fn)
+    except TypeError:  # unhashable callable
+        return _unwrapped_is_coroutine(fn)
+
+
+def _unwrapped_is_coroutine(fn: Callable[..., Any]) -> bool:
+    while hasattr(fn, "func") and not inspect.iscoroutinefunction(fn):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn)
+
+
+_coroutine_check = functools.lru_cache(maxsize=4096)(_unwrapped_is_coroutine)

@@ -219,7 +219,10 @@ class TaskAPI(ABC):
         target = self._stores.get(store_alias)
         if target is None and (self.running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))
-        if target is not None:
+        if target is not None and not self.running:
+            # A pending task is only stored at start(): check now that the store can keep
+            # it. A running scheduler hands it to the store at once, and the store refuses
+            # it before writing anything (BaseStore contract), so it is not encoded twice.
             target.validate_task(task)
 
     def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
