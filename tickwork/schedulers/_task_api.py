@@ -140,14 +140,14 @@ class TaskAPI(ABC):
         if fn_or_task is None:
 
             def decorator(fn: F) -> F:
-                self.add_task(
-                    fn,
-                    trigger,
-                    store=store,
-                    replace_existing=replace_existing,
-                    **options,
-                    **trigger_args,
-                )
+                task = self._new_task(fn, trigger, trigger_args, options)
+                qualname = getattr(fn, "__qualname__", "<")
+                if "<" not in qualname:
+                    # The decorated name is bound in its module only after the decorator
+                    # returns, so the reference cannot be checked by importing it yet;
+                    # it is checked when a store loads the task.
+                    task._fn_ref = f"{fn.__module__}:{qualname}"
+                self._add(task, store or "default", replace_existing)
                 return fn
 
             return decorator
@@ -160,13 +160,21 @@ class TaskAPI(ABC):
                 changes["trigger"] = self._make_trigger(trigger, trigger_args)
             task._apply(changes)
         else:
-            task = Task(
-                fn_or_task,
-                self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
-                **{k: v for k, v in options.items() if k != "executor"},
-                executor=executor,
-            )
+            task = self._new_task(fn_or_task, trigger, trigger_args, options)
         return self._add(task, store or task.store_alias or "default", replace_existing)
+
+    def _new_task(
+        self,
+        fn: Callable[..., Any] | str,
+        trigger: BaseTrigger | str | None,
+        trigger_args: dict[str, Any],
+        options: dict[str, Any],
+    ) -> Task:
+        return Task(
+            fn,
+            self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
+            **options,
+        )
 
     def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
         """Add prepared tasks in one go (one transaction on SQL stores when running)."""
