@@ -87,8 +87,14 @@ class AsyncIOExecutor(BaseExecutor):
             run_coroutine_task(task_id, store, fn, args, kwargs, run_times)
         )
         self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        future.add_done_callback(partial(self._finished, task_id, store, run_times))
+        future.add_done_callback(partial(self._coroutine_finished, task_id, store, run_times))
+
+    def _coroutine_finished(
+        self, task_id: str, store: str | None, run_times: list[datetime], done: asyncio.Future[Any]
+    ) -> None:
+        # One callback per run rather than two: in a burst the loop runs one per task.
+        self._pending.discard(done)
+        self._finished(task_id, store, run_times, done)
 
     def _finished(
         self,

@@ -4,6 +4,7 @@ these methods use."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import weakref
@@ -207,10 +208,12 @@ class TaskAPI(ABC):
                 )
             return trigger
         alias = trigger or "date"
-        if isinstance(alias, str) and "timezone" not in trigger_args:
-            cls = trigger_registry.lookup(alias)
-            if "timezone" in inspect.signature(cls).parameters:
-                trigger_args = {**trigger_args, "timezone": self.timezone}
+        if (
+            isinstance(alias, str)
+            and "timezone" not in trigger_args
+            and _takes_timezone(trigger_registry.lookup(alias))
+        ):
+            trigger_args = {**trigger_args, "timezone": self.timezone}
         return create_trigger(alias, **trigger_args)
 
     def _prepare(self, task: Task, store_alias: str) -> None:
@@ -453,6 +456,12 @@ class TaskAPI(ABC):
     def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
         """:meth:`get_task_info` for every task."""
         return [self.get_task_info(task.id, task.store_alias) for task in self.get_tasks(store)]
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_timezone(cls: type) -> bool:
+    # Asked at every add_task with an alias; a trigger class's signature doesn't change.
+    return "timezone" in inspect.signature(cls).parameters
 
 
 def _noop() -> None:
