@@ -129,7 +129,28 @@ class Adapter:
             self.scheduler.shutdown(wait=False)
 
 
-class TickworkAdapter(Adapter):
+class AsynczStyleAdapter(Adapter):
+    """tickwork and asyncz share the asyncz API: one ``add`` serves both."""
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if no_grace:
+            extra["mistrigger_grace_time"] = None
+        if start_at is not None:
+            extra["start_at"] = start_at
+        if next_run_time is not None:
+            extra["next_run_time"] = next_run_time
+        self.scheduler.add_task(fn, "interval", seconds=seconds, **extra)
+
+
+class TickworkAdapter(AsynczStyleAdapter):
     name = "tickwork"
 
     def start(self) -> None:
@@ -148,23 +169,6 @@ class TickworkAdapter(Adapter):
         self.scheduler.add_listener(self._on_missed, TASK_MISSED)
         self.scheduler.start()
 
-    def add(
-        self,
-        fn: Callable[..., Any],
-        seconds: float,
-        start_at: datetime | None = None,
-        next_run_time: datetime | None = None,
-        no_grace: bool = False,
-    ) -> None:
-        extra: dict[str, Any] = {}
-        if no_grace:
-            extra["mistrigger_grace_time"] = None
-        if start_at is not None:
-            extra["start_at"] = start_at
-        if next_run_time is not None:
-            extra["next_run_time"] = next_run_time
-        self.scheduler.add_task(fn, "interval", seconds=seconds, **extra)
-
     def add_bulk(
         self, fn: Callable[..., Any], seconds: float, count: int, next_run_time: datetime | None
     ) -> None:
@@ -180,7 +184,7 @@ class TickworkAdapter(Adapter):
         self.scheduler.add_tasks(tasks)
 
 
-class AsynczAdapter(Adapter):
+class AsynczAdapter(AsynczStyleAdapter):
     name = "asyncz"
 
     def start(self) -> None:
@@ -198,23 +202,6 @@ class AsynczAdapter(Adapter):
         self.scheduler = AsyncIOScheduler(**options)
         self.scheduler.add_listener(self._on_missed, TASK_MISSED)
         self.scheduler.start()
-
-    def add(
-        self,
-        fn: Callable[..., Any],
-        seconds: float,
-        start_at: datetime | None = None,
-        next_run_time: datetime | None = None,
-        no_grace: bool = False,
-    ) -> None:
-        extra: dict[str, Any] = {}
-        if no_grace:
-            extra["mistrigger_grace_time"] = None
-        if start_at is not None:
-            extra["start_at"] = start_at
-        if next_run_time is not None:
-            extra["next_run_time"] = next_run_time
-        self.scheduler.add_task(fn, "interval", seconds=seconds, **extra)
 
 
 class APSchedulerAdapter(Adapter):
