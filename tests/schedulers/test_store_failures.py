@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+import pytest
 from scheduler_helpers import wait_until
 
 from tickwork.clock import FakeClock
@@ -42,61 +44,59 @@ class FlakyStore(MemoryStore):
         super().release_tasks(*args)
 
 
-def make(clock: FakeClock, store: FlakyStore) -> tuple[BackgroundScheduler, list[Any]]:
+class Rig(NamedTuple):
+    clock: FakeClock
+    store: FlakyStore
+    executed: list[Any]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    """A running scheduler on a fake clock and a flaky store, with one task due every
+    10 s from T0 and no grace limit; runs happen inline and are recorded."""
+    clock = FakeClock(T0)
+    store = FlakyStore()
     executed: list[Any] = []
     scheduler = BackgroundScheduler(
         clock=clock, stores={"default": store}, executors={"default": DebugExecutor()}
     )
     scheduler.add_listener(executed.append, TASK_EXECUTED)
-    return scheduler, executed
-
-
-async def test_failing_store_is_retried_with_backoff_and_resumes(caplog: Any) -> None:
-    clock = FakeClock(T0)
-    store = FlakyStore()
-    scheduler, executed = make(clock, store)
     scheduler.add_task(
         print, "interval", seconds=10, args=["tick"], id="t", mistrigger_grace_time=None
     )
     scheduler.start()
-    try:
-        store.fail_acquire.set()
-        clock.advance(seconds=10)
-        await wait_until(lambda: "failed; retrying in 0.5 s" in caplog.text)
-        calls = store.calls
-        clock.advance(seconds=0.2)  # within the backoff: the store is left alone
-        clock.advance(seconds=0.4)  # past it: tried again, fails, backoff doubles
-        await wait_until(lambda: "retrying in 1.0 s" in caplog.text)
-        assert store.calls > calls
-        store.fail_acquire.clear()
-        clock.advance(seconds=1.5)
-        await wait_until(lambda: len(executed) == 1)
-        assert "reachable again" in caplog.text
-        assert executed[0].scheduled_run_time == T0 + timedelta(seconds=10)
-    finally:
-        scheduler.shutdown()
+    yield Rig(clock, store, executed)
+    scheduler.shutdown()
 
 
-async def test_a_failed_write_back_does_not_run_the_same_slot_twice() -> None:
-    clock = FakeClock(T0)
-    store = FlakyStore()
-    scheduler, executed = make(clock, store)
-    scheduler.add_task(
-        print, "interval", seconds=10, args=["tick"], id="t", mistrigger_grace_time=None
-    )
-    scheduler.start()
-    try:
-        store.fail_release.set()
-        clock.advance(seconds=10)
-        await wait_until(lambda: len(executed) == 1)
-        store.fail_release.clear()
-        clock.advance(seconds=5)  # past the backoff, before the next slot at +20
-        await wait_until(lambda: store.lookup_task("t").next_run_time == T0 + timedelta(seconds=20))  # type: ignore[union-attr]
-        clock.advance(seconds=5)
-        await wait_until(lambda: len(executed) == 2)
-        assert [e.scheduled_run_time for e in executed] == [
-            T0 + timedelta(seconds=10),
-            T0 + timedelta(seconds=20),
-        ]
-    finally:
-        scheduler.shutdown()
+async def test_failing_store_is_retried_with_backoff_and_resumes(rig: Rig, caplog: Any) -> None:
+    clock, store, executed = rig
+    store.fail_acquire.set()
+    clock.advance(seconds=10)
+    await wait_until(lambda: "failed; retrying in 0.5 s" in caplog.text)
+    calls = store.calls
+    clock.advance(seconds=0.2)  # within the backoff: the store is left alone
+    clock.advance(seconds=0.4)  # past it: tried again, fails, backoff doubles
+    await wait_until(lambda: "retrying in 1.0 s" in caplog.text)
+    assert store.calls > calls
+    store.fail_acquire.clear()
+    clock.advance(seconds=1.5)
+    await wait_until(lambda: len(executed) == 1)
+    assert "reachable again" in caplog.text
+    assert executed[0].scheduled_run_time == T0 + timedelta(seconds=10)
+
+
+async def test_a_failed_write_back_does_not_run_the_same_slot_twice(rig: Rig) -> None:
+    clock, store, executed = rig
+    store.fail_release.set()
+    clock.advance(seconds=10)
+    await wait_until(lambda: len(executed) == 1)
+    store.fail_release.clear()
+    clock.advance(seconds=5)  # past the backoff, before the next slot at +20
+    await wait_until(lambda: store.lookup_task("t").next_run_time == T0 + timedelta(seconds=20))  # type: ignore[union-attr]
+    clock.advance(seconds=5)
+    await wait_until(lambda: len(executed) == 2)
+    assert [e.scheduled_run_time for e in executed] == [
+        T0 + timedelta(seconds=10),
+        T0 + timedelta(seconds=20),
+    ]
