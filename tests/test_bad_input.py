@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tickwork.exceptions import (
     ConfigurationError,
+    ConflictIdError,
     InvalidTaskError,
     InvalidTriggerError,
     ReferenceResolutionError,
@@ -132,3 +134,42 @@ def test_every_error_is_a_tickwork_error_and_a_builtin() -> None:
     assert issubclass(UnknownAliasError, ValueError)
     assert issubclass(ReferenceResolutionError, ImportError)
     assert issubclass(InvalidTriggerError, ValueError)
+
+
+def test_unknown_executor_of_a_pending_task_fails_start_and_loses_nothing() -> None:
+    scheduler = BackgroundScheduler()
+    scheduler.add_task(job, "interval", args=[1], seconds=5, id="p", executor="fast")
+    with pytest.raises(UnknownAliasError, match="'fast'"):
+        scheduler.start()
+    assert not scheduler.running
+    assert [t.id for t in scheduler.get_tasks()] == ["p"]
+    scheduler.add_executor("threadpool", "fast")
+    scheduler.start()
+    try:
+        assert scheduler.get_task("p") is not None
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_start_failed_by_a_stored_duplicate_can_be_retried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tasks.sqlite'}"
+    first = BackgroundScheduler(stores={"default": {"type": "sqlalchemy", "url": url}})
+    first.add_task(job, "interval", args=[1], seconds=5, id="dup")
+    first.start()
+    first.shutdown()
+
+    second = BackgroundScheduler(stores={"default": {"type": "sqlalchemy", "url": url}})
+    second.add_task(job, "interval", args=[1], seconds=5, id="dup")
+    second.add_task(job, "interval", args=[2], seconds=5, id="other")
+    with pytest.raises(ConflictIdError, match="'dup'"):
+        second.start()
+    assert not second.running
+    pending = sorted(info["id"] for info in second.get_task_infos() if info["pending"])
+    assert pending == ["dup", "other"]  # nothing lost
+    second.add_task(job, "interval", args=[3], seconds=5, id="dup", replace_existing=True)
+    second.start()
+    try:
+        stored = {t.id: t.args for t in second.get_tasks()}
+        assert stored == {"dup": (3,), "other": (2,)}
+    finally:
+        second.shutdown()

@@ -439,23 +439,30 @@ class TaskAPI(ABC):
     def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
         """A plain-dict summary of one task, for dashboards and logs."""
         task, alias = self._find(task_id, store)
-        return {
-            "id": task.id,
-            "name": task.name,
-            "trigger": repr(task.trigger),
-            "executor": task.executor,
-            "store": alias or task.store_alias,
-            "pending": alias is None,
-            "paused": task.next_run_time is None and not isinstance(task.trigger, ShutdownTrigger),
-            "next_run_time": task.next_run_time,
-            "coalesce": task.coalesce,
-            "max_instances": task.max_instances,
-            "mistrigger_grace_time": task.mistrigger_grace_time,
-        }
+        return _task_info(task, pending=alias is None)
 
     def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`get_task_info` for every task."""
-        return [self.get_task_info(task.id, task.store_alias) for task in self.get_tasks(store)]
+        """:meth:`get_task_info` for every task, in :meth:`get_tasks` order (built from
+        one listing, not one look-up per task)."""
+        with self._lock:
+            pending = {id(task) for task, _ in self._pending}
+        return [_task_info(task, pending=id(task) in pending) for task in self.get_tasks(store)]
+
+
+def _task_info(task: Task, pending: bool) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "trigger": repr(task.trigger),
+        "executor": task.executor,
+        "store": task.store_alias,
+        "pending": pending,
+        "paused": task.next_run_time is None and not isinstance(task.trigger, ShutdownTrigger),
+        "next_run_time": task.next_run_time,
+        "coalesce": task.coalesce,
+        "max_instances": task.max_instances,
+        "mistrigger_grace_time": task.mistrigger_grace_time,
+    }
 
 
 @functools.lru_cache(maxsize=64)

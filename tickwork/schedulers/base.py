@@ -175,6 +175,13 @@ class BaseScheduler(TaskAPI, ABC):
                 self.add_store(MemoryStore(), "default")
             if "default" not in self._executors:
                 self.add_executor(self._create_default_executor(), "default")
+            for task, _ in self._pending:
+                # Checked before anything starts: a typo fails start(), by name, and no
+                # task is lost.
+                if task.executor not in self._executors:
+                    raise UnknownAliasError("executor", task.executor, list(self._executors))
+                if (task.store_alias or "default") not in self._stores:
+                    raise UnknownAliasError("store", task.store_alias, list(self._stores))
             for alias, executor in self._executors.items():
                 executor.start(self, alias)
             for alias, store in self._stores.items():
@@ -186,14 +193,37 @@ class BaseScheduler(TaskAPI, ABC):
                 }
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
             pending, self._pending = self._pending, []
+        stored = 0
         try:
             for task, replace_existing in pending:
                 self._store_task(task, replace_existing)
+                stored += 1
         except BaseException:
-            self.state = SchedulerState.STOPPED
+            self._abort_start(pending[stored:])
             raise
         self.logger.info("scheduler started (%s)", self.identity)
         self._dispatch_event(SchedulerEvent(SCHEDULER_STARTED))
+
+    def _abort_start(self, unstored: list[tuple[Task, bool]]) -> None:
+        """Undo a start that failed while storing pending tasks (e.g. a persisted task
+        with the same id): stop what was started and keep the tasks not yet stored, so
+        fixing the cause and calling start() again loses nothing."""
+        with self._lock:
+            self.state = SchedulerState.STOPPED
+            self._pending = unstored + self._pending
+        for executor in self._executors.values():
+            try:
+                executor.shutdown(wait=False)
+            except Exception:
+                self.logger.exception("executor %r failed to shut down", executor.alias)
+        for guard in self._guards.values():
+            guard.release()
+        self._guards = {}
+        for store in self._stores.values():
+            try:
+                store.shutdown()
+            except Exception:
+                self.logger.exception("store %r failed to shut down", store.alias)
 
     def _shutdown_tasks_to_run(self) -> list[Task]:
         tasks = []
