@@ -449,81 +449,63 @@ ROWS = [
 ]
 
 _ADD_NOTE = (
-    "**Why.** After the first optimisations (argument checks against a cached `CallShape`, "
-    "a computed-once `__signature__` on the trigger classes, cheaper task ids) an "
-    "`add_task(fn, 'interval', seconds=...)` costs about 20-25 µs, where APScheduler 3 "
-    "spends 45-55 µs (its own call plus the wake-up it queues). What is left is spread thin: "
-    "the scheduler's `add_task` builds an options dict and a filtered copy for `Task(**...)`; "
-    "`_make_trigger` looks the alias up and asks `inspect.signature(cls)` whether it takes "
-    "`timezone`, then `create_trigger` goes through `Registry.create` again (~4 µs together); "
-    "`Task._apply` validates eight fields generically (~4 µs); `IntervalTrigger.__init__` "
-    "validates five units and four optional arguments (~3 µs); `_prepare` walks "
-    "`task_defaults` with `getattr`/`setattr`, binds a weak reference twice and asks the "
-    "store to validate; `_store_task` reads the clock, takes the store lock, dispatches "
-    "through `_call_store`'s `getattr`, and logs at debug level.\n\n"
-    "**What would meet it (about 9 µs per add).** A fast path in `schedulers/_task_api.py` for "
-    "the common call (a callable, a trigger alias, no `Task` instance): a per-alias cache of "
-    "`(class, takes_timezone)` instead of `inspect.signature` plus a second registry trip "
-    "(-4 µs); a trusted internal `Task` constructor that takes the already validated "
-    "`task_defaults` values instead of re-validating them (-4 µs); one `_bind`, no "
-    "`_call_store` indirection and no debug log on the memory-store path (-2 µs); and an "
-    "`IntervalTrigger` fast path when only `seconds=` is given (-2 µs). For bulk loads, "
-    "`add_tasks` (one lock, one wake-up check) is the documented way to add 100,000 tasks."
+    "**Why.** An `add_task(fn, 'interval', seconds=...)` on a running scheduler costs about "
+    "11-17 µs on this machine (about 93,000 instructions under callgrind), where APScheduler "
+    "3 spends 40-80 µs; the ratio then swings between about 3.5x and 6x from run to run with "
+    "the load of the shared machine. What is left is spread over many small steps, each a "
+    "Python call: building the trigger (alias and keyword checks are cached; about 15,000 "
+    "instructions), the `Task` (id, argument check against the cached call shape, 16 slots; "
+    "about 17,000), filing it in the memory store (lock, dict, timestamp, bucket, heap; "
+    "about 15,000), the scheduler's bookkeeping (defaults, locks, debug log, wake-up check; "
+    "about 20,000) and `add_task`'s own 14 parameters (about 15,000). At 100,000 tasks the "
+    "garbage collector adds about 2 µs per add: every `Task` and trigger is a tracked object, "
+    "and each full collection walks all of them.\n\n"
+    "**What would meet it reliably.** Fewer Python frames per add: a compiled core for "
+    "`Task` and the built-in triggers (mypyc or Cython), or keeping triggers' state in the "
+    "task instead of a separate object (one tracked object per task instead of two). For "
+    "bulk loads, `add_tasks` (one lock, one wake-up check) is the documented way."
 )
 
 _MEMORY_NOTE = (
-    "**Why.** An interval task in the memory store costs about 550 traced bytes (about 600 "
-    "RSS): the `Task` object with 15 slots (152 B), its uuid hex id (81 B), the heap entry "
-    "(a tuple and a float timestamp, 80 B), the `IntervalTrigger` (72 B), an empty `kwargs` "
-    "dict (64 B), its `start_at`/`next_run_time` datetime (48 B, one shared object since "
-    "this work, as is the interval `timedelta`) and two dict slots in the store (`_tasks`, "
-    "`_entries`, about 40 B). APScheduler's `Job` carries about the same fields, so halving "
-    "it needs a different representation, not trimming. (Keying the heap on the datetime "
-    "itself saved 24 B more but was reverted: datetimes sharing a tzinfo compare by wall "
-    "time, which misorders the repeated DST hour.)\n\n"
-    "**What would meet it (at most about 430 B).** Share one read-only empty mapping for "
-    "tasks without keyword arguments (-64 B; `Task.kwargs` would become a `Mapping`, which "
-    "executors accept but code that mutates `task.kwargs` in place would notice); drop the "
-    "`_entries` dict by keeping the live heap entry in a `Task` slot (-40 B); and keep the "
-    "memory store's tasks as compact tuples (fn, args, trigger state, next run time), "
-    "materialising `Task` objects on `get_task` and when due (-150 B or more). Only the last "
-    "reaches 50 % on its own, and it changes what the store hands out."
+    "**Why.** An interval task in the memory store now costs about 480 traced bytes (about "
+    "500 RSS): the `Task` object with 16 slots (160 B), its uuid hex id (81 B), the "
+    "`IntervalTrigger` (72 B), its `start_at`/`next_run_time` datetime (48 B, one shared "
+    "object), the filing under its run time (the float timestamp, 24 B, shared by the "
+    "bucket dict, the heap and the task; the bucket dict slot, about 45 B; the heap slot, "
+    "8 B) and the `_tasks` dict slot (about 38 B). This session took off about 100 B (one "
+    "shared read-only empty `kwargs`, the live heap entry kept on the task instead of a "
+    "second dict, buckets instead of a tuple per heap entry). APScheduler's `Job` carries "
+    "about the same fields, so halving it needs a different representation, not trimming.\n\n"
+    "**What would meet it (at most about 430 B).** Interning the fields most tasks share "
+    "(callable, name, executor, coalesce, max_instances, grace time, store alias, scheduler "
+    "reference) into one shared profile object per combination takes the `Task` from 16 "
+    "slots to 8 (-64 B) and gets to about 0.52x; below 0.5 the store has to keep tasks in "
+    "a compact form and build `Task` objects on demand, which changes what the store hands "
+    "out (identity of the objects returned by `get_task`): a design decision."
 )
 
 _BURST_NOTE = (
-    "**Why.** Each run costs tickwork about 25-40 µs of the event loop on this machine "
-    "(APScheduler about 50-100 µs; both move with the load of the shared machine). In the pass: `due_run_times` and the interval arithmetic "
-    "(three `astimezone` calls), the store's pop/re-push of the heap entry plus the "
-    "write-back `update_task` (four heap operations per run). In the executor: "
-    "`Task.is_coroutine` (`inspect.iscoroutinefunction` and a `hasattr` walk, per run), "
-    "`send_task`'s lock and instance count, an `asyncio.Task` per run with two done "
-    "callbacks (`_pending.discard` and `_finished`, each a loop `Handle`), and a "
-    "`TaskExecutionEvent` per run even when no listener wants `TASK_EXECUTED`. Full batches "
-    "of 256 with one `sleep(0)` between them also let generation-2 garbage collections "
-    "(10-16 ms each over the 10,000 tasks) land inside the burst: with the batch itself "
-    "that makes the 50-130 ms worst loop lag.\n\n"
-    "**What would meet it (at most about 20 µs per run).** In `executors/asyncio.py`: one "
-    "done callback per run instead of two (-1.5 µs); cache `is_coroutine` per function "
-    "(-1.5 µs); build execution events only when a listener wants them (-2 µs); on Python "
-    "3.12 and later start run tasks eagerly (`asyncio.Task(..., eager_start=True)`), so a "
-    "coroutine that finishes without awaiting costs no scheduling at all (-8 µs). In "
-    "`schedulers/_pass.py`: a fast path in `decide` for the single on-time run instead of "
-    "two list comprehensions (-1 µs). In `stores/memory.py`: `acquire_due_tasks` / "
-    "`release_tasks` overrides that pop claimed entries once and push the new ones, instead "
-    "of peek-and-restore plus lazy deletion (-2 µs). Bounding the lag needs the asyncio "
-    "driver to yield after a time slice (say 5 ms) rather than after 256 tasks."
+    "**Why.** Not expected: since this session a run costs about 10-12 µs of CPU in a burst "
+    "(tasks due at one instant share one bucket and one heap operation; coroutine runs "
+    "finish inside their own asyncio task; events are built only for listeners that want "
+    "them; thread-pool runs go through a small pool of our own instead of "
+    "`concurrent.futures`), and the burst has run 5-6x APScheduler's rate. Look at the raw "
+    "results for errors or an unusually busy machine."
 )
 
 _STEADY_NOTE = (
-    "**Why.** 1,000 runs a second cost tickwork 25-34 µs of CPU each against APScheduler's "
-    "28-44 µs in our runs: the same per-run path as the burst (pass, store, executor, one "
-    "`asyncio.Task` per run). A third of APScheduler's is about 10-14 µs per run, less than "
-    "the asyncio machinery of one task on Python 3.11 plus a minimal pass.\n\n"
-    "**What would meet it.** The burst changes above take off about 10 µs (about 0.5x). "
-    "The rest needs runs that do not each become a scheduled `asyncio.Task`: eager task "
-    "start on Python 3.12 and later (a coroutine that completes without suspending is "
-    "finished inside `create_task`), and a per-batch write-back in the memory store instead "
-    "of one `update_task` per run."
+    "**Why.** 1,000 runs a second cost tickwork about 11-15 µs of CPU each against "
+    "APScheduler's 35-42 µs, so the ratio sits right at the target (0.31-0.42x in our "
+    "runs) and moves with the load of the shared machine. Per run: about 3-4 µs for the "
+    "`asyncio.Task` (creation, one step, finishing), about 3 µs of executor bookkeeping "
+    "(instance count, the run's own finish), about 3 µs for the pass (decide, next fire "
+    "time, taking the task from its bucket and filing it again), and cold caches after each "
+    "second of sleep.\n\n"
+    "**What would meet it reliably.** On Python 3.12 and later, start run tasks eagerly "
+    "(`asyncio.Task(..., eager_start=True)`): a coroutine that finishes without awaiting "
+    "then costs no loop scheduling at all (about -3 µs). On 3.11 the `asyncio.Task` per run "
+    "is the floor; stepping coroutines by hand outside a task would break "
+    "`asyncio.current_task()` and `asyncio.timeout()` inside tasks."
 )
 
 _PRECISION_NOTE = (
@@ -540,20 +522,12 @@ _PRECISION_NOTE = (
 )
 
 _SQL_BULK_NOTE = (
-    "**Why.** `add_tasks` spends most of its time serializing every task twice: `_prepare` "
-    "calls `BaseStore.validate_task`, whose `serializer.check` runs the full JSON encoding, "
-    "and `SQLAlchemyStore.add_tasks` encodes each task again in `_row` for the INSERT (a "
-    "profile of 1,000 tasks on SQLite: 0.138 s of 0.167 s in `JsonSerializer.serialize`, "
-    "2,000 calls; the single multi-row INSERT takes 0.010 s). A single add on SQLite is "
-    "cheap (no network), so the ratio misses there first; on PostgreSQL each single add "
-    "pays a round trip and a commit, and the same bulk path lands near 10x.\n\n"
-    "**What would meet it.** Serialize once: let `validate_task` hand the payload it "
-    "produced to the write that follows (or the store cache it per task object), or skip "
-    "the scheduler-side check in `add_tasks` for stores whose `add_tasks` serializes every "
-    "task before writing anything (the single transaction keeps it all-or-none). That about "
-    "halves the bulk cost (about 10x single adds). A fast path in `serializers/json.py` for "
-    "the common field types (str, int, float, None, datetime, empty containers) instead of "
-    "the recursive `encode` / `_container` / `_item` walk would add about 1.5x."
+    "**Why.** Not expected since this session: each task is serialized once on the "
+    "`add_tasks` path of a running scheduler, the JSON encoder writes text directly (an "
+    "interval task 23.6 -> 8.9 µs), and on SQLite the rows go to the driver's "
+    "`executemany` in one transaction; bulk adds have run 11-24x single adds on SQLite and "
+    "11-18x on PostgreSQL. A single add on SQLite is cheap (no network, one commit), so "
+    "this ratio is the first to move when the machine is busy: look at the raw results."
 )
 
 #: Per missed target: why, and what would meet it. Kept here so --write-docs keeps them;
@@ -564,12 +538,7 @@ MISS_NOTES: dict[str, str] = {
     "mem_100k": _MEMORY_NOTE,
     "mem_1m": _MEMORY_NOTE,
     "burst_asyncio": _BURST_NOTE,
-    "burst_threads": _BURST_NOTE
-    + (
-        "\n\nWith the thread pool the pass is the same; the runs themselves cost the loop "
-        "nothing (the executor submits and completes them without loop callbacks), so here "
-        "the pass alone must get cheaper."
-    ),
+    "burst_threads": _BURST_NOTE,
     "steady_cpu": _STEADY_NOTE,
     "precision_p50": _PRECISION_NOTE,
     "precision_p99": _PRECISION_NOTE,
@@ -578,7 +547,7 @@ MISS_NOTES: dict[str, str] = {
     "sqlite_add_bulk": _SQL_BULK_NOTE,
     "pg_add_bulk": _SQL_BULK_NOTE,
     "sqlite_burst": (
-        "**Why.** Not expected: the SQL burst has run 8-12x APScheduler's rate. Look at the "
+        "**Why.** Not expected: the SQL burst has run 4-10x APScheduler's rate. Look at the "
         "raw results for errors or an unusually busy machine."
     ),
 }

@@ -90,3 +90,44 @@ def test_due_run_times_are_bounded_and_return_the_next_time() -> None:
 def test_equality_is_by_id() -> None:
     assert Task(greet, args=["a"], id="same") == Task(greet, args=["b"], id="same")
     assert "same" in repr(Task(greet, args=["a"], id="same"))
+
+
+def test_tasks_without_kwargs_share_one_read_only_mapping() -> None:
+    first, second = Task(greet, args=["a"]), Task(greet, args=["b"], kwargs={})
+    assert first.kwargs is second.kwargs
+    assert first.kwargs == {}
+    with pytest.raises(TypeError, match=r"task\.update"):
+        first.kwargs["punctuation"] = "?"
+    assert second.kwargs == {}
+    # Pickled (process pools, the pickle serializer) it comes back as the shared one.
+    assert pickle.loads(pickle.dumps(first.kwargs)) is first.kwargs
+    given = {"punctuation": "?"}
+    task = Task(greet, args=["a"], kwargs=given)
+    given["punctuation"] = "."
+    assert task.kwargs == {"punctuation": "?"}  # a copy, not the caller's dict
+
+
+def test_task_executor_must_be_an_alias_string() -> None:
+    with pytest.raises(InvalidTaskError, match="executor must be an alias string, got 5"):
+        Task(greet, args=["a"], executor=5)  # type: ignore[arg-type]
+
+
+def test_task_trigger_alias_without_keywords() -> None:
+    task = Task(greet, "date", args=["a"], next_run_time=T0)
+    assert type(task.trigger).__name__ == "DateTrigger"
+
+
+def test_ids_differ_in_a_forked_child() -> None:
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first id and leave at once
+        os.write(write, Task(greet, args=["x"]).id.encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child_id) == 32
+    assert child_id != Task(greet, args=["x"]).id

@@ -6,7 +6,8 @@ import asyncio
 import functools
 import operator
 from collections.abc import AsyncGenerator, Generator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from tickwork.utils import (
     make_function,
     obj_to_ref,
     ref_to_obj,
+    timestamp,
     to_datetime,
     to_timedelta,
 )
@@ -100,3 +102,15 @@ def test_async_generator_lifecycle_with_make_async_function() -> None:
 
     asyncio.run(main())
     assert log == ["setup", "tick", "cleanup"]
+
+
+def test_timestamp_is_the_same_float_as_the_method() -> None:
+    zones = [UTC, ZoneInfo("UTC"), ZoneInfo("Etc/GMT-3"), timezone(timedelta(hours=-7)), None]
+    zones += [ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")]
+    base = datetime(2026, 10, 25, 0, 59, 59, 999_999)
+    for zone in zones:
+        for step in range(0, 200_000, 997):
+            moment = (base + timedelta(seconds=step * 0.6123)).replace(tzinfo=zone)
+            for fold in (0, 1):
+                value = moment.replace(fold=fold)
+                assert timestamp(value) == value.timestamp(), (zone, value)

@@ -22,12 +22,19 @@ class Registry:
     def __init__(self, kind: str, entries: dict[str, str]) -> None:
         self.kind = kind
         self._entries = dict(entries)
+        #: Classes already imported, by alias (cleared when an alias is registered).
+        self._classes: dict[str, type] = {}
+        #: Keyword sets already checked against a class: ``create`` runs on every
+        #: ``add_task`` with a trigger alias, and the check is the same every time.
+        self._accepted: set[tuple[type, tuple[str, ...]]] = set()
 
     def register(self, alias: str, ref: str | type) -> None:
         """Make ``alias`` name the class ``ref`` (a class or its ``"module:qualname"``)."""
         self._entries[alias] = (
             ref if isinstance(ref, str) else f"{ref.__module__}:{ref.__qualname__}"
         )
+        self._classes.clear()
+        self._accepted.clear()
 
     def aliases(self) -> list[str]:
         """Every registered alias."""
@@ -36,18 +43,29 @@ class Registry:
     def lookup(self, alias: str) -> type:
         """Return the class behind ``alias``, or raise :class:`UnknownAliasError`."""
         try:
+            return self._classes[alias]
+        except (KeyError, TypeError):
+            pass
+        try:
             ref = self._entries[alias]
         except (KeyError, TypeError):
             raise UnknownAliasError(self.kind, alias, list(self._entries)) from None
         cls: type = ref_to_obj(ref)
+        self._classes[alias] = cls
         return cls
 
     def create(self, alias: str, options: dict[str, Any]) -> Any:
         """Build the class behind ``alias`` with ``options``, checking the keywords first so
         a misspelt option is reported by name rather than as a bare ``TypeError``."""
-        cls = self.lookup(alias)
-        shape = call_shape(cls)  # cached: this runs on every add_task with a trigger alias
+        cls = self._classes.get(alias) if type(alias) is str else None
+        if cls is None:
+            cls = self.lookup(alias)
+        checked = (cls, tuple(options))
+        if checked in self._accepted:
+            return cls(**options)
+        shape = call_shape(cls)
         if shape is not None and shape.accepts((), options):
+            self._accepted.add(checked)
             return cls(**options)
         try:
             inspect.signature(cls).bind(**options)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import executor_jobs as jobs
 import pytest
+from executor_host import T0, Host, task
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import MaxInstancesReachedError
@@ -21,25 +20,6 @@ from tickwork.executors import (
     ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
-from tickwork.tasks import Task
-from tickwork.triggers import DateTrigger
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Host:
-    """What an executor needs from its scheduler: somewhere to send events, and (for the
-    asyncio executor) the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.event_loop = loop
-        self.event_loop_thread_id = threading.get_ident()
-        self.events: list[TaskExecutionEvent] = []
-        self._lock = threading.Lock()
-
-    def _dispatch_event(self, event: TaskExecutionEvent) -> None:
-        with self._lock:
-            self.events.append(event)
 
 
 def make(kind: str) -> BaseExecutor:
@@ -58,10 +38,6 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[tuple[BaseExecu
     executor.start(host, "default")  # type: ignore[arg-type]
     yield executor, host
     await executor.shutdown_async(wait=True)
-
-
-def task(fn: Any, *args: Any, max_instances: int = 1, id: str = "t") -> Task:
-    return Task(fn, DateTrigger(T0), args=args, id=id, max_instances=max_instances)
 
 
 async def events_for(host: Host, count: int, timeout: float = 10) -> list[TaskExecutionEvent]:

@@ -178,3 +178,33 @@ def test_mariadb_ids_compare_exactly(mariadb_database: str) -> None:
     store.add_tasks([make_task("key"), make_task("KEY"), make_task("key ")])
     assert sorted(task.id for task in store.get_all_tasks()) == ["KEY", "key", "key "]
     store.shutdown()
+
+
+def test_sqlite_bulk_adds_write_what_sqlalchemy_writes(tmp_path: Path) -> None:
+    # On SQLite, add_tasks hands its rows to the driver directly; the rows must be the
+    # ones SQLAlchemy's own INSERT writes (same SQL types), also in an odd table name.
+    tasks = [make_task("a", at(5)), make_task("paused", None), make_task("é" * 191, at(-1))]
+    found = []
+    for direct in (True, False):
+        store = SQLAlchemyStore(
+            f"sqlite:///{tmp_path / f'{direct}.sqlite'}", tablename='odd "name" tasks'
+        )
+        store.start("default")
+        assert store._raw_insert is not None
+        if not direct:
+            store._raw_insert = None
+        store.add_tasks(tasks)
+        with store.engine.connect() as conn:
+            found.append(
+                conn.exec_driver_sql(
+                    "SELECT id, typeof(id), next_run_time, typeof(next_run_time), state, "
+                    'typeof(state) FROM "odd ""name"" tasks" ORDER BY id'
+                ).all()
+            )
+        assert [task.id for task in store.get_all_tasks()] == ["é" * 191, "a", "paused"]
+        with pytest.raises(ConflictIdError, match="'paused'"):
+            store.add_tasks([make_task("new"), make_task("paused")])
+        assert len(store.get_all_tasks()) == 3
+        store.shutdown()
+    assert found[0] == found[1]
+    assert [row[5] for row in found[0]] == ["blob"] * 3

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import traceback as tb
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -44,16 +46,25 @@ class BaseExecutor(ABC):
     * :meth:`shutdown` with ``wait=True`` lets active runs finish (it never cancels
       them); with ``wait=False`` it returns at once and active runs finish on their own
       where the backend allows (coroutines on a loop that keeps running, threads).
+      After it, :meth:`send_task` raises :class:`RuntimeError` until the next
+      :meth:`start`.
     """
 
     def __init__(self) -> None:
         self.alias: str | None = None
         self._scheduler: BaseScheduler | None = None
+        #: Whether the scheduler has a listener for an event code, asked when a run ends:
+        #: a ``TASK_EXECUTED`` event nobody listens to is never built.
+        self._wants: Callable[[int], bool] = _wants_everything
         self._instances: dict[str, int] = {}
         self._instances_lock = threading.Lock()
         # Notified whenever the last active instance finishes (see wait_until_idle).
         self._idle = threading.Condition(self._instances_lock)
+        #: Set (under the lock) by shutdown: send_task refuses runs from then on, so no
+        #: run slips in after shutdown(wait=True) looked for active ones.
+        self._shut_down = False
         self.logger = logging.getLogger(f"tickwork.executors.{type(self).__name__}")
+        _executors.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -62,9 +73,23 @@ class BaseExecutor(ABC):
         executor is added to a running scheduler."""
         self._scheduler = scheduler
         self.alias = alias
+        # A host without listener bookkeeping (a bare test double) gets every event.
+        self._wants = getattr(scheduler, "_wants", _wants_everything)
+        with self._instances_lock:
+            self._shut_down = False
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting runs; with ``wait`` return only when active runs are done."""
+        self._stop_accepting()
+
+    def _stop_accepting(self) -> None:
+        """Make :meth:`send_task` refuse runs; the first step of every ``shutdown``."""
+        with self._instances_lock:
+            self._shut_down = True
+
+    def _shut_down_error(self) -> RuntimeError:
+        """What :meth:`send_task` raises after shutdown (as ``concurrent.futures``)."""
+        return RuntimeError(f"cannot run tasks after shutdown (executor {self.alias!r})")
 
     async def shutdown_async(self, wait: bool = True) -> None:
         """The awaitable form of :meth:`shutdown`, for schedulers living on a loop."""
@@ -75,6 +100,8 @@ class BaseExecutor(ABC):
     def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
         """Start one instance of ``task`` for ``run_times`` (oldest first)."""
         with self._instances_lock:
+            if self._shut_down:
+                raise self._shut_down_error()
             active = self._instances.get(task.id, 0)
             if active >= task.max_instances:
                 raise MaxInstancesReachedError(task.id, task.max_instances)
@@ -105,6 +132,12 @@ class BaseExecutor(ABC):
                 if not self._instances:
                     self._idle.notify_all()
 
+    def runs_caller(self) -> bool:
+        """True when called from inside one of this executor's active runs. A shutdown
+        that waits for the runs to finish asks first: it must not wait for its own caller
+        (a task that shuts its scheduler down would wait for itself forever)."""
+        return False
+
     def wait_until_idle(self, timeout: float | None = None) -> bool:
         """Block until no instance is active (or ``timeout`` seconds passed); return
         whether it is idle. The scheduler calls it on shutdown, before it runs the
@@ -119,6 +152,8 @@ class BaseExecutor(ABC):
     def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
         """Release the instance slot, then report each run's event."""
         self._release_instance(task_id)
+        if not events:
+            return
         scheduler = self._scheduler
         for event in events:
             if event.code == TASK_ERROR:
@@ -146,8 +181,52 @@ class BaseExecutor(ABC):
             ],
         )
 
+    def _execute(
+        self,
+        task_id: str,
+        store: str | None,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        run_times: Sequence[datetime],
+    ) -> None:
+        """Run an instance of a plain function in the calling (worker) thread, then
+        finish it: the work a thread pool does, with no future callback to hop through.
+
+        Like :func:`run_task`, except that a ``TASK_EXECUTED`` event is built only when a
+        listener wants it when the run ends (errors are always logged and built)."""
+        events: list[TaskExecutionEvent] = []
+        try:
+            _call_per_run(task_id, store, fn, args, kwargs, run_times, events, self._wants)
+        finally:
+            self._run_finished(task_id, events)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: no run of the parent is active here (its threads are gone,
+        it reports its own runs), and the lock may have been held by a parent thread."""
+        self._instances = {}
+        self._instances_lock = threading.Lock()
+        self._idle = threading.Condition(self._instances_lock)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"
+
+
+#: Every executor, for the after-fork hook.
+_executors: weakref.WeakSet[BaseExecutor] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for executor in list(_executors):
+        executor._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _wants_everything(code: int) -> bool:
+    return True
 
 
 def _error_event(
@@ -171,18 +250,44 @@ def run_task(
     process executor can run ``async def`` tasks too.
     """
     events: list[TaskExecutionEvent] = []
-    for run_time in run_times:
-        try:
-            result = fn(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                result = asyncio.run(result)
-        except Exception as exc:  # the task's failure is reported, never propagated
-            events.append(_error_event(task_id, store, run_time, exc))
-        else:
-            events.append(
-                TaskExecutionEvent(TASK_EXECUTED, task_id, store, run_time, return_value=result)
-            )
+    _call_per_run(task_id, store, fn, args, kwargs, run_times, events, None)
     return events
+
+
+def _call_per_run(
+    task_id: str,
+    store: str | None,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    run_times: Sequence[datetime],
+    events: list[TaskExecutionEvent],
+    wants: Callable[[int], bool] | None,
+) -> None:
+    """Call ``fn`` once per run time, appending one event per run to ``events``: an error
+    event for an exception, and ``TASK_EXECUTED`` unless ``wants`` says no listener wants
+    it. A ``BaseException`` from the task (SystemExit & co.) is reported for the runs not
+    done yet, then propagates."""
+    done = 0
+    try:
+        for run_time in run_times:
+            try:
+                result = fn(*args, **kwargs)
+                if asyncio.iscoroutine(result):
+                    result = asyncio.run(result)
+            except Exception as exc:  # the task's failure is reported, never propagated
+                events.append(_error_event(task_id, store, run_time, exc))
+            else:
+                if wants is None or wants(TASK_EXECUTED):
+                    events.append(
+                        TaskExecutionEvent(
+                            TASK_EXECUTED, task_id, store, run_time, return_value=result
+                        )
+                    )
+            done += 1
+    except BaseException as exc:
+        events.extend(_error_event(task_id, store, t, exc) for t in run_times[done:])
+        raise
 
 
 async def run_coroutine_task(

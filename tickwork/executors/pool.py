@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 from abc import abstractmethod
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tickwork.exceptions import ConfigurationError
+from tickwork.executors._workers import ThreadWorkers
 from tickwork.executors.base import BaseExecutor, run_task
 from tickwork.tasks import Task
 
@@ -17,18 +19,27 @@ if TYPE_CHECKING:
 __all__ = ["ProcessPoolExecutor", "ThreadPoolExecutor"]
 
 
+class _Pool(Protocol):
+    """What the executors use of a pool: :class:`ThreadWorkers` or a
+    :class:`concurrent.futures.Executor`."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> object: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
 class _PoolExecutor(BaseExecutor):
-    """Shared logic of the thread and process pools: submit, collect, report."""
+    """Shared logic of the thread and process pools: start, submit, shut down."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
         if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
             raise ConfigurationError(f"max_workers must be a positive integer, got {max_workers!r}")
         self.max_workers = max_workers
-        self._pool: concurrent.futures.Executor | None = None
+        self._pool: _Pool | None = None
 
     @abstractmethod
-    def _make_pool(self) -> concurrent.futures.Executor:
+    def _make_pool(self) -> _Pool:
         """Create the backend pool (called at start, and again after a pool breaks)."""
 
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
@@ -37,29 +48,24 @@ class _PoolExecutor(BaseExecutor):
         self._pool = self._make_pool()
 
     def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
-        """Submit the instance to the pool."""
+        """Submit the instance; the worker thread finishes it itself (no future callback
+        to hop through, no event built that no listener wants)."""
         if self._pool is None:
             raise ConfigurationError(f"executor {self.alias!r} is not started")
-        task_id, store = task.id, task.store_alias
-        future = self._pool.submit(
-            run_task, task_id, store, task.fn, task.args, task.kwargs, run_times
+        self._pool.submit(
+            self._execute, task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times
         )
 
-        def finished(done: concurrent.futures.Future[Any]) -> None:
-            exc = done.exception()
-            if exc is not None:
-                self._on_pool_failure(exc)
-                self._run_crashed(task_id, store, run_times, exc)
-            else:
-                self._run_finished(task_id, done.result())
-
-        future.add_done_callback(finished)
-
-    def _on_pool_failure(self, exc: BaseException) -> None:
-        """Called when the pool itself lost a run (not when the task raised)."""
+    def runs_caller(self) -> bool:
+        """True when called from one of the pool's threads (see
+        :meth:`BaseExecutor.runs_caller`)."""
+        pool = self._pool
+        return isinstance(pool, ThreadWorkers) and pool.owns_current_thread()
 
     def shutdown(self, wait: bool = True) -> None:
-        """Shut the pool down; ``wait`` lets active runs finish first."""
+        """Refuse new runs and shut the pool down; ``wait`` lets active and queued runs
+        finish first."""
+        self._stop_accepting()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
 
@@ -73,10 +79,8 @@ class ThreadPoolExecutor(_PoolExecutor):
     def __init__(self, max_workers: int | None = 10) -> None:
         super().__init__(max_workers)
 
-    def _make_pool(self) -> concurrent.futures.Executor:
-        return concurrent.futures.ThreadPoolExecutor(
-            self.max_workers, thread_name_prefix=f"tickwork-{self.alias}"
-        )
+    def _make_pool(self) -> _Pool:
+        return ThreadWorkers(self.max_workers, thread_name_prefix=f"tickwork-{self.alias}")
 
 
 class ProcessPoolExecutor(_PoolExecutor):
@@ -90,10 +94,29 @@ class ProcessPoolExecutor(_PoolExecutor):
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
 
-    def _make_pool(self) -> concurrent.futures.Executor:
+    def _make_pool(self) -> _Pool:
         return concurrent.futures.ProcessPoolExecutor(self.max_workers)
 
+    def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
+        """Submit the instance; its events come back from the worker process."""
+        pool = self._pool
+        if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+            raise ConfigurationError(f"executor {self.alias!r} is not started")
+        task_id, store = task.id, task.store_alias
+        future = pool.submit(run_task, task_id, store, task.fn, task.args, task.kwargs, run_times)
+
+        def finished(done: concurrent.futures.Future[Any]) -> None:
+            exc = done.exception()
+            if exc is not None:
+                self._on_pool_failure(exc)
+                self._run_crashed(task_id, store, run_times, exc)
+            else:
+                self._run_finished(task_id, done.result())
+
+        future.add_done_callback(finished)
+
     def _on_pool_failure(self, exc: BaseException) -> None:
+        """Rebuild the pool when a worker process died (the task raising is no failure)."""
         if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
             self.logger.error("a worker process died; rebuilding the process pool")
             old, self._pool = self._pool, self._make_pool()

@@ -27,6 +27,7 @@ from tickwork.schedulers._shared_pass import SharedStorePass
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
 from tickwork.triggers.shutdown import ShutdownTrigger
+from tickwork.utils import is_fixed_offset
 
 if TYPE_CHECKING:
     from tickwork.schedulers.base import BaseScheduler
@@ -129,6 +130,7 @@ class StoreProcessor:
         tasks = store.acquire_due_tasks(now, limit, scheduler.identity, self.lease)
         updated: list[Task] = []
         removed: list[str] = []
+        now = self.comparable_now(now)
         for task in tasks:
             run_times, missed, next_time = self.decide(task, now)
             if missed:
@@ -144,14 +146,34 @@ class StoreProcessor:
                 raise
         return len(tasks), removed
 
+    def comparable_now(self, now: datetime) -> datetime:
+        """``now`` in the scheduler's zone when that zone has a fixed offset (UTC on most
+        servers): tasks' run times are mostly in that zone, and two datetimes sharing a
+        tzinfo compare and subtract without asking it for offsets, which is several
+        times cheaper per comparison. In a zone with DST that shortcut would compare wall
+        times (wrong in the repeated hour), so ``now`` stays as it is."""
+        zone = self._scheduler.timezone
+        if now.tzinfo is not zone and is_fixed_offset(zone):
+            return now.astimezone(zone)
+        return now
+
     def decide(
         self, task: Task, now: datetime
     ) -> tuple[list[datetime], list[datetime], datetime | None]:
         """Return the runs of ``task`` to start now, those too late to start (past
         ``mistrigger_grace_time``), and the task's next run time."""
+        first = task.next_run_time
+        if first is None or first > now:
+            return [], [], first
+        # The common case, one due run, without building lists to filter: the same
+        # answer as the general path below (which starts over when more are due).
+        next_time = task.trigger.get_next_trigger_time(self._scheduler.timezone, first, now)
+        if next_time is None or next_time > now:
+            grace = task.mistrigger_grace_time
+            if grace is None or (now - first).total_seconds() <= grace:
+                return [first], [], next_time
+            return [], [first], next_time
         run_times, next_time = task.due_run_times(self._scheduler.timezone, now, MAX_CATCH_UP)
-        if not run_times:
-            return [], [], task.next_run_time
         if task.coalesce:
             run_times = run_times[-1:]
         grace = task.mistrigger_grace_time

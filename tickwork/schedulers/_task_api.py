@@ -11,7 +11,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from tickwork.clock import Clock
 from tickwork.events import (
@@ -63,6 +63,7 @@ class TaskAPI(ABC):
     _pending: list[tuple[Task, bool]]
     _shutdown_tasks: set[tuple[str, str]]
     _processor: StoreProcessor
+    _self_ref: weakref.ref[BaseScheduler]  # the one weak reference every task holds
 
     @property
     @abstractmethod
@@ -82,7 +83,7 @@ class TaskAPI(ABC):
         """Wake the driver if ``next_run_time`` is earlier than planned."""
 
     def _bind(self, task: Task) -> None:
-        task._scheduler = weakref.ref(cast("BaseScheduler", self))
+        task._scheduler = self._self_ref
 
     # -- adding tasks ------------------------------------------------------------------------
 
@@ -127,6 +128,22 @@ class TaskAPI(ABC):
         import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
         ``SerializationError`` (a task a persistent store cannot keep).
         """
+        if fn_or_task is not None and not isinstance(fn_or_task, Task):
+            # The common call, spelt out: no options dict, no second pass over them.
+            task = Task(
+                fn_or_task,
+                self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
+                args=args,
+                kwargs=kwargs,
+                id=id,
+                name=name,
+                executor=executor,
+                coalesce=coalesce,
+                max_instances=max_instances,
+                mistrigger_grace_time=mistrigger_grace_time,
+                next_run_time=next_run_time,
+            )
+            return self._add(task, store or "default", replace_existing)
         options: dict[str, Any] = {
             "args": args,
             "kwargs": kwargs,
@@ -152,16 +169,13 @@ class TaskAPI(ABC):
                 return fn
 
             return decorator
-        if isinstance(fn_or_task, Task):
-            task = fn_or_task
-            changes = {
-                k: v for k, v in options.items() if v is not None and v is not UNSET and k != "id"
-            }
-            if trigger is not None or trigger_args:
-                changes["trigger"] = self._make_trigger(trigger, trigger_args)
-            task._apply(changes)
-        else:
-            task = self._new_task(fn_or_task, trigger, trigger_args, options)
+        task = fn_or_task
+        changes = {
+            k: v for k, v in options.items() if v is not None and v is not UNSET and k != "id"
+        }
+        if trigger is not None or trigger_args:
+            changes["trigger"] = self._make_trigger(trigger, trigger_args)
+        task._apply(changes)
         return self._add(task, store or task.store_alias or "default", replace_existing)
 
     def _new_task(
@@ -192,7 +206,7 @@ class TaskAPI(ABC):
             self._fill_next_run_time(task, now)
         target = self._lookup_store(alias)
         with self._store_locks[alias]:
-            self._call_store(target, "add_tasks", tasks)
+            target.add_tasks(tasks)
         for task in tasks:
             self._after_store(task, alias)
         self._wakeup_for(min((t.next_run_time for t in tasks if t.next_run_time), default=None))
@@ -201,7 +215,7 @@ class TaskAPI(ABC):
     def _make_trigger(
         self, trigger: BaseTrigger | str | None, trigger_args: dict[str, Any]
     ) -> BaseTrigger:
-        if isinstance(trigger, BaseTrigger):
+        if type(trigger) is not str and isinstance(trigger, BaseTrigger):
             if trigger_args:
                 raise ConfigurationError(
                     f"trigger keywords {sorted(trigger_args)} go with a trigger alias, not with {trigger!r}"
@@ -213,24 +227,29 @@ class TaskAPI(ABC):
             and "timezone" not in trigger_args
             and _takes_timezone(trigger_registry.lookup(alias))
         ):
-            trigger_args = {**trigger_args, "timezone": self.timezone}
+            trigger_args["timezone"] = self.timezone  # a dict of our own (from **)
         return create_trigger(alias, **trigger_args)
 
     def _prepare(self, task: Task, store_alias: str) -> None:
         """Fill unset fields from the defaults and check the task fits its store."""
         if task.trigger is UNSET:
             task.trigger = DateTrigger(timezone=self.timezone)
-        for key, value in self.task_defaults.items():
-            if getattr(task, key) is UNSET:
-                setattr(task, key, value)
+        defaults = self.task_defaults
+        if task.coalesce is UNSET:
+            task.coalesce = defaults["coalesce"]
+        if task.max_instances is UNSET:
+            task.max_instances = defaults["max_instances"]
+        if task.mistrigger_grace_time is UNSET:
+            task.mistrigger_grace_time = defaults["mistrigger_grace_time"]
         task.store_alias = store_alias
         self._bind(task)
-        if self.running and task.executor not in self._executors:
+        running = self.running
+        if running and task.executor not in self._executors:
             raise UnknownAliasError("executor", task.executor, list(self._executors))
         target = self._stores.get(store_alias)
-        if target is None and (self.running or store_alias != "default"):
+        if target is None and (running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))
-        if target is not None and not self.running:
+        if target is not None and not running:
             # A pending task is only stored at start(): check now that the store can keep
             # it. A running scheduler hands it to the store at once, and the store refuses
             # it before writing anything (BaseStore contract), so it is not encoded twice.
@@ -262,23 +281,25 @@ class TaskAPI(ABC):
 
     def _store_task(self, task: Task, replace_existing: bool) -> None:
         """Add a prepared task to its (running) store, replacing a same-id one if asked."""
-        self._fill_next_run_time(task, self.clock.now())
+        if task.next_run_time is UNSET:  # (checked here too: it saves reading the clock)
+            self._fill_next_run_time(task, self.clock.now())
         alias = task.store_alias or "default"
         target = self._lookup_store(alias)
         with self._store_locks[alias]:
             try:
-                self._call_store(target, "add_task", task)
+                target.add_task(task)
             except ConflictIdError:
                 if not replace_existing:
                     raise
-                self._call_store(target, "update_task", task)
+                target.update_task(task)
         self._after_store(task, alias)
         self._wakeup_for(task.next_run_time)
 
     def _after_store(self, task: Task, alias: str) -> None:
         task.store_alias = alias
-        self._bind(task)
-        if isinstance(task.trigger, ShutdownTrigger):
+        # The MRO, not isinstance: against an abstract class isinstance is a Python-level
+        # call, and this runs on every add.
+        if ShutdownTrigger in type(task.trigger).__mro__:
             self._shutdown_tasks.add((alias, task.id))
         self.logger.debug("task %r added to store %r", task.id, alias)
         if self._wants(TASK_ADDED):
@@ -292,10 +313,6 @@ class TaskAPI(ABC):
         except KeyError:
             raise UnknownAliasError("store", alias, list(self._stores)) from None
 
-    def _call_store(self, store: BaseStore, method: str, *args: Any) -> Any:
-        """Every store call from the API goes through here (one place to add retries)."""
-        return getattr(store, method)(*args)
-
     def _find(self, task_id: str, store: str | None) -> tuple[Task, str | None]:
         """Return (task, store alias); alias None means a pending task. Raises
         TaskLookupError."""
@@ -308,10 +325,10 @@ class TaskAPI(ABC):
             target = self._stores.get(alias)
             if target is None:
                 raise UnknownAliasError("store", alias, list(self._stores))
-            task = self._call_store(target, "lookup_task", task_id)
-            if task is not None:
-                self._bind(task)
-                return task, alias
+            found = target.lookup_task(task_id)
+            if found is not None:
+                self._bind(found)
+                return found, alias
         raise TaskLookupError(task_id, store)
 
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
@@ -328,7 +345,7 @@ class TaskAPI(ABC):
             tasks = [t for t, _ in self._pending if store is None or t.store_alias == store]
             aliases = [store] if store is not None else list(self._stores)
         for alias in aliases:
-            for task in self._call_store(self._lookup_store(alias), "get_all_tasks"):
+            for task in self._lookup_store(alias).get_all_tasks():
                 self._bind(task)
                 tasks.append(task)
         return tasks
@@ -353,7 +370,7 @@ class TaskAPI(ABC):
             task._apply(changes)
             target = self._lookup_store(alias)
             target.validate_task(task)
-            self._call_store(target, "update_task", task)
+            target.update_task(task)
         if self._wants(TASK_MODIFIED):
             self._dispatch_event(TaskEvent(TASK_MODIFIED, task.id, alias))
         self._wakeup_for(task.next_run_time)
@@ -393,7 +410,7 @@ class TaskAPI(ABC):
                 self._pending = [(t, r) for t, r in self._pending if t is not task]
         else:
             with self._store_locks[alias]:
-                self._call_store(self._lookup_store(alias), "remove_task", task_id)
+                self._lookup_store(alias).remove_task(task_id)
             self._shutdown_tasks.discard((alias, task_id))
         if self._wants(TASK_REMOVED):
             self._dispatch_event(TaskEvent(TASK_REMOVED, task_id, alias))
@@ -407,7 +424,7 @@ class TaskAPI(ABC):
             aliases = [store] if store is not None else list(self._stores)
         for alias in aliases:
             with self._store_locks[alias]:
-                self._call_store(self._lookup_store(alias), "remove_all_tasks")
+                self._lookup_store(alias).remove_all_tasks()
             self._shutdown_tasks = {key for key in self._shutdown_tasks if key[0] != alias}
         self._dispatch_event(SchedulerEvent(ALL_TASKS_REMOVED, store))
 

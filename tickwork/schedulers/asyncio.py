@@ -46,6 +46,8 @@ class AsyncIOScheduler(BaseScheduler):
         self._driver: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._wake_future: asyncio.Future[None] | None = None
+        #: A shutdown asked for by one of the scheduler's own runs, going on in the loop.
+        self._closing: asyncio.Task[None] | None = None
         self._wake_requested = False
 
     def _create_default_executor(self) -> BaseExecutor:
@@ -171,6 +173,12 @@ class AsyncIOScheduler(BaseScheduler):
         loop = self.event_loop
         on_loop_thread = threading.get_ident() == self.event_loop_thread_id
         if loop is not None and loop.is_running() and not on_loop_thread:
+            if wait and self._called_from_own_run():
+                # A sync task in one of our threads: blocking here would wait for this
+                # very run. The shutdown goes on in the loop and ends after it returns.
+                closing = asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop)
+                closing.add_done_callback(self._after_background_shutdown)
+                return
             try:
                 asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop).result()
             finally:
@@ -189,9 +197,23 @@ class AsyncIOScheduler(BaseScheduler):
 
     async def shutdown_async(self, wait: bool = True) -> None:
         """Stop, awaiting on the loop: with ``wait``, running tasks finish first, then the
-        shutdown-trigger tasks run, then the executors stop; nothing is cancelled."""
+        shutdown-trigger tasks run, then the executors stop; nothing is cancelled.
+
+        Awaited inside one of this scheduler's own runs, it stops dispatching and returns:
+        waiting for every run would wait for the caller. The rest of the shutdown goes on
+        in a task of its own and ends once that run (and the others) have finished."""
         self._stop_processing()
         self._on_wake()
+        if wait and self._called_from_own_run():
+            closing = asyncio.get_running_loop().create_task(
+                self._complete_shutdown(wait), name="tickwork-shutdown"
+            )
+            self._closing = closing
+            closing.add_done_callback(self._after_background_shutdown)
+            return
+        await self._complete_shutdown(wait)
+
+    async def _complete_shutdown(self, wait: bool) -> None:
         driver = self._driver
         if isinstance(driver, asyncio.Task) and driver is not asyncio.current_task():
             await asyncio.wait([driver])
@@ -205,6 +227,17 @@ class AsyncIOScheduler(BaseScheduler):
             self._detach()
         if errors:
             raise errors[0]
+
+    def _after_background_shutdown(
+        self, done: asyncio.Future[None] | concurrent.futures.Future[None]
+    ) -> None:
+        """Report how a shutdown that nobody awaits ended (one asked for by a run)."""
+        self._closing = None
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            self.logger.error("shutdown asked for by a task failed", exc_info=exc)
+        if self.event_loop is not None:  # (an attached loop's shutdown detached already)
+            self._detach()
 
     def _detach(self) -> None:
         """Release the worker thread and, if the loop is ours, stop it."""

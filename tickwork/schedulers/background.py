@@ -63,6 +63,22 @@ class BackgroundScheduler(BaseScheduler):
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._thread = None
+        if wait and self._called_from_own_run():
+            # A task shutting its own scheduler down: waiting here would wait for this
+            # very run. The rest goes on in a thread of its own and ends after it returns.
+            threading.Thread(
+                target=self._complete_in_background, args=(wait,), name="tickwork-shutdown"
+            ).start()
+            return
+        self._complete_shutdown(wait)
+
+    def _complete_in_background(self, wait: bool) -> None:
+        try:
+            self._complete_shutdown(wait)
+        except Exception:
+            self.logger.exception("shutdown asked for by a task failed")
+
+    def _complete_shutdown(self, wait: bool) -> None:
         if wait:
             for executor in list(self._executors.values()):
                 executor.wait_until_idle()

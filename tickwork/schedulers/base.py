@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
@@ -48,7 +49,7 @@ from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers.shutdown import ShutdownTrigger
-from tickwork.utils import local_timezone, to_timezone
+from tickwork.utils import local_timezone, timestamp, to_timezone
 
 __all__ = ["BaseScheduler", "SchedulerState"]
 
@@ -128,11 +129,12 @@ class BaseScheduler(TaskAPI, ABC):
         self._listeners: list[tuple[Listener, int]] = []
         self._listener_mask = 0
         self._pending: list[tuple[Task, bool]] = []
+        self._self_ref = weakref.ref(self)
         self._shutdown_tasks: set[tuple[str, str]] = set()
         self._processor = StoreProcessor(self)
-        #: The earliest time the driver currently plans to wake at (None: not sleeping on
-        #: a deadline). Adding a later task then needs no wake-up at all.
-        self._planned_wakeup: datetime | None = None
+        #: The timestamp of the earliest time the driver currently plans to wake at (None:
+        #: not sleeping on a deadline). Adding a later task then needs no wake-up at all.
+        self._planned_wakeup: float | None = None
         for alias, store in (stores or {}).items():
             self.add_store(store, alias)
         for alias, executor in (executors or {}).items():
@@ -241,6 +243,11 @@ class BaseScheduler(TaskAPI, ABC):
                 raise SchedulerNotRunningError()
             self.state = SchedulerState.STOPPED
         self._planned_wakeup = None
+
+    def _called_from_own_run(self) -> bool:
+        """True when the caller is one of this scheduler's runs: a shutdown with ``wait``
+        must then not wait for the runs to finish in the caller, or it waits for itself."""
+        return any(executor.runs_caller() for executor in list(self._executors.values()))
 
     def _run_shutdown_tasks(self) -> None:
         """Send the shutdown-trigger tasks to their executors. Variants call it after the
@@ -380,7 +387,7 @@ class BaseScheduler(TaskAPI, ABC):
             if store.poll_interval is not None:
                 poll_at = now + timedelta(seconds=store.poll_interval)
                 deadline = poll_at if deadline is None else min(deadline, poll_at, key=_timestamp)
-        self._planned_wakeup = deadline
+        self._planned_wakeup = None if deadline is None else deadline.timestamp()
         if deadline is None:
             return None
         return max(0.0, (deadline - now).total_seconds())
@@ -410,7 +417,7 @@ class BaseScheduler(TaskAPI, ABC):
         planned = self._planned_wakeup
         # Timestamps, not datetimes: two datetimes in the same zone compare by wall time
         # and ignore ``fold``, which is wrong in the repeated hour of a DST change.
-        if planned is None or next_run_time.timestamp() < planned.timestamp():
+        if planned is None or timestamp(next_run_time) < planned:
             self.wakeup()
 
     # -- plug-ins ----------------------------------------------------------------------------
@@ -430,7 +437,7 @@ class BaseScheduler(TaskAPI, ABC):
                 instance.start(alias)
         self._dispatch_event(SchedulerEvent(STORE_ADDED, alias))
         if self.running:
-            self._wakeup_for(self._call_store(instance, "get_next_run_time"))
+            self._wakeup_for(instance.get_next_run_time())
 
     def remove_store(self, alias: str, shutdown: bool = True) -> None:
         """Remove a store (its tasks stay in it); shut it down unless told not to."""

@@ -110,24 +110,24 @@ def task_state(task: Task) -> dict[str, Any]:
             "use a module-level function (one importable as 'package.module:function'), "
             "pass the data it needs as args/kwargs, or use the memory store",
         ) from None
+    for value in state.values():
+        if value is UNSET:
+            break
+    else:
+        return state  # the common case, checked without building anything
     unset = sorted(key for key, value in state.items() if value is UNSET)
-    if unset:
-        raise cannot_store(
-            task.id,
-            f"its field(s) {', '.join(unset)}",
-            "have no value yet (UNSET)",
-            "add the task through a scheduler, which fills them from task_defaults, "
-            "or give them when creating the Task",
-        )
-    return state
+    raise cannot_store(
+        task.id,
+        f"its field(s) {', '.join(unset)}",
+        "have no value yet (UNSET)",
+        "add the task through a scheduler, which fills them from task_defaults, "
+        "or give them when creating the Task",
+    )
 
 
 def _with_next_run_time(task: Task, next_run_time: datetime | None) -> Task:
     """A shallow copy of ``task`` with another next run time (the original is untouched)."""
-    clone = Task.__new__(Task)
-    for slot in Task.__slots__:
-        if slot != "__weakref__" and hasattr(task, slot):
-            setattr(clone, slot, getattr(task, slot))
+    clone = task._shallow_copy()
     clone.next_run_time = next_run_time
     return clone
 

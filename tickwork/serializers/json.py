@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -78,25 +79,22 @@ class JSONSerializer(BaseSerializer):
     def serialize(self, task: Task) -> bytes:
         """Return the task as UTF-8 JSON, or raise ``SerializationError``."""
         state = task_state(task)
-        encoded: dict[str, Any] = {}
-        for key, value in state.items():
-            try:
-                encoded[key] = _Encoder().encode(value)
-            except _Unencodable as exc:
-                where = key + "".join(reversed(exc.path))
-                raise cannot_store(
-                    task.id,
-                    f"{where} = {short_repr(exc.value)}",
-                    f"cannot be written as JSON ({exc.reason})",
-                    _PLAIN_HINT,
-                ) from None
-            except RecursionError:
-                raise cannot_store(
-                    task.id, key, "is nested too deeply to be written as JSON", _PLAIN_HINT
-                ) from None
-        document = {"format": FORMAT_VERSION, "task": encoded}
-        text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        try:
+            body = ",".join(
+                [
+                    f"{_quote(key)}:{_writer(type(value), _other)(value)}"
+                    for key, value in state.items()
+                ]
+            )
+        except (_Fallback, _Unencodable, RecursionError, ValueError):
+            # Something the fast encoder does not take (or a cycle, which it meets as
+            # deep recursion, or an int too long for str()): the careful encoder either
+            # writes it or says exactly what is wrong and where.
+            return _careful(task.id, state)
+        try:
+            return f'{{"format":{FORMAT_VERSION},"task":{{{body}}}}}'.encode()
+        except UnicodeEncodeError:
+            return _careful(task.id, state)  # a lone surrogate: let it word the error
 
     def deserialize(self, data: bytes) -> Task:
         """Return the task the JSON document holds, or raise ``SerializationError``."""
@@ -126,6 +124,201 @@ class JSONSerializer(BaseSerializer):
 
 
 # -- encoding --------------------------------------------------------------------------------
+#
+# Two encoders write the same bytes. The fast one (``_text``) is what every task goes
+# through first: it writes JSON text directly, dispatching on the exact type, with no
+# per-value objects, no path or cycle bookkeeping, and cached text for what tasks share
+# (time zones, trigger class references). Building the tagged structure and handing it to
+# ``json.dumps`` costs about twice as much: the C encoder is not that fast on many small
+# objects. When the fast encoder meets anything it does not handle it gives up, and the
+# careful one (``_Encoder`` + ``json.dumps``) starts over: it tracks where each value sits
+# and which containers are on the current path, so an unencodable value or a cycle gets
+# a precise message. tests/serializers check that both write the same text.
+
+#: One encoder for every document: ``json.dumps`` with options builds a new one per call.
+_DUMPS = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+#: A JSON string literal, exactly as ``_DUMPS`` writes it (``ensure_ascii=False``).
+_quote: Any = json.encoder.encode_basestring
+
+
+def _careful(task_id: str, state: dict[str, Any]) -> bytes:
+    """Encode ``state`` with the careful encoder; raise ``SerializationError`` naming the
+    field and the path of the value that cannot be written."""
+    encoded: dict[str, Any] = {}
+    for key, value in state.items():
+        try:
+            encoded[key] = _Encoder().encode(value)
+        except _Unencodable as exc:
+            where = key + "".join(reversed(exc.path))
+            raise cannot_store(
+                task_id,
+                f"{where} = {short_repr(exc.value)}",
+                f"cannot be written as JSON ({exc.reason})",
+                _PLAIN_HINT,
+            ) from None
+        except RecursionError:
+            raise cannot_store(
+                task_id, key, "is nested too deeply to be written as JSON", _PLAIN_HINT
+            ) from None
+    try:
+        text = _DUMPS({"format": FORMAT_VERSION, "task": encoded})
+    except ValueError as exc:
+        # An int too long to convert to text (sys.set_int_max_str_digits): it could
+        # not be read back either.
+        raise cannot_store(
+            task_id, "a value", f"cannot be written as JSON ({exc})", _PLAIN_HINT
+        ) from None
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise cannot_store(
+            task_id, "a string", f"cannot be written as UTF-8 ({exc})", _PLAIN_HINT
+        ) from None
+
+
+class _Fallback(Exception):
+    """Raised by the fast encoder for a value it leaves to the careful one."""
+
+
+def _text(value: Any) -> str:
+    """The JSON text of ``value``, as the careful encoder would write it.
+
+    Containers inline this call (``_writer(type(item), _other)(item)``): strings, ints,
+    booleans and None then go straight to a C function, without a Python frame.
+    """
+    return _writer(type(value), _other)(value)  # type: ignore[no-any-return]
+
+
+def _other(value: Any) -> str:
+    """The writer of every type not in ``_WRITERS``: triggers, or give up."""
+    if isinstance(value, BaseTrigger):
+        return _text_trigger(value)
+    raise _Fallback
+
+
+def _text_float(value: float) -> str:
+    # repr() is what the json module writes; NaN and infinities are tagged.
+    return repr(value) if math.isfinite(value) else f'{{"{TAG}":"float","v":"{value!r}"}}'
+
+
+def _text_items(values: Iterable[Any]) -> str:
+    return ",".join([_writer(type(item), _other)(item) for item in values])
+
+
+def _text_dict(value: dict[Any, Any]) -> str:
+    if TAG not in value:
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                break
+            parts.append(f"{_quote(key)}:{_writer(type(item), _other)(item)}")
+        else:
+            return "{" + ",".join(parts) + "}"
+    pairs = ",".join([f"[{_text(key)},{_text(item)}]" for key, item in value.items()])
+    return f'{{"{TAG}":"dict","items":[{pairs}]}}'
+
+
+#: The text of each time zone in use, by ``id()``; the entry keeps the zone alive, so the
+#: id cannot be reused for another zone while the entry exists. Few zones are ever in
+#: use; the bound only keeps a program that makes zones on the fly from growing it
+#: without end (past it, zones are encoded each time).
+_ZONES: dict[int, tuple[tzinfo, str]] = {}
+_ZONES_MAX = 256
+
+
+def _text_zone(zone: tzinfo | None) -> str:
+    if zone is None:
+        return "null"
+    found = _ZONES.get(id(zone))
+    if found is not None and found[0] is zone:
+        return found[1]
+    if type(zone) is not ZoneInfo and type(zone) is not timezone:
+        raise _Fallback
+    text = _DUMPS(_encode_zone(zone))
+    if len(_ZONES) < _ZONES_MAX:
+        _ZONES[id(zone)] = (zone, text)
+    return text
+
+
+def _wall(value: datetime | time) -> str:
+    """``value.replace(tzinfo=None, fold=0).isoformat()``, without building the copy.
+
+    ``isoformat()`` writes the wall time (fixed width: 4-digit years, microseconds only
+    when not zero; fold never shows), then the UTC offset if any; cut the offset off.
+    """
+    text = value.isoformat()
+    if value.tzinfo is None:
+        return text
+    return text[
+        : (_DATETIME_WIDTH if type(value) is datetime else _TIME_WIDTH)[value.microsecond != 0]
+    ]
+
+
+#: isoformat() widths without and with microseconds: "2026-01-01T00:00:00", "00:00:00".
+_DATETIME_WIDTH = (19, 26)
+_TIME_WIDTH = (8, 15)
+
+
+def _text_datetime(value: datetime) -> str:
+    zone = _text_zone(value.tzinfo)  # first: an unsupported zone's utcoffset() may fail
+    # The wall time is digits and "-:T." only: nothing to escape.
+    return f'{{"{TAG}":"datetime","v":"{_wall(value)}","fold":{value.fold},"tz":{zone}}}'
+
+
+def _text_time(value: time) -> str:
+    zone = _text_zone(value.tzinfo)
+    return f'{{"{TAG}":"time","v":"{_wall(value)}","fold":{value.fold},"tz":{zone}}}'
+
+
+#: The text before a trigger's state, per trigger class. Resolving the class reference
+#: checks that it imports back to the class, which costs more than the rest of a small
+#: trigger's encoding; the answer cannot change while the class object lives (imports
+#: are cached as well).
+_TRIGGER_HEADS: dict[type, str] = {}
+
+
+def _text_trigger(trigger: BaseTrigger) -> str:
+    cls = type(trigger)
+    head = _TRIGGER_HEADS.get(cls)
+    if head is None:
+        try:
+            ref = obj_to_ref(cls)
+        except ReferenceResolutionError:
+            raise _Fallback from None
+        head = _TRIGGER_HEADS[cls] = f'{{"{TAG}":"trigger","type":{_quote(ref)},"state":'
+        # Later triggers of this class skip the isinstance() check in _other.
+        _WRITERS[cls] = _text_trigger
+    return f"{head}{_text_dict(trigger.__getstate__())}}}"
+
+
+def _scalar_text(kind: type) -> Any:
+    """The careful encoding of a scalar type, as text (for types with nothing to cache)."""
+    encode = _SCALARS[kind]
+    return lambda value: _DUMPS(encode(value))
+
+
+#: The writer of each exact type. A subclass (an IntEnum, a dict subclass) is not here:
+#: it goes to ``_other``, which leaves it to the careful encoder, which refuses it.
+_WRITERS: dict[type, Any] = {
+    str: _quote,
+    int: int.__repr__,
+    bool: {True: "true", False: "false"}.__getitem__,
+    type(None): {None: "null"}.__getitem__,
+    float: _text_float,
+    dict: _text_dict,
+    list: lambda v: f"[{_text_items(v)}]",
+    tuple: lambda v: f'{{"{TAG}":"tuple","items":[{_text_items(v)}]}}',
+    set: lambda v: f'{{"{TAG}":"set","items":[{_text_items(v)}]}}',
+    frozenset: lambda v: f'{{"{TAG}":"frozenset","items":[{_text_items(v)}]}}',
+    datetime: _text_datetime,
+    time: _text_time,
+    timedelta: lambda v: f'{{"{TAG}":"timedelta","v":[{v.days},{v.seconds},{v.microseconds}]}}',
+    ZoneInfo: _text_zone,
+    timezone: _text_zone,
+}
+
+
+_writer = _WRITERS.get
 
 
 class _Encoder:
@@ -237,6 +430,10 @@ _SCALARS: dict[type, Any] = {
     ZoneInfo: _encode_zone,
     timezone: _encode_zone,
 }
+
+# Rarer scalars: the careful encoding, turned into text.
+for _kind in (date, UUID, Decimal, bytes, bytearray):
+    _WRITERS[_kind] = _scalar_text(_kind)
 
 
 # -- decoding --------------------------------------------------------------------------------

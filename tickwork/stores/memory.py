@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import threading
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
 
 from tickwork.exceptions import ConflictIdError, TaskLookupError
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
+from tickwork.utils import timestamp
 
 __all__ = ["MemoryStore"]
 
-# A heap entry: (next run timestamp, task id). The entry that counts for a task is the one
-# in ``_entries``; any other entry for that id in the heap is stale and skipped (lazy
-# deletion), which makes update and remove O(log n) and O(1) instead of O(n).
-_Entry = tuple[float, str]
+#: What a paused task's ``_store_entry`` holds: it is in the store but in no bucket.
+_PAUSED = float("inf")
 
 
 class MemoryStore(BaseStore):
-    """Keeps tasks in a dict, with a binary heap on next run time for "what is due?".
+    """Keeps tasks in a dict, and their ids in buckets by next run timestamp, with a
+    binary heap of those timestamps for "what is due?".
 
-    Costs, for n tasks: add and update O(log n); remove O(1) amortised; next run time and
-    each due task O(log n); stale heap entries are compacted once they outnumber the live
-    ones, which keeps the amortised cost per operation constant.
+    Tasks due at the same instant (a thousand tasks on one cron minute, a burst) share one
+    bucket and one heap entry, so taking them costs one heap operation for all of them.
+    A task's ``_store_entry`` slot holds the timestamp of the bucket it counts in; an id
+    found in another bucket is stale and skipped (lazy deletion), which makes update and
+    remove O(log n) and O(1). Stale ids are swept out once they outnumber the tasks.
 
     Shutting the scheduler down keeps the tasks: a restarted scheduler finds them again.
     """
@@ -34,27 +38,63 @@ class MemoryStore(BaseStore):
     def __init__(self) -> None:
         super().__init__()
         self._tasks: dict[str, Task] = {}
-        self._entries: dict[str, _Entry] = {}
-        self._heap: list[_Entry] = []
+        #: Timestamp -> the id (or list of ids) filed under it, stale ones included.
+        self._buckets: dict[float, str | list[str]] = {}
+        #: Every key of ``_buckets``, once, as a heap.
+        self._heap: list[float] = []
+        #: How many ids the buckets hold (live and stale): the sweep's trigger.
+        self._filed = 0
+        #: Tasks taken by ``acquire_due_tasks`` and not yet settled by
+        #: ``release_tasks``: id -> the timestamp it was filed under. A pass that fails
+        #: in between files them back at the next acquire, so no task drops out.
+        self._claimed: dict[str, float] = {}
         self._lock = threading.RLock()
 
-    # -- index maintenance ----------------------------------------------------------------
+    # -- the index ------------------------------------------------------------------------
 
-    def _index(self, task: Task) -> None:
+    def _file(self, task: Task) -> None:
+        """File ``task`` under its next run time and make that the bucket it counts in."""
         if task.next_run_time is None:
-            self._entries.pop(task.id, None)
+            task._store_entry = _PAUSED
             return
-        entry = (task.next_run_time.timestamp(), task.id)
-        self._entries[task.id] = entry
-        heapq.heappush(self._heap, entry)
-        if len(self._heap) > 2 * len(self._entries) + 64:
-            self._heap = list(self._entries.values())
-            heapq.heapify(self._heap)
+        ts = timestamp(task.next_run_time)
+        task._store_entry = ts
+        self._file_id(ts, task.id)
 
-    def _drop_stale_top(self) -> None:
-        heap, entries = self._heap, self._entries
-        while heap and entries.get(heap[0][1]) is not heap[0]:
-            heapq.heappop(heap)
+    def _file_id(self, ts: float, task_id: str) -> None:
+        bucket = self._buckets.get(ts)
+        if bucket is None:
+            self._buckets[ts] = task_id
+            heapq.heappush(self._heap, ts)
+        elif type(bucket) is str:
+            self._buckets[ts] = [bucket, task_id]
+        else:
+            bucket.append(task_id)  # type: ignore[union-attr]
+        self._filed += 1
+
+    def _sweep_if_needed(self) -> None:
+        # Only between claims: a claimed task is in no bucket but still counts.
+        if self._filed > 2 * len(self._tasks) + 64 and not self._claimed:
+            self._buckets.clear()
+            self._heap.clear()
+            self._filed = 0
+            for task in self._tasks.values():
+                if task._store_entry != _PAUSED:
+                    self._file_id(task._store_entry, task.id)
+
+    def _is_live(self, task_id: str, ts: float) -> Task | None:
+        task = self._tasks.get(task_id)
+        if task is None or task._store_entry != ts or task_id in self._claimed:
+            return None
+        return task
+
+    def _own(self, task: Task) -> Task:
+        """The object to keep for ``task``: itself, or a shallow copy when another memory
+        store already holds that very object (the filing lives on the object, and one
+        object cannot carry two)."""
+        if task._store_entry is not None and self._tasks.get(task.id) is not task:
+            return task._shallow_copy()
+        return task
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -63,11 +103,14 @@ class MemoryStore(BaseStore):
         with self._lock:
             if task.id in self._tasks:
                 raise ConflictIdError(task.id)
+            if task._store_entry is not None:
+                task = self._own(task)
             task.store_alias = self.alias
             self._tasks[task.id] = task
-            self._index(task)
+            self._file(task)
+            self._sweep_if_needed()
 
-    def add_tasks(self, tasks: list[Task]) -> None:  # type: ignore[override]
+    def add_tasks(self, tasks: Iterable[Task]) -> None:
         """Store several tasks; none is added if one id is taken."""
         tasks = list(tasks)
         with self._lock:
@@ -82,28 +125,112 @@ class MemoryStore(BaseStore):
     def update_task(self, task: Task) -> None:
         """Replace the stored task (see :meth:`BaseStore.update_task`)."""
         with self._lock:
-            if task.id not in self._tasks:
+            stored = self._tasks.get(task.id)
+            if stored is None:
                 raise TaskLookupError(task.id, self.alias)
+            filed = stored._store_entry
+            if stored is not task:
+                stored._store_entry = None
+                task = self._own(task)
             task.store_alias = self.alias
             self._tasks[task.id] = task
-            entry = self._entries.get(task.id)
-            new_ts = task.next_run_time.timestamp() if task.next_run_time else None
-            if entry is None or entry[0] != new_ts:
-                self._index(task)
+            new_ts = _PAUSED if task.next_run_time is None else timestamp(task.next_run_time)
+            if new_ts == filed and task.id not in self._claimed:
+                task._store_entry = filed  # already filed there: nothing to move
+            else:
+                self._file(task)
+                self._sweep_if_needed()
 
     def remove_task(self, task_id: str) -> None:
         """Delete a task (see :meth:`BaseStore.remove_task`)."""
         with self._lock:
-            if self._tasks.pop(task_id, None) is None:
+            task = self._tasks.pop(task_id, None)
+            if task is None:
                 raise TaskLookupError(task_id, self.alias)
-            self._entries.pop(task_id, None)
+            task._store_entry = None
 
     def remove_all_tasks(self) -> None:
         """Delete every task."""
         with self._lock:
+            for task in self._tasks.values():
+                task._store_entry = None
             self._tasks.clear()
-            self._entries.clear()
+            self._buckets.clear()
             self._heap.clear()
+            self._claimed.clear()
+            self._filed = 0
+
+    # -- the scheduler's processing pass ----------------------------------------------------
+
+    def acquire_due_tasks(
+        self, now: datetime, limit: int, owner: str, lease: timedelta
+    ) -> list[Task]:
+        """Take up to ``limit`` due tasks out of their buckets (each once);
+        :meth:`release_tasks` files them again under their new run times. Cheaper than
+        peeking and restoring, which the pass would follow with an update per task."""
+        now_ts = timestamp(now)
+        due: list[Task] = []
+        with self._lock:
+            self._refile_claimed()
+            heap, buckets, claimed = self._heap, self._buckets, self._claimed
+            while heap and heap[0] <= now_ts and len(due) < limit:
+                ts = heap[0]
+                bucket = buckets[ts]
+                ids = [bucket] if type(bucket) is str else bucket
+                room = limit - len(due)
+                taken, rest = ids[:room], ids[room:]
+                for task_id in taken:
+                    task = self._is_live(task_id, ts)
+                    if task is not None:
+                        claimed[task_id] = ts
+                        due.append(task)
+                self._filed -= len(taken)
+                if rest:
+                    buckets[ts] = rest  # the batch is full; the rest wait for the next one
+                else:
+                    del buckets[ts]
+                    heapq.heappop(heap)
+        return due
+
+    def release_tasks(
+        self,
+        owner: str,
+        updated: Iterable[Task],
+        removed: Iterable[str],
+        runs: Iterable[tuple[Task, datetime]] = (),
+        runs_expire: datetime | None = None,
+    ) -> Collection[str]:
+        """Write back what :meth:`acquire_due_tasks` handed out: advanced tasks are filed
+        under their new time, finished ones deleted, and anything claimed but not
+        mentioned is filed back unchanged. A task deleted meanwhile stays deleted."""
+        with self._lock:
+            claimed, self._claimed = self._claimed, {}
+            for task in updated:
+                claimed.pop(task.id, None)
+                stored = self._tasks.get(task.id)
+                if stored is None:
+                    continue
+                if stored is not task:
+                    stored._store_entry = None
+                task.store_alias = self.alias
+                self._tasks[task.id] = task
+                self._file(task)
+            for task_id in removed:
+                claimed.pop(task_id, None)
+                with contextlib.suppress(TaskLookupError):
+                    self.remove_task(task_id)
+            for task_id, ts in claimed.items():
+                if task_id in self._tasks:
+                    self._file_id(ts, task_id)
+            self._sweep_if_needed()
+        return ()
+
+    def _refile_claimed(self) -> None:
+        # A pass failed between acquire and release: its tasks go back where they were.
+        claimed, self._claimed = self._claimed, {}
+        for task_id, ts in claimed.items():
+            if task_id in self._tasks:
+                self._file_id(ts, task_id)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -112,33 +239,54 @@ class MemoryStore(BaseStore):
         return self._tasks.get(task_id)
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
-        """Return due tasks, earliest first; O(k log n) for k due tasks."""
-        now_ts = now.timestamp()
+        """Return due tasks, earliest first, without taking them; O(k log n) for k due
+        tasks in distinct buckets."""
+        now_ts = timestamp(now)
         due: list[Task] = []
-        popped: list[_Entry] = []
         with self._lock:
-            heap, entries = self._heap, self._entries
-            while heap and (limit is None or len(due) < limit):
-                entry = heap[0]
-                if entries.get(entry[1]) is not entry:
-                    heapq.heappop(heap)
-                    continue
-                if entry[0] > now_ts:
-                    break
-                popped.append(heapq.heappop(heap))
-                due.append(self._tasks[entry[1]])
-            # Peeking must not change the index: put the live entries back.
-            for entry in popped:
-                heapq.heappush(heap, entry)
+            seen: set[str] = set()
+            for ts in self._due_timestamps(now_ts):
+                bucket = self._buckets[ts]
+                for task_id in [bucket] if type(bucket) is str else bucket:
+                    task = self._is_live(task_id, ts)
+                    if task is not None and task_id not in seen:
+                        seen.add(task_id)
+                        due.append(task)
+                        if limit is not None and len(due) >= limit:
+                            return due
         return due
 
+    def _due_timestamps(self, now_ts: float) -> list[float]:
+        """The bucket timestamps up to ``now_ts``, in order, leaving the heap as it was."""
+        heap = self._heap
+        popped: list[float] = []
+        while heap and heap[0] <= now_ts:
+            popped.append(heapq.heappop(heap))
+        for ts in popped:
+            heapq.heappush(heap, ts)
+        return popped
+
     def get_next_run_time(self) -> datetime | None:
-        """Return the earliest next run time; O(1) after dropping stale entries."""
+        """Return the earliest next run time; O(1) after sweeping stale ids off the top."""
         with self._lock:
-            self._drop_stale_top()
-            if not self._heap:
-                return None
-            return self._tasks[self._heap[0][1]].next_run_time
+            candidates = [self._tasks[i] for i in self._claimed if i in self._tasks]
+            heap, buckets = self._heap, self._buckets
+            while heap:
+                ts = heap[0]
+                bucket = buckets[ts]
+                ids = [bucket] if type(bucket) is str else bucket
+                first_live = next(
+                    (task for i in ids if (task := self._is_live(i, ts)) is not None), None
+                )
+                if first_live is not None:
+                    candidates.append(first_live)
+                    break
+                # Nothing live under the earliest time: drop that bucket.
+                self._filed -= len(ids)
+                del buckets[ts]
+                heapq.heappop(heap)
+            times = [t.next_run_time for t in candidates if t.next_run_time is not None]
+            return min(times, key=datetime.timestamp) if times else None
 
     def get_all_tasks(self) -> list[Task]:
         """Return every task, by next run time, paused last."""
@@ -154,4 +302,4 @@ class MemoryStore(BaseStore):
 def _sort_key(task: Task) -> tuple[int, float]:
     if task.next_run_time is None:
         return (1, 0.0)
-    return (0, task.next_run_time.timestamp())
+    return (0, timestamp(task.next_run_time))

@@ -8,11 +8,13 @@ from typing import Any
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers.base import BaseTrigger
-from tickwork.utils import ClassSignature
+from tickwork.utils import ClassSignature, is_fixed_offset
 
 __all__ = ["IntervalTrigger"]
 
 _UTC = UTC
+_ZERO = timedelta(0)
+_UNIT_NAMES = ("weeks", "days", "hours", "minutes", "seconds")
 
 
 @functools.lru_cache(maxsize=512)
@@ -52,42 +54,65 @@ class IntervalTrigger(BaseTrigger):
         timezone: str | tzinfo | None = None,
         jitter: float | timedelta | None = None,
     ) -> None:
-        units = {
-            "weeks": weeks,
-            "days": days,
-            "hours": hours,
-            "minutes": minutes,
-            "seconds": seconds,
-        }
-        for name, value in units.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+        for name, value in zip(_UNIT_NAMES, (weeks, days, hours, minutes, seconds), strict=True):
+            # Exact types first: this runs on every add_task with an interval.
+            if (
+                type(value) is not int
+                and type(value) is not float
+                and (isinstance(value, bool) or not isinstance(value, int | float))
+            ):
                 raise InvalidTriggerError(f"interval {name} must be a number, got {value!r}")
         self.interval = _interval(weeks, days, hours, minutes, seconds)
-        if self.interval <= timedelta(0):
+        if self.interval <= _ZERO:
+            units = dict(zip(_UNIT_NAMES, (weeks, days, hours, minutes, seconds), strict=True))
             given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(
                 f"{k}=0" for k in units
             )
             raise InvalidTriggerError(f"the interval must be positive, got {given}")
-        self.timezone = self._resolve_timezone(timezone)
-        self.start_at = self._resolve_datetime(start_at, self.timezone, "start_at")
-        self.end_at = self._resolve_datetime(end_at, self.timezone, "end_at")
-        self._check_bounds(self.start_at, self.end_at)
-        self.jitter = self._resolve_jitter(jitter)
+        self.timezone = zone = (
+            timezone if isinstance(timezone, tzinfo) else self._resolve_timezone(timezone)
+        )
+        self.start_at = (
+            None if start_at is None else self._resolve_datetime(start_at, zone, "start_at")
+        )
+        self.end_at = None if end_at is None else self._resolve_datetime(end_at, zone, "end_at")
+        if end_at is not None:
+            self._check_bounds(self.start_at, self.end_at)
+        self.jitter = None if jitter is None else self._resolve_jitter(jitter)
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         """Return the next grid point after ``previous_time`` (or the first one)."""
-        anchored_now = self.start_at is None
+        start_at = self.start_at
+        if (
+            previous_time is not None
+            and start_at is not None
+            and not self.jitter
+            and is_fixed_offset(start_at.tzinfo)
+        ):
+            # A zone without DST (UTC, most servers): wall-clock arithmetic is elapsed
+            # time there, so the grid needs no round trip through UTC. ``previous_time``
+            # in another zone is still subtracted correctly (by UTC offset).
+            steps = (previous_time - start_at) // self.interval + 1
+            fire_time = start_at + max(steps, 0) * self.interval
+            if self.end_at is not None and fire_time > self.end_at:
+                return None
+            if start_at.tzinfo is self.timezone:
+                return fire_time
+            return fire_time.astimezone(self.timezone)
+        anchored_now = start_at is None
         if self.start_at is None:
             if now is None:
                 raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
             # In UTC: "now" in a local zone would make this wall-clock arithmetic.
-            self.start_at = (now.astimezone(_UTC) + self.interval).astimezone(self.timezone)
-        # Grid arithmetic in UTC: Python adds and subtracts aware datetimes that share a
-        # tzinfo as *wall* times, which would turn a 1-hour interval into 2 hours (or 0)
-        # on the night the clocks change.
-        start = self.start_at.astimezone(_UTC)
+            start = now.astimezone(_UTC) + self.interval
+            self.start_at = start.astimezone(self.timezone)
+        else:
+            # Grid arithmetic in UTC: Python adds and subtracts aware datetimes that share
+            # a tzinfo as *wall* times, which would turn a 1-hour interval into 2 hours
+            # (or 0) on the night the clocks change.
+            start = self.start_at.astimezone(_UTC)
         if previous_time is None:
             if now is None or now <= start:
                 fire_time = start
