@@ -30,6 +30,7 @@ PERSISTENT = [
 ]
 BACKENDS = [pytest.param("memory", id="memory"), *PERSISTENT]
 SQL = [p for p in PERSISTENT if p.values[0] in ("sqlite", "postgresql", "mariadb")]
+SQL_SERVERS = [p for p in SQL if p.values[0] != "sqlite"]
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +94,12 @@ def make_persistent_store(request: pytest.FixtureRequest, tmp_path: Path) -> Ite
 @pytest.fixture(params=SQL)
 def make_sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """Makes started SQLAlchemy stores on SQLite, PostgreSQL and MariaDB."""
+    yield from _maker(request, tmp_path)
+
+
+@pytest.fixture(params=SQL_SERVERS)
+def make_sql_server_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
+    """Makes started SQLAlchemy stores on the PostgreSQL and MariaDB servers."""
     yield from _maker(request, tmp_path)
 
 

@@ -34,10 +34,12 @@ connection and suits single-threaded tests only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -47,6 +49,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -74,6 +77,7 @@ from tickwork.exceptions import (
 )
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores._sql_conflicts import CONFLICT_ATTEMPTS, conflict_pause, is_lock_conflict
 from tickwork.stores._sql_runs import RunTable, blobs_by_id
 from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
@@ -91,6 +95,8 @@ _NEXT_PAGE = 20
 # Bound parameters per IN (...) list: below every backend's limit (SQLite's is 999 on old
 # builds).
 _CHUNK = 500
+
+_Result = TypeVar("_Result")
 
 
 class _TaskId(TypeDecorator[str]):
@@ -236,6 +242,30 @@ class SQLAlchemyStore(BaseStore):
             found: str | None = conn.execute(query).scalar_one_or_none()
         return found
 
+    def _write(self, action: str, work: Callable[[Connection], _Result]) -> _Result:
+        """Return ``work(conn)`` run in a write transaction (:meth:`_transaction`).
+
+        A transaction the database aborted to resolve a lock conflict (a deadlock between
+        schedulers claiming and writing back rows) was rolled back whole: it is run
+        again after a short random pause, up to ``CONFLICT_ATTEMPTS`` times in all,
+        instead of reporting the store unavailable (see :mod:`._sql_conflicts`).
+        ``work`` must therefore have no effect outside the transaction."""
+        for attempt in itertools.count(1):
+            try:
+                with self._transaction(action) as conn:
+                    return work(conn)
+            except StoreUnavailableError as exc:
+                if attempt >= CONFLICT_ATTEMPTS or not is_lock_conflict(exc.__cause__):
+                    raise
+                self.logger.info(
+                    "SQL store %r: %s hit a lock conflict (attempt %d); trying again",
+                    self.alias,
+                    action,
+                    attempt,
+                )
+                time.sleep(conflict_pause(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextlib.contextmanager
     def _transaction(self, action: str) -> Iterator[Connection]:
         """A write transaction; on SQLite it holds the database's write lock from the
@@ -279,15 +309,18 @@ class SQLAlchemyStore(BaseStore):
             seen.add(task.id)
         if not rows:
             return
+        raw_insert = self._raw_insert
+
+        def insert_rows(conn: Connection) -> None:
+            if raw_insert is not None:
+                conn.exec_driver_sql(
+                    raw_insert, [(row["id"], row["next_run_time"], row["state"]) for row in rows]
+                )
+            else:
+                conn.execute(insert(self._tasks), rows)
+
         try:
-            with self._unavailable("add tasks"), self.engine.begin() as conn:
-                if self._raw_insert is not None:
-                    conn.exec_driver_sql(
-                        self._raw_insert,
-                        [(row["id"], row["next_run_time"], row["state"]) for row in rows],
-                    )
-                else:
-                    conn.execute(insert(self._tasks), rows)
+            self._write("add tasks", insert_rows)
         except sa_exc.IntegrityError:
             raise ConflictIdError(self._first_existing([task.id for task in tasks])) from None
         for task in tasks:
@@ -332,29 +365,26 @@ class SQLAlchemyStore(BaseStore):
         """Replace the stored task (see :meth:`BaseStore.update_task`)."""
         row = self._row(task)
         table = self._tasks
-        with self._unavailable("update a task"), self.engine.begin() as conn:
-            result = conn.execute(
-                update(table)
-                .where(table.c.id == task.id)
-                .values(next_run_time=row["next_run_time"], state=row["state"])
-            )
-            if result.rowcount == 0:
-                raise TaskLookupError(task.id, self.alias)
+        statement = (
+            update(table)
+            .where(table.c.id == task.id)
+            .values(next_run_time=row["next_run_time"], state=row["state"])
+        )
+        if self._write("update a task", lambda conn: conn.execute(statement).rowcount) == 0:
+            raise TaskLookupError(task.id, self.alias)
         task.store_alias = self.alias
         self._broken.forget(task.id)
 
     def remove_task(self, task_id: str) -> None:
         """Delete a task (see :meth:`BaseStore.remove_task`)."""
-        with self._unavailable("remove a task"), self.engine.begin() as conn:
-            result = conn.execute(delete(self._tasks).where(self._tasks.c.id == task_id))
-            if result.rowcount == 0:
-                raise TaskLookupError(task_id, self.alias)
+        statement = delete(self._tasks).where(self._tasks.c.id == task_id)
+        if self._write("remove a task", lambda conn: conn.execute(statement).rowcount) == 0:
+            raise TaskLookupError(task_id, self.alias)
         self._broken.forget(task_id)
 
     def remove_all_tasks(self) -> None:
         """Delete every row of the task table."""
-        with self._unavailable("remove all tasks"), self.engine.begin() as conn:
-            conn.execute(delete(self._tasks))
+        self._write("remove all tasks", lambda conn: conn.execute(delete(self._tasks)))
         self._broken.clear()
 
     def release_tasks(
@@ -374,7 +404,8 @@ class SQLAlchemyStore(BaseStore):
         removed = list(removed)
         runs = list(runs)
         table = self._tasks
-        with self._transaction("store processed tasks") as conn:
+
+        def write_back(conn: Connection) -> set[str]:
             if rows:
                 # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
@@ -405,6 +436,9 @@ class SQLAlchemyStore(BaseStore):
                 expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
                 mine = [(task, when) for task, when in runs if task.id not in skipped]
                 skipped |= self._runs.record(conn, owner, mine, blobs_by_id(rows), expires)
+            return skipped
+
+        skipped = self._write("store processed tasks", write_back)
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
@@ -498,19 +532,24 @@ class SQLAlchemyStore(BaseStore):
             .where(table.c.next_run_time <= moment, claimable)
             .order_by(table.c.next_run_time, table.c.id)
         )
+        expires = moment + lease.total_seconds()
+
+        def claim(conn: Connection, batch: Select[Any]) -> list[Task]:
+            tasks = self._load(conn.execute(batch).all(), limit)
+            for chunk in _chunks([task.id for task in tasks]):
+                conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(chunk))
+                    .values(lease_owner=owner, lease_expires=expires)
+                )
+            return tasks
+
         while True:
             known = len(self._broken)  # see get_due_tasks
             batch = query.limit(limit + known)
             if self._row_locks:
                 batch = batch.with_for_update(skip_locked=True)
-            with self._transaction("claim due tasks") as conn:
-                tasks = self._load(conn.execute(batch).all(), limit)
-                for chunk in _chunks([task.id for task in tasks]):
-                    conn.execute(
-                        update(table)
-                        .where(table.c.id.in_(chunk))
-                        .values(lease_owner=owner, lease_expires=moment + lease.total_seconds())
-                    )
+            tasks = self._write("claim due tasks", functools.partial(claim, batch=batch))
             if len(tasks) >= limit or len(self._broken) == known:
                 return tasks
 
@@ -525,24 +564,26 @@ class SQLAlchemyStore(BaseStore):
         """Extend ``owner``'s run records (see :meth:`BaseStore.renew_runs`)."""
         if not runs:
             return 0
-        with self._transaction("renew runs in progress") as conn:
-            return self._runs.renew(conn, owner, runs, expires)
+        return self._write(
+            "renew runs in progress", lambda conn: self._runs.renew(conn, owner, runs, expires)
+        )
 
     def finish_runs(self, owner: str, runs: Collection[RunKey]) -> None:
         """Delete ``owner``'s records of ended runs."""
         if not runs:
             return
-        with self._transaction("record finished runs") as conn:
-            self._runs.finish(conn, owner, runs)
+        self._write("record finished runs", lambda conn: self._runs.finish(conn, owner, runs))
 
     def take_over_runs(
         self, now: datetime, limit: int, owner: str, expires: datetime
     ) -> list[InProgressRun]:
         """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
-        with self._transaction("take over abandoned runs") as conn:
-            return self._runs.take_over(
+        return self._write(
+            "take over abandoned runs",
+            lambda conn: self._runs.take_over(
                 conn, now, limit, owner, expires, self._row_locks, self.alias
-            )
+            ),
+        )
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest time a loadable task needs attention: its next run time,
@@ -593,6 +634,11 @@ class SQLAlchemyStore(BaseStore):
 def _create_engine(url: str | URL | None, options: dict[str, Any] | None) -> Engine:
     parsed = make_url(url if url is not None else DEFAULT_URL)
     settings: dict[str, Any] = {"pool_pre_ping": True, **(options or {})}
+    if parsed.get_backend_name() in _MYSQL:
+        # InnoDB's default, REPEATABLE READ, locks the gaps of the index ranges a claim
+        # scans, which deadlocks schedulers claiming and writing back the same range;
+        # READ COMMITTED locks the rows only (PostgreSQL's default level anyway).
+        settings.setdefault("isolation_level", "READ COMMITTED")
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, **settings)
     connect_args = settings.setdefault("connect_args", {})
