@@ -30,6 +30,7 @@ from tickwork.executors import (
     ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
+from tickwork.tasks import Task
 
 
 def started(executor: BaseExecutor, host: Host) -> BaseExecutor:
@@ -343,6 +344,43 @@ def test_shutdown_after_the_loop_closed_still_stops_the_threads() -> None:
     executor.shutdown(wait=True)
     assert executor._threads is not None
     assert [thread.is_alive() for thread in executor._threads._threads] == [False]
+
+
+def test_a_shutdown_waiting_from_another_thread_returns_when_the_loop_stops() -> None:
+    # The loop may stop while another thread waits for the runs on it (or even before
+    # the waiting coroutine got to start); waiting on regardless blocked forever.
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    loop_thread = threading.Thread(target=lambda: (ready.set(), loop.run_forever()))
+    loop_thread.start()
+    ready.wait(5)
+    host = Host(loop, loop_thread=loop_thread.ident)
+    executor = started(AsyncIOExecutor(), host)
+    try:
+        sent = asyncio.run_coroutine_threadsafe(
+            _send_from_loop(executor, task(jobs.async_sleep_then_return, 1.0, "late")), loop
+        )
+        sent.result(5)
+        returned = threading.Event()
+        waiter = threading.Thread(
+            target=lambda: (executor.shutdown(True), returned.set()), daemon=True
+        )
+        waiter.start()
+        assert not returned.wait(0.2)  # waiting for the run, as it should
+        loop.call_soon_threadsafe(loop.stop)
+        loop_thread.join(5)
+        assert returned.wait(2), "shutdown(wait=True) still waits for a stopped loop"
+        waiter.join(5)
+        assert executor._threads is not None
+        assert not any(thread.is_alive() for thread in executor._threads._threads)
+    finally:
+        # Let what was left on the loop end, then close it without warnings.
+        loop.run_until_complete(asyncio.sleep(1.1))
+        loop.close()
+
+
+async def _send_from_loop(executor: BaseExecutor, run: Task) -> None:
+    executor.send_task(run, [T0])
 
 
 # -- threads, memory ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ in a thread pool so they never block the loop."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from tickwork.schedulers.base import BaseScheduler
 
 __all__ = ["AsyncIOExecutor"]
+
+#: How often (seconds) a thread waiting in ``shutdown`` checks that the loop still runs.
+_LOOP_CHECK_INTERVAL = 0.1
 
 #: A run not started yet: its key, task id, store alias and run times.
 _Unstarted = tuple[int, str, str | None, list[datetime]]
@@ -245,9 +249,32 @@ class AsyncIOExecutor(BaseExecutor):
         loop's own thread it cannot block, so active runs simply go on to completion."""
         self._stop_accepting()
         loop = self._loop
-        if wait and loop is not None and loop.is_running() and not self._on_loop_thread():
-            asyncio.run_coroutine_threadsafe(self.shutdown_async(True), loop).result()
-        elif self._threads is not None:
+        if (
+            wait
+            and loop is not None
+            and loop.is_running()
+            and not self._on_loop_thread()
+            and self._wait_on_loop(loop)
+        ):
+            return
+        if self._threads is not None:
             # On the loop thread: threads may be joined, coroutines can't be awaited here.
-            # (With the loop closed, its coroutine runs are gone; the threads still stop.)
+            # (With the loop stopped, its coroutine runs cannot go on; the threads still
+            # stop.)
             self._threads.shutdown(wait=wait)
+
+    def _wait_on_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run :meth:`shutdown_async` on ``loop`` from another thread and wait for it.
+        Return False if the loop stopped before it finished: the loop may stop at any
+        moment (even before the coroutine got to start), and waiting for a stopped loop
+        would block forever."""
+        future = asyncio.run_coroutine_threadsafe(self.shutdown_async(True), loop)
+        while True:
+            try:
+                future.result(timeout=_LOOP_CHECK_INTERVAL)
+            except concurrent.futures.TimeoutError:
+                if not loop.is_running():
+                    future.cancel()
+                    return False
+            else:
+                return True
