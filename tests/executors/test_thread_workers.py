@@ -159,7 +159,7 @@ def test_a_call_racing_shutdown_is_run_or_refused_never_lost() -> None:
     assert outcome == ["refused"] or ran.is_set(), "accepted, then never run"
 
 
-def test_a_call_never_waits_behind_a_busy_worker_below_max_workers() -> None:
+def test_a_call_behind_a_blocked_worker_gets_a_thread_below_max_workers() -> None:
     pool = ThreadWorkers(4)
     pool._queue = SlowQueue(get_delay=0.1)  # type: ignore[assignment]
     pool.submit(lambda: None)
@@ -171,6 +171,66 @@ def test_a_call_never_waits_behind_a_busy_worker_below_max_workers() -> None:
     pool.submit(second_ran.set)
     pool.shutdown(wait=True)
     assert first_saw_it == [True], "the second call waited for the first to end"
+
+
+def test_a_burst_of_short_calls_does_not_start_a_thread_each() -> None:
+    # Workers that keep finishing calls while the GIL is busy are enough: ten threads
+    # would only contend for it (and for the event loop's share of it).
+    pool = ThreadWorkers(10)
+    done: list[int] = []
+    for number in range(20_000):
+        pool.submit(done.append, number)
+    pool.shutdown(wait=True)
+    assert len(done) == 20_000
+    assert len(pool._threads) == 1
+
+
+@pytest.mark.parametrize("kind", ["blocked", "computing"])
+def test_a_long_call_does_not_hold_up_the_calls_behind_it(kind: str) -> None:
+    pool = ThreadWorkers(4)
+    release = threading.Event()
+
+    def long_call() -> None:
+        if kind == "blocked":
+            release.wait(5)
+        else:
+            while not release.is_set():
+                sum(range(1000))  # holds the GIL most of the time
+
+    pool.submit(long_call)
+    time.sleep(0.05)
+    ran = threading.Event()
+    began = time.monotonic()
+    pool.submit(ran.set)
+    assert ran.wait(2), "the short call waited for the long one"
+    waited = time.monotonic() - began
+    release.set()
+    pool.shutdown(wait=True)
+    assert waited < 0.5
+    assert len(pool._threads) == 2
+
+
+def test_calls_still_queued_at_shutdown_get_threads_too() -> None:
+    # The first call waits for the second, queued behind it: shutdown(wait=True) must
+    # not stop the pool from growing while such calls wait.
+    pool = ThreadWorkers(2)
+    second_ran = threading.Event()
+    first_saw_it: list[bool] = []
+    pool.submit(lambda: first_saw_it.append(second_ran.wait(5)))
+    time.sleep(0.02)
+    pool.submit(second_ran.set)
+    began = time.monotonic()
+    pool.shutdown(wait=True)
+    assert first_saw_it == [True]
+    assert time.monotonic() - began < 1
+    assert not any(thread.is_alive() for thread in pool._threads)
+
+
+def test_when_more_threads_help() -> None:
+    window = 0.01
+    assert ThreadWorkers._more_threads_help(0, window, window), "stuck: no call finished"
+    assert ThreadWorkers._more_threads_help(50, window * 0.1, window), "waiting, not computing"
+    assert not ThreadWorkers._more_threads_help(50, window * 0.9, window), "the GIL is busy"
 
 
 def test_a_call_can_wait_for_a_call_it_submitted() -> None:

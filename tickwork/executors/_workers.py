@@ -11,10 +11,24 @@ Semantics kept from ``concurrent.futures``: at most ``max_workers`` threads, sta
 demand; ``submit`` after ``shutdown`` raises :class:`RuntimeError`;
 ``shutdown(wait=True)`` lets every queued call run and joins the threads;
 ``shutdown(wait=False)`` returns at once and queued calls still run; threads are not
-daemons, and at interpreter exit they finish the queue and stop. Better than it: a call
-never waits for a busy worker while the pool may still start a thread (see
-:meth:`ThreadWorkers.submit`), and a forked child gets working pools (see
-:meth:`ThreadWorkers._reset_after_fork`).
+daemons, and at interpreter exit they finish the queue and stop. A forked child gets
+working pools (see :meth:`ThreadWorkers._reset_after_fork`).
+
+Different from it: threads are added when they help, not for every call that finds the
+workers busy. ``concurrent.futures`` starts a thread per such call, so a burst of 10,000
+short calls gets ``max_workers`` threads that all want the GIL at once; the event loop's
+thread then gets one switch interval (5 ms) in ``max_workers + 1``, and a burst measured
+30-150 ms of loop lag with 10 workers against 6-35 ms with one, at up to twice the
+throughput. Here, calls that find every worker busy wait in a backlog, and a grower
+thread looks every :data:`GROW_WINDOW` seconds while they do. It adds threads for the
+backlog (up to ``max_workers``) when the busy workers finished no call in that window
+(stuck on something: I/O, a lock, a long computation, a call waiting for another one),
+or when the process used less than half a core in it (the workers wait rather than
+compute, and more of them can wait side by side). Workers that keep finishing calls
+while the GIL is busy are left alone: more threads would only queue for it. So a call
+waits behind busy workers for about one window at most while the pool may still grow,
+and calls that block still run side by side, ``max_workers`` at a time. A call that a
+worker submits to its own pool (it may wait for it) never waits behind busy workers.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +47,14 @@ __all__ = ["ThreadWorkers"]
 _Call = tuple[Callable[..., Any], tuple[Any, ...]] | None
 
 _logger = logging.getLogger("tickwork.executors")
+
+#: Seconds between the grower's looks at busy workers (see the module docstring). Longer
+#: than the interpreter's switch interval (5 ms), so a window always shows a worker's
+#: share of the GIL; short enough that a blocked worker delays the backlog little.
+GROW_WINDOW = 0.01
+#: A process using less than this share of one core in a window leaves the GIL mostly
+#: free: its busy workers are waiting (I/O, locks), and more threads get more done.
+_IDLE_CPU_SHARE = 0.5
 
 #: Every pool, for the interpreter-exit and after-fork hooks below (weakly: a pool with
 #: threads is kept alive by them anyway).
@@ -74,13 +97,22 @@ class ThreadWorkers:
             raise ValueError(f"max_workers must be at least 1, got {max_workers!r}")
         self.max_workers = max_workers
         self._prefix = thread_name_prefix or "tickwork-worker"
-        #: Guards ``_threads``, ``_idle`` and ``_shutdown``, and orders ``submit``'s put
-        #: against ``shutdown``'s end-of-queue markers.
+        #: Guards the counts and lists below and ``_shutdown``, and orders ``submit``'s
+        #: put against ``shutdown``'s end-of-queue markers.
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         #: Workers about to wait for a call that no ``submit`` has counted on yet.
         self._idle = 0
+        #: Queued calls no worker counts on yet: they wait for a busy one (or a new one).
+        self._backlog = 0
+        #: Calls finished so far: the grower's measure of progress.
+        self._finished = 0
+        #: The grower thread waits on this (with ``_lock``) while there is no backlog.
+        self._backlog_added = threading.Condition(self._lock)
+        self._grower: threading.Thread | None = None
+        #: The workers' thread idents (see submit).
+        self._idents: set[int] = set()
         self._shutdown = False
         _pools.add(self)
 
@@ -95,15 +127,26 @@ class ThreadWorkers:
             if self._shutdown:
                 raise RuntimeError("cannot run new calls after shutdown")
             # Each queued call counts on one worker: a waiting one nobody counted on yet,
-            # else a new thread. Never a busy worker while a thread may still be started,
-            # so calls that block (I/O, or a call waiting for another) run side by side.
+            # else the first thread, else the backlog, which busy workers take from as
+            # they finish and the grower gives new threads to (see the module docstring).
             # (A worker counts itself idle before it waits and a new thread starts as
             # counted on, so whichever worker takes the call, one stays for each
-            # counted-on call: the count is exact below max_workers, and moot at it.)
+            # counted-on call: the count is exact.)
             if self._idle:
                 self._idle -= 1
-            elif len(self._threads) < self.max_workers:
+            elif not self._threads or (
+                len(self._threads) < self.max_workers and threading.get_ident() in self._idents
+            ):
+                # The first thread; or a call submitting to its own pool, which may wait
+                # for what it submits: that never waits behind busy workers.
                 self._start_thread()
+            else:
+                self._backlog += 1
+                if len(self._threads) < self.max_workers:
+                    if self._grower is None:
+                        self._start_grower()
+                    elif self._backlog == 1:
+                        self._backlog_added.notify()
             self._queue.put((fn, args))
 
     def _start_thread(self) -> None:
@@ -118,7 +161,53 @@ class ThreadWorkers:
         thread.start()
         self._threads.append(thread)
 
+    def _start_grower(self) -> None:
+        """Start the grower thread (with the lock held)."""
+        if _exiting:
+            return  # no new threads at exit; the workers there finish the queue
+        self._grower = threading.Thread(
+            target=self._grow, name=f"{self._prefix}_grower", daemon=_register_atexit is None
+        )
+        self._grower.start()
+
+    def _grow(self) -> None:
+        """The grower: while calls wait in the backlog, look at the busy workers every
+        :data:`GROW_WINDOW` and add threads when they are stuck or waiting."""
+        with self._lock:
+            # Also after shutdown, while calls wait: they may be what a busy one waits for.
+            while not _exiting and len(self._threads) < self.max_workers:
+                if not self._backlog:
+                    if self._shutdown:
+                        return
+                    self._backlog_added.wait()
+                    continue
+                finished, cpu = self._finished, time.process_time()
+                began = time.monotonic()
+                self._backlog_added.wait(GROW_WINDOW)
+                window = time.monotonic() - began
+                if not self._backlog or window < GROW_WINDOW * 0.9:
+                    continue  # nothing waits, or woken early: measure a whole window
+                cpu_used = time.process_time() - cpu
+                if self._more_threads_help(self._finished - finished, cpu_used, window):
+                    for _ in range(min(self._backlog, self.max_workers - len(self._threads))):
+                        self._backlog -= 1
+                        self._start_thread()
+                        if self._shutdown:
+                            self._queue.put(None)  # its end-of-queue marker
+
+    @staticmethod
+    def _more_threads_help(finished: int, cpu_used: float, window: float) -> bool:
+        """Would more threads get the backlog done sooner, given that the busy workers
+        finished ``finished`` calls in the last ``window`` seconds, in which the whole
+        process used ``cpu_used`` seconds of CPU?"""
+        # Stuck (blocked, or one long call): the backlog waits for nothing else.
+        # Or the interpreter mostly idle: the workers wait (I/O, locks), and more of them
+        # can wait side by side. Otherwise the GIL is busy, and more threads only queue
+        # for it.
+        return not finished or cpu_used < window * _IDLE_CPU_SHARE
+
     def _work(self) -> None:
+        self._idents.add(threading.get_ident())
         get, lock = self._queue.get, self._lock
         call = get()  # a new thread was counted on by the submit that started it
         while call is not None:
@@ -133,7 +222,11 @@ class ThreadWorkers:
                 pass
             del call, fn, args  # don't keep the last call's arguments alive while idle
             with lock:
-                self._idle += 1
+                self._finished += 1
+                if self._backlog:
+                    self._backlog -= 1  # the next call is this worker's
+                else:
+                    self._idle += 1
             call = get()
 
     def owns_current_thread(self) -> bool:
@@ -148,18 +241,28 @@ class ThreadWorkers:
                 self._shutdown = True
                 for _ in self._threads:
                     self._queue.put(None)  # one end-of-queue marker per thread
+                self._backlog_added.notify()  # the grower stops
             threads = list(self._threads)
         if wait:
             current = threading.current_thread()
-            for thread in threads:
-                if thread is not current:
-                    thread.join()
+            while threads:
+                for thread in threads:
+                    if thread is not current:
+                        thread.join()
+                # The grower may have started threads meanwhile, for calls still queued.
+                with self._lock:
+                    threads = [t for t in self._threads if t.is_alive() and t is not current]
 
     def _reset_after_fork(self) -> None:
         """In a forked child: forget the parent's threads (they don't exist here) and its
         queued calls (the parent runs them; running them here too would run them twice),
         and take a fresh lock (another parent thread may have held it at the fork)."""
         self._lock = threading.Lock()
+        self._backlog_added = threading.Condition(self._lock)
         self._queue = queue.SimpleQueue()
         self._threads = []
         self._idle = 0
+        self._backlog = 0
+        self._finished = 0
+        self._grower = None
+        self._idents = set()
