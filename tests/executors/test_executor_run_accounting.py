@@ -140,6 +140,22 @@ async def test_every_coroutine_run_cancelled_at_any_point_is_reported_once() -> 
     assert executor._unstarted == {}
 
 
+async def test_a_cancelled_run_reports_the_cancel_message() -> None:
+    host = Host(asyncio.get_running_loop())
+    executor = started(AsyncIOExecutor(), host)
+    assert isinstance(executor, AsyncIOExecutor)
+    executor.send_task(task(jobs.async_sleep_then_return, 5, "x", id="told"), [T0])
+    executor.send_task(task(jobs.async_sleep_then_return, 5, "x", id="silent"), [T0])
+    await asyncio.sleep(0.01)  # both started
+    told, silent = executor._pending.values()
+    told.cancel("the deploy is over")
+    silent.cancel()
+    await until_reported(host, 2)
+    messages = {e.task_id: str(e.exception) for e in host.events}
+    assert messages == {"told": "the deploy is over", "silent": "run cancelled"}
+    assert all(isinstance(e.exception, asyncio.CancelledError) for e in host.events)
+
+
 async def test_a_coroutine_sent_from_another_thread_that_cannot_start_is_reported() -> None:
     loop = asyncio.get_running_loop()
 

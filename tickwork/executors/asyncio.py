@@ -214,7 +214,9 @@ class AsyncIOExecutor(BaseExecutor):
                 done += 1
         except BaseException as exc:  # cancelled (or SystemExit & co.): report, then obey
             if isinstance(exc, asyncio.CancelledError):
-                exc = asyncio.CancelledError("run cancelled")
+                # A fresh error for the events (the one raised holds this frame), with the
+                # canceller's message: run.cancel("why") should say why.
+                exc = asyncio.CancelledError(str(exc) or "run cancelled")
             events.extend(_error_event(task_id, store, t, exc) for t in run_times[done:])
             raise
         finally:
