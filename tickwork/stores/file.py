@@ -3,9 +3,8 @@
 Layout of ``directory``:
 
 * ``<escaped id>.task``: one task. A one-line JSON header (task id, next run time,
-  payload length and CRC-32) and then the serializer's bytes. The header lets the store
-  build its index without importing any task's function, and tells a torn or damaged
-  file from a task whose function is gone.
+  payload length and CRC-32) and then the serializer's bytes (see
+  :mod:`tickwork.stores._task_file`).
 * ``.tmp-*``: files being written. A writer fills a temporary file, fsyncs it, renames
   it over the task file (``os.replace``, atomic) and fsyncs the directory, so a reader
   or a crash sees the old task or the new one, never a mix.
@@ -26,75 +25,43 @@ thousand tasks; use the SQL or Redis store beyond that.
 from __future__ import annotations
 
 import contextlib
-import errno
 import heapq
-import json
 import os
 import shutil
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
-from hashlib import sha256
 from pathlib import Path
-from typing import NamedTuple
 
 from filelock import FileLock
 
 from tickwork.exceptions import ConflictIdError, StoreUnavailableError, TaskLookupError
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores._task_file import (
+    SUFFIX,
+    StatKey,
+    Unreadable,
+    encode,
+    file_name_for,
+    fsync_directory,
+    is_task_file,
+    parse,
+    stat_key,
+)
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
 
 __all__ = ["FileStore", "file_name_for"]
 
-SUFFIX = ".task"
-_HEADER_VERSION = 1
-_MAX_HEADER = 64 * 1024
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
-# Escaped names stay well under the 255-byte limit of common file systems; longer ids
-# are named by their hash (the id itself is always in the header).
-_MAX_NAME = 200
 # A temporary file this old belongs to a writer that died; younger ones may be in use.
 _STALE_TEMP_SECONDS = 3600.0
 # Directory timestamps have a coarse granularity (a kernel tick); a change made in the
 # same tick as our last scan would not move the mtime, so a directory modified this
 # recently is scanned again on the next query.
 _RACY_NS = 2_000_000_000
-
-
-def file_name_for(task_id: str) -> str:
-    """Return the file name of a task: ``[a-z0-9_-.]`` kept, every other byte as ``%XX``.
-
-    Upper-case letters are escaped too, so ids differing only in case stay distinct on
-    case-insensitive file systems; ``/``, ``..`` and NUL can never reach the path.
-    """
-    escaped = "".join(
-        char if char in _SAFE else "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
-        for char in task_id
-    )
-    if escaped.startswith("."):
-        escaped = "%2E" + escaped[1:]
-    if not escaped or len(escaped) > _MAX_NAME:
-        escaped = "~" + sha256(task_id.encode("utf-8")).hexdigest()
-    return escaped + SUFFIX
-
-
-class _StatKey(NamedTuple):
-    inode: int
-    size: int
-    mtime_ns: int
-
-
-class _Unreadable(Exception):
-    """A task file whose header cannot be used; ``quarantine`` says whether to move it."""
-
-    def __init__(self, reason: str, quarantine: bool = True) -> None:
-        super().__init__(reason)
-        self.quarantine = quarantine
 
 
 class FileStore(BaseStore):
@@ -126,7 +93,7 @@ class FileStore(BaseStore):
         self._reset_index()
 
     def _reset_index(self) -> None:
-        self._files: dict[str, tuple[_StatKey, str]] = {}  # file name -> (stat, task id)
+        self._files: dict[str, tuple[StatKey, str]] = {}  # file name -> (stat, task id)
         self._times: dict[str, tuple[float, str]] = {}  # task id -> live heap entry
         self._heap: list[tuple[float, str]] = []
         self._dir_mtime_ns = -1
@@ -193,7 +160,7 @@ class FileStore(BaseStore):
                     self._unlink(task.id)
                 raise
             finally:
-                _fsync_directory(self.directory)
+                fsync_directory(self.directory)
         for task, _ in blobs:
             task.store_alias = self.alias
 
@@ -204,7 +171,7 @@ class FileStore(BaseStore):
             if not (self.directory / file_name_for(task.id)).exists():
                 raise TaskLookupError(task.id, self.alias)
             self._write(task, blob)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         task.store_alias = self.alias
 
     def remove_task(self, task_id: str) -> None:
@@ -212,16 +179,16 @@ class FileStore(BaseStore):
         with self._writing("remove a task"):
             if not self._unlink(task_id):
                 raise TaskLookupError(task_id, self.alias)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
 
     def remove_all_tasks(self) -> None:
         """Delete every task file (files moved to ``corrupt/`` stay)."""
         with self._writing("remove all tasks"):
             for entry in os.scandir(self.directory):
-                if _is_task_file(entry.name):
+                if is_task_file(entry.name):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
             self._reset_index()
             self._broken.clear()
 
@@ -244,20 +211,13 @@ class FileStore(BaseStore):
                     task.store_alias = self.alias
             for task_id in removed:
                 self._unlink(task_id)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         return ()
 
     def _encode(self, task: Task) -> bytes:
         payload = self.serializer.serialize(task)
         when = task.next_run_time.timestamp() if task.next_run_time is not None else None
-        header = {
-            "v": _HEADER_VERSION,
-            "id": task.id,
-            "next": when,
-            "len": len(payload),
-            "crc": zlib.crc32(payload),
-        }
-        return json.dumps(header, ensure_ascii=True).encode("ascii") + b"\n" + payload
+        return encode(task.id, when, payload)
 
     def _write(self, task: Task, blob: bytes) -> None:
         """Atomically replace the task's file; the caller holds the write lock."""
@@ -275,7 +235,7 @@ class FileStore(BaseStore):
                 os.unlink(temp_path)
             raise
         when = task.next_run_time.timestamp() if task.next_run_time is not None else None
-        self._index(name, _key(stat), task.id, when)
+        self._index(name, stat_key(stat), task.id, when)
         self._broken.forget(task.id)
 
     def _unlink(self, task_id: str) -> bool:
@@ -308,7 +268,7 @@ class FileStore(BaseStore):
 
     # -- the index ------------------------------------------------------------------------
 
-    def _index(self, name: str, key: _StatKey, task_id: str, when: float | None) -> None:
+    def _index(self, name: str, key: StatKey, task_id: str, when: float | None) -> None:
         self._files[name] = (key, task_id)
         if when is None:
             self._times.pop(task_id, None)
@@ -334,10 +294,10 @@ class FileStore(BaseStore):
                 return
             present: set[str] = set()
             for entry in os.scandir(self.directory):
-                if not _is_task_file(entry.name):
+                if not is_task_file(entry.name):
                     continue
                 try:
-                    key = _key(entry.stat())
+                    key = stat_key(entry.stat())
                 except FileNotFoundError:
                     continue
                 present.add(entry.name)
@@ -381,12 +341,12 @@ class FileStore(BaseStore):
 
     # -- reading files ----------------------------------------------------------------------
 
-    def _read(self, name: str) -> tuple[_StatKey, str, float | None, bytes] | None:
+    def _read(self, name: str) -> tuple[StatKey, str, float | None, bytes] | None:
         """Read and check one task file; ``None`` when it is gone or unreadable."""
         path = self.directory / name
         try:
             with open(path, "rb") as stream:
-                key = _key(os.fstat(stream.fileno()))
+                key = stat_key(os.fstat(stream.fileno()))
                 raw = stream.read()
         except FileNotFoundError:
             return None
@@ -394,8 +354,8 @@ class FileStore(BaseStore):
             self.logger.error("skipping task file %s: %s", path, exc)
             return None
         try:
-            task_id, when, payload = _parse(raw, name)
-        except _Unreadable as exc:
+            task_id, when, payload = parse(raw, name)
+        except Unreadable as exc:
             if exc.quarantine:
                 self._quarantine(name, key, str(exc))
             else:
@@ -403,18 +363,18 @@ class FileStore(BaseStore):
             return None
         return key, task_id, when, payload
 
-    def _quarantine(self, name: str, key: _StatKey, reason: str) -> None:
+    def _quarantine(self, name: str, key: StatKey, reason: str) -> None:
         """Move an unreadable file to ``corrupt/`` unless it was rewritten meanwhile."""
         with self._lock, self._file_lock:
             source = self.directory / name
             try:
-                if _key(os.stat(source)) != key:
+                if stat_key(os.stat(source)) != key:
                     return
                 target_dir = self.directory / "corrupt"
                 target_dir.mkdir(mode=0o700, exist_ok=True)
                 target = target_dir / f"{name}.{time.time_ns()}"
                 os.replace(source, target)
-                _fsync_directory(self.directory)
+                fsync_directory(self.directory)
             except OSError as exc:
                 self.logger.error(
                     "task file %s is unreadable (%s) and could not be moved aside: %s",
@@ -484,57 +444,6 @@ class FileStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"<FileStore alias={self.alias!r} directory={str(self.directory)!r}>"
-
-
-def _parse(raw: bytes, name: str) -> tuple[str, float | None, bytes]:
-    newline = raw.find(b"\n", 0, _MAX_HEADER)
-    if newline < 0:
-        raise _Unreadable("no header line (empty or truncated file)")
-    try:
-        header = json.loads(raw[:newline])
-    except ValueError:
-        raise _Unreadable("the header line is not JSON") from None
-    if not isinstance(header, dict):
-        raise _Unreadable("the header line is not a JSON object")
-    if header.get("v") != _HEADER_VERSION:
-        # Written by another tickwork version: leave it for that version to read.
-        raise _Unreadable(f"unsupported file format {header.get('v')!r}", quarantine=False)
-    task_id, when, length, crc = (header.get(k) for k in ("id", "next", "len", "crc"))
-    if not isinstance(task_id, str) or not isinstance(length, int) or not isinstance(crc, int):
-        raise _Unreadable("the header lacks id, len or crc")
-    if when is not None and not isinstance(when, int | float):
-        raise _Unreadable(f"the header's next run time {when!r} is not a number")
-    payload = raw[newline + 1 :]
-    if len(payload) != length:
-        raise _Unreadable(f"truncated: {len(payload)} of {length} payload bytes")
-    if zlib.crc32(payload) != crc:
-        raise _Unreadable("the payload's checksum does not match")
-    if file_name_for(task_id) != name:
-        raise _Unreadable(f"the file holds task {task_id!r}, whose file name differs")
-    return task_id, (float(when) if when is not None else None), payload
-
-
-def _is_task_file(name: str) -> bool:
-    return name.endswith(SUFFIX) and not name.startswith(".")
-
-
-def _key(stat: os.stat_result) -> _StatKey:
-    return _StatKey(stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make renames and unlinks in ``path`` durable (POSIX; a no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _sort_key(task: Task) -> tuple[int, float, str]:
