@@ -32,13 +32,8 @@ from difflib import get_close_matches
 from typing import Any, Never
 
 from tickwork.exceptions import InvalidTriggerError
-from tickwork.triggers._cron_fields import (
-    FIELD_NAMES,
-    CronSpec,
-    parse_crontab,
-    parse_fields,
-    with_defaults,
-)
+from tickwork.triggers._cron_fields import FIELD_NAMES, parse_crontab, parse_fields, with_defaults
+from tickwork.triggers._cron_spec import CronSpec
 from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import local_timezone, to_timezone
 
