@@ -99,28 +99,41 @@ class JSONSerializer(BaseSerializer):
     def deserialize(self, data: bytes) -> Task:
         """Return the task the JSON document holds, or raise ``SerializationError``."""
         try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise cannot_load(None, f"the data is not valid JSON ({exc})") from None
-        raw = document.get("task") if isinstance(document, dict) else None
-        if not isinstance(raw, dict):
-            raise cannot_load(None, "the JSON document has no 'task' object")
-        task_id = raw.get("id")
-        if document.get("format") != FORMAT_VERSION:
-            raise cannot_load(
-                task_id,
-                f"it was written in JSON format {document.get('format')!r}, this tickwork "
-                f"reads format {FORMAT_VERSION}; upgrade tickwork",
-            )
-        try:
-            state = {key: _decode(value) for key, value in raw.items()}
-        except SerializationError as exc:
-            raise cannot_load(task_id, str(exc)) from None
-        except ReferenceResolutionError as exc:
-            raise cannot_load(task_id, f"its trigger class no longer imports ({exc})") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise cannot_load(task_id, f"malformed value ({type(exc).__name__}: {exc})") from None
-        return task_from_state(state)
+            return _quick_load(data)
+        except Exception:
+            # Something the quick decoder does not take, or broken data: the careful
+            # decoder reads it again from the start and either returns the task or words
+            # the error. Stored data is not broken often enough for the second parse to
+            # matter.
+            ...
+        return _careful_load(data)
+
+
+def _careful_load(data: bytes) -> Task:
+    """Decode ``data`` step by step; raise ``SerializationError`` saying what is wrong."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise cannot_load(None, f"the data is not valid JSON ({exc})") from None
+    raw = document.get("task") if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise cannot_load(None, "the JSON document has no 'task' object")
+    task_id = raw.get("id")
+    if document.get("format") != FORMAT_VERSION:
+        raise cannot_load(
+            task_id,
+            f"it was written in JSON format {document.get('format')!r}, this tickwork "
+            f"reads format {FORMAT_VERSION}; upgrade tickwork",
+        )
+    try:
+        state = {key: _decode(value) for key, value in raw.items()}
+    except SerializationError as exc:
+        raise cannot_load(task_id, str(exc)) from None
+    except ReferenceResolutionError as exc:
+        raise cannot_load(task_id, f"its trigger class no longer imports ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise cannot_load(task_id, f"malformed value ({type(exc).__name__}: {exc})") from None
+    return task_from_state(state)
 
 
 # -- encoding --------------------------------------------------------------------------------
@@ -516,3 +529,241 @@ _DECODERS: dict[str, Any] = {
     "timezone": _decode_timezone,
     "trigger": _decode_trigger,
 }
+
+
+# -- quick decoding --------------------------------------------------------------------------
+#
+# The careful decoder above parses the whole document into plain JSON values, then walks
+# every value again in Python (about 30 calls for a small interval task) before building
+# the task. The quick one lets the C parser call ``_quick_hook`` once per JSON object, as
+# it finishes it, so strings, numbers and lists cost no Python call at all, and it parses
+# only the task object (skipping ``json.loads``' encoding detection and document checks).
+#
+# It must give exactly what the careful decoder gives, or give up: any exception makes
+# ``deserialize`` start over with the careful decoder, which returns the task or words the
+# error. So the quick path only has to be right where it succeeds. The one difference
+# that needs care is order: the hook sees an object's members already decoded, while the
+# careful decoders read some members raw (``"v"`` of a datetime, ``"items"`` pairs of a
+# dict, a trigger's ``"type"``). A raw member that holds an object decodes differently, so
+# the quick decoders accept only the member types the encoder writes (a str, a list of
+# ints...), none of which can hold an object; anything else gives up.
+
+#: How every document this encoder writes begins, up to the task object: the quick path
+#: knows the format is 1 and the document has these two members only (it checks that the
+#: task object ends the document).
+_TASK_AT = f'{{"format":{FORMAT_VERSION},"task":'.encode()
+_TASK_START = len(_TASK_AT)
+
+
+class _GiveUp(Exception):
+    """Raised by the quick decoder for data it leaves to the careful one."""
+
+
+def _quick_load(data: bytes) -> Task:
+    """Decode a document as the encoder writes it, or raise (anything) to give up."""
+    if type(data) is not bytes or not data.startswith(_TASK_AT):
+        raise _GiveUp  # another format version, a BOM, spaces, a str...: unusual
+    # Strict UTF-8: json.loads would accept encoded lone surrogates; the careful path does.
+    text = data.decode()
+    state, end = _scan(text, _TASK_START)
+    if type(state) is not dict or text[end:] != "}":
+        raise _GiveUp  # not an object, or more than one closing brace after it
+    task: Task = Task.__new__(Task)
+    task.__setstate__(state)
+    return task
+
+
+def _quick_hook(value: dict[str, Any]) -> Any:
+    """What an object of the document stands for; its members are decoded already."""
+    tag = value.get(TAG)
+    if tag is None:
+        return value  # a plain dict (the careful decoder also keeps a "__tw__": null)
+    # The tags every task has several of are handled here, without a second call.
+    if tag == "datetime":
+        wall = value["v"]
+        fold = value["fold"]
+        zone = value["tz"]  # decoded already: None or a zone
+        if (
+            type(wall) is str
+            and type(fold) is int
+            and fold == 0
+            and (zone is None or type(zone) is ZoneInfo or type(zone) is timezone)
+        ):
+            parsed = _from_iso(wall)
+            # What parsed.replace(tzinfo=zone, fold=0) returns (fromisoformat gives fold
+            # 0, and the time part drops an offset the text might carry), in a quarter of
+            # the time. combine() takes the datetime as its date.
+            return _combine(parsed, _time_part(parsed), zone)
+    elif tag == "zoneinfo":
+        key = value["key"]
+        if type(key) is not str:
+            raise _GiveUp
+        return ZoneInfo(key)  # cached by ZoneInfo itself: the same object for the same key
+    elif tag == "timedelta":
+        return _quick_delta(value["v"])
+    # The rest, and a datetime with fold 1: an unknown tag is a KeyError, an unhashable
+    # one a TypeError; both give up.
+    return _QUICK[tag](value)
+
+
+_from_iso = datetime.fromisoformat
+_combine = datetime.combine
+_time_part = datetime.time
+
+# The decoders below are written out flat (no shared helpers): each call is a Python
+# frame, and these run about a dozen times per task.
+
+
+def _quick_datetime(value: dict[str, Any]) -> datetime:
+    wall = value["v"]
+    zone = value["tz"]
+    fold = value["fold"]
+    if (
+        type(wall) is not str
+        or type(fold) is not int
+        or (zone is not None and type(zone) is not ZoneInfo and type(zone) is not timezone)
+    ):
+        raise _GiveUp
+    return datetime.fromisoformat(wall).replace(tzinfo=zone, fold=fold)
+
+
+def _quick_time(value: dict[str, Any]) -> time:
+    wall = value["v"]
+    zone = value["tz"]
+    fold = value["fold"]
+    if (
+        type(wall) is not str
+        or type(fold) is not int
+        or (zone is not None and type(zone) is not ZoneInfo and type(zone) is not timezone)
+    ):
+        raise _GiveUp
+    return time.fromisoformat(wall).replace(tzinfo=zone, fold=fold)
+
+
+#: Decoded timedeltas by (days, seconds, microseconds): building one costs about 0.4 µs,
+#: and tasks share a few (intervals, jitters). Timedeltas are immutable, so sharing one
+#: object is safe. Bounded like ``_ZONES``: past the bound, new ones are built each time.
+_DELTAS: dict[tuple[int, int, int], timedelta] = {}
+_DELTAS_MAX = 1024
+
+
+def _quick_delta(parts: Any) -> timedelta:
+    # Exactly three ints, as written (a list element written as an object is decoded by
+    # now, and the careful decoder would have read it raw; a bool or float would share
+    # a cache key with an int).
+    if type(parts) is not list or len(parts) != 3:
+        raise _GiveUp
+    days, seconds, microseconds = parts
+    if type(days) is not int or type(seconds) is not int or type(microseconds) is not int:
+        raise _GiveUp
+    key = (days, seconds, microseconds)
+    delta = _DELTAS.get(key)
+    if delta is None:
+        delta = timedelta(days, seconds, microseconds)
+        if len(_DELTAS) < _DELTAS_MAX:
+            _DELTAS[key] = delta
+    return delta
+
+
+def _quick_timezone(value: dict[str, Any]) -> timezone:
+    offset = _quick_delta(value["offset"])
+    name = value.get("name")
+    if name is None:
+        return timezone(offset)
+    if type(name) is not str:
+        raise _GiveUp
+    return timezone(offset, name)
+
+
+def _quick_text(kind: Any) -> Any:
+    """The decoder of a tag whose ``"v"`` is a string handed to ``kind``."""
+
+    def decode(value: dict[str, Any]) -> Any:
+        text = value["v"]
+        if type(text) is not str:
+            raise _GiveUp
+        return kind(text)
+
+    return decode
+
+
+def _quick_items(kind: Any) -> Any:
+    """The decoder of a tag whose ``"items"`` list (decoded already) is handed to ``kind``."""
+
+    def decode(value: dict[str, Any]) -> Any:
+        items = value["items"]
+        if type(items) is not list:
+            raise _GiveUp
+        return kind(items)
+
+    return decode
+
+
+def _quick_dict(value: dict[str, Any]) -> dict[Any, Any]:
+    pairs = value["items"]
+    if type(pairs) is not list:
+        raise _GiveUp
+    for pair in pairs:
+        # A pair written as an object would have been decoded into something else.
+        if type(pair) is not list or len(pair) != 2:
+            raise _GiveUp
+    result = dict(pairs)  # keys and values are decoded already
+    if "fn" in result:
+        # The careful decoder never reads the task object itself as a tagged value; the
+        # hook cannot tell it from a nested dict. So a tagged dict that could pass for a
+        # task state ("fn" is required) is left to the careful decoder.
+        raise _GiveUp
+    return result
+
+
+#: Trigger classes already checked to be BaseTrigger subclasses. Keyed by the class
+#: object (what the reference resolves to now), not by the reference: a reference that
+#: resolves to another object later is checked again. A class never stops being a
+#: subclass, so entries never go stale.
+_TRIGGER_CLASSES: set[type] = set()
+
+
+def _quick_trigger(value: dict[str, Any]) -> BaseTrigger:
+    ref = value["type"]
+    if type(ref) is not str:
+        raise _GiveUp
+    # ref_to_obj caches successful imports (an lru_cache); a failure raises and is not
+    # cached: the careful decoder then names the reference in its error.
+    cls = ref_to_obj(ref)
+    if cls not in _TRIGGER_CLASSES:
+        if not (isinstance(cls, type) and issubclass(cls, BaseTrigger)):
+            raise _GiveUp  # the careful decoder refuses it, with the message
+        _TRIGGER_CLASSES.add(cls)
+    trigger: BaseTrigger = cls.__new__(cls)
+    trigger.__setstate__(value["state"])
+    return trigger
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _b64_array(text: str) -> bytearray:
+    return bytearray(base64.b64decode(text))
+
+
+_QUICK: dict[str, Any] = {
+    "float": _quick_text(float),
+    "tuple": _quick_items(tuple),
+    "set": _quick_items(set),
+    "frozenset": _quick_items(frozenset),
+    "dict": _quick_dict,
+    "datetime": _quick_datetime,
+    "date": _quick_text(date.fromisoformat),
+    "time": _quick_time,
+    "uuid": _quick_text(UUID),
+    "decimal": _quick_text(Decimal),
+    "bytes": _quick_text(_b64),
+    "bytearray": _quick_text(_b64_array),
+    "timezone": _quick_timezone,
+    "trigger": _quick_trigger,
+}
+
+#: The C scanner with the hook: ``_scan(text, index)`` returns ``(value, end)``. One for
+#: all calls: its only state is a cache of key strings, which it clears after each call.
+_scan: Any = json.JSONDecoder(object_hook=_quick_hook).scan_once  # type: ignore[attr-defined]
