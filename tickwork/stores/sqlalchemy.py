@@ -42,31 +42,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    Column,
     Connection,
-    Double,
     Engine,
-    Index,
-    LargeBinary,
     MetaData,
     Select,
-    String,
-    Table,
     bindparam,
     case,
-    create_engine,
     delete,
-    event,
     insert,
     or_,
     select,
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.engine import URL
 
 from tickwork.exceptions import (
     ConfigurationError,
@@ -79,17 +68,21 @@ from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._sql_conflicts import CONFLICT_ATTEMPTS, conflict_pause, is_lock_conflict
 from tickwork.stores._sql_runs import RunTable, blobs_by_id
+from tickwork.stores._sql_schema import (
+    DEFAULT_URL,
+    MAX_ID_LENGTH,
+    SCHEMA_VERSION,
+    TaskId,
+    create_engine_for,
+    create_schema,
+    meta_table,
+    tasks_table,
+)
 from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
 
-DEFAULT_URL = "sqlite:///tickwork.sqlite"
-#: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
-SCHEMA_VERSION = 2
-#: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
-MAX_ID_LENGTH = 191
-_MYSQL = ("mysql", "mariadb")
 # Rows per page when looking for the next run time past claimed tasks.
 _NEXT_PAGE = 20
 # Bound parameters per IN (...) list: below every backend's limit (SQLite's is 999 on old
@@ -97,32 +90,6 @@ _NEXT_PAGE = 20
 _CHUNK = 500
 
 _Result = TypeVar("_Result")
-
-
-class _TaskId(TypeDecorator[str]):
-    """A task id column: VARCHAR(191), except VARBINARY on MySQL.
-
-    MySQL string collations ignore case or trailing spaces (``'a' = 'A '`` under many of
-    them), which would make distinct task ids collide; bytes compare exactly.
-    """
-
-    impl = String(MAX_ID_LENGTH)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.VARBINARY(MAX_ID_LENGTH * 4))
-        return dialect.type_descriptor(String(MAX_ID_LENGTH))
-
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        if value is not None and dialect.name in _MYSQL:
-            return value.encode("utf-8")
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if isinstance(value, bytes | bytearray):
-            return bytes(value).decode("utf-8")
-        return value  # type: ignore[no-any-return]
 
 
 class SQLAlchemyStore(BaseStore):
@@ -158,31 +125,13 @@ class SQLAlchemyStore(BaseStore):
         self.lease_time = float(lease_time)
         self.serializer = resolve_serializer(serializer)
         self._owns_engine = engine is None
-        self.engine = engine if engine is not None else _create_engine(url, engine_options)
+        self.engine = engine if engine is not None else create_engine_for(url, engine_options)
         self.tablename = tablename
         self._metadata = MetaData(schema=schema)
-        self._tasks = Table(
-            tablename,
-            self._metadata,
-            Column("id", _TaskId(), primary_key=True),
-            Column("next_run_time", Double(), nullable=True),
-            Column("state", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False),
-            Column("lease_owner", String(MAX_ID_LENGTH), nullable=True),
-            Column("lease_expires", Double(), nullable=True),
-            Index(f"ix_{tablename}_next_run_time", "next_run_time"),
-            mysql_engine="InnoDB",
-            mysql_charset="utf8mb4",
-        )
-        self._meta = Table(
-            f"{tablename}_meta",
-            self._metadata,
-            Column("key", String(64), primary_key=True),
-            Column("value", String(255), nullable=False),
-            mysql_engine="InnoDB",
-            mysql_charset="utf8mb4",
-        )
+        self._tasks = tasks_table(self._metadata, tablename)
+        self._meta = meta_table(self._metadata, tablename)
         self._runs = RunTable(
-            self._metadata, tablename, _TaskId(), MAX_ID_LENGTH, self.serializer, self.logger
+            self._metadata, tablename, TaskId(), MAX_ID_LENGTH, self.serializer, self.logger
         )
         # SQLite has no row locks: its write transactions take the database lock up front.
         self._row_locks = self.engine.dialect.name != "sqlite"
@@ -195,52 +144,13 @@ class SQLAlchemyStore(BaseStore):
         """Create the tables if missing and check (or record) the schema version."""
         super().start(alias)
         with self._unavailable("create its schema"):
-            self._create_schema()
+            create_schema(self.engine, self._metadata, self._meta, self.tablename)
 
     def shutdown(self) -> None:
         """Close the pooled connections of an engine this store created."""
         self._broken.clear()
         if self._owns_engine:
             self.engine.dispose()
-
-    def _create_schema(self) -> None:
-        # Two processes starting at once may both try CREATE TABLE; the loser's error
-        # (which differs per backend) is harmless once the table exists.
-        for attempt in range(3):
-            try:
-                self._metadata.create_all(self.engine, checkfirst=True)
-                break
-            except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
-                if attempt == 2:
-                    raise
-        found = self._schema_version()
-        if found is None:
-            # A concurrent start() may record it first; its row is as good as ours.
-            with contextlib.suppress(sa_exc.IntegrityError), self.engine.begin() as conn:
-                conn.execute(
-                    insert(self._meta).values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            found = self._schema_version() or str(SCHEMA_VERSION)
-        version = int(found)
-        if version < SCHEMA_VERSION:
-            # 1 -> 2: the runs table (just created) and leases; the data is unchanged.
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(self._meta)
-                    .where(self._meta.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
-                )
-        if version > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"table {self.tablename!r} follows tickwork schema version {version}, newer than "
-                f"this tickwork's ({SCHEMA_VERSION}); upgrade tickwork"
-            )
-
-    def _schema_version(self) -> str | None:
-        query = select(self._meta.c.value).where(self._meta.c.key == "schema_version")
-        with self.engine.connect() as conn:
-            found: str | None = conn.execute(query).scalar_one_or_none()
-        return found
 
     def _write(self, action: str, work: Callable[[Connection], _Result]) -> _Result:
         """Return ``work(conn)`` run in a write transaction (:meth:`_transaction`).
@@ -629,36 +539,6 @@ class SQLAlchemyStore(BaseStore):
     def __repr__(self) -> str:
         where = self.engine.url.render_as_string(hide_password=True)
         return f"<SQLAlchemyStore alias={self.alias!r} url={where!r} table={self.tablename!r}>"
-
-
-def _create_engine(url: str | URL | None, options: dict[str, Any] | None) -> Engine:
-    parsed = make_url(url if url is not None else DEFAULT_URL)
-    settings: dict[str, Any] = {"pool_pre_ping": True, **(options or {})}
-    if parsed.get_backend_name() in _MYSQL:
-        # InnoDB's default, REPEATABLE READ, locks the gaps of the index ranges a claim
-        # scans, which deadlocks schedulers claiming and writing back the same range;
-        # READ COMMITTED locks the rows only (PostgreSQL's default level anyway).
-        settings.setdefault("isolation_level", "READ COMMITTED")
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, **settings)
-    connect_args = settings.setdefault("connect_args", {})
-    if parsed.database in (None, "", ":memory:"):
-        # One shared connection: each new one would be a new, empty database.
-        settings.setdefault("poolclass", StaticPool)
-        connect_args.setdefault("check_same_thread", False)
-    connect_args.setdefault("timeout", 30)
-    engine = create_engine(parsed, **settings)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-    finally:
-        cursor.close()
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
