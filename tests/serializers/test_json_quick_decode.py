@@ -15,6 +15,7 @@ import json
 import math
 import random
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -612,3 +613,33 @@ def test_a_reloaded_module_gives_what_the_careful_decoder_gives(module_dir: Path
     assert second.fn is not first.fn
     assert type(second.trigger) is module.Again
     assert type(first.trigger) is not module.Again
+
+
+def test_threads_decoding_at_once_get_their_own_tasks() -> None:
+    # One C scanner serves every call; its only state is a cache of key strings that
+    # each call clears at its end, possibly while another thread is inside the hook.
+    blobs = list(documents(60, seed=7))
+    expected = [careful(data) for data in blobs]
+    serializer = JSONSerializer()
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for round_ in range(5):
+                for index in range(len(blobs)):
+                    at = (index + offset + round_) % len(blobs)
+                    assert_same_task(serializer.deserialize(blobs[at]), expected[at])
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert not failures, failures[0]
