@@ -10,6 +10,7 @@ Two parsers feed the same :class:`~._cron_spec.CronSpec`:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -75,8 +76,17 @@ def with_defaults(given: Mapping[str, Any]) -> dict[str, str]:
 
 
 def parse_fields(fields: Mapping[str, str]) -> CronSpec:
-    """Parse the eight constructor fields (as returned by :func:`with_defaults`)."""
-    parsed = {name: _parse_field(name, fields[name]) for name in FIELD_NAMES}
+    """Parse the eight constructor fields (as returned by :func:`with_defaults`).
+
+    The same fields give the same (shared, read-only) :class:`CronSpec`: many tasks use
+    one schedule, and every trigger loaded from a store is parsed again."""
+    return _compile_fields(tuple(fields[name] for name in FIELD_NAMES))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_fields(expressions: tuple[str, ...]) -> CronSpec:
+    fields = dict(zip(FIELD_NAMES, expressions, strict=True))
+    parsed = {name: _parse_field(name, expression) for name, expression in fields.items()}
     return CronSpec.build(parsed, day_or=False, described=fields)
 
 
@@ -106,7 +116,10 @@ def _number(name: str, token: str, expression: str) -> int:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_field(name: str, expression: str) -> Field:
+    # Cached: Field is immutable, and "*" alone is common to most schedules (the year's
+    # is 8,030 values, which every trigger would otherwise build again).
     low, high = _BOUNDS[name]
     values: set[int] = set()
     nth: set[tuple[int, int]] = set()
@@ -173,6 +186,13 @@ def parse_crontab(expression: str) -> CronSpec:
     """
     if not isinstance(expression, str):
         raise InvalidTriggerError(f"a crontab must be a string, got {expression!r}")
+    return _compile_crontab(expression)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_crontab(expression: str) -> CronSpec:
+    """:func:`parse_crontab` for a string; the same line gives the same (shared,
+    read-only) spec, as in :func:`parse_fields`."""
     # Imported here: croniter is only needed by crontab lines, and ``import tickwork``
     # should stay light.
     from croniter import CroniterError, croniter
