@@ -11,15 +11,22 @@ environment show ``n/a``.
 
 "Rare" rows are schedules whose next fire time is years away: a stepping search pays for
 every candidate it skips; a field-by-field one does not.
+
+:func:`build_costs` measures the other cost of a cron task: building its trigger (done
+for every ``add_task`` and again for every task a persistent store loads) and the memory
+one trigger keeps, with the same schedule for every task and with all different ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -141,6 +148,49 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def _cron_classes() -> list[tuple[str, Any]]:
+    classes: list[tuple[str, Any]] = [("tickwork", CronTrigger)]
+    with contextlib.suppress(ImportError):  # APScheduler may be absent
+        module = importlib.import_module("apscheduler.triggers.cron")
+        classes.append(("apscheduler3", module.CronTrigger))
+    return classes
+
+
+def build_costs(quick: bool = False) -> list[dict[str, Any]]:
+    """Microseconds to build a cron trigger, and bytes kept per trigger, per library:
+    the same schedule every time (most programs) and a different one each time."""
+    count = 200 if quick else 1000
+    rows: list[dict[str, Any]] = []
+    for library, cls in _cron_classes():
+
+        def same(i: int, cls: Any = cls) -> Any:
+            return cls(day_of_week="mon-fri", hour=9, minute=30, timezone="UTC")
+
+        def different(i: int, cls: Any = cls) -> Any:
+            return cls(hour=i % 24, minute=(i // 24) % 60, second=i % 7, timezone="UTC")
+
+        row: dict[str, Any] = {"library": library}
+        for label, make in (("same", same), ("different", different)):
+            make(-1)  # imports and first-use caches
+            gc.collect()
+            began = time.perf_counter()
+            for i in range(count):
+                make(i)
+            row[f"build_us_{label}"] = round((time.perf_counter() - began) / count * 1e6, 1)
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                kept = [make(i + count) for i in range(count)]
+                row[f"bytes_{label}"] = round(
+                    (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+                )
+            finally:
+                tracemalloc.stop()
+        rows.append(row)
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Rows as an aligned text table."""
     keys = list(rows[0])
@@ -153,4 +203,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer start points and repeats")
-    print(table(run(quick=parser.parse_args().quick)))
+    quick = parser.parse_args().quick
+    print(table(run(quick=quick)))
+    print()
+    print(table(build_costs(quick=quick)))

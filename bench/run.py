@@ -745,6 +745,13 @@ def extra_sections(results: Results) -> list[str]:
         out.append(
             "Cron next-fire-time cost (from `bench/cron_cost.py`):\n\n" + cron_table(cron["rows"])
         )
+        if cron.get("build"):
+            out.append(
+                "Building a cron trigger (for every `add_task`, and for every cron task a "
+                "persistent store loads), µs per trigger and traced bytes kept per trigger, "
+                "with one schedule for all and with a different one each (from "
+                "`bench/cron_cost.py`):\n\n" + cron_table(cron["build"])
+            )
     elif cron and "skipped" in cron:
         out.append(f"Cron rows: skipped ({cron['skipped']}).")
     return out

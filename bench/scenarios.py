@@ -591,7 +591,7 @@ async def scenario_cron(lib: str, quick: int = 0) -> Result:
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     rows = module.run(quick=bool(quick))
-    return {"rows": rows}
+    return {"rows": rows, "build": module.build_costs(quick=bool(quick))}
 
 
 SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {

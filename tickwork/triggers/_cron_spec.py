@@ -15,6 +15,7 @@ dictionary look-ups.
 from __future__ import annotations
 
 import calendar
+import functools
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,14 +49,14 @@ class CronSpec:
     Read-only once built, so triggers with the same expression share one (the day masks
     it caches are the same for all of them)."""
 
-    years: Sequence[int]  # sorted: a tuple, or a range
-    months: tuple[int, ...]
+    years: Sequence[int]  # each sorted: a tuple, or a range
+    months: Sequence[int]
     day: Field
     weekday: Field
     weeks: frozenset[int] | None  # None: every ISO week
-    hours: tuple[int, ...]
-    minutes: tuple[int, ...]
-    seconds: tuple[int, ...]
+    hours: Sequence[int]
+    minutes: Sequence[int]
+    seconds: Sequence[int]
     day_or: bool
     _masks: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
@@ -66,14 +67,14 @@ class CronSpec:
         """Compile parsed fields; raise if no date can ever match."""
         weeks = fields["week"].values
         spec = cls(
-            years=_compact(sorted(fields["year"].values)),
-            months=tuple(sorted(fields["month"].values)),
+            years=_sorted(fields["year"].values),
+            months=_sorted(fields["month"].values),
             day=fields["day"],
             weekday=fields["day_of_week"],
             weeks=None if len(weeks) == 53 else weeks,
-            hours=tuple(sorted(fields["hour"].values)),
-            minutes=tuple(sorted(fields["minute"].values)),
-            seconds=tuple(sorted(fields["second"].values)),
+            hours=_sorted(fields["hour"].values),
+            minutes=_sorted(fields["minute"].values),
+            seconds=_sorted(fields["second"].values),
             day_or=day_or,
         )
         if not spec._can_fire():
@@ -168,12 +169,15 @@ class CronSpec:
         return False
 
 
-def _compact(values: list[int]) -> Sequence[int]:
-    """Sorted values as a tuple, or as a ``range`` when they are one (a year field of
-    ``*`` is 8,030 years: a range costs 48 bytes instead of 64 KB)."""
-    if values and values[-1] - values[0] == len(values) - 1:
-        return range(values[0], values[-1] + 1)
-    return tuple(values)
+@functools.lru_cache(maxsize=1024)
+def _sorted(values: frozenset[int]) -> Sequence[int]:
+    """A field's values sorted: a tuple, or a ``range`` when they are one (a year field
+    of ``*`` is 8,030 years: a range costs 48 bytes instead of 64 KB). Cached: parsed
+    fields are shared, and sorting the years took most of building a spec."""
+    ordered = sorted(values)
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return range(ordered[0], ordered[-1] + 1)
+    return tuple(ordered)
 
 
 def _nth_mask(spec: Field, first_weekday: int, length: int) -> int:
