@@ -103,9 +103,9 @@ class JSONSerializer(BaseSerializer):
         except Exception:
             # Something the quick decoder does not take, or broken data: the careful
             # decoder reads it again from the start and either returns the task or words
-            # the error. Stored data is not broken often enough for the second parse to
-            # matter.
-            ...
+            # the error (outside this handler, so its error is not chained to ours).
+            # Stored data is not broken often enough for the second parse to matter.
+            pass
         return _careful_load(data)
 
 
