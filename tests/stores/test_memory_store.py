@@ -142,3 +142,69 @@ def test_next_run_time_skips_buckets_left_with_only_stale_ids() -> None:
     store.remove_task("b")
     assert store.get_next_run_time() == T0 + timedelta(minutes=5)
     assert [t.id for t in store.get_due_tasks(T0 + timedelta(hours=1))] == ["a"]
+
+
+def test_a_task_rescheduled_while_claimed_is_not_lost() -> None:
+    # A pass failed between acquire and release; then the task was rescheduled, and the
+    # scheduler asked for the next run time (which drops buckets with nothing live).
+    task = make("x", T0)
+    store = started(task)
+    assert store.acquire_due_tasks(T0, 10, "me", LEASE) == [task]
+    task.next_run_time = T0 + timedelta(minutes=5)
+    store.update_task(task)
+    assert store.get_next_run_time() == T0 + timedelta(minutes=5)
+    assert store.acquire_due_tasks(T0 + timedelta(minutes=1), 10, "me", LEASE) == []
+    assert store.get_next_run_time() == T0 + timedelta(minutes=5)
+    assert store.acquire_due_tasks(T0 + timedelta(minutes=5), 10, "me", LEASE) == [task]
+
+
+def test_a_task_replaced_while_claimed_is_due_after_the_release() -> None:
+    store = started(make("x", T0))
+    assert len(store.acquire_due_tasks(T0, 10, "me", LEASE)) == 1
+    store.update_task(make("x", T0 + timedelta(minutes=5)))
+    assert store.get_next_run_time() == T0 + timedelta(minutes=5)
+    store.release_tasks("me", [], [])  # the pass mentions nothing
+    assert [t.id for t in store.get_due_tasks(T0 + timedelta(minutes=5))] == ["x"]
+
+
+def test_a_task_removed_and_added_again_while_claimed_is_due() -> None:
+    store = started(make("x", T0))
+    assert len(store.acquire_due_tasks(T0, 10, "me", LEASE)) == 1
+    store.remove_task("x")
+    again = make("x", T0 - timedelta(minutes=1))
+    store.add_task(again)
+    assert store.get_due_tasks(T0) == [again]  # not hidden by the old task's claim
+    assert store.get_next_run_time() == T0 - timedelta(minutes=1)
+    store.release_tasks("me", [], [])
+    assert store.acquire_due_tasks(T0, 10, "me", LEASE) == [again]
+
+
+def test_tasks_a_dead_pass_advanced_are_refiled_under_their_new_time() -> None:
+    # The pass advances tasks in place (and starts their runs) before release_tasks;
+    # when it fails in between, the next acquire files them back under the new times.
+    a, b, c = (
+        make("a", T0),
+        make("b", T0 + timedelta(seconds=1)),
+        make("c", T0 + timedelta(minutes=2)),
+    )
+    store = started(a, b, c)
+    assert store.acquire_due_tasks(T0 + timedelta(seconds=1), 10, "me", LEASE) == [a, b]
+    a.next_run_time = T0 + timedelta(minutes=1)
+    b.next_run_time = None  # a pass can also leave a task without a next run
+    assert store.get_due_tasks(T0 + timedelta(seconds=30)) == []
+    assert store.acquire_due_tasks(T0 + timedelta(seconds=30), 10, "me", LEASE) == []
+    assert store.get_next_run_time() == T0 + timedelta(minutes=1)
+    assert store.get_due_tasks(T0 + timedelta(minutes=5)) == [a, c]
+
+
+def test_stale_ids_are_swept_while_a_claim_is_pending() -> None:
+    # A pass failed and left a claim; the tasks keep being rescheduled meanwhile.
+    tasks = [make(f"t{i}", T0 + timedelta(minutes=1 + i)) for i in range(10)]
+    store = started(make("claimed", T0), *tasks)
+    assert len(store.acquire_due_tasks(T0, 1, "me", LEASE)) == 1
+    for n in range(10_000):
+        task = tasks[n % 10]
+        task.next_run_time = T0 + timedelta(minutes=1, seconds=n)
+        store.update_task(task)
+    assert store._filed <= 2 * len(store) + 65
+    assert [t.id for t in store.acquire_due_tasks(T0, 10, "me", LEASE)] == ["claimed"]

@@ -18,6 +18,10 @@ __all__ = ["MemoryStore"]
 #: What a paused task's ``_store_entry`` holds: it is in the store but in no bucket.
 _PAUSED = float("inf")
 
+#: Stale ids tolerated beyond twice the task count before a sweep: small stores are not
+#: swept on every other write. (Tests set it to 0 to make short runs sweep.)
+_SWEEP_SLACK = 64
+
 
 class MemoryStore(BaseStore):
     """Keeps tasks in a dict, and their ids in buckets by next run timestamp, with a
@@ -44,10 +48,10 @@ class MemoryStore(BaseStore):
         self._heap: list[float] = []
         #: How many ids the buckets hold (live and stale): the sweep's trigger.
         self._filed = 0
-        #: Tasks taken by ``acquire_due_tasks`` and not yet settled by
-        #: ``release_tasks``: id -> the timestamp it was filed under. A pass that fails
-        #: in between files them back at the next acquire, so no task drops out.
-        self._claimed: dict[str, float] = {}
+        #: Ids taken by ``acquire_due_tasks`` and not yet settled by ``release_tasks``
+        #: (they are in no bucket). A pass that fails in between has them filed back at
+        #: the next acquire, so no task drops out; a write to one settles its claim.
+        self._claimed: set[str] = set()
         self._lock = threading.RLock()
 
     # -- the index ------------------------------------------------------------------------
@@ -73,13 +77,15 @@ class MemoryStore(BaseStore):
         self._filed += 1
 
     def _sweep_if_needed(self) -> None:
-        # Only between claims: a claimed task is in no bucket but still counts.
-        if self._filed > 2 * len(self._tasks) + 64 and not self._claimed:
+        if self._filed > 2 * len(self._tasks) + _SWEEP_SLACK:
             self._buckets.clear()
             self._heap.clear()
             self._filed = 0
             for task in self._tasks.values():
-                if task._store_entry != _PAUSED:
+                # Claimed tasks stay out: settling the claim files them. (Waiting for no
+                # claim instead would let a claim a failed pass left grow the buckets
+                # without bound.)
+                if task._store_entry != _PAUSED and task.id not in self._claimed:
                     self._file_id(task._store_entry, task.id)
 
     def _is_live(self, task_id: str, ts: float) -> Task | None:
@@ -129,13 +135,18 @@ class MemoryStore(BaseStore):
             if stored is None:
                 raise TaskLookupError(task.id, self.alias)
             filed = stored._store_entry
+            # The write settles a claim: the task is filed where the write puts it, and
+            # nothing refiles it later under the time it was claimed at (that entry
+            # would be stale, and the task would never come due again).
+            was_claimed = task.id in self._claimed
+            self._claimed.discard(task.id)
             if stored is not task:
                 stored._store_entry = None
                 task = self._own(task)
             task.store_alias = self.alias
             self._tasks[task.id] = task
             new_ts = _PAUSED if task.next_run_time is None else timestamp(task.next_run_time)
-            if new_ts == filed and task.id not in self._claimed:
+            if new_ts == filed and not was_claimed:
                 task._store_entry = filed  # already filed there: nothing to move
             else:
                 self._file(task)
@@ -148,6 +159,8 @@ class MemoryStore(BaseStore):
             if task is None:
                 raise TaskLookupError(task_id, self.alias)
             task._store_entry = None
+            # Its claim goes too: refiling it would touch a task added later with this id.
+            self._claimed.discard(task_id)
 
     def remove_all_tasks(self) -> None:
         """Delete every task."""
@@ -182,7 +195,7 @@ class MemoryStore(BaseStore):
                 for task_id in taken:
                     task = self._is_live(task_id, ts)
                     if task is not None:
-                        claimed[task_id] = ts
+                        claimed.add(task_id)
                         due.append(task)
                 self._filed -= len(taken)
                 if rest:
@@ -204,9 +217,9 @@ class MemoryStore(BaseStore):
         under their new time, finished ones deleted, and anything claimed but not
         mentioned is filed back unchanged. A task deleted meanwhile stays deleted."""
         with self._lock:
-            claimed, self._claimed = self._claimed, {}
+            claimed, self._claimed = self._claimed, set()
             for task in updated:
-                claimed.pop(task.id, None)
+                claimed.discard(task.id)
                 stored = self._tasks.get(task.id)
                 if stored is None:
                     continue
@@ -216,21 +229,25 @@ class MemoryStore(BaseStore):
                 self._tasks[task.id] = task
                 self._file(task)
             for task_id in removed:
-                claimed.pop(task_id, None)
+                claimed.discard(task_id)
                 with contextlib.suppress(TaskLookupError):
                     self.remove_task(task_id)
-            for task_id, ts in claimed.items():
-                if task_id in self._tasks:
-                    self._file_id(ts, task_id)
+            self._refile(claimed)
             self._sweep_if_needed()
         return ()
 
     def _refile_claimed(self) -> None:
-        # A pass failed between acquire and release: its tasks go back where they were.
-        claimed, self._claimed = self._claimed, {}
-        for task_id, ts in claimed.items():
-            if task_id in self._tasks:
-                self._file_id(ts, task_id)
+        # A pass failed between acquire and release: its tasks go back.
+        claimed, self._claimed = self._claimed, set()
+        self._refile(claimed)
+
+    def _refile(self, task_ids: Iterable[str]) -> None:
+        # Under their run time now, not the one they were claimed at: a pass that failed
+        # may have advanced some in place (and started their runs) before failing.
+        for task_id in task_ids:
+            task = self._tasks.get(task_id)
+            if task is not None:
+                self._file(task)
 
     # -- reads ----------------------------------------------------------------------------
 
