@@ -208,3 +208,17 @@ def test_stale_ids_are_swept_while_a_claim_is_pending() -> None:
         store.update_task(task)
     assert store._filed <= 2 * len(store) + 65
     assert [t.id for t in store.acquire_due_tasks(T0, 10, "me", LEASE)] == ["claimed"]
+
+
+def test_release_of_a_task_another_store_holds_keeps_both_stores_whole() -> None:
+    first, second = started(make("t", T0), alias="first"), started(make("t", T0), alias="second")
+    held = first.lookup_task("t")
+    assert held is not None
+    second.release_tasks("me", [held], [])  # not acquired from "second"
+    assert second.lookup_task("t") is not held
+    assert held.store_alias == "first"
+    got = second.acquire_due_tasks(T0, 10, "me", LEASE)
+    got[0].next_run_time = T0 + timedelta(minutes=1)
+    second.release_tasks("me", got, [])
+    assert first.get_due_tasks(T0) == [held]
+    assert first.get_next_run_time() == T0

@@ -225,6 +225,7 @@ class MemoryStore(BaseStore):
                     continue
                 if stored is not task:
                     stored._store_entry = None
+                    task = self._own(task)  # not acquired here: maybe another store's
                 task.store_alias = self.alias
                 self._tasks[task.id] = task
                 self._file(task)
