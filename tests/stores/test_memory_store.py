@@ -222,3 +222,9 @@ def test_release_of_a_task_another_store_holds_keeps_both_stores_whole() -> None
     second.release_tasks("me", got, [])
     assert first.get_due_tasks(T0) == [held]
     assert first.get_next_run_time() == T0
+
+
+def test_get_due_tasks_with_limit_zero_returns_nothing() -> None:
+    store = started(make("a", T0))
+    assert store.get_due_tasks(T0, limit=0) == []
+    assert store.acquire_due_tasks(T0, 0, "me", LEASE) == []

@@ -259,6 +259,8 @@ class MemoryStore(BaseStore):
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first, without taking them; O(k log n) for k due
         tasks in distinct buckets."""
+        if limit is not None and limit <= 0:
+            return []
         now_ts = timestamp(now)
         due: list[Task] = []
         with self._lock:
