@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tickwork.executors._workers import ThreadWorkers
+from tickwork.executors._workers import STUCK_AFTER, ThreadWorkers
 
 
 def test_calls_run_in_order_on_named_threads() -> None:
@@ -95,7 +95,7 @@ def test_an_idle_pool_never_shut_down_does_not_keep_the_interpreter_alive() -> N
     script = textwrap.dedent(
         """
         import time
-        from tickwork.executors._workers import ThreadWorkers
+        from tickwork.executors._workers import STUCK_AFTER, ThreadWorkers
         pool = ThreadWorkers(3)
         for _ in range(3):
             pool.submit(time.sleep, 0.05)
@@ -228,9 +228,14 @@ def test_calls_still_queued_at_shutdown_get_threads_too() -> None:
 
 def test_when_more_threads_help() -> None:
     window = 0.01
-    assert ThreadWorkers._more_threads_help(0, window, window), "stuck: no call finished"
-    assert ThreadWorkers._more_threads_help(50, window * 0.1, window), "waiting, not computing"
-    assert not ThreadWorkers._more_threads_help(50, window * 0.9, window), "the GIL is busy"
+    help_ = ThreadWorkers._more_threads_help
+    assert help_(0.0, window * 0.1, window), "the process idle: the workers wait"
+    assert help_(window, window * 0.1, window), "stuck and idle: blocked (or deadlocked)"
+    assert not help_(0.0, window * 0.9, window), "calls finish, the GIL is busy"
+    # A pause in the calls while the process computes (a garbage collection, the loop's
+    # own work) is no reason; a long one means long computations hold every worker.
+    assert not help_(STUCK_AFTER / 2, window, window)
+    assert help_(STUCK_AFTER, window, window)
 
 
 def test_a_call_can_wait_for_a_call_it_submitted() -> None:
@@ -352,7 +357,7 @@ def test_interpreter_exit_runs_the_queue_and_does_not_hang() -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from tickwork.executors._workers import ThreadWorkers
+        from tickwork.executors._workers import STUCK_AFTER, ThreadWorkers
         pool = ThreadWorkers(2)
         def late_submit():
             time.sleep(0.3)  # by then the interpreter is exiting
@@ -383,7 +388,7 @@ def test_a_pool_used_before_fork_works_in_the_child() -> None:
     script = textwrap.dedent(
         """
         import os, threading, time
-        from tickwork.executors._workers import ThreadWorkers
+        from tickwork.executors._workers import STUCK_AFTER, ThreadWorkers
         pool = ThreadWorkers(2, thread_name_prefix="tickwork-forked")
         pool.submit(lambda: None)
         time.sleep(0.1)  # an idle worker

@@ -21,14 +21,16 @@ thread then gets one switch interval (5 ms) in ``max_workers + 1``, and a burst 
 30-150 ms of loop lag with 10 workers against 6-35 ms with one, at up to twice the
 throughput. Here, calls that find every worker busy wait in a backlog, and a grower
 thread looks every :data:`GROW_WINDOW` seconds while they do. It adds threads for the
-backlog (up to ``max_workers``) when the busy workers finished no call in that window
-(stuck on something: I/O, a lock, a long computation, a call waiting for another one),
-or when the process used less than half a core in it (the workers wait rather than
-compute, and more of them can wait side by side). Workers that keep finishing calls
-while the GIL is busy are left alone: more threads would only queue for it. So a call
-waits behind busy workers for about one window at most while the pool may still grow,
-and calls that block still run side by side, ``max_workers`` at a time. A call that a
-worker submits to its own pool (it may wait for it) never waits behind busy workers.
+backlog (up to ``max_workers``) when the process used less than half a core in that
+window (the busy workers wait, on I/O or a lock or a call still queued, and more of
+them can wait side by side), or when no call has finished for :data:`STUCK_AFTER`
+seconds (one long computation holds every worker). Workers that keep finishing calls
+while the GIL is busy are left alone: more threads would only queue for it. (A shorter
+pause in the calls while the process is busy is not enough: a garbage collection or the
+event loop's own work holds the GIL that long.) So a call waits behind busy workers for
+about one window while they wait, :data:`STUCK_AFTER` at most while they compute, and
+calls that block still run side by side, ``max_workers`` at a time. A call that a worker
+submits to its own pool (it may wait for it) never waits behind busy workers.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ GROW_WINDOW = 0.01
 #: A process using less than this share of one core in a window leaves the GIL mostly
 #: free: its busy workers are waiting (I/O, locks), and more threads get more done.
 _IDLE_CPU_SHARE = 0.5
+#: Seconds without a finished call, the process busy, after which the busy workers are
+#: taken to be stuck in long calls (see the module docstring).
+STUCK_AFTER = 0.1
 
 #: Every pool, for the interpreter-exit and after-fork hooks below (weakly: a pool with
 #: threads is kept alive by them anyway).
@@ -173,12 +178,14 @@ class ThreadWorkers:
     def _grow(self) -> None:
         """The grower: while calls wait in the backlog, look at the busy workers every
         :data:`GROW_WINDOW` and add threads when they are stuck or waiting."""
+        stalled = 0.0  # seconds since a call last finished, while calls waited
         with self._lock:
             # Also after shutdown, while calls wait: they may be what a busy one waits for.
             while not _exiting and len(self._threads) < self.max_workers:
                 if not self._backlog:
                     if self._shutdown:
                         return
+                    stalled = 0.0
                     self._backlog_added.wait()
                     continue
                 finished, cpu = self._finished, time.process_time()
@@ -188,23 +195,25 @@ class ThreadWorkers:
                 if not self._backlog or window < GROW_WINDOW * 0.9:
                     continue  # nothing waits, or woken early: measure a whole window
                 cpu_used = time.process_time() - cpu
-                if self._more_threads_help(self._finished - finished, cpu_used, window):
+                stalled = stalled + window if self._finished == finished else 0.0
+                if self._more_threads_help(stalled, cpu_used, window):
                     for _ in range(min(self._backlog, self.max_workers - len(self._threads))):
                         self._backlog -= 1
                         self._start_thread()
                         if self._shutdown:
                             self._queue.put(None)  # its end-of-queue marker
+                    stalled = 0.0
 
     @staticmethod
-    def _more_threads_help(finished: int, cpu_used: float, window: float) -> bool:
-        """Would more threads get the backlog done sooner, given that the busy workers
-        finished ``finished`` calls in the last ``window`` seconds, in which the whole
-        process used ``cpu_used`` seconds of CPU?"""
-        # Stuck (blocked, or one long call): the backlog waits for nothing else.
-        # Or the interpreter mostly idle: the workers wait (I/O, locks), and more of them
-        # can wait side by side. Otherwise the GIL is busy, and more threads only queue
-        # for it.
-        return not finished or cpu_used < window * _IDLE_CPU_SHARE
+    def _more_threads_help(stalled: float, cpu_used: float, window: float) -> bool:
+        """Would more threads get the backlog done sooner, given that no call finished
+        for the last ``stalled`` seconds and the whole process used ``cpu_used`` seconds
+        of CPU in the last ``window``?"""
+        # The interpreter mostly idle: the workers wait (I/O, locks, a queued call), and
+        # more of them can wait side by side. Or stuck for long while the process is busy:
+        # long computations hold the workers. Otherwise the GIL is busy, and more threads
+        # only queue for it.
+        return cpu_used < window * _IDLE_CPU_SHARE or stalled >= STUCK_AFTER
 
     def _work(self) -> None:
         self._idents.add(threading.get_ident())
