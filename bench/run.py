@@ -450,9 +450,10 @@ ROWS = [
 
 _ADD_NOTE = (
     "**Why.** An `add_task(fn, 'interval', seconds=...)` on a running scheduler costs about "
-    "11-17 µs on this machine (about 93,000 instructions under callgrind), where APScheduler "
-    "3 spends 40-80 µs; the ratio then swings between about 3.5x and 6x from run to run with "
-    "the load of the shared machine. What is left is spread over many small steps, each a "
+    "11-18 µs on this machine (about 100,000 instructions under callgrind, a figure that "
+    "does not move with the load), where APScheduler 3 spends 45-80 µs; the ratio then "
+    "swings between about 3.3x and 6.9x from run to run with the load of the shared "
+    "machine, which moves both libraries' rates by up to 1.6x within an hour. What is left is spread over many small steps, each a "
     "Python call: building the trigger (alias and keyword checks are cached; about 15,000 "
     "instructions), the `Task` (id, argument check against the cached call shape, 16 slots; "
     "about 17,000), filing it in the memory store (lock, dict, timestamp, bucket, heap; "
@@ -476,21 +477,28 @@ _MEMORY_NOTE = (
     "shared read-only empty `kwargs`, the live heap entry kept on the task instead of a "
     "second dict, buckets instead of a tuple per heap entry). APScheduler's `Job` carries "
     "about the same fields, so halving it needs a different representation, not trimming.\n\n"
-    "**What would meet it (at most about 430 B).** Interning the fields most tasks share "
-    "(callable, name, executor, coalesce, max_instances, grace time, store alias, scheduler "
+    "**What would meet it (at most about 430 B).** Counted in pymalloc's 16-byte size "
+    "classes, which is what RSS sees: interning the fields most tasks share (callable, "
+    "name, executor, coalesce, max_instances, grace time, store alias, scheduler "
     "reference) into one shared profile object per combination takes the `Task` from 16 "
-    "slots to 8 (-64 B) and gets to about 0.52x; below 0.5 the store has to keep tasks in "
-    "a compact form and build `Task` objects on demand, which changes what the store hands "
-    "out (identity of the objects returned by `get_task`): a design decision."
+    "slots to 7 (160 -> 96 B); `IntervalTrigger` with 4 slots instead of 5 (`end_at` and "
+    "`jitter` in one) drops from the 80 B class to 64 B. That is about 418 B at 1,000,000 "
+    "tasks and 433 B at 100,000 (0.49x and 0.50x): on the line, not under it. Ids of at "
+    "most 15 characters would fit the 64 B class instead of 96 B (-32 B), but a uuid4 hex "
+    "id has 32: shorter ids mean about 75 random bits instead of 122, or about 1.5 µs more "
+    "per add to encode them. Below that the store has to keep tasks in a compact form and "
+    "build `Task` objects on demand, which changes what it hands out (the identity of the "
+    "objects `get_task` returns): a design decision, not a trim."
 )
 
 _BURST_NOTE = (
     "**Why.** Not expected: since this session a run costs about 10-12 µs of CPU in a burst "
     "(tasks due at one instant share one bucket and one heap operation; coroutine runs "
     "finish inside their own asyncio task; events are built only for listeners that want "
-    "them; thread-pool runs go through a small pool of our own instead of "
-    "`concurrent.futures`), and the burst has run 5-6x APScheduler's rate. Look at the raw "
-    "results for errors or an unusually busy machine."
+    "them; thread-pool runs go through a small pool of our own, which adds threads only "
+    "when the busy ones are stuck or waiting, so short calls stay on one thread and the "
+    "loop is not starved of the GIL), and the burst has run 4-8x APScheduler's rate. Look "
+    "at the raw results for errors or an unusually busy machine."
 )
 
 _STEADY_NOTE = (
@@ -522,7 +530,7 @@ _PRECISION_NOTE = (
 )
 
 _SQL_BULK_NOTE = (
-    "**Why.** Not expected since this session: each task is serialized once on the "
+    "**Why.** Not expected: each task is serialized once on the "
     "`add_tasks` path of a running scheduler, the JSON encoder writes text directly (an "
     "interval task 23.6 -> 8.9 µs), and on SQLite the rows go to the driver's "
     "`executemany` in one transaction; bulk adds have run 11-24x single adds on SQLite and "
