@@ -8,6 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tickwork.events import TaskExecutionEvent
+from tickwork.executors import (
+    AsyncIOExecutor,
+    BaseExecutor,
+    DebugExecutor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from tickwork.tasks import Task
 from tickwork.triggers import DateTrigger
 
@@ -36,3 +43,17 @@ class Host:
 def task(fn: Any, *args: Any, max_instances: int = 1, id: str = "t") -> Task:
     """A task running ``fn(*args)`` once, at ``T0``."""
     return Task(fn, DateTrigger(T0), args=args, id=id, max_instances=max_instances)
+
+
+#: Every executor kind, by the name tests are parametrised with.
+EXECUTORS: dict[str, type[BaseExecutor]] = {
+    "asyncio": AsyncIOExecutor,
+    "threadpool": ThreadPoolExecutor,
+    "processpool": ProcessPoolExecutor,
+    "debug": DebugExecutor,
+}
+
+
+def make(kind: str) -> BaseExecutor:
+    """A new (not started) executor of ``kind``."""
+    return EXECUTORS[kind]()

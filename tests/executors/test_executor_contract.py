@@ -9,26 +9,15 @@ from datetime import timedelta
 
 import executor_jobs as jobs
 import pytest
-from executor_host import T0, Host, task
+from executor_host import T0, Host, make, task
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import MaxInstancesReachedError
 from tickwork.executors import (
-    AsyncIOExecutor,
     BaseExecutor,
     DebugExecutor,
     ProcessPoolExecutor,
-    ThreadPoolExecutor,
 )
-
-
-def make(kind: str) -> BaseExecutor:
-    return {
-        "asyncio": AsyncIOExecutor,
-        "threadpool": ThreadPoolExecutor,
-        "processpool": ProcessPoolExecutor,
-        "debug": DebugExecutor,
-    }[kind]()
 
 
 @pytest.fixture(params=["asyncio", "threadpool", "processpool", "debug"])

@@ -20,14 +20,12 @@ from typing import Any
 
 import executor_jobs as jobs
 import pytest
-from executor_host import T0, Host, task
+from executor_host import T0, Host, make, task
 
 from tickwork.events import TASK_ERROR
 from tickwork.executors import (
     AsyncIOExecutor,
     BaseExecutor,
-    DebugExecutor,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
 from tickwork.tasks import Task
@@ -280,15 +278,6 @@ async def test_a_raising_listener_does_not_keep_the_slot(kind: str, fn: Any) -> 
 # -- shutdown ----------------------------------------------------------------------------
 
 KINDS = ["asyncio", "threadpool", "processpool", "debug"]
-
-
-def make(kind: str) -> BaseExecutor:
-    return {
-        "asyncio": AsyncIOExecutor,
-        "threadpool": ThreadPoolExecutor,
-        "processpool": ProcessPoolExecutor,
-        "debug": DebugExecutor,
-    }[kind]()
 
 
 @pytest.mark.parametrize("kind", KINDS)
