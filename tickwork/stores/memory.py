@@ -257,34 +257,32 @@ class MemoryStore(BaseStore):
         return self._tasks.get(task_id)
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
-        """Return due tasks, earliest first, without taking them; O(k log n) for k due
-        tasks in distinct buckets."""
+        """Return due tasks, earliest first, without taking them; O(k log n) for the k
+        buckets read (up to ``limit`` tasks' worth, not every due one)."""
         if limit is not None and limit <= 0:
             return []
         now_ts = timestamp(now)
         due: list[Task] = []
         with self._lock:
+            heap = self._heap
+            popped: list[float] = []  # the heap is left as it was
             seen: set[str] = set()
-            for ts in self._due_timestamps(now_ts):
-                bucket = self._buckets[ts]
-                for task_id in [bucket] if type(bucket) is str else bucket:
-                    task = self._is_live(task_id, ts)
-                    if task is not None and task_id not in seen:
-                        seen.add(task_id)
-                        due.append(task)
-                        if limit is not None and len(due) >= limit:
-                            return due
+            try:
+                while heap and heap[0] <= now_ts:
+                    ts = heapq.heappop(heap)
+                    popped.append(ts)
+                    bucket = self._buckets[ts]
+                    for task_id in [bucket] if type(bucket) is str else bucket:
+                        task = self._is_live(task_id, ts)
+                        if task is not None and task_id not in seen:
+                            seen.add(task_id)
+                            due.append(task)
+                            if limit is not None and len(due) >= limit:
+                                return due
+            finally:
+                for ts in popped:
+                    heapq.heappush(heap, ts)
         return due
-
-    def _due_timestamps(self, now_ts: float) -> list[float]:
-        """The bucket timestamps up to ``now_ts``, in order, leaving the heap as it was."""
-        heap = self._heap
-        popped: list[float] = []
-        while heap and heap[0] <= now_ts:
-            popped.append(heapq.heappop(heap))
-        for ts in popped:
-            heapq.heappush(heap, ts)
-        return popped
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest next run time; O(1) after sweeping stale ids off the top."""
