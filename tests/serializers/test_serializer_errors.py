@@ -9,6 +9,7 @@ import threading
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -161,3 +162,33 @@ def test_check_accepts_a_next_run_time_not_computed_yet(serializer: BaseSerializ
     lam.mistrigger_grace_time = None
     with pytest.raises(SerializationError, match="task 'lam'"):
         serializer.check(lam)
+
+
+# -- damaged data: always a SerializationError (a store then skips that one task) ------------
+
+
+def _damaged_json() -> dict[str, Any]:
+    blob = JSONSerializer().serialize(make(args=[Decimal("1.5"), timedelta(days=1)]))
+    assert b'"v":"1.5"' in blob
+    assert b"[1,0,0]" in blob
+    return {
+        "a decimal that does not parse": blob.replace(b'"v":"1.5"', b'"v":"abc"'),
+        "a timedelta out of range": blob.replace(b"[1,0,0]", b"[1000000000000,0,0]"),
+        "nesting deeper than the interpreter's stack": (
+            b'{"format":1,"task":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        ),
+        "not bytes": memoryview(blob),
+    }
+
+
+@pytest.mark.parametrize("what", list(_damaged_json()))
+def test_damaged_json_raises_a_serialization_error(what: str) -> None:
+    data = _damaged_json()[what]
+    expected = {
+        "a decimal that does not parse": "malformed value",
+        "a timedelta out of range": "malformed value",
+        "nesting deeper than the interpreter's stack": "nested too deeply",
+        "not bytes": "expected bytes, got memoryview",
+    }[what]
+    with pytest.raises(SerializationError, match=expected):
+        JSONSerializer().deserialize(data)  # type: ignore[arg-type]

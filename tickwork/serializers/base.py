@@ -144,5 +144,5 @@ def task_from_state(state: object) -> Task:
         raise cannot_load(task_id, f"its function no longer imports ({exc})") from None
     except (InvalidTaskError, InvalidTriggerError) as exc:
         raise cannot_load(task_id, str(exc)) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise cannot_load(task_id, f"malformed state ({type(exc).__name__}: {exc})") from None

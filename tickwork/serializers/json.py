@@ -111,10 +111,14 @@ class JSONSerializer(BaseSerializer):
 
 def _careful_load(data: bytes) -> Task:
     """Decode ``data`` step by step; raise ``SerializationError`` saying what is wrong."""
+    if not isinstance(data, bytes | bytearray | str):
+        raise cannot_load(None, f"expected bytes, got {type(data).__name__}")
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise cannot_load(None, f"the data is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise cannot_load(None, "the JSON document is nested too deeply") from None
     raw = document.get("task") if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise cannot_load(None, "the JSON document has no 'task' object")
@@ -131,8 +135,11 @@ def _careful_load(data: bytes) -> Task:
         raise cannot_load(task_id, str(exc)) from None
     except ReferenceResolutionError as exc:
         raise cannot_load(task_id, f"its trigger class no longer imports ({exc})") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        # ArithmeticError: a decimal that does not parse, a timedelta out of range.
         raise cannot_load(task_id, f"malformed value ({type(exc).__name__}: {exc})") from None
+    except RecursionError:
+        raise cannot_load(task_id, "a value is nested too deeply") from None
     return task_from_state(state)
 
 
