@@ -8,6 +8,7 @@ SQLAlchemy, Redis or croniter.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from tickwork.exceptions import ConfigurationError, UnknownAliasError
@@ -19,8 +20,15 @@ __all__ = ["Registry"]
 class Registry:
     """A named set of ``alias -> "module:Class"`` entries of one kind (trigger, store ...)."""
 
-    def __init__(self, kind: str, entries: dict[str, str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entries: dict[str, str],
+        on_register: Callable[[], object] | None = None,
+    ) -> None:
         self.kind = kind
+        #: Called after an alias is (re)registered: caches of built objects go stale.
+        self._on_register = on_register
         self._entries = dict(entries)
         #: Classes already imported, by alias (cleared when an alias is registered).
         self._classes: dict[str, type] = {}
@@ -35,6 +43,8 @@ class Registry:
         )
         self._classes.clear()
         self._accepted.clear()
+        if self._on_register is not None:
+            self._on_register()
 
     def aliases(self) -> list[str]:
         """Every registered alias."""

@@ -352,8 +352,8 @@ async def test_update_reschedule_pause_resume_delete(harness: Harness) -> None:
     task.resume()
     resumed = scheduler.get_task("t")
     assert resumed is not None
-    assert resumed.next_run_time is not None
-    assert resumed.next_run_time >= clock.now()
+    # an interval without start_at counts from the resumption
+    assert resumed.next_run_time == clock.now() + timedelta(minutes=5)
 
     task.delete()
     assert scheduler.get_task("t") is None
@@ -363,6 +363,31 @@ async def test_update_reschedule_pause_resume_delete(harness: Harness) -> None:
         scheduler.pause_task("t")
     with pytest.raises(TaskLookupError):
         scheduler.update_task("t", name="x")
+
+
+async def test_tasks_added_with_the_same_trigger_keywords_share_one_trigger(
+    harness: Harness,
+) -> None:
+    clock = FakeClock(T0)
+    scheduler = fake_scheduler(harness, clock)
+    await harness.start(scheduler)
+    first = scheduler.add_task(Counter(), "interval", seconds=30, id="a")
+    clock.advance(timedelta(seconds=7))
+    second = scheduler.add_task(Counter(), "interval", seconds=30, id="b")
+    other = scheduler.add_task(Counter(), "interval", seconds=31, id="c")
+
+    def next_run(task_id: str) -> datetime | None:
+        task = scheduler.get_task(task_id)
+        return None if task is None else task.next_run_time
+
+    assert first.trigger is second.trigger is not other.trigger
+    # one trigger, two grids: each task's own run times carry it
+    assert first.next_run_time == T0 + timedelta(seconds=30)
+    assert second.next_run_time == T0 + timedelta(seconds=37)
+    clock.advance(timedelta(seconds=30))
+    await wait_until(lambda: next_run("b") == T0 + timedelta(seconds=67))
+    assert next_run("a") == T0 + timedelta(seconds=60)
+    assert scheduler.get_task("a").trigger is scheduler.get_task("b").trigger  # type: ignore[union-attr]
 
 
 async def test_resume_of_a_finished_trigger_deletes_the_task(harness: Harness) -> None:

@@ -67,6 +67,21 @@ def test_and_with_an_interval_grid() -> None:
     ]
 
 
+def test_members_without_start_at_are_anchored_once_at_the_first_question() -> None:
+    # an interval without start_at counts from when it is first asked; asked about many
+    # instants by the combination, it must stay on the grid of that first question
+    every_70_minutes = IntervalTrigger(minutes=70, timezone=UTC)
+    noon = CronTrigger(hour=12, timezone="UTC")
+    trigger = OrTrigger([every_70_minutes, noon])
+    assert fire_times(trigger, 4) == [at(1, 1, 10), at(1, 2, 20), at(1, 3, 30), at(1, 4, 40)]
+    assert every_70_minutes.start_at is None  # the member given was left as it was
+    later = fire_times(trigger, 12)
+    assert at(1, 12) in later
+    assert at(1, 11, 40) in later
+    agree = AndTrigger([IntervalTrigger(minutes=30, timezone=UTC), CronTrigger(minute=0)])
+    assert fire_times(agree, 2) == [at(1, 1), at(1, 2)]
+
+
 def test_and_with_a_date_member_fires_once() -> None:
     when = at(5, 12)
     trigger = AndTrigger([DateTrigger(when), CronTrigger(hour="*/6", timezone="UTC")])

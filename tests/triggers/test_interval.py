@@ -19,10 +19,80 @@ T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 def test_first_fire_is_one_interval_after_now_without_start() -> None:
     trigger = IntervalTrigger(minutes=5)
     assert trigger.get_next_trigger_time(UTC, None, T0) == T0 + timedelta(minutes=5)
-    # anchored: asking again later keeps the grid
-    assert trigger.get_next_trigger_time(UTC, T0 + timedelta(minutes=5), T0) == T0 + timedelta(
+    # the previous fire time carries the grid, however late "now" is
+    later = T0 + timedelta(hours=3)
+    assert trigger.get_next_trigger_time(UTC, T0 + timedelta(minutes=5), later) == T0 + timedelta(
         minutes=10
     )
+
+
+def test_without_start_or_jitter_the_trigger_keeps_no_state() -> None:
+    trigger = IntervalTrigger(minutes=5, timezone=UTC)
+    state = trigger.__getstate__()
+    assert trigger.shareable
+    first = trigger.get_next_trigger_time(UTC, None, T0)
+    assert trigger.__getstate__() == state  # asking anchored nothing
+    # a second task asking later gets its own grid from the same instance
+    other_now = T0 + timedelta(seconds=7)
+    assert trigger.get_next_trigger_time(UTC, None, other_now) == other_now + timedelta(minutes=5)
+    assert first == T0 + timedelta(minutes=5)
+    assert trigger.start_at is None
+
+
+def test_a_previous_time_off_the_grid_starts_the_grid_there() -> None:
+    # e.g. next_run_time set by hand: the next run is one interval after it
+    trigger = IntervalTrigger(seconds=10, timezone=UTC)
+    odd = T0 + timedelta(seconds=3.25)
+    assert trigger.get_next_trigger_time(UTC, odd, T0) == odd + timedelta(seconds=10)
+
+
+def test_end_at_without_start_at() -> None:
+    trigger = IntervalTrigger(seconds=10, end_at=T0 + timedelta(seconds=25), timezone=UTC)
+    assert trigger.get_next_trigger_time(UTC, T0 + timedelta(seconds=10), T0) == T0 + timedelta(
+        seconds=20
+    )
+    assert trigger.get_next_trigger_time(UTC, T0 + timedelta(seconds=20), T0) is None
+
+
+def test_without_start_fire_times_in_a_dst_zone_are_elapsed_time() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    trigger = IntervalTrigger(minutes=30, timezone=zone)
+    previous = datetime(2026, 10, 25, 2, 15, tzinfo=zone)  # CEST, first 02:15
+    times = [previous]
+    for _ in range(4):
+        nxt = trigger.get_next_trigger_time(zone, times[-1], previous)
+        assert nxt is not None
+        assert nxt.tzinfo is zone
+        times.append(nxt)
+    gaps = {(b.timestamp() - a.timestamp()) for a, b in itertools.pairwise(times)}
+    assert gaps == {1800.0}
+    assert [t.fold for t in times[:4]] == [0, 0, 1, 1]  # 02:15, 02:45, then the repeated hour
+
+
+def test_jitter_without_start_anchors_once_and_never_drifts() -> None:
+    trigger = IntervalTrigger(seconds=10, jitter=3, timezone=UTC)
+    assert not trigger.shareable  # it will anchor itself: one task's own
+    previous = trigger.get_next_trigger_time(UTC, None, T0)
+    assert trigger.start_at == T0 + timedelta(seconds=10)
+    assert previous is not None
+    for step in range(2, 300):
+        fire = trigger.get_next_trigger_time(UTC, previous, T0)
+        assert fire is not None
+        delay = fire - (T0 + step * timedelta(seconds=10))
+        assert timedelta(0) <= delay <= timedelta(seconds=3), step  # on the grid, not drifting
+        previous = fire
+
+
+def test_anchored_copy_starts_its_grid_one_interval_after_now() -> None:
+    trigger = IntervalTrigger(minutes=1, timezone=UTC)
+    copy = trigger.anchored(T0)
+    assert copy is not trigger
+    assert trigger.start_at is None
+    assert copy.start_at == T0 + timedelta(minutes=1)
+    assert copy.get_next_trigger_time(UTC, None, T0 + timedelta(seconds=61)) == T0 + timedelta(
+        minutes=2
+    )
+    assert copy.anchored(T0 + timedelta(days=1)) is copy
 
 
 def test_start_in_the_past_fires_at_next_grid_point_not_in_the_past() -> None:

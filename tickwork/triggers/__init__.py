@@ -7,6 +7,7 @@ from typing import Any
 
 from tickwork._registry import Registry
 from tickwork.exceptions import ConfigurationError, InvalidTriggerError
+from tickwork.triggers._shared import SharedTriggers
 from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.combining import AndTrigger, OrTrigger
 from tickwork.triggers.cron import CronTrigger
@@ -26,6 +27,9 @@ __all__ = [
     "trigger_registry",
 ]
 
+#: Triggers built by create_trigger that tasks share (cleared when an alias is registered).
+shared_triggers = SharedTriggers()
+
 #: Aliases accepted by ``add_task(trigger="...")``.
 trigger_registry = Registry(
     "trigger",
@@ -37,15 +41,24 @@ trigger_registry = Registry(
         "and": "tickwork.triggers.combining:AndTrigger",
         "or": "tickwork.triggers.combining:OrTrigger",
     },
+    on_register=lambda: shared_triggers.clear(),
 )
 
 
 def create_trigger(alias: str, **options: Any) -> BaseTrigger:
     """Build the trigger registered as ``alias`` from keyword options.
 
+    A trigger that never changes once built (:attr:`BaseTrigger.shareable`) is handed out
+    again for the same alias and keywords, so the tasks of ``add_task(fn, "interval",
+    minutes=5)`` share one instance (see :mod:`tickwork.triggers._shared`).
+
     Raises :class:`~tickwork.exceptions.UnknownAliasError` for an unknown alias and
     :class:`~tickwork.exceptions.InvalidTriggerError` for options the trigger does not take.
     """
+    key = shared_triggers.key(alias, options)
+    shared = shared_triggers.get(key)
+    if shared is not None:
+        return shared
     try:
         trigger: BaseTrigger = trigger_registry.create(alias, options)
     except InvalidTriggerError:
@@ -54,4 +67,6 @@ def create_trigger(alias: str, **options: Any) -> BaseTrigger:
         if type(exc) is ConfigurationError:
             raise InvalidTriggerError(str(exc)) from None
         raise
+    if trigger.shareable:
+        shared_triggers.put(key, trigger, options)
     return trigger

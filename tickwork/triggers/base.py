@@ -64,7 +64,27 @@ class BaseTrigger(ABC):
             return NotImplemented
         return self.__getstate__() == other.__getstate__()
 
-    __hash__ = None  # type: ignore[assignment]  # triggers are mutable (interval anchors)
+    __hash__ = None  # type: ignore[assignment]  # some triggers anchor themselves on first use
+
+    @property
+    def shareable(self) -> bool:
+        """True when this trigger never changes once built, so one instance can serve any
+        number of tasks: :func:`~tickwork.triggers.create_trigger` then hands out one
+        instance per alias and keywords (a million tasks every five minutes share one
+        trigger). False for triggers that anchor themselves the first time they are asked
+        (a ``date`` trigger without ``run_at``), and for every trigger that doesn't say
+        otherwise."""
+        return False
+
+    def anchored(self, now: datetime) -> BaseTrigger:
+        """This trigger with its fire times fixed as if first asked at ``now``.
+
+        A trigger whose first fire time counts from when it is asked (an ``interval``
+        without ``start_at``) returns a copy whose grid starts there; every other trigger
+        returns itself. Combinations anchor their members once, because they ask them
+        "your first fire time at or after X" for many X.
+        """
+        return self
 
     # -- helpers shared by the concrete triggers ------------------------------------------
 

@@ -8,6 +8,11 @@ its own and never fire. So a member is asked with ``previous_time=None, now=inst
 if it answers with a time before ``instant`` (a date trigger whose day has passed), once
 more with ``previous_time`` just before ``instant``.
 
+Members whose fire times count from when they are first asked (an interval without
+``start_at``) are anchored once, at the combination's first question
+(:meth:`~tickwork.triggers.base.BaseTrigger.anchored`): asked about many instants, they
+must answer on one grid.
+
 Give jitter to the combination, not to its members: members of an :class:`AndTrigger`
 with jitter would practically never agree on an instant.
 """
@@ -61,6 +66,12 @@ class _CombiningTrigger(BaseTrigger):
         jitter = f", jitter={self.jitter.total_seconds()}" if self.jitter else ""
         return f"{type(self).__name__}([{members}]{jitter})"
 
+    def _anchor_members(self, now: datetime | None) -> None:
+        # A combination belongs to one task (it is not shareable), so it may keep the
+        # anchored copies.
+        if now is not None:
+            self.triggers = [member.anchored(now) for member in self.triggers]
+
     def _jittered(self, fire_time: datetime) -> datetime:
         # In UTC: adding to a zoned datetime would move its wall clock, maybe into a gap.
         zone = fire_time.tzinfo
@@ -94,6 +105,7 @@ class AndTrigger(_CombiningTrigger):
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         """Return the first instant after ``previous_time`` at which all members fire."""
+        self._anchor_members(now)
         if previous_time is None:
             # The first question goes to the members as is, so an AndTrigger of triggers
             # that are all due in the past is due now, as each of them would be.
@@ -130,6 +142,7 @@ class OrTrigger(_CombiningTrigger):
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         """Return the earliest member fire time strictly after ``previous_time``."""
+        self._anchor_members(now)
         if previous_time is None:
             answers = [
                 member.get_next_trigger_time(timezone, None, now) for member in self.triggers

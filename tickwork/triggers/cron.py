@@ -180,6 +180,11 @@ class CronTrigger(BaseTrigger):
             bound = bound.replace(tzinfo=None)  # read in the scheduler's zone, when asked
         return bound
 
+    @property
+    def shareable(self) -> bool:
+        """Always True: a cron trigger never changes once built."""
+        return True
+
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:

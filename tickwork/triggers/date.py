@@ -36,6 +36,11 @@ class DateTrigger(BaseTrigger):
         self.timezone = self._resolve_timezone(timezone)
         self.run_at = self._resolve_datetime(run_at, self.timezone, "run_at")
 
+    @property
+    def shareable(self) -> bool:
+        """True when ``run_at`` is given (without it the trigger anchors "now" on first use)."""
+        return self.run_at is not None
+
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:

@@ -30,12 +30,20 @@ class IntervalTrigger(BaseTrigger):
     The interval is *elapsed* time, not wall-clock time: a one-hour interval fires 3600 s
     apart across a DST change, even when the local clock shows the same hour twice.
 
-    Fire times lie on a fixed grid ``start_at + k * interval``, so runs never drift, even
-    with jitter or a late scheduler. Without ``start_at`` the grid is anchored the first
-    time the trigger is asked, at "now" plus one interval (the first run comes one
-    interval after the task is scheduled). A ``start_at`` in the past fires first at the
-    next grid point that is not in the past. ``end_at`` is the last instant a run may be
-    scheduled at. Values may be fractional (``seconds=0.5``).
+    Fire times lie on a fixed grid, so runs never drift, even with jitter or a late
+    scheduler:
+
+    * with ``start_at``, the grid is ``start_at + k * interval``; a ``start_at`` in the
+      past fires first at the next grid point that is not in the past;
+    * without it, the first run comes one interval after the task is scheduled (or
+      resumed), and each next run one interval after the previous fire time: the task's
+      ``next_run_time`` carries the grid, and the trigger holds no state of its own, so
+      any number of tasks can share one instance;
+    * with ``jitter`` but no ``start_at``, the trigger anchors its grid the first time it
+      is asked (jittered fire times are no grid to count from), so it belongs to one task.
+
+    ``end_at`` is the last instant a run may be scheduled at. Values may be fractional
+    (``seconds=0.5``).
     """
 
     __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone")
@@ -85,6 +93,8 @@ class IntervalTrigger(BaseTrigger):
     ) -> datetime | None:
         """Return the next grid point after ``previous_time`` (or the first one)."""
         start_at = self.start_at
+        if start_at is None and self.jitter is None:
+            return self._next_from(now if previous_time is None else previous_time)
         if (
             previous_time is not None
             and start_at is not None
@@ -101,8 +111,7 @@ class IntervalTrigger(BaseTrigger):
             if start_at.tzinfo is self.timezone:
                 return fire_time
             return fire_time.astimezone(self.timezone)
-        anchored_now = start_at is None
-        if self.start_at is None:
+        if self.start_at is None:  # (jitter without start_at: anchor the grid here, once)
             if now is None:
                 raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
             # In UTC: "now" in a local zone would make this wall-clock arithmetic.
@@ -126,13 +135,39 @@ class IntervalTrigger(BaseTrigger):
             fire_time = start + max(steps, 0) * self.interval
         if self.end_at is not None and fire_time > self.end_at.astimezone(_UTC):
             return None
-        if anchored_now and fire_time == start and not self.jitter:
-            # The first run is the start_at just anchored (already normalised by
-            # astimezone): hand out that object rather than an equal copy, 48 bytes less
-            # per task in a store of millions. Not for a start_at given by the user: one in
-            # a DST gap must come back normalised, as the conversion below does.
-            return self.start_at
         return self._apply_jitter(fire_time, self.jitter).astimezone(self.timezone)
+
+    def _next_from(self, base: datetime | None) -> datetime | None:
+        """One interval after ``base`` (the previous fire time, or now): the grid of a
+        trigger without ``start_at`` or jitter, which the task's run times carry."""
+        if base is None:
+            raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
+        zone = self.timezone
+        if base.tzinfo is zone and is_fixed_offset(zone):
+            fire_time = base + self.interval  # wall-clock arithmetic is elapsed time here
+        else:
+            # In UTC: adding to a time in a DST zone would be wall-clock arithmetic.
+            fire_time = (base.astimezone(_UTC) + self.interval).astimezone(zone)
+        end_at = self.end_at
+        if end_at is not None and fire_time.astimezone(_UTC) > end_at.astimezone(_UTC):
+            return None
+        return fire_time
+
+    @property
+    def shareable(self) -> bool:
+        """True unless the trigger anchors itself on first use (jitter without
+        ``start_at``)."""
+        return self.start_at is not None or self.jitter is None
+
+    def anchored(self, now: datetime) -> IntervalTrigger:
+        """A copy whose grid starts one interval after ``now``, when this trigger has no
+        ``start_at``; otherwise this trigger."""
+        if self.start_at is not None:
+            return self
+        copy = IntervalTrigger.__new__(IntervalTrigger)
+        copy.__setstate__(self.__getstate__())
+        copy.start_at = (now.astimezone(_UTC) + self.interval).astimezone(self.timezone)
+        return copy
 
     def __getstate__(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,11 @@ class ShutdownTrigger(BaseTrigger):
     __slots__ = ()
     alias = "shutdown"
 
+    @property
+    def shareable(self) -> bool:
+        """Always True: the trigger has no state."""
+        return True
+
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:

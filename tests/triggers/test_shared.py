@@ -1,0 +1,119 @@
+"""create_trigger hands out one instance per alias and keywords for triggers that never
+change, and a new one whenever sharing could be told apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tickwork.exceptions import InvalidTriggerError
+from tickwork.triggers import (
+    BaseTrigger,
+    IntervalTrigger,
+    create_trigger,
+    shared_triggers,
+    trigger_registry,
+)
+from tickwork.triggers._shared import SharedTriggers
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    shared_triggers.clear()
+
+
+@pytest.mark.parametrize(
+    ("alias", "options"),
+    [
+        ("interval", {"minutes": 5}),
+        ("interval", {"seconds": 10, "start_at": T0}),
+        ("interval", {"seconds": 10, "start_at": T0, "jitter": 2}),
+        ("cron", {"minute": "*/5"}),
+        ("date", {"run_at": T0}),
+        ("shutdown", {}),
+    ],
+)
+def test_triggers_that_never_change_are_shared(alias: str, options: dict[str, Any]) -> None:
+    first = create_trigger(alias, **options)
+    assert first.shareable
+    assert create_trigger(alias, **options) is first
+
+
+@pytest.mark.parametrize(
+    ("alias", "options"),
+    [
+        ("interval", {"seconds": 10, "jitter": 2}),  # anchors itself on first use
+        ("date", {}),  # "now" on first use
+    ],
+)
+def test_triggers_that_anchor_themselves_are_not_shared(
+    alias: str, options: dict[str, Any]
+) -> None:
+    first = create_trigger(alias, **options)
+    assert not first.shareable
+    assert create_trigger(alias, **options) is not first
+
+
+def test_values_that_are_equal_but_not_the_same_get_their_own_trigger() -> None:
+    # equal instants in two zones: each trigger keeps the zone it was given
+    berlin_noon = T0.astimezone(timezone(timedelta(hours=1)))
+    in_utc = create_trigger("interval", seconds=10, start_at=T0)
+    in_plus_one = create_trigger("interval", seconds=10, start_at=berlin_noon)
+    assert in_utc is not in_plus_one
+    assert isinstance(in_plus_one, IntervalTrigger)
+    assert in_plus_one.start_at is not None
+    assert in_plus_one.start_at.utcoffset() == timedelta(hours=1)
+    # 1 and 1.0 are the same interval, but not the same keyword value
+    assert create_trigger("interval", seconds=1) is not create_trigger("interval", seconds=1.0)
+
+
+def test_a_bad_value_is_refused_even_after_an_equal_good_one() -> None:
+    create_trigger("interval", seconds=1)
+    with pytest.raises(InvalidTriggerError, match="True"):
+        create_trigger("interval", seconds=True)  # True == 1, but no interval
+
+
+class EveryTwoSeconds(IntervalTrigger):
+    """A subclass to register under the "interval" alias for a moment."""
+
+    __slots__ = ()
+
+
+def test_an_alias_registered_again_builds_from_the_new_class() -> None:
+    old = create_trigger("interval", seconds=2)
+    try:
+        trigger_registry.register("interval", EveryTwoSeconds)
+        new = create_trigger("interval", seconds=2)
+        assert type(new) is EveryTwoSeconds
+    finally:
+        trigger_registry.register("interval", IntervalTrigger)
+    assert type(create_trigger("interval", seconds=2)) is IntervalTrigger
+    assert create_trigger("interval", seconds=2) is not old  # forgotten at registration
+
+
+def test_the_cache_is_bounded_and_drops_the_oldest_first() -> None:
+    cache = SharedTriggers(max_entries=3)
+    triggers: list[BaseTrigger] = []
+    for seconds in range(1, 6):
+        options = {"seconds": seconds}
+        trigger = IntervalTrigger(**options)
+        cache.put(cache.key("interval", options), trigger, options)
+        triggers.append(trigger)
+    assert len(cache) == 3
+    assert cache.get(cache.key("interval", {"seconds": 1})) is None
+    assert cache.get(cache.key("interval", {"seconds": 5})) is triggers[-1]
+
+
+def test_identity_keys_keep_their_objects_alive() -> None:
+    # a key holds id(value): the entry must keep the value, so the id is not reused
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    create_trigger("interval", seconds=3, start_at=start)
+    key = SharedTriggers.key("interval", {"seconds": 3, "start_at": start})
+    del start
+    trigger = shared_triggers.get(key)
+    assert isinstance(trigger, IntervalTrigger)
+    assert trigger.start_at == datetime(2026, 5, 1, tzinfo=UTC)

@@ -1,0 +1,67 @@
+"""Triggers shared by the tasks built from the same alias and keywords.
+
+``add_task(fn, "interval", minutes=5)`` a million times needs one trigger, not a million:
+a trigger that never changes once built (``BaseTrigger.shareable``) is kept here under the
+alias and keywords it was built from, and handed out again. That saves about 80 bytes and
+the trigger's construction (keyword checks, unit arithmetic) on every such ``add_task``.
+
+Keys compare plain values (str, int, float, bool, None) by type and value, and every other
+value by identity: ``True == 1`` and two equal datetimes in different zones must not find
+each other's trigger. The entry keeps those objects alive, so an identity in a key is never
+reused by another object while the entry exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tickwork.triggers.base import BaseTrigger
+
+__all__ = ["SharedTriggers"]
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+#: Key -> (trigger, the keyword values it was built from, kept alive for identity keys).
+_Entry = tuple["BaseTrigger", tuple[Any, ...]]
+
+
+class SharedTriggers:
+    """A bounded map from (alias, keywords) to a shareable trigger built from them."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        #: Beyond this many schedules the oldest entry goes (insertion order): code that
+        #: builds a new datetime for every task must not grow the map without bound.
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(alias: Any, options: dict[str, Any]) -> tuple[Any, ...]:
+        """The key of a trigger built as ``create_trigger(alias, **options)``."""
+        parts: list[Any] = [type(alias), alias if type(alias) in _PLAIN else id(alias)]
+        for name, value in options.items():
+            kind = type(value)
+            parts += (name, kind, value if kind in _PLAIN else id(value))
+        return tuple(parts)
+
+    def get(self, key: tuple[Any, ...]) -> BaseTrigger | None:
+        """The trigger kept under ``key``, or ``None``."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
+    def put(self, key: tuple[Any, ...], trigger: BaseTrigger, options: dict[str, Any]) -> None:
+        """Keep ``trigger`` under ``key`` (``options`` are the keywords it was built from)."""
+        with self._lock:
+            while len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = (trigger, tuple(options.values()))
+
+    def clear(self) -> None:
+        """Forget every trigger (an alias now names another class)."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
