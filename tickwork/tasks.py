@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import os
-import random
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+from tickwork._task_fields import (
+    EMPTY_ARGS,
+    EMPTY_KWARGS,
+    MODIFIABLE_FIELDS,
+    UNSET,
+    check_args,
+    check_executor,
+    check_grace,
+    check_kwargs,
+    check_max_instances,
+    check_next_run_time,
+    default_name,
+    is_coroutine_function,
+    new_id,
+)
+from tickwork._task_profile import TaskProfile, intern_profile, make_profile
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
 from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
@@ -18,81 +30,15 @@ from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
 if TYPE_CHECKING:
     from tickwork.schedulers.base import BaseScheduler
 
-__all__ = ["UNSET", "Task"]
-
-
-class _Unset:
-    """The marker for "not given": the scheduler's ``task_defaults`` fill it in."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final[Any] = _Unset()
-
-_EMPTY_ARGS: tuple[Any, ...] = ()
-
-
-class _NoKwargs(dict[str, Any]):
-    """The ``kwargs`` of every task without keyword arguments: one shared empty dict that
-    refuses changes, rather than a new empty dict per task (64 bytes each in a store of
-    millions). Pickles as a reference to the shared instance."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("a task's kwargs are changed with task.update(kwargs=...), not in place")
-
-    __setitem__ = __delitem__ = __ior__ = setdefault = update = _refuse
-    pop = popitem = clear = _refuse
-
-    def __reduce__(self) -> str:
-        return "_EMPTY_KWARGS"
-
-    def __repr__(self) -> str:
-        return "{}"
-
-
-_EMPTY_KWARGS: dict[str, Any] = _NoKwargs()
-
-# A random (version 4) UUID in hex, as uuid4().hex gives, without building a UUID object
-# or asking the kernel for entropy on every task (0.4 µs instead of 3.3 µs): 122 random
-# bits from a generator seeded from os.urandom, reseeded in forked children so two
-# gunicorn workers never hand out the same ids. Ids need uniqueness, not secrecy.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-_id_bits = random.Random()
-if hasattr(os, "register_at_fork"):  # (POSIX only; Windows has no fork)
-    os.register_at_fork(after_in_child=_id_bits.seed)
-
-
-def _new_id() -> str:
-    return f"{_id_bits.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-
+__all__ = ["MODIFIABLE_FIELDS", "UNSET", "Task"]
 
 #: Classes already seen to be triggers: ``isinstance`` against the abstract BaseTrigger
 #: is a Python-level call, and Task() asks on every add_task.
 _TRIGGER_TYPES: set[type] = set()
 
-#: The fields ``Task.update`` / ``scheduler.update_task`` may change.
-MODIFIABLE_FIELDS = frozenset(
-    {
-        "fn",
-        "args",
-        "kwargs",
-        "name",
-        "trigger",
-        "executor",
-        "coalesce",
-        "max_instances",
-        "mistrigger_grace_time",
-        "next_run_time",
-    }
+#: Fields kept in the task's shared profile, by their name on the task.
+_PROFILE_FIELDS = frozenset(
+    {"fn", "_fn_ref", "name", "executor", "coalesce", "max_instances", "mistrigger_grace_time"}
 )
 
 
@@ -116,34 +62,23 @@ class Task:
     is passed to ``scheduler.add_task(task)`` later.
     """
 
+    # The fields that differ from task to task; the rest live in ``_profile``, shared with
+    # every task that has the same (see tickwork/_task_profile.py).
     __slots__ = (
-        "__weakref__",
-        "_fn_ref",
-        "_scheduler",
+        "_profile",
         "_store_entry",
         "args",
-        "coalesce",
-        "executor",
-        "fn",
         "id",
         "kwargs",
-        "max_instances",
-        "mistrigger_grace_time",
-        "name",
         "next_run_time",
         "store_alias",
         "trigger",
     )
 
-    fn: Callable[..., Any]
+    _profile: TaskProfile
     trigger: BaseTrigger
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    name: str
-    executor: str
-    coalesce: bool
-    max_instances: int
-    mistrigger_grace_time: float | None
 
     def __init__(
         self,
@@ -169,12 +104,11 @@ class Task:
         if id is not None and not isinstance(id, str):
             raise InvalidTaskError(f"a task id must be a string, got {id!r}")
         if isinstance(fn, str) or not callable(fn):
-            fn, self._fn_ref = self._resolve_fn(fn)
+            fn, fn_ref = self._resolve_fn(fn)
         else:
-            self._fn_ref = None
-        self.fn = fn
-        self.args = args = _EMPTY_ARGS if args is None else _task_args(args)
-        self.kwargs = kwargs = _EMPTY_KWARGS if kwargs is None else _task_kwargs(kwargs)
+            fn_ref = None
+        self.args = args = EMPTY_ARGS if args is None else check_args(args)
+        self.kwargs = kwargs = EMPTY_KWARGS if kwargs is None else check_kwargs(kwargs)
         check_callable_args(fn, args, kwargs)
         if trigger_args or isinstance(trigger, str):
             from tickwork.triggers import create_trigger
@@ -193,26 +127,93 @@ class Task:
             self.trigger = trigger
         else:
             raise InvalidTaskError(f"trigger must be a BaseTrigger instance, got {trigger!r}")
-        self.id = id or _new_id()
-        self.name = _default_name(fn) if name is None else str(name)
-        self.executor = "default" if executor is None else _task_executor(executor)
+        self.id = id or new_id()
+        # Not interned yet: the scheduler fills in the rules left UNSET first (_adopt).
+        self._profile = make_profile(
+            (
+                fn,
+                fn_ref,
+                default_name(fn) if name is None else str(name),
+                "default" if executor is None else check_executor(executor),
+                coalesce if coalesce is UNSET else bool(coalesce),
+                max_instances if max_instances is UNSET else check_max_instances(max_instances),
+                mistrigger_grace_time
+                if mistrigger_grace_time is UNSET
+                else check_grace(mistrigger_grace_time),
+                None,
+            )
+        )
         self.store_alias = store_alias
-        self.coalesce = coalesce if coalesce is UNSET else bool(coalesce)
-        self.max_instances = (
-            max_instances if max_instances is UNSET else _task_max_instances(max_instances)
-        )
-        self.mistrigger_grace_time = (
-            mistrigger_grace_time
-            if mistrigger_grace_time is UNSET
-            else _grace_seconds(mistrigger_grace_time)
-        )
         self.next_run_time = (
-            next_run_time if next_run_time is UNSET else _task_next_run_time(next_run_time)
+            next_run_time if next_run_time is UNSET else check_next_run_time(next_run_time)
         )
-        self._scheduler: weakref.ref[BaseScheduler] | None = None
         self._store_entry: Any = None
         if scheduler is not None:
             scheduler.add_task(self)
+
+    # -- the shared fields ------------------------------------------------------------------
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The callable the task runs."""
+        return self._profile.fn
+
+    @property
+    def name(self) -> str:
+        """A name for logs and dashboards (default: the callable's qualified name)."""
+        return self._profile.name
+
+    @property
+    def executor(self) -> str:
+        """The alias of the executor that runs the task."""
+        return self._profile.executor
+
+    @property
+    def coalesce(self) -> bool:
+        """When several runs are due at once, run once instead of once each."""
+        return self._profile.coalesce
+
+    @property
+    def max_instances(self) -> int:
+        """How many runs of this task may be active at the same time."""
+        return self._profile.max_instances
+
+    @property
+    def mistrigger_grace_time(self) -> float | None:
+        """Seconds a run may be late and still run (``None``: however late)."""
+        return self._profile.mistrigger_grace_time
+
+    @property
+    def _fn_ref(self) -> str | None:
+        return self._profile.fn_ref
+
+    @property
+    def _scheduler(self) -> weakref.ref[BaseScheduler] | None:
+        return self._profile.scheduler
+
+    def _set_shared(self, **fields: Any) -> None:
+        """Change fields of the profile (by their profile names): the task moves to the
+        profile with those values, shared with the tasks that have it too."""
+        self._profile = intern_profile(self._profile._replace(**fields))
+
+    def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[BaseScheduler]) -> None:
+        """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
+        ``scheduler``, in one change of profile (this runs on every add_task)."""
+        fn, fn_ref, name, executor, coalesce, max_instances, grace, _ = self._profile
+        self._profile = intern_profile(
+            make_profile(
+                (
+                    fn,
+                    fn_ref,
+                    name,
+                    executor,
+                    defaults["coalesce"] if coalesce is UNSET else coalesce,
+                    defaults["max_instances"] if max_instances is UNSET else max_instances,
+                    defaults["mistrigger_grace_time"] if grace is UNSET else grace,
+                    scheduler,
+                )
+            )
+        )
 
     # -- validation: every later change goes through here ---------------------------------
 
@@ -236,9 +237,9 @@ class Task:
         else:
             fn = self.fn
         if "args" in changes:
-            values["args"] = _task_args(changes["args"])
+            values["args"] = check_args(changes["args"])
         if "kwargs" in changes:
-            values["kwargs"] = _task_kwargs(changes["kwargs"])
+            values["kwargs"] = check_kwargs(changes["kwargs"])
         if changes.get("name") is not None:
             values["name"] = str(changes["name"])
         if "trigger" in changes:
@@ -247,21 +248,27 @@ class Task:
                 raise InvalidTaskError(f"trigger must be a BaseTrigger instance, got {trigger!r}")
             values["trigger"] = trigger
         if "executor" in changes:
-            values["executor"] = _task_executor(changes["executor"])
+            values["executor"] = check_executor(changes["executor"])
         if changes.get("coalesce", UNSET) is not UNSET:
             values["coalesce"] = bool(changes["coalesce"])
         if changes.get("max_instances", UNSET) is not UNSET:
-            values["max_instances"] = _task_max_instances(changes["max_instances"])
+            values["max_instances"] = check_max_instances(changes["max_instances"])
         if changes.get("mistrigger_grace_time", UNSET) is not UNSET:
-            values["mistrigger_grace_time"] = _grace_seconds(changes["mistrigger_grace_time"])
+            values["mistrigger_grace_time"] = check_grace(changes["mistrigger_grace_time"])
         if changes.get("next_run_time", UNSET) is not UNSET:
-            values["next_run_time"] = _task_next_run_time(changes["next_run_time"])
+            values["next_run_time"] = check_next_run_time(changes["next_run_time"])
         if "fn" in changes or "args" in changes or "kwargs" in changes:
             check_callable_args(
                 values.get("fn", fn),
                 values.get("args", self.args),
                 values.get("kwargs", self.kwargs),
             )
+        shared = {
+            ("fn_ref" if key == "_fn_ref" else key): values.pop(key)
+            for key in _PROFILE_FIELDS.intersection(values)
+        }
+        if shared:
+            self._set_shared(**shared)
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -287,9 +294,11 @@ class Task:
         Raises :class:`~tickwork.exceptions.ReferenceResolutionError` for callables that
         have none (lambdas, closures, bound methods of instances).
         """
-        if self._fn_ref is None:
-            self._fn_ref = obj_to_ref(self.fn)
-        return self._fn_ref
+        ref = self._profile.fn_ref
+        if ref is None:
+            ref = obj_to_ref(self.fn)
+            self._set_shared(fn_ref=ref)
+        return ref
 
     @property
     def paused(self) -> bool:
@@ -299,7 +308,7 @@ class Task:
     @property
     def is_coroutine(self) -> bool:
         """True when ``fn`` is an ``async def`` function (checked through wrappers)."""
-        return _is_coroutine_function(self.fn)
+        return is_coroutine_function(self.fn)
 
     def due_run_times(
         self, timezone: tzinfo, now: datetime, limit: int = 1000
@@ -323,7 +332,7 @@ class Task:
         that must not touch the original); it is held by no store."""
         clone = Task.__new__(Task)
         for slot in Task.__slots__:
-            if slot != "__weakref__" and hasattr(self, slot):
+            if hasattr(self, slot):
                 setattr(clone, slot, getattr(self, slot))
         clone._store_entry = None
         return clone
@@ -392,20 +401,26 @@ class Task:
         version = state.get("version")
         if version != 1:
             raise InvalidTaskError(f"cannot read task state version {version!r}; upgrade tickwork")
-        self._scheduler = None
         self._store_entry = None
         self.store_alias = None
         self.id = state["id"]
-        self.name = state["name"]
-        self._fn_ref = state["fn"]
-        self.fn = ref_to_obj(state["fn"])
-        self.args = tuple(state["args"]) if state["args"] else _EMPTY_ARGS
-        self.kwargs = dict(state["kwargs"]) if state["kwargs"] else _EMPTY_KWARGS
+        self._profile = intern_profile(
+            make_profile(
+                (
+                    ref_to_obj(state["fn"]),
+                    state["fn"],
+                    state["name"],
+                    state["executor"],
+                    state["coalesce"],
+                    state["max_instances"],
+                    state["mistrigger_grace_time"],
+                    None,
+                )
+            )
+        )
+        self.args = tuple(state["args"]) if state["args"] else EMPTY_ARGS
+        self.kwargs = dict(state["kwargs"]) if state["kwargs"] else EMPTY_KWARGS
         self.trigger = state["trigger"]
-        self.executor = state["executor"]
-        self.coalesce = state["coalesce"]
-        self.max_instances = state["max_instances"]
-        self.mistrigger_grace_time = state["mistrigger_grace_time"]
         self.next_run_time = state["next_run_time"]
 
     @classmethod
@@ -433,76 +448,3 @@ class Task:
             when = next_run_time.isoformat()
         trigger = getattr(self, "trigger", UNSET)
         return f"<Task id={self.id!r} name={getattr(self, 'name', '?')!r} trigger={trigger!r} next={when}>"
-
-
-def _task_args(args: Any) -> tuple[Any, ...]:
-    if isinstance(args, str | bytes):
-        raise InvalidTaskError(f"args must be a list or tuple, got the string {args!r}")
-    return tuple(args) if args else _EMPTY_ARGS
-
-
-def _task_kwargs(kwargs: Any) -> dict[str, Any]:
-    if not kwargs:
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise InvalidTaskError(f"kwargs must be a mapping, got {kwargs!r}")
-        return _EMPTY_KWARGS
-    if not isinstance(kwargs, Mapping):
-        raise InvalidTaskError(f"kwargs must be a mapping, got {kwargs!r}")
-    return dict(kwargs)
-
-
-def _default_name(fn: Any) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return str(name) if name else repr(fn)
-
-
-def _task_executor(executor: Any) -> str:
-    if not isinstance(executor, str):
-        raise InvalidTaskError(f"executor must be an alias string, got {executor!r}")
-    return executor
-
-
-def _task_max_instances(value: Any) -> int:
-    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidTaskError(f"max_instances must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise InvalidTaskError(f"max_instances must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _task_next_run_time(value: Any) -> datetime | None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidTaskError(
-            f"next_run_time must be a timezone-aware datetime or None, got {value!r}"
-        )
-    return value
-
-
-def _grace_seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidTaskError(
-            f"mistrigger_grace_time must be seconds >= 0, a timedelta or None, got {value!r}"
-        )
-    return float(value)
-
-
-def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    # Asked once per run; the inspect call is cached per function (bounded, so objects
-    # used as callables don't pile up).
-    try:
-        return _coroutine_check(fn)
-    except TypeError:  # unhashable callable
-        return _unwrapped_is_coroutine(fn)
-
-
-def _unwrapped_is_coroutine(fn: Callable[..., Any]) -> bool:
-    while hasattr(fn, "func") and not inspect.iscoroutinefunction(fn):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn)
-
-
-_coroutine_check = functools.lru_cache(maxsize=4096)(_unwrapped_is_coroutine)

@@ -154,12 +154,24 @@ def test_unfilled_defaults_are_explained(serializer: BaseSerializer) -> None:
 
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 def test_check_accepts_a_next_run_time_not_computed_yet(serializer: BaseSerializer) -> None:
-    pending = Task(job, DateTrigger(START), id="pending", coalesce=True, max_instances=1)
-    pending.mistrigger_grace_time = None
+    pending = Task(
+        job,
+        DateTrigger(START),
+        id="pending",
+        coalesce=True,
+        max_instances=1,
+        mistrigger_grace_time=None,
+    )
     serializer.check(pending)  # the scheduler computes next_run_time when it starts
     assert str(pending.next_run_time) == "UNSET"  # and the task itself is left alone
-    lam = Task(lambda: 1, DateTrigger(START), id="lam", coalesce=True, max_instances=1)
-    lam.mistrigger_grace_time = None
+    lam = Task(
+        lambda: 1,
+        DateTrigger(START),
+        id="lam",
+        coalesce=True,
+        max_instances=1,
+        mistrigger_grace_time=None,
+    )
     with pytest.raises(SerializationError, match="task 'lam'"):
         serializer.check(lam)
 

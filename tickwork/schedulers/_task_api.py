@@ -4,8 +4,6 @@ these methods use."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -32,7 +30,7 @@ from tickwork.exceptions import (
 from tickwork.executors.base import BaseExecutor
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
-from tickwork.triggers import create_trigger, trigger_registry
+from tickwork.triggers import build_trigger
 from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.date import DateTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
@@ -83,7 +81,8 @@ class TaskAPI(ABC):
         """Wake the driver if ``next_run_time`` is earlier than planned."""
 
     def _bind(self, task: Task) -> None:
-        task._scheduler = self._self_ref
+        if task._scheduler is not self._self_ref:
+            task._set_shared(scheduler=self._self_ref)
 
     # -- adding tasks ------------------------------------------------------------------------
 
@@ -164,7 +163,7 @@ class TaskAPI(ABC):
                     # The decorated name is bound in its module only after the decorator
                     # returns, so the reference cannot be checked by importing it yet;
                     # it is checked when a store loads the task.
-                    task._fn_ref = f"{fn.__module__}:{qualname}"
+                    task._set_shared(fn_ref=f"{fn.__module__}:{qualname}")
                 self._add(task, store or "default", replace_existing)
                 return fn
 
@@ -221,28 +220,14 @@ class TaskAPI(ABC):
                     f"trigger keywords {sorted(trigger_args)} go with a trigger alias, not with {trigger!r}"
                 )
             return trigger
-        alias = trigger or "date"
-        if (
-            isinstance(alias, str)
-            and "timezone" not in trigger_args
-            and _takes_timezone(trigger_registry.lookup(alias))
-        ):
-            trigger_args["timezone"] = self.timezone  # a dict of our own (from **)
-        return create_trigger(alias, **trigger_args)
+        return build_trigger(trigger or "date", trigger_args, self.timezone)
 
     def _prepare(self, task: Task, store_alias: str) -> None:
         """Fill unset fields from the defaults and check the task fits its store."""
         if task.trigger is UNSET:
             task.trigger = DateTrigger(timezone=self.timezone)
-        defaults = self.task_defaults
-        if task.coalesce is UNSET:
-            task.coalesce = defaults["coalesce"]
-        if task.max_instances is UNSET:
-            task.max_instances = defaults["max_instances"]
-        if task.mistrigger_grace_time is UNSET:
-            task.mistrigger_grace_time = defaults["mistrigger_grace_time"]
+        task._adopt(self.task_defaults, self._self_ref)
         task.store_alias = store_alias
-        self._bind(task)
         running = self.running
         if running and task.executor not in self._executors:
             raise UnknownAliasError("executor", task.executor, list(self._executors))
@@ -480,12 +465,6 @@ def _task_info(task: Task, pending: bool) -> dict[str, Any]:
         "max_instances": task.max_instances,
         "mistrigger_grace_time": task.mistrigger_grace_time,
     }
-
-
-@functools.lru_cache(maxsize=64)
-def _takes_timezone(cls: type) -> bool:
-    # Asked at every add_task with an alias; a trigger class's signature doesn't change.
-    return "timezone" in inspect.signature(cls).parameters
 
 
 def _noop() -> None:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from datetime import tzinfo
 from typing import Any
 
 from tickwork._registry import Registry
@@ -23,6 +26,7 @@ __all__ = [
     "IntervalTrigger",
     "OrTrigger",
     "ShutdownTrigger",
+    "build_trigger",
     "create_trigger",
     "trigger_registry",
 ]
@@ -55,10 +59,25 @@ def create_trigger(alias: str, **options: Any) -> BaseTrigger:
     Raises :class:`~tickwork.exceptions.UnknownAliasError` for an unknown alias and
     :class:`~tickwork.exceptions.InvalidTriggerError` for options the trigger does not take.
     """
-    key = shared_triggers.key(alias, options)
+    return build_trigger(alias, options)
+
+
+def build_trigger(
+    alias: str, options: dict[str, Any], default_zone: tzinfo | None = None
+) -> BaseTrigger:
+    """:func:`create_trigger` for a scheduler: ``default_zone`` (the scheduler's zone) is
+    given to triggers that take a ``timezone`` and were not given one. ``options`` is not
+    changed."""
+    key = shared_triggers.key(alias, options, default_zone)
     shared = shared_triggers.get(key)
     if shared is not None:
         return shared
+    if (
+        default_zone is not None
+        and "timezone" not in options
+        and _takes_timezone(trigger_registry.lookup(alias))
+    ):
+        options = {**options, "timezone": default_zone}
     try:
         trigger: BaseTrigger = trigger_registry.create(alias, options)
     except InvalidTriggerError:
@@ -68,5 +87,11 @@ def create_trigger(alias: str, **options: Any) -> BaseTrigger:
             raise InvalidTriggerError(str(exc)) from None
         raise
     if trigger.shareable:
-        shared_triggers.put(key, trigger, options)
+        shared_triggers.put(key, trigger, (*options.values(), default_zone))
     return trigger
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_timezone(cls: type) -> bool:
+    # A trigger class's signature doesn't change.
+    return "timezone" in inspect.signature(cls).parameters

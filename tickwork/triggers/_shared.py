@@ -6,7 +6,7 @@ alias and keywords it was built from, and handed out again. That saves about 80 
 the trigger's construction (keyword checks, unit arithmetic) on every such ``add_task``.
 
 Keys compare plain values (str, int, float, bool, None) by type and value, and every other
-value by identity: ``True == 1`` and two equal datetimes in different zones must not find
+value (and the scheduler's zone, given to triggers without one) by identity: ``True == 1`` and two equal datetimes in different zones must not find
 each other's trigger. The entry keeps those objects alive, so an identity in a key is never
 reused by another object while the entry exists.
 """
@@ -14,6 +14,7 @@ reused by another object while the entry exists.
 from __future__ import annotations
 
 import threading
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,9 +39,15 @@ class SharedTriggers:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(alias: Any, options: dict[str, Any]) -> tuple[Any, ...]:
-        """The key of a trigger built as ``create_trigger(alias, **options)``."""
-        parts: list[Any] = [type(alias), alias if type(alias) in _PLAIN else id(alias)]
+    def key(alias: Any, options: dict[str, Any], zone: tzinfo | None = None) -> tuple[Any, ...]:
+        """The key of a trigger built from ``alias`` and ``options``, with ``zone`` as the
+        zone for a trigger not given one."""
+        values = tuple(options.values())
+        kinds = tuple(map(type, values))
+        if type(alias) is str and _PLAIN.issuperset(kinds):
+            # The common case, in C: plain values compare by type and value.
+            return (alias, tuple(options), values, kinds, id(zone))
+        parts: list[Any] = [type(alias), alias if type(alias) in _PLAIN else id(alias), id(zone)]
         for name, value in options.items():
             kind = type(value)
             parts += (name, kind, value if kind in _PLAIN else id(value))
@@ -51,12 +58,13 @@ class SharedTriggers:
         entry = self._entries.get(key)
         return None if entry is None else entry[0]
 
-    def put(self, key: tuple[Any, ...], trigger: BaseTrigger, options: dict[str, Any]) -> None:
-        """Keep ``trigger`` under ``key`` (``options`` are the keywords it was built from)."""
+    def put(self, key: tuple[Any, ...], trigger: BaseTrigger, used: tuple[Any, ...]) -> None:
+        """Keep ``trigger`` under ``key``; ``used`` holds the objects the key names by
+        identity (the keyword values and the zone), kept alive with the entry."""
         with self._lock:
             while len(self._entries) >= self.max_entries:
                 del self._entries[next(iter(self._entries))]
-            self._entries[key] = (trigger, tuple(options.values()))
+            self._entries[key] = (trigger, used)
 
     def clear(self) -> None:
         """Forget every trigger (an alias now names another class)."""
