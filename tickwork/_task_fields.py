@@ -88,20 +88,19 @@ MODIFIABLE_FIELDS = frozenset(
     }
 )
 
-# A random (version 4) UUID in hex, as uuid4().hex gives, without building a UUID object
-# or asking the kernel for entropy on every task (0.4 µs instead of 3.3 µs): 122 random
-# bits from a generator seeded from os.urandom, reseeded in forked children so two
-# gunicorn workers never hand out the same ids. Ids need uniqueness, not secrecy.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+# 128 random bits in hex, the shape of uuid4().hex, without building a UUID object or
+# asking the kernel for entropy on every task (0.3 µs instead of 3.3 µs): from a generator
+# seeded from os.urandom, reseeded in forked children so two gunicorn workers never hand
+# out the same ids. Ids need uniqueness, not secrecy.
 _id_bits = random.Random()
 if hasattr(os, "register_at_fork"):  # (POSIX only; Windows has no fork)
     os.register_at_fork(after_in_child=_id_bits.seed)
+_random_bytes = _id_bits.randbytes
 
 
 def new_id() -> str:
-    """A new task id: 32 hex digits of a random UUID."""
-    return f"{_id_bits.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    """A new task id: 32 random hex digits."""
+    return _random_bytes(16).hex()
 
 
 def check_args(args: Any) -> tuple[Any, ...]:

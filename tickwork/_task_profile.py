@@ -50,22 +50,25 @@ make_profile: Callable[[tuple[Any, ...]], TaskProfile] = functools.partial(
 #: Profiles by themselves. Bounded: tasks built from a new closure each would otherwise
 #: keep every closure they ever had alive here; a profile dropped from the table stays
 #: valid for the tasks holding it.
-_PROFILES: dict[TaskProfile, TaskProfile] = {}
+_PROFILES: dict[tuple[Any, ...], TaskProfile] = {}
 _MAX_PROFILES = 4096
 _lock = threading.Lock()
 
 
-def intern_profile(profile: TaskProfile) -> TaskProfile:
-    """The shared profile equal to ``profile`` (``profile`` itself the first time)."""
+def intern_profile(fields: tuple[Any, ...]) -> TaskProfile:
+    """The shared profile with these field values (a plain tuple in :class:`TaskProfile`
+    order, or a profile): a profile is equal to the plain tuple of its fields, so a task
+    that finds its profile builds none."""
     try:
-        shared = _PROFILES.get(profile)
+        shared = _PROFILES.get(fields)
     except TypeError:  # an unhashable callable: this task keeps a profile of its own
-        return profile
+        return make_profile(fields)
     if shared is None:
+        profile = make_profile(fields)
         with _lock:
             if len(_PROFILES) >= _MAX_PROFILES:
                 _PROFILES.clear()
             shared = _PROFILES.setdefault(profile, profile)
     # Equal is not enough for the callable: two equal callable objects are still two
     # objects, and a task runs the very one it was given.
-    return shared if shared.fn is profile.fn else profile
+    return shared if shared.fn is fields[0] else make_profile(fields)

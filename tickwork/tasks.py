@@ -22,7 +22,7 @@ from tickwork._task_fields import (
     is_coroutine_function,
     new_id,
 )
-from tickwork._task_profile import TaskProfile, intern_profile, make_profile
+from tickwork._task_profile import TaskProfile, intern_profile
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
 from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
@@ -128,8 +128,7 @@ class Task:
         else:
             raise InvalidTaskError(f"trigger must be a BaseTrigger instance, got {trigger!r}")
         self.id = id or new_id()
-        # Not interned yet: the scheduler fills in the rules left UNSET first (_adopt).
-        self._profile = make_profile(
+        self._profile = intern_profile(
             (
                 fn,
                 fn_ref,
@@ -201,17 +200,15 @@ class Task:
         ``scheduler``, in one change of profile (this runs on every add_task)."""
         fn, fn_ref, name, executor, coalesce, max_instances, grace, _ = self._profile
         self._profile = intern_profile(
-            make_profile(
-                (
-                    fn,
-                    fn_ref,
-                    name,
-                    executor,
-                    defaults["coalesce"] if coalesce is UNSET else coalesce,
-                    defaults["max_instances"] if max_instances is UNSET else max_instances,
-                    defaults["mistrigger_grace_time"] if grace is UNSET else grace,
-                    scheduler,
-                )
+            (
+                fn,
+                fn_ref,
+                name,
+                executor,
+                defaults["coalesce"] if coalesce is UNSET else coalesce,
+                defaults["max_instances"] if max_instances is UNSET else max_instances,
+                defaults["mistrigger_grace_time"] if grace is UNSET else grace,
+                scheduler,
             )
         )
 
@@ -405,17 +402,15 @@ class Task:
         self.store_alias = None
         self.id = state["id"]
         self._profile = intern_profile(
-            make_profile(
-                (
-                    ref_to_obj(state["fn"]),
-                    state["fn"],
-                    state["name"],
-                    state["executor"],
-                    state["coalesce"],
-                    state["max_instances"],
-                    state["mistrigger_grace_time"],
-                    None,
-                )
+            (
+                ref_to_obj(state["fn"]),
+                state["fn"],
+                state["name"],
+                state["executor"],
+                state["coalesce"],
+                state["max_instances"],
+                state["mistrigger_grace_time"],
+                None,
             )
         )
         self.args = tuple(state["args"]) if state["args"] else EMPTY_ARGS

@@ -200,23 +200,27 @@ def _shape_key(obj: Any) -> tuple[Any, ...] | None:
 def call_shape(obj: Any) -> CallShape | None:
     """The cached :class:`CallShape` of a plain function or a class, or ``None`` for other
     callables and for those whose signature cannot be read."""
-    key = _shape_key(obj)
-    if key is None:
-        return None
     ident = id(obj)
     cached = _SHAPES.get(ident)
     if cached is not None and cached[0]() is obj:
-        # Compared by identity (spelt out: this runs on every add_task), since defaults
-        # may hold objects whose == is odd (arrays). Keys always have five items.
+        # Compared by identity (spelt out, without building the key: this runs on every
+        # add_task), since defaults may hold objects whose == is odd (arrays).
         old = cached[1]
-        if (
-            old[0] is key[0]
-            and old[1] is key[1]
-            and old[2] is key[2]
-            and old[3] is key[3]
-            and old[4] is key[4]
-        ):
+        if type(obj) is types.FunctionType:
+            extra = obj.__dict__
+            if (
+                old[0] is obj.__code__
+                and old[1] is obj.__defaults__
+                and old[2] is obj.__kwdefaults__
+                and old[3] is extra.get("__wrapped__")
+                and old[4] is extra.get("__signature__")
+            ):
+                return cached[2]
+        elif old == _shape_key(obj):
             return cached[2]
+    key = _shape_key(obj)
+    if key is None:
+        return None
     try:
         shape = CallShape(inspect.signature(obj))
     except (TypeError, ValueError):
@@ -342,11 +346,22 @@ def is_fixed_offset(tz: tzinfo | None) -> bool:
 _EPOCHS: dict[tzinfo | None, datetime | None] = {}
 
 
+#: The last datetime :func:`timestamp` was asked about, and its answer: a new task's run
+#: time is asked about twice in a row (by its store, then by the wake-up check). Held as
+#: one tuple, so threads never see a datetime paired with another's answer; holding the
+#: datetime keeps its id from being reused while it is cached.
+_last_timestamp: tuple[datetime | None, float] = (None, 0.0)
+
+
 def timestamp(value: datetime) -> float:
     """``value.timestamp()`` (the very same float), faster for aware datetimes in zones
     with a fixed offset: subtracting an epoch that shares the tzinfo asks the zone for no
     offset, where ``timestamp()`` asks ZoneInfo("UTC") for one (about 0.4 µs). Stores and
     the scheduler take a timestamp of every run time they file or compare."""
+    global _last_timestamp
+    last = _last_timestamp
+    if last[0] is value:
+        return last[1]
     zone = value.tzinfo
     try:
         epoch = _EPOCHS[zone]
@@ -356,9 +371,9 @@ def timestamp(value: datetime) -> float:
         )
     except TypeError:  # an unhashable custom tzinfo
         epoch = None
-    if epoch is None:
-        return value.timestamp()
-    return (value - epoch).total_seconds()
+    result = value.timestamp() if epoch is None else (value - epoch).total_seconds()
+    _last_timestamp = (value, result)
+    return result
 
 
 def to_datetime(value: datetime | date | str | None, tz: tzinfo, name: str) -> datetime | None:

@@ -101,11 +101,11 @@ def test_the_cache_is_bounded_and_drops_the_oldest_first() -> None:
     for seconds in range(1, 6):
         options = {"seconds": seconds}
         trigger = IntervalTrigger(**options)
-        cache.put(cache.key("interval", options), trigger, options)
+        cache.put("interval", options, None, trigger)
         triggers.append(trigger)
     assert len(cache) == 3
-    assert cache.get(cache.key("interval", {"seconds": 1})) is None
-    assert cache.get(cache.key("interval", {"seconds": 5})) is triggers[-1]
+    assert cache.get("interval", {"seconds": 1}, None) is None
+    assert cache.get("interval", {"seconds": 5}, None) is triggers[-1]
 
 
 def test_identity_keys_keep_their_objects_alive() -> None:
@@ -114,6 +114,8 @@ def test_identity_keys_keep_their_objects_alive() -> None:
     create_trigger("interval", seconds=3, start_at=start)
     key = SharedTriggers.key("interval", {"seconds": 3, "start_at": start})
     del start
-    trigger = shared_triggers.get(key)
+    entry = shared_triggers._entries.get(key)
+    assert entry is not None
+    trigger = entry[0]
     assert isinstance(trigger, IntervalTrigger)
     assert trigger.start_at == datetime(2026, 5, 1, tzinfo=UTC)

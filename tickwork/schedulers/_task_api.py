@@ -28,6 +28,7 @@ from tickwork.exceptions import (
     UnknownAliasError,
 )
 from tickwork.executors.base import BaseExecutor
+from tickwork.schedulers._state import SchedulerState
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers import build_trigger
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskAPI"]
 
+_STOPPED = SchedulerState.STOPPED
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,6 +53,7 @@ class TaskAPI(ABC):
     """add_task, get_task(s), update/reschedule/pause/resume/delete/run, inspection."""
 
     # State owned by BaseScheduler (declared here for the type checker).
+    state: SchedulerState
     logger: logging.Logger
     timezone: tzinfo
     clock: Clock
@@ -228,7 +232,7 @@ class TaskAPI(ABC):
             task.trigger = DateTrigger(timezone=self.timezone)
         task._adopt(self.task_defaults, self._self_ref)
         task.store_alias = store_alias
-        running = self.running
+        running = self.state is not _STOPPED
         if running and task.executor not in self._executors:
             raise UnknownAliasError("executor", task.executor, list(self._executors))
         target = self._stores.get(store_alias)
@@ -243,7 +247,7 @@ class TaskAPI(ABC):
     def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
         self._prepare(task, store_alias)
         with self._lock:
-            if not self.running:
+            if self.state is _STOPPED:
                 self._add_pending(task, replace_existing)
                 return task
         self._store_task(task, replace_existing)
@@ -266,10 +270,14 @@ class TaskAPI(ABC):
 
     def _store_task(self, task: Task, replace_existing: bool) -> None:
         """Add a prepared task to its (running) store, replacing a same-id one if asked."""
-        if task.next_run_time is UNSET:  # (checked here too: it saves reading the clock)
-            self._fill_next_run_time(task, self.clock.now())
+        if task.next_run_time is UNSET:
+            task.next_run_time = task.trigger.get_next_trigger_time(
+                self.timezone, None, self.clock.now()
+            )
         alias = task.store_alias or "default"
-        target = self._lookup_store(alias)
+        target = self._stores.get(alias)
+        if target is None:
+            raise UnknownAliasError("store", alias, list(self._stores))
         with self._store_locks[alias]:
             try:
                 target.add_task(task)

@@ -15,7 +15,6 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from enum import IntEnum
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
@@ -42,6 +41,7 @@ from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor
 from tickwork.locks import FileLockProtected, format_lock_path
 from tickwork.schedulers._pass import StoreProcessor
+from tickwork.schedulers._state import SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.stores import store_registry
@@ -64,14 +64,6 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "max_instances": 1,
     "mistrigger_grace_time": 1.0,
 }
-
-
-class SchedulerState(IntEnum):
-    """Where a scheduler is in its life."""
-
-    STOPPED = 0
-    RUNNING = 1
-    PAUSED = 2
 
 
 class BaseScheduler(TaskAPI, ABC):

@@ -78,15 +78,18 @@ class MemoryStore(BaseStore):
 
     def _sweep_if_needed(self) -> None:
         if self._filed > 2 * len(self._tasks) + _SWEEP_SLACK:
-            self._buckets.clear()
-            self._heap.clear()
-            self._filed = 0
-            for task in self._tasks.values():
-                # Claimed tasks stay out: settling the claim files them. (Waiting for no
-                # claim instead would let a claim a failed pass left grow the buckets
-                # without bound.)
-                if task._store_entry != _PAUSED and task.id not in self._claimed:
-                    self._file_id(task._store_entry, task.id)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Rebuild the buckets from the live tasks: stale ids outnumber them."""
+        self._buckets.clear()
+        self._heap.clear()
+        self._filed = 0
+        for task in self._tasks.values():
+            # Claimed tasks stay out: settling the claim files them. (Waiting for no claim
+            # instead would let a claim a failed pass left grow the buckets without bound.)
+            if task._store_entry != _PAUSED and task.id not in self._claimed:
+                self._file_id(task._store_entry, task.id)
 
     def _is_live(self, task_id: str, ts: float) -> Task | None:
         task = self._tasks.get(task_id)
@@ -107,14 +110,16 @@ class MemoryStore(BaseStore):
     def add_task(self, task: Task) -> None:
         """Store a new task (see :meth:`BaseStore.add_task`)."""
         with self._lock:
-            if task.id in self._tasks:
+            tasks = self._tasks
+            if task.id in tasks:
                 raise ConflictIdError(task.id)
             if task._store_entry is not None:
                 task = self._own(task)
             task.store_alias = self.alias
-            self._tasks[task.id] = task
+            tasks[task.id] = task
             self._file(task)
-            self._sweep_if_needed()
+            if self._filed > 2 * len(tasks) + _SWEEP_SLACK:
+                self._sweep()
 
     def add_tasks(self, tasks: Iterable[Task]) -> None:
         """Store several tasks; none is added if one id is taken."""

@@ -68,10 +68,10 @@ def build_trigger(
     """:func:`create_trigger` for a scheduler: ``default_zone`` (the scheduler's zone) is
     given to triggers that take a ``timezone`` and were not given one. ``options`` is not
     changed."""
-    key = shared_triggers.key(alias, options, default_zone)
-    shared = shared_triggers.get(key)
+    shared = shared_triggers.get(alias, options, default_zone)
     if shared is not None:
         return shared
+    given = options
     if (
         default_zone is not None
         and "timezone" not in options
@@ -87,7 +87,7 @@ def build_trigger(
             raise InvalidTriggerError(str(exc)) from None
         raise
     if trigger.shareable:
-        shared_triggers.put(key, trigger, (*options.values(), default_zone))
+        shared_triggers.put(alias, given, default_zone, trigger)
     return trigger
 
 

@@ -53,18 +53,27 @@ class SharedTriggers:
             parts += (name, kind, value if kind in _PLAIN else id(value))
         return tuple(parts)
 
-    def get(self, key: tuple[Any, ...]) -> BaseTrigger | None:
-        """The trigger kept under ``key``, or ``None``."""
-        entry = self._entries.get(key)
+    def get(self, alias: Any, options: dict[str, Any], zone: tzinfo | None) -> BaseTrigger | None:
+        """The trigger kept for these arguments of :meth:`key`, or ``None``."""
+        # The key's common case again, inline: this runs on every add_task with an alias.
+        values = tuple(options.values())
+        kinds = tuple(map(type, values))
+        if type(alias) is str and _PLAIN.issuperset(kinds):
+            entry = self._entries.get((alias, tuple(options), values, kinds, id(zone)))
+        else:
+            entry = self._entries.get(self.key(alias, options, zone))
         return None if entry is None else entry[0]
 
-    def put(self, key: tuple[Any, ...], trigger: BaseTrigger, used: tuple[Any, ...]) -> None:
-        """Keep ``trigger`` under ``key``; ``used`` holds the objects the key names by
-        identity (the keyword values and the zone), kept alive with the entry."""
+    def put(
+        self, alias: Any, options: dict[str, Any], zone: tzinfo | None, trigger: BaseTrigger
+    ) -> None:
+        """Keep ``trigger``, built from these arguments of :meth:`key`. The entry holds the
+        keyword values and the zone, which the key may name by identity."""
+        key = self.key(alias, options, zone)
         with self._lock:
             while len(self._entries) >= self.max_entries:
                 del self._entries[next(iter(self._entries))]
-            self._entries[key] = (trigger, used)
+            self._entries[key] = (trigger, (*options.values(), zone))
 
     def clear(self) -> None:
         """Forget every trigger (an alias now names another class)."""
