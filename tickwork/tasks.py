@@ -97,6 +97,81 @@ class Task:
         scheduler: BaseScheduler | None = None,
         **trigger_args: Any,
     ) -> None:
+        if trigger_args or isinstance(trigger, str):
+            trigger = _trigger_from_alias(trigger, trigger_args)
+        self._fill(
+            fn,
+            trigger,
+            args,
+            kwargs,
+            id,
+            name,
+            executor,
+            store_alias,
+            coalesce,
+            max_instances,
+            mistrigger_grace_time,
+            next_run_time,
+        )
+        if scheduler is not None:
+            scheduler.add_task(self)
+
+    @classmethod
+    def _build(
+        cls,
+        fn: Callable[..., Any] | str | None,
+        trigger: BaseTrigger | None,
+        args: Iterable[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        id: str | None,
+        name: str | None,
+        executor: str | None,
+        coalesce: bool,
+        max_instances: int,
+        mistrigger_grace_time: float | timedelta | None,
+        next_run_time: datetime | None,
+        defaults: Mapping[str, Any],
+        scheduler: weakref.ref[BaseScheduler],
+    ) -> Task:
+        """``Task(...)`` for ``add_task``: positional (keyword matching costs on every
+        call), with the scheduler's ``defaults`` for the rules left ``UNSET`` and the
+        scheduler to bind to, so the task gets its final profile at once."""
+        task = cls.__new__(cls)
+        task._fill(
+            fn,
+            trigger,
+            args,
+            kwargs,
+            id,
+            name,
+            executor,
+            None,
+            coalesce,
+            max_instances,
+            mistrigger_grace_time,
+            next_run_time,
+            defaults,
+            scheduler,
+        )
+        return task
+
+    def _fill(
+        self,
+        fn: Callable[..., Any] | str | None,
+        trigger: BaseTrigger | None,
+        args: Iterable[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        id: str | None,
+        name: str | None,
+        executor: str | None,
+        store_alias: str | None,
+        coalesce: bool,
+        max_instances: int,
+        mistrigger_grace_time: float | timedelta | None,
+        next_run_time: datetime | None,
+        defaults: Mapping[str, Any] | None = None,
+        scheduler: weakref.ref[BaseScheduler] | None = None,
+    ) -> None:
         # The same checks as _apply, written out flat: this runs on every add_task, and
         # a new task has no old values to keep when a check fails.
         if fn is None:
@@ -110,16 +185,6 @@ class Task:
         self.args = args = EMPTY_ARGS if args is None else check_args(args)
         self.kwargs = kwargs = EMPTY_KWARGS if kwargs is None else check_kwargs(kwargs)
         check_callable_args(fn, args, kwargs)
-        if trigger_args or isinstance(trigger, str):
-            from tickwork.triggers import create_trigger
-
-            alias = "date" if trigger is None else trigger
-            if not isinstance(alias, str):
-                raise InvalidTaskError(
-                    f"trigger keywords {sorted(trigger_args)} go with a trigger alias, "
-                    f"not with the instance {alias!r}"
-                )
-            trigger = create_trigger(alias, **trigger_args)
         if trigger is None:
             self.trigger = UNSET
         elif type(trigger) in _TRIGGER_TYPES or isinstance(trigger, BaseTrigger):
@@ -128,18 +193,28 @@ class Task:
         else:
             raise InvalidTaskError(f"trigger must be a BaseTrigger instance, got {trigger!r}")
         self.id = id or new_id()
+        if coalesce is UNSET:
+            coalesce = UNSET if defaults is None else defaults["coalesce"]
+        else:
+            coalesce = bool(coalesce)
+        if max_instances is UNSET:
+            max_instances = UNSET if defaults is None else defaults["max_instances"]
+        else:
+            max_instances = check_max_instances(max_instances)
+        if mistrigger_grace_time is UNSET:
+            grace = UNSET if defaults is None else defaults["mistrigger_grace_time"]
+        else:
+            grace = check_grace(mistrigger_grace_time)
         self._profile = intern_profile(
             (
                 fn,
                 fn_ref,
                 default_name(fn) if name is None else str(name),
                 "default" if executor is None else check_executor(executor),
-                coalesce if coalesce is UNSET else bool(coalesce),
-                max_instances if max_instances is UNSET else check_max_instances(max_instances),
-                mistrigger_grace_time
-                if mistrigger_grace_time is UNSET
-                else check_grace(mistrigger_grace_time),
-                None,
+                coalesce,
+                max_instances,
+                grace,
+                scheduler,
             )
         )
         self.store_alias = store_alias
@@ -147,8 +222,6 @@ class Task:
             next_run_time if next_run_time is UNSET else check_next_run_time(next_run_time)
         )
         self._store_entry: Any = None
-        if scheduler is not None:
-            scheduler.add_task(self)
 
     # -- the shared fields ------------------------------------------------------------------
 
@@ -197,8 +270,15 @@ class Task:
 
     def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[BaseScheduler]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
-        ``scheduler``, in one change of profile (this runs on every add_task)."""
-        fn, fn_ref, name, executor, coalesce, max_instances, grace, _ = self._profile
+        ``scheduler``, in one change of profile."""
+        fn, fn_ref, name, executor, coalesce, max_instances, grace, bound = self._profile
+        if (
+            bound is scheduler
+            and coalesce is not UNSET
+            and max_instances is not UNSET
+            and grace is not UNSET
+        ):
+            return  # (a task from add_task: built with both)
         self._profile = intern_profile(
             (
                 fn,
@@ -443,3 +523,15 @@ class Task:
             when = next_run_time.isoformat()
         trigger = getattr(self, "trigger", UNSET)
         return f"<Task id={self.id!r} name={getattr(self, 'name', '?')!r} trigger={trigger!r} next={when}>"
+
+
+def _trigger_from_alias(trigger: Any, trigger_args: dict[str, Any]) -> BaseTrigger:
+    from tickwork.triggers import create_trigger
+
+    alias = "date" if trigger is None else trigger
+    if not isinstance(alias, str):
+        raise InvalidTaskError(
+            f"trigger keywords {sorted(trigger_args)} go with a trigger alias, "
+            f"not with the instance {alias!r}"
+        )
+    return create_trigger(alias, **trigger_args)

@@ -133,18 +133,20 @@ class TaskAPI(ABC):
         """
         if fn_or_task is not None and not isinstance(fn_or_task, Task):
             # The common call, spelt out: no options dict, no second pass over them.
-            task = Task(
+            task = Task._build(
                 fn_or_task,
                 self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
-                args=args,
-                kwargs=kwargs,
-                id=id,
-                name=name,
-                executor=executor,
-                coalesce=coalesce,
-                max_instances=max_instances,
-                mistrigger_grace_time=mistrigger_grace_time,
-                next_run_time=next_run_time,
+                args,
+                kwargs,
+                id,
+                name,
+                executor,
+                coalesce,
+                max_instances,
+                mistrigger_grace_time,
+                next_run_time,
+                self.task_defaults,
+                self._self_ref,
             )
             return self._add(task, store or "default", replace_existing)
         options: dict[str, Any] = {
