@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tickwork._task_fields import is_coroutine_function
 from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError
 from tickwork.executors._workers import ThreadWorkers
@@ -72,7 +73,8 @@ class AsyncIOExecutor(BaseExecutor):
 
         A coroutine sent from the loop's own thread, the bulk of a burst, takes a
         shorter path than the general one: same checks, fewer calls."""
-        if not task.is_coroutine or not self._on_loop_thread():
+        profile = task._profile  # (its fields directly: a task's properties cost a frame)
+        if not is_coroutine_function(profile.fn) or not self._on_loop_thread():
             super().send_task(task, run_times)
             return
         task_id = task.id
@@ -80,12 +82,12 @@ class AsyncIOExecutor(BaseExecutor):
             if self._shut_down:
                 raise self._shut_down_error()
             active = self._instances.get(task_id, 0)
-            if active >= task.max_instances:
-                raise MaxInstancesReachedError(task_id, task.max_instances)
+            if active >= profile.max_instances:
+                raise MaxInstancesReachedError(task_id, profile.max_instances)
             self._instances[task_id] = active + 1
         try:
             self._launch(
-                task_id, task.store_alias, task.fn, task.args, task.kwargs, list(run_times)
+                task_id, task.store_alias, profile.fn, task.args, task.kwargs, list(run_times)
             )
         except BaseException:
             self._release_instance(task_id)
@@ -96,14 +98,15 @@ class AsyncIOExecutor(BaseExecutor):
         elsewhere), a plain function straight in the thread pool."""
         assert self._loop is not None, "executor not started"
         assert self._threads is not None, "executor not started"
-        if not task.is_coroutine:
+        fn = task._profile.fn
+        if not is_coroutine_function(fn):
             # Submitted and finished in the worker thread without touching the loop: a
             # burst of thousands of sync runs then costs the loop nothing.
             self._threads.submit(
-                self._execute, task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times
+                self._execute, task.id, task.store_alias, fn, task.args, task.kwargs, run_times
             )
             return
-        job = (task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times)
+        job = (task.id, task.store_alias, fn, task.args, task.kwargs, run_times)
         if self._on_loop_thread():
             self._launch(*job)
         else:

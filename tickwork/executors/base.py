@@ -103,8 +103,9 @@ class BaseExecutor(ABC):
             if self._shut_down:
                 raise self._shut_down_error()
             active = self._instances.get(task.id, 0)
-            if active >= task.max_instances:
-                raise MaxInstancesReachedError(task.id, task.max_instances)
+            limit = task._profile.max_instances  # (not the property: this runs per run)
+            if active >= limit:
+                raise MaxInstancesReachedError(task.id, limit)
             self._instances[task.id] = active + 1
         try:
             self.do_send_task(task, list(run_times))

@@ -53,7 +53,13 @@ class _PoolExecutor(BaseExecutor):
         if self._pool is None:
             raise ConfigurationError(f"executor {self.alias!r} is not started")
         self._pool.submit(
-            self._execute, task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times
+            self._execute,
+            task.id,
+            task.store_alias,
+            task._profile.fn,  # (not the property: this runs per run)
+            task.args,
+            task.kwargs,
+            run_times,
         )
 
     def runs_caller(self) -> bool:
