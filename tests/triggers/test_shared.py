@@ -71,6 +71,30 @@ def test_values_that_are_equal_but_not_the_same_get_their_own_trigger() -> None:
     assert create_trigger("interval", seconds=1) is not create_trigger("interval", seconds=1.0)
 
 
+def test_equal_datetimes_in_the_same_zone_share_a_trigger() -> None:
+    # a new datetime object per call, as add_task(..., start_at=datetime(...)) makes
+    first = create_trigger("interval", seconds=10, start_at=datetime(2026, 3, 1, tzinfo=UTC))
+    again = create_trigger("interval", seconds=10, start_at=datetime(2026, 3, 1, tzinfo=UTC))
+    assert again is first
+    late = create_trigger("cron", minute=5, end_at=datetime(2027, 1, 1, tzinfo=UTC))
+    assert create_trigger("cron", minute=5, end_at=datetime(2027, 1, 1, tzinfo=UTC)) is late
+
+
+def test_the_two_sides_of_a_repeated_hour_are_not_the_same_start() -> None:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    before = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)  # CEST
+    after = before.replace(fold=1)  # CET, an hour later
+    assert before == after  # same wall time, same zone: Python calls them equal
+    first = create_trigger("interval", hours=1, start_at=before)
+    second = create_trigger("interval", hours=1, start_at=after)
+    assert first is not second
+    assert isinstance(second, IntervalTrigger)
+    assert second.start_at is not None
+    assert second.start_at.fold == 1
+
+
 def test_a_bad_value_is_refused_even_after_an_equal_good_one() -> None:
     create_trigger("interval", seconds=1)
     with pytest.raises(InvalidTriggerError, match="True"):

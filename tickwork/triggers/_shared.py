@@ -5,16 +5,18 @@ a trigger that never changes once built (``BaseTrigger.shareable``) is kept here
 alias and keywords it was built from, and handed out again. That saves about 80 bytes and
 the trigger's construction (keyword checks, unit arithmetic) on every such ``add_task``.
 
-Keys compare plain values (str, int, float, bool, None) by type and value, and every other
-value (and the scheduler's zone, given to triggers without one) by identity: ``True == 1`` and two equal datetimes in different zones must not find
-each other's trigger. The entry keeps those objects alive, so an identity in a key is never
-reused by another object while the entry exists.
+Keys compare keyword values by type and value where equal values are interchangeable
+(str, int, float, bool, None, timedelta, date); datetimes by value, fold and zone object
+(two equal datetimes in different zones must not find each other's trigger); everything
+else, and the scheduler's zone given to triggers without one, by identity. ``True == 1``,
+but the types differ. An entry keeps the objects of its key alive, so an identity in a key
+is never reused by another object while the entry exists.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +25,22 @@ if TYPE_CHECKING:
 __all__ = ["SharedTriggers"]
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+
+#: Types whose equal values are interchangeable (besides the plain ones).
+_BY_VALUE = _PLAIN | {timedelta, date}
+
+
+def _part(value: Any) -> Any:
+    """How a keyword value appears in a key."""
+    kind = type(value)
+    if kind in _BY_VALUE:
+        return value
+    if kind is datetime:
+        # Equal datetimes may lie in different zones, or on either side of a repeated
+        # hour: same zone object, same fold and same wall time is the same value.
+        return (value, id(value.tzinfo), value.fold)
+    return id(value)
+
 
 #: Key -> (trigger, the keyword values it was built from, kept alive for identity keys).
 _Entry = tuple["BaseTrigger", tuple[Any, ...]]
@@ -47,10 +65,9 @@ class SharedTriggers:
         if type(alias) is str and _PLAIN.issuperset(kinds):
             # The common case, in C: plain values compare by type and value.
             return (alias, tuple(options), values, kinds, id(zone))
-        parts: list[Any] = [type(alias), alias if type(alias) in _PLAIN else id(alias), id(zone)]
+        parts: list[Any] = [type(alias), _part(alias), id(zone)]
         for name, value in options.items():
-            kind = type(value)
-            parts += (name, kind, value if kind in _PLAIN else id(value))
+            parts += (name, type(value), _part(value))
         return tuple(parts)
 
     def get(self, alias: Any, options: dict[str, Any], zone: tzinfo | None) -> BaseTrigger | None:
