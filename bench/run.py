@@ -449,93 +449,97 @@ ROWS = [
 ]
 
 _ADD_NOTE = (
-    "**Why.** An `add_task(fn, 'interval', seconds=...)` on a running scheduler costs about "
-    "11-18 µs on this machine (about 100,000 instructions under callgrind, a figure that "
-    "does not move with the load), where APScheduler 3 spends 45-80 µs; the ratio then "
-    "swings between about 3.3x and 6.9x from run to run with the load of the shared "
-    "machine, which moves both libraries' rates by up to 1.6x within an hour. What is left is spread over many small steps, each a "
-    "Python call: building the trigger (alias and keyword checks are cached; about 15,000 "
-    "instructions), the `Task` (id, argument check against the cached call shape, 16 slots; "
-    "about 17,000), filing it in the memory store (lock, dict, timestamp, bucket, heap; "
-    "about 15,000), the scheduler's bookkeeping (defaults, locks, debug log, wake-up check; "
-    "about 20,000) and `add_task`'s own 14 parameters (about 15,000). At 100,000 tasks the "
-    "garbage collector adds about 2 µs per add: every `Task` and trigger is a tracked object, "
-    "and each full collection walks all of them.\n\n"
-    "**What would meet it reliably.** Fewer Python frames per add: a compiled core for "
-    "`Task` and the built-in triggers (mypyc or Cython), or keeping triggers' state in the "
-    "task instead of a separate object (one tracked object per task instead of two). For "
-    "bulk loads, `add_tasks` (one lock, one wake-up check) is the documented way."
+    "**Why.** Not expected: an `add_task(fn, 'interval', seconds=...)` on a running "
+    "scheduler costs about 70,000 instructions under callgrind (a figure that does not move "
+    "with the load of the machine), against about 325,000 for APScheduler 3's `add_job`; "
+    "the wall-clock ratio has been 6-9x at 10,000 tasks and 6-7x at 100,000 (where the "
+    "garbage collector's full collections, which walk every task, take a larger share). Look "
+    "at the raw results for an unusually busy machine: both libraries' rates move by up to "
+    "1.6x within an hour here.\n\n"
+    "**Measure it without the noise.** `valgrind --tool=callgrind` on the real `python3.11` "
+    "binary, running N adds and then none, gives (I(N) - I(0)) / N instructions per add; "
+    'see `docs/performance.md`, "Where the margins come from".'
 )
 
 _MEMORY_NOTE = (
-    "**Why.** An interval task in the memory store now costs about 480 traced bytes (about "
-    "500 RSS): the `Task` object with 16 slots (160 B), its uuid hex id (81 B), the "
-    "`IntervalTrigger` (72 B), its `start_at`/`next_run_time` datetime (48 B, one shared "
-    "object), the filing under its run time (the float timestamp, 24 B, shared by the "
-    "bucket dict, the heap and the task; the bucket dict slot, about 45 B; the heap slot, "
-    "8 B) and the `_tasks` dict slot (about 38 B). This session took off about 100 B (one "
-    "shared read-only empty `kwargs`, the live heap entry kept on the task instead of a "
-    "second dict, buckets instead of a tuple per heap entry). APScheduler's `Job` carries "
-    "about the same fields, so halving it needs a different representation, not trimming.\n\n"
-    "**What would meet it (at most about 430 B).** Counted in pymalloc's 16-byte size "
-    "classes, which is what RSS sees: interning the fields most tasks share (callable, "
-    "name, executor, coalesce, max_instances, grace time, store alias, scheduler "
-    "reference) into one shared profile object per combination takes the `Task` from 16 "
-    "slots to 7 (160 -> 96 B); `IntervalTrigger` with 4 slots instead of 5 (`end_at` and "
-    "`jitter` in one) drops from the 80 B class to 64 B. That is about 418 B at 1,000,000 "
-    "tasks and 433 B at 100,000 (0.49x and 0.50x): on the line, not under it. Ids of at "
-    "most 15 characters would fit the 64 B class instead of 96 B (-32 B), but a uuid4 hex "
-    "id has 32: shorter ids mean about 75 random bits instead of 122, or about 1.5 µs more "
-    "per add to encode them. Below that the store has to keep tasks in a compact form and "
-    "build `Task` objects on demand, which changes what it hands out (the identity of the "
-    "objects `get_task` returns): a design decision, not a trim."
+    "**Why.** Not expected: an interval task in the memory store costs about 350 traced bytes "
+    "(about 355-370 RSS), against about 865 for APScheduler 3. Look at the raw results: RSS "
+    "is read from `/proc/self/statm`, so another allocation in the process during the "
+    "measurement would show here."
 )
 
 _BURST_NOTE = (
-    "**Why.** Not expected: since this session a run costs about 10-12 µs of CPU in a burst "
-    "(tasks due at one instant share one bucket and one heap operation; coroutine runs "
-    "finish inside their own asyncio task; events are built only for listeners that want "
-    "them; thread-pool runs go through a small pool of our own, which adds threads only "
-    "when the busy ones are stuck or waiting, so short calls stay on one thread and the "
-    "loop is not starved of the GIL), and the burst has run 4-8x APScheduler's rate. Look "
-    "at the raw results for errors or an unusually busy machine."
+    "**Why.** Not expected: a run costs about 68,000 instructions in a burst (tasks due at one "
+    "instant share one bucket and one heap operation; coroutine runs finish inside their own "
+    "asyncio task; events are built only for listeners that want them; thread-pool runs go "
+    "through a small pool of our own, which adds threads only when the busy ones are stuck "
+    "or waiting, so short calls stay on one thread and the loop is not starved of the GIL), "
+    "and the burst has run 4-14x APScheduler's rate. Look at the raw results for errors or "
+    "an unusually busy machine."
 )
 
 _STEADY_NOTE = (
-    "**Why.** 1,000 runs a second cost tickwork about 11-15 µs of CPU each against "
-    "APScheduler's 35-42 µs, so the ratio sits right at the target (0.31-0.42x in our "
-    "runs) and moves with the load of the shared machine. Per run: about 3-4 µs for the "
-    "`asyncio.Task` (creation, one step, finishing), about 3 µs of executor bookkeeping "
-    "(instance count, the run's own finish), about 3 µs for the pass (decide, next fire "
-    "time, taking the task from its bucket and filing it again), and cold caches after each "
-    "second of sleep.\n\n"
+    "**Why.** 1,000 runs a second cost tickwork about 11-26 µs of CPU each (by the machine's "
+    "speed that hour) against APScheduler's 35-92 µs, so the ratio sits near the target "
+    "(0.27-0.36x in our runs) and moves with the load of the shared machine. Per run: about "
+    "a third for the `asyncio.Task` (creation, registration in asyncio's task set, one step, "
+    "finishing), a third for the executor's bookkeeping (instance count, the run's own "
+    "finish) and a third for the pass (decide, next fire time, taking the task from its "
+    "bucket and filing it again), plus cold caches after each second of sleep.\n\n"
     "**What would meet it reliably.** On Python 3.12 and later, start run tasks eagerly "
     "(`asyncio.Task(..., eager_start=True)`): a coroutine that finishes without awaiting "
-    "then costs no loop scheduling at all (about -3 µs). On 3.11 the `asyncio.Task` per run "
-    "is the floor; stepping coroutines by hand outside a task would break "
-    "`asyncio.current_task()` and `asyncio.timeout()` inside tasks."
+    "then costs no loop scheduling at all. On 3.11 the `asyncio.Task` per run is the floor; "
+    "stepping coroutines by hand outside a task would break `asyncio.current_task()` and "
+    "`asyncio.timeout()` inside tasks."
 )
 
 _PRECISION_NOTE = (
-    "**Why.** The median is within a few tenths of a millisecond of the floor, and that "
-    "difference moves by about 0.2 ms from run to run on this shared 2-core machine (the "
-    "same row passes in other runs, and passes with 100,000 idle tasks). The floor itself is "
-    "mostly `epoll_wait`'s whole-millisecond timeout. tickwork takes two more loop hops than "
-    "the bare timer (timer, wake-up future, driver task, pass, `create_task`, run) and "
-    "computes its sleep from wall-clock datetimes.\n\n"
-    "**What would meet it reliably.** In `schedulers/asyncio.py`, sleep with `loop.call_at` "
-    "on the loop's monotonic clock, waking up to 1 ms early to absorb `epoll`'s rounding, "
-    "and start the runs due at that instant straight from the timer callback (no wake-up "
-    "future hop)."
+    "**Why.** The floor is mostly `epoll_wait`'s whole-millisecond timeout: a timer fires "
+    "about 0.85 ms after its deadline, and the bare timer's coroutine starts about 0.13 ms "
+    "later. tickwork adds, measured by timestamps on a run's way (median, this machine, "
+    "2026-12-02): the timer resolves the driver's wake-up future (the driver task resumes "
+    "0.15 ms later, one loop iteration), the pass reaches `send_task` 0.18 ms after that "
+    "(clock, claim from the memory store, decide, next fire time), and the run's first "
+    "step comes 0.21 ms after that, once the pass has written the task back and planned "
+    "its sleep. That is 0.3-0.4 ms over the floor's median on a machine that runs Python "
+    "about 2.5x slower than it did in earlier runs (0.2 ms then); the p99 bound holds, with "
+    "and without 100,000 idle tasks.\n\n"
+    "**What would meet it reliably.** Run the pass for in-process stores from the timer "
+    "callback itself rather than from a driver task that the timer wakes (one loop "
+    "iteration less), and start the runs due at that instant before the write-back. Waking "
+    "early and spinning to the deadline would beat the floor, at the cost of up to a "
+    "millisecond of busy loop per wake-up."
 )
 
 _SQL_BULK_NOTE = (
-    "**Why.** Not expected: each task is serialized once on the "
-    "`add_tasks` path of a running scheduler, the JSON encoder writes text directly (an "
-    "interval task 23.6 -> 8.9 µs), and on SQLite the rows go to the driver's "
-    "`executemany` in one transaction; bulk adds have run 11-24x single adds on SQLite and "
-    "11-18x on PostgreSQL. A single add on SQLite is cheap (no network, one commit), so "
-    "this ratio is the first to move when the machine is busy: look at the raw results."
+    "**Why.** Not expected: each task is serialized once on the `add_tasks` path of a "
+    "running scheduler and the rows go to the driver's `executemany` in one transaction; "
+    "bulk adds have run 9-24x single adds on SQLite and 11-24x on PostgreSQL. A single add on "
+    "SQLite is cheap (no network, one commit), so this ratio is the first to move when the "
+    "machine is busy or slow: a machine that runs Python slower slows the bulk add (JSON "
+    "encoding, about 20 µs per task here) more than the single add (a commit). Look at the "
+    "raw results."
+)
+
+#: Where tickwork's margins come from; printed on every generated page.
+DESIGN_NOTES = (
+    "## Where the margins come from\n\n"
+    "- **One trigger for many tasks.** `create_trigger` (and so `add_task(fn, 'interval', "
+    "minutes=5)`) hands out one instance per alias and keywords for triggers that never change "
+    "once built (`BaseTrigger.shareable`): an interval without `start_at` holds no state of its "
+    "own, its task's `next_run_time` carries the grid. No trigger to build or keep per task.\n"
+    "- **One profile for many tasks.** The fields tasks share (callable, name, executor, run "
+    "rules, scheduler) live in one interned `TaskProfile`; a `Task` keeps only what differs "
+    "(id, trigger, next run time, arguments, store): 8 slots, 96 bytes.\n"
+    "- **An interval task in the memory store**, counted in pymalloc's size classes: the `Task` "
+    "(96 B), its id (96 B), its next run time (48 B), the timestamp it is filed under (32 B), "
+    "its slots in the id dict (about 38 B) and the bucket dict (about 45 B at 100,000 tasks) "
+    "and in the heap (8 B): about 350-370 bytes.\n"
+    "- **Counting instructions, not seconds.** The add path was tuned under "
+    "`valgrind --tool=callgrind`, whose count is the same whether the other core is busy or "
+    "not: `python bench/instructions.py` prints (I(N) - I(0)) / N per add and per run. On "
+    "2026-12-02: 69,935 instructions per add (about 95,000 before the two sharing changes "
+    "above), against 325,921 for APScheduler 3's `add_job`; 67,499 per run in a burst.\n"
 )
 
 #: Per missed target: why, and what would meet it. Kept here so --write-docs keeps them;
@@ -881,6 +885,7 @@ def render_docs(results: Results) -> str:
         "a slow store makes peers skip the whole burst.",
         "",
     ]
+    parts += [DESIGN_NOTES]
     if missed:
         parts += ["## Missed targets", ""]
         by_note: dict[str, list[str]] = {}
