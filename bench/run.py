@@ -462,8 +462,8 @@ _ADD_NOTE = (
 )
 
 _MEMORY_NOTE = (
-    "**Why.** Not expected: an interval task in the memory store costs about 350 traced bytes "
-    "(about 355-370 RSS), against about 865 for APScheduler 3. Look at the raw results: RSS "
+    "**Why.** Not expected: an interval task in the memory store costs about 357 traced bytes "
+    "(about 370-385 RSS), against about 865 for APScheduler 3. Look at the raw results: RSS "
     "is read from `/proc/self/statm`, so another allocation in the process during the "
     "measurement would show here."
 )
@@ -528,13 +528,13 @@ DESIGN_NOTES = (
     "minutes=5)`) hands out one instance per alias and keywords for triggers that never change "
     "once built (`BaseTrigger.shareable`): an interval without `start_at` holds no state of its "
     "own, its task's `next_run_time` carries the grid. No trigger to build or keep per task.\n"
-    "- **One profile for many tasks.** The fields tasks share (callable, name, executor, run "
-    "rules, scheduler) live in one interned `TaskProfile`; a `Task` keeps only what differs "
-    "(id, trigger, next run time, arguments, store): 8 slots, 96 bytes.\n"
+    "- **One profile for many tasks.** The fields tasks share (callable, executor, run rules, "
+    "scheduler) live in one interned `TaskProfile`; a `Task` keeps only what differs (id, "
+    "name, trigger, next run time, arguments, store): 9 slots, 112 bytes.\n"
     "- **An interval task in the memory store**, counted in pymalloc's size classes: the `Task` "
-    "(96 B), its id (96 B), its next run time (48 B), the timestamp it is filed under (32 B), "
+    "(112 B), its id (96 B), its next run time (48 B), the timestamp it is filed under (32 B), "
     "its slots in the id dict (about 38 B) and the bucket dict (about 45 B at 100,000 tasks) "
-    "and in the heap (8 B): about 350-370 bytes.\n"
+    "and in the heap (8 B): about 370-385 bytes.\n"
     "- **Counting instructions, not seconds.** The add path was tuned under "
     "`valgrind --tool=callgrind`, whose count is the same whether the other core is busy or "
     "not: `python bench/instructions.py` prints (I(N) - I(0)) / N per add and per run. On "

@@ -40,8 +40,8 @@ def test_tasks_of_one_kind_share_a_profile(scheduler: BackgroundScheduler) -> No
     assert [task.args for task in tasks[:2]] == [(0,), (1,)]  # per-task fields stay apart
     other = scheduler.add_task(job, "interval", seconds=5, max_instances=3)
     assert other._profile is not tasks[0]._profile
-    # a task is 8 slots: the fields that differ from task to task
-    assert sys.getsizeof(tasks[0]) <= sys.getsizeof(object()) + 8 * 8 + 16
+    # a task is 9 slots: the fields that differ from task to task
+    assert sys.getsizeof(tasks[0]) <= sys.getsizeof(object()) + 9 * 8 + 16
 
 
 def test_a_change_to_one_task_leaves_the_others_alone(scheduler: BackgroundScheduler) -> None:
@@ -61,11 +61,17 @@ def test_a_change_to_one_task_leaves_the_others_alone(scheduler: BackgroundSched
 def test_fields_are_changed_with_update_not_by_assignment() -> None:
     task = Task(job, IntervalTrigger(seconds=5))
     with pytest.raises(AttributeError):
-        task.name = "x"  # type: ignore[misc]
+        task.executor = "other"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         task.max_instances = 3  # type: ignore[misc]
-    task.update(name="x", max_instances=3)
-    assert (task.name, task.max_instances) == ("x", 3)
+    task.update(executor="other", max_instances=3)
+    assert (task.executor, task.max_instances) == ("other", 3)
+
+
+def test_names_made_per_task_share_the_profile(scheduler: BackgroundScheduler) -> None:
+    tasks = [scheduler.add_task(job, "interval", seconds=5, name=f"n{i}") for i in range(50)]
+    assert len({id(task._profile) for task in tasks}) == 1
+    assert [task.name for task in tasks[:2]] == ["n0", "n1"]
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,9 @@ def test_an_unhashable_callable_gets_a_profile_of_its_own(scheduler: BackgroundS
 def test_the_profile_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_task_profile, "_MAX_PROFILES", 8)
     monkeypatch.setattr(_task_profile, "_PROFILES", {})
-    tasks = [Task(job, IntervalTrigger(seconds=5), name=f"n{i}") for i in range(50)]
-    for task in tasks:
-        task._set_shared(executor="default")  # interns
+    tasks = [Task(job, IntervalTrigger(seconds=5), executor=f"e{i}") for i in range(50)]
     assert len(_task_profile._PROFILES) <= 8
-    assert [task.name for task in tasks] == [f"n{i}" for i in range(50)]  # none lost
+    assert [task.executor for task in tasks] == [f"e{i}" for i in range(50)]  # none lost
 
 
 def test_a_loaded_task_shares_the_profile_of_its_kind() -> None:

@@ -1,11 +1,12 @@
 """What many tasks have in common, kept once for all of them.
 
 A million tasks that run the same function under the same rules differ only in their id,
-their arguments, their trigger and their next run time. Those fields stay on each
-:class:`~tickwork.tasks.Task`; the rest (the callable and its reference, the name, the
-executor, the run rules and the scheduler it is bound to) form a :class:`TaskProfile`,
-interned so that equal profiles are one object. A task then has 8 slots (a 96-byte object)
-instead of 16 (160 bytes).
+name, arguments, trigger and next run time. Those fields stay on each
+:class:`~tickwork.tasks.Task`; the rest (the callable and its reference, the executor, the
+run rules and the scheduler it is bound to) form a :class:`TaskProfile`, interned so that
+equal profiles are one object. A task then has 9 slots (a 112-byte object) instead of 16
+(160 bytes). (The name stays on the task: names made per task, ``f"report-{user}"``, would
+otherwise give every task a profile of its own.)
 
 A profile is a tuple: immutable, hashed and compared in C. A task that changes a profile
 field gets another profile; the one it had is left to the tasks still sharing it.
@@ -31,7 +32,6 @@ class TaskProfile(NamedTuple):
     fn: Callable[..., Any]
     #: The ``"module:qualname"`` ``fn`` was given as, or was found to have (else None).
     fn_ref: str | None
-    name: str
     executor: str
     #: The run rules; ``UNSET`` until the scheduler fills in its ``task_defaults``.
     coalesce: bool

@@ -38,7 +38,7 @@ _TRIGGER_TYPES: set[type] = set()
 
 #: Fields kept in the task's shared profile, by their name on the task.
 _PROFILE_FIELDS = frozenset(
-    {"fn", "_fn_ref", "name", "executor", "coalesce", "max_instances", "mistrigger_grace_time"}
+    {"fn", "_fn_ref", "executor", "coalesce", "max_instances", "mistrigger_grace_time"}
 )
 
 
@@ -70,12 +70,14 @@ class Task:
         "args",
         "id",
         "kwargs",
+        "name",
         "next_run_time",
         "store_alias",
         "trigger",
     )
 
     _profile: TaskProfile
+    name: str
     trigger: BaseTrigger
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -205,11 +207,11 @@ class Task:
             grace = UNSET if defaults is None else defaults["mistrigger_grace_time"]
         else:
             grace = check_grace(mistrigger_grace_time)
+        self.name = default_name(fn) if name is None else str(name)
         self._profile = intern_profile(
             (
                 fn,
                 fn_ref,
-                default_name(fn) if name is None else str(name),
                 "default" if executor is None else check_executor(executor),
                 coalesce,
                 max_instances,
@@ -229,11 +231,6 @@ class Task:
     def fn(self) -> Callable[..., Any]:
         """The callable the task runs."""
         return self._profile.fn
-
-    @property
-    def name(self) -> str:
-        """A name for logs and dashboards (default: the callable's qualified name)."""
-        return self._profile.name
 
     @property
     def executor(self) -> str:
@@ -271,7 +268,7 @@ class Task:
     def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[BaseScheduler]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
         ``scheduler``, in one change of profile."""
-        fn, fn_ref, name, executor, coalesce, max_instances, grace, bound = self._profile
+        fn, fn_ref, executor, coalesce, max_instances, grace, bound = self._profile
         if (
             bound is scheduler
             and coalesce is not UNSET
@@ -283,7 +280,6 @@ class Task:
             (
                 fn,
                 fn_ref,
-                name,
                 executor,
                 defaults["coalesce"] if coalesce is UNSET else coalesce,
                 defaults["max_instances"] if max_instances is UNSET else max_instances,
@@ -481,11 +477,11 @@ class Task:
         self._store_entry = None
         self.store_alias = None
         self.id = state["id"]
+        self.name = state["name"]
         self._profile = intern_profile(
             (
                 ref_to_obj(state["fn"]),
                 state["fn"],
-                state["name"],
                 state["executor"],
                 state["coalesce"],
                 state["max_instances"],
