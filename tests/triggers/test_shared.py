@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -81,8 +82,6 @@ def test_equal_datetimes_in_the_same_zone_share_a_trigger() -> None:
 
 
 def test_the_two_sides_of_a_repeated_hour_are_not_the_same_start() -> None:
-    from zoneinfo import ZoneInfo
-
     berlin = ZoneInfo("Europe/Berlin")
     before = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)  # CEST
     after = before.replace(fold=1)  # CET, an hour later
@@ -143,3 +142,33 @@ def test_identity_keys_keep_their_objects_alive() -> None:
     trigger = entry[0]
     assert isinstance(trigger, IntervalTrigger)
     assert trigger.start_at == datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def test_tasks_due_together_share_the_answer_and_its_datetime() -> None:
+    trigger = create_trigger("interval", seconds=10, start_at=T0)
+    due = T0 + timedelta(seconds=10)
+    first = trigger.get_next_trigger_time(UTC, due, due)
+    again = trigger.get_next_trigger_time(UTC, due, due)
+    assert first == T0 + timedelta(seconds=20)
+    assert again is first  # one datetime for every task asking about this instant
+    assert trigger.get_next_trigger_time(UTC, first, first) is trigger.get_next_trigger_time(
+        UTC, first, first
+    )
+    cron = create_trigger("cron", minute="*/5")
+    asked = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
+    answer = cron.get_next_trigger_time(UTC, asked, asked)
+    assert answer == datetime(2026, 3, 1, 12, 10, tzinfo=UTC)
+    assert cron.get_next_trigger_time(UTC, asked, asked) is answer
+    # the scheduler's zone is part of the question for a cron trigger without its own
+    berlin = ZoneInfo("Europe/Berlin")
+    in_berlin = cron.get_next_trigger_time(berlin, asked, asked)
+    assert in_berlin is not answer
+    assert in_berlin is not None
+    assert in_berlin.tzinfo is berlin
+
+
+def test_jittered_answers_are_never_shared() -> None:
+    trigger = create_trigger("interval", seconds=10, start_at=T0, jitter=5)
+    due = T0 + timedelta(seconds=10)
+    answers = {trigger.get_next_trigger_time(UTC, due, due) for _ in range(20)}
+    assert len(answers) > 1  # each task gets a delay of its own

@@ -39,6 +39,9 @@ from tickwork.utils import local_timezone, to_timezone
 
 __all__ = ["CronTrigger"]
 
+#: ``_last`` before the first answer: (previous time, scheduler zone, the answer).
+_NOTHING_YET: tuple[Any, Any, datetime | None] = (None, None, None)
+
 _TICK = timedelta(microseconds=1)
 _SECOND = timedelta(seconds=1)
 # How far ahead to look for a clock set back. Only a set-back closer than its own size
@@ -76,7 +79,7 @@ class CronTrigger(BaseTrigger):
     :class:`~tickwork.exceptions.InvalidTriggerError`, like any bad field.
     """
 
-    __slots__ = ("_spec", "crontab", "end_at", "fields", "jitter", "start_at", "timezone")
+    __slots__ = ("_last", "_spec", "crontab", "end_at", "fields", "jitter", "start_at", "timezone")
     alias = "cron"
 
     _spec: CronSpec
@@ -173,6 +176,7 @@ class CronTrigger(BaseTrigger):
         if start is not None and end is not None and (start.tzinfo is None) == (end.tzinfo is None):
             self._check_bounds(start, end)
         self.jitter = self._resolve_jitter(jitter)
+        self._last = _NOTHING_YET
 
     def _bound(self, value: datetime | date | str | None, name: str) -> datetime | None:
         bound = self._resolve_datetime(value, self.timezone or _FLOATING, name)
@@ -190,6 +194,21 @@ class CronTrigger(BaseTrigger):
     ) -> datetime | None:
         """Return the first fire time strictly after ``previous_time`` (at or after ``now``
         when there is none), never before ``start_at``; ``None`` past ``end_at``."""
+        if previous_time is None or self.jitter is not None:
+            return self._next(timezone, previous_time, now)
+        # Tasks sharing this trigger and due at the same instant (a thousand tasks on one
+        # cron minute) ask about the very same datetime, the one the previous answer gave
+        # them all: the search runs once, and they share its answer.
+        last = self._last
+        if last[0] is previous_time and last[1] is timezone:
+            return last[2]
+        fire_time = self._next(timezone, previous_time, now)
+        self._last = (previous_time, timezone, fire_time)
+        return fire_time
+
+    def _next(
+        self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None
+    ) -> datetime | None:
         zone = self.timezone or timezone or local_timezone()
         start = _as_utc(self.start_at, zone)
         end = _as_utc(self.end_at, zone)
@@ -241,6 +260,7 @@ class CronTrigger(BaseTrigger):
         self.end_at = state["end_at"]
         self.timezone = state["timezone"]
         self.jitter = state["jitter"]
+        self._last = _NOTHING_YET
 
     def __repr__(self) -> str:
         extras = []

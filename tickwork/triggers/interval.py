@@ -15,6 +15,8 @@ __all__ = ["IntervalTrigger"]
 _UTC = UTC
 _ZERO = timedelta(0)
 _UNIT_NAMES = ("weeks", "days", "hours", "minutes", "seconds")
+#: ``_last`` before the first answer: (previous time asked about, the answer).
+_NOTHING_YET: tuple[datetime | None, datetime | None] = (None, None)
 
 
 @functools.lru_cache(maxsize=512)
@@ -46,7 +48,7 @@ class IntervalTrigger(BaseTrigger):
     (``seconds=0.5``).
     """
 
-    __slots__ = ("end_at", "interval", "jitter", "start_at", "timezone")
+    __slots__ = ("_last", "end_at", "interval", "jitter", "start_at", "timezone")
     alias = "interval"
     __signature__ = ClassSignature()  # add_task asks for it on every call
 
@@ -87,11 +89,25 @@ class IntervalTrigger(BaseTrigger):
         if end_at is not None:
             self._check_bounds(self.start_at, self.end_at)
         self.jitter = None if jitter is None else self._resolve_jitter(jitter)
+        self._last = _NOTHING_YET
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         """Return the next grid point after ``previous_time`` (or the first one)."""
+        if previous_time is None or self.jitter is not None:
+            return self._next(previous_time, now)
+        # Tasks sharing this trigger and due at the same instant (a burst, a thousand tasks
+        # on one grid) ask about the very same datetime, the one the previous answer gave
+        # them all: answered once, and they share the answer (one datetime, not one each).
+        last = self._last
+        if last[0] is previous_time:
+            return last[1]
+        fire_time = self._next(previous_time, now)
+        self._last = (previous_time, fire_time)
+        return fire_time
+
+    def _next(self, previous_time: datetime | None, now: datetime | None) -> datetime | None:
         start_at = self.start_at
         if start_at is None and self.jitter is None:
             return self._next_from(now if previous_time is None else previous_time)
@@ -186,6 +202,7 @@ class IntervalTrigger(BaseTrigger):
         self.end_at = state["end_at"]
         self.timezone = state["timezone"]
         self.jitter = state["jitter"]
+        self._last = _NOTHING_YET
 
     def __repr__(self) -> str:
         parts = [f"interval={self.interval}"]
