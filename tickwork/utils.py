@@ -376,6 +376,19 @@ def timestamp(value: datetime) -> float:
     return result
 
 
+def same_instant(known: datetime | None, asked: datetime) -> bool:
+    """True when ``asked`` is ``known`` or the very same value: same wall time, same zone
+    object, same ``fold``. (``==`` alone compares two zones' datetimes in real time, and
+    one zone's by wall time ignoring ``fold``, which the repeated hour of a DST change
+    tells apart.)"""
+    return known is asked or (
+        known is not None
+        and known.tzinfo is asked.tzinfo
+        and known.fold == asked.fold
+        and known == asked
+    )
+
+
 def to_datetime(value: datetime | date | str | None, tz: tzinfo, name: str) -> datetime | None:
     """Coerce ``value`` to an aware datetime.
 

@@ -172,3 +172,17 @@ def test_jittered_answers_are_never_shared() -> None:
     due = T0 + timedelta(seconds=10)
     answers = {trigger.get_next_trigger_time(UTC, due, due) for _ in range(20)}
     assert len(answers) > 1  # each task gets a delay of its own
+
+
+def test_equal_previous_times_share_the_answer_but_not_across_a_repeated_hour() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    trigger = create_trigger("interval", minutes=30, timezone=berlin)
+    asked = datetime(2026, 10, 25, 2, 15, tzinfo=berlin)  # CEST, the first 02:15
+    first = trigger.get_next_trigger_time(berlin, asked, asked)
+    equal = trigger.get_next_trigger_time(berlin, asked.replace(), asked)  # a copy
+    assert equal is first
+    second_pass = trigger.get_next_trigger_time(berlin, asked.replace(fold=1), asked)
+    assert second_pass is not first  # the second 02:15 (CET) is an hour later
+    assert first is not None
+    assert second_pass is not None
+    assert second_pass.timestamp() - first.timestamp() == 3600

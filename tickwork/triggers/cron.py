@@ -35,7 +35,7 @@ from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers._cron_fields import FIELD_NAMES, parse_crontab, parse_fields, with_defaults
 from tickwork.triggers._cron_spec import CronSpec
 from tickwork.triggers.base import BaseTrigger
-from tickwork.utils import local_timezone, to_timezone
+from tickwork.utils import local_timezone, same_instant, to_timezone
 
 __all__ = ["CronTrigger"]
 
@@ -197,10 +197,10 @@ class CronTrigger(BaseTrigger):
         if previous_time is None or self.jitter is not None:
             return self._next(timezone, previous_time, now)
         # Tasks sharing this trigger and due at the same instant (a thousand tasks on one
-        # cron minute) ask about the very same datetime, the one the previous answer gave
-        # them all: the search runs once, and they share its answer.
+        # cron minute) ask about the same time: the search runs once, and they share its
+        # answer, so next time they ask about the very same object.
         last = self._last
-        if last[0] is previous_time and last[1] is timezone:
+        if last[1] is timezone and same_instant(last[0], previous_time):
             return last[2]
         fire_time = self._next(timezone, previous_time, now)
         self._last = (previous_time, timezone, fire_time)

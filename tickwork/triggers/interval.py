@@ -8,7 +8,7 @@ from typing import Any
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers.base import BaseTrigger
-from tickwork.utils import ClassSignature, is_fixed_offset
+from tickwork.utils import ClassSignature, is_fixed_offset, same_instant
 
 __all__ = ["IntervalTrigger"]
 
@@ -98,10 +98,10 @@ class IntervalTrigger(BaseTrigger):
         if previous_time is None or self.jitter is not None:
             return self._next(previous_time, now)
         # Tasks sharing this trigger and due at the same instant (a burst, a thousand tasks
-        # on one grid) ask about the very same datetime, the one the previous answer gave
-        # them all: answered once, and they share the answer (one datetime, not one each).
+        # on one grid) ask about the same time: answered once, and they share the answer
+        # (one datetime, not one each), so next time they ask about the very same object.
         last = self._last
-        if last[0] is previous_time:
+        if same_instant(last[0], previous_time):
             return last[1]
         fire_time = self._next(previous_time, now)
         self._last = (previous_time, fire_time)
