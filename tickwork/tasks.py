@@ -118,45 +118,6 @@ class Task:
         if scheduler is not None:
             scheduler.add_task(self)
 
-    @classmethod
-    def _build(
-        cls,
-        fn: Callable[..., Any] | str | None,
-        trigger: BaseTrigger | None,
-        args: Iterable[Any] | None,
-        kwargs: Mapping[str, Any] | None,
-        id: str | None,
-        name: str | None,
-        executor: str | None,
-        coalesce: bool,
-        max_instances: int,
-        mistrigger_grace_time: float | timedelta | None,
-        next_run_time: datetime | None,
-        defaults: Mapping[str, Any],
-        scheduler: weakref.ref[BaseScheduler],
-    ) -> Task:
-        """``Task(...)`` for ``add_task``: positional (keyword matching costs on every
-        call), with the scheduler's ``defaults`` for the rules left ``UNSET`` and the
-        scheduler to bind to, so the task gets its final profile at once."""
-        task = cls.__new__(cls)
-        task._fill(
-            fn,
-            trigger,
-            args,
-            kwargs,
-            id,
-            name,
-            executor,
-            None,
-            coalesce,
-            max_instances,
-            mistrigger_grace_time,
-            next_run_time,
-            defaults,
-            scheduler,
-        )
-        return task
-
     def _fill(
         self,
         fn: Callable[..., Any] | str | None,
@@ -174,6 +135,10 @@ class Task:
         defaults: Mapping[str, Any] | None = None,
         scheduler: weakref.ref[BaseScheduler] | None = None,
     ) -> None:
+        """Check and set every field. ``add_task`` calls this on ``Task.__new__(Task)``
+        itself, positionally (keyword matching costs on every call), with the scheduler's
+        ``defaults`` for the rules left ``UNSET`` and the scheduler to bind to, so the task
+        gets its final profile at once."""
         # The same checks as _apply, written out flat: this runs on every add_task, and
         # a new task has no old values to keep when a check fails.
         if fn is None:

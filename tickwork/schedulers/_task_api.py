@@ -133,7 +133,8 @@ class TaskAPI(ABC):
         """
         if fn_or_task is not None and not isinstance(fn_or_task, Task):
             # The common call, spelt out: no options dict, no second pass over them.
-            task = Task._build(
+            task = Task.__new__(Task)
+            task._fill(
                 fn_or_task,
                 self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
                 args,
@@ -141,6 +142,7 @@ class TaskAPI(ABC):
                 id,
                 name,
                 executor,
+                None,
                 coalesce,
                 max_instances,
                 mistrigger_grace_time,
