@@ -59,6 +59,7 @@ class TaskAPI(ABC):
     clock: Clock
     task_defaults: dict[str, Any]
     _lock: threading.RLock
+    _listener_mask: int
     _stores: dict[str, BaseStore]
     _store_locks: dict[str, threading.RLock]
     _executors: dict[str, BaseExecutor]
@@ -299,7 +300,7 @@ class TaskAPI(ABC):
         if ShutdownTrigger in type(task.trigger).__mro__:
             self._shutdown_tasks.add((alias, task.id))
         self.logger.debug("task %r added to store %r", task.id, alias)
-        if self._wants(TASK_ADDED):
+        if self._listener_mask & TASK_ADDED:  # (_wants, inline: this runs on every add)
             self._dispatch_event(TaskEvent(TASK_ADDED, task.id, alias))
 
     # -- finding and changing tasks ------------------------------------------------------------

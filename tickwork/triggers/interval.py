@@ -48,7 +48,7 @@ class IntervalTrigger(BaseTrigger):
     (``seconds=0.5``).
     """
 
-    __slots__ = ("_last", "end_at", "interval", "jitter", "start_at", "timezone")
+    __slots__ = ("_fixed_zone", "_last", "end_at", "interval", "jitter", "start_at", "timezone")
     alias = "interval"
     __signature__ = ClassSignature()  # add_task asks for it on every call
 
@@ -89,13 +89,18 @@ class IntervalTrigger(BaseTrigger):
         if end_at is not None:
             self._check_bounds(self.start_at, self.end_at)
         self.jitter = None if jitter is None else self._resolve_jitter(jitter)
+        self._fixed_zone = is_fixed_offset(zone)
         self._last = _NOTHING_YET
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
     ) -> datetime | None:
         """Return the next grid point after ``previous_time`` (or the first one)."""
-        if previous_time is None or self.jitter is not None:
+        if previous_time is None:
+            if self.start_at is None and self.jitter is None:
+                return self._next_from(now)  # (every add_task(fn, "interval", ...) asks)
+            return self._next(None, now)
+        if self.jitter is not None:
             return self._next(previous_time, now)
         # Tasks sharing this trigger and due at the same instant (a burst, a thousand tasks
         # on one grid) ask about the same time: answered once, and they share the answer
@@ -159,7 +164,7 @@ class IntervalTrigger(BaseTrigger):
         if base is None:
             raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
         zone = self.timezone
-        if base.tzinfo is zone and is_fixed_offset(zone):
+        if base.tzinfo is zone and self._fixed_zone:
             fire_time = base + self.interval  # wall-clock arithmetic is elapsed time here
         else:
             # In UTC: adding to a time in a DST zone would be wall-clock arithmetic.
@@ -202,6 +207,7 @@ class IntervalTrigger(BaseTrigger):
         self.end_at = state["end_at"]
         self.timezone = state["timezone"]
         self.jitter = state["jitter"]
+        self._fixed_zone = is_fixed_offset(self.timezone)
         self._last = _NOTHING_YET
 
     def __repr__(self) -> str:
