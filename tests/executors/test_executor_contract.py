@@ -136,6 +136,28 @@ async def test_process_pool_survives_a_dead_worker() -> None:
         await executor.shutdown_async(wait=True)
 
 
+async def test_process_pool_is_rebuilt_once_for_all_the_runs_a_dead_worker_took_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = Host(asyncio.get_running_loop())
+    executor = ProcessPoolExecutor(max_workers=1)
+    executor.start(host, "default")  # type: ignore[arg-type]
+    try:
+        # the killer first, then runs queued behind it in the same pool: they all fail
+        # with it (BrokenProcessPool), and the pool is rebuilt once, not once per run
+        executor.send_task(task(jobs.kill_own_process, id="killer"), [T0])
+        for index in range(4):
+            executor.send_task(task(jobs.sleep_then_return, 0.2, index, id=f"q{index}"), [T0])
+        events = await events_for(host, 5)
+        assert {e.task_id for e in events} == {"killer", "q0", "q1", "q2", "q3"}
+        assert caplog.text.count("rebuilding the process pool") == 1
+        executor.send_task(task(jobs.add, 20, 22, id="after"), [T0])
+        events = await events_for(host, 6)
+        assert (events[-1].task_id, events[-1].return_value) == ("after", 42)
+    finally:
+        await executor.shutdown_async(wait=True)
+
+
 async def test_wait_until_idle(setup: tuple[BaseExecutor, Host]) -> None:
     executor, host = setup
     assert await executor.wait_until_idle_async(timeout=0.1)

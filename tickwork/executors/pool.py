@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import datetime
@@ -99,6 +100,7 @@ class ProcessPoolExecutor(_PoolExecutor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
+        self._rebuild_lock = threading.Lock()
 
     def _make_pool(self) -> _Pool:
         return concurrent.futures.ProcessPoolExecutor(self.max_workers)
@@ -114,17 +116,23 @@ class ProcessPoolExecutor(_PoolExecutor):
         def finished(done: concurrent.futures.Future[Any]) -> None:
             exc = done.exception()
             if exc is not None:
-                self._on_pool_failure(exc)
+                self._on_pool_failure(pool, exc)
                 self._run_crashed(task_id, store, run_times, exc)
             else:
                 self._run_finished(task_id, done.result())
 
         future.add_done_callback(finished)
 
-    def _on_pool_failure(self, exc: BaseException) -> None:
-        """Rebuild the pool when a worker process died (the task raising is no failure)."""
-        if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+    def _on_pool_failure(self, broken: _Pool, exc: BaseException) -> None:
+        """Rebuild the pool when a worker process died (the task raising is no failure).
+
+        Every run queued in a broken pool fails with it: the first failure rebuilds the
+        pool, the others find it rebuilt already (``broken`` is no longer the pool)."""
+        if not isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+            return
+        with self._rebuild_lock:
+            if self._pool is not broken or self._shut_down:
+                return
             self.logger.error("a worker process died; rebuilding the process pool")
-            old, self._pool = self._pool, self._make_pool()
-            if old is not None:
-                old.shutdown(wait=False)
+            self._pool = self._make_pool()
+        broken.shutdown(wait=False)
