@@ -251,10 +251,14 @@ class TaskAPI(ABC):
 
     def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
         self._prepare(task, store_alias)
-        with self._lock:
-            if self.state is _STOPPED:
-                self._add_pending(task, replace_existing)
-                return task
+        if self.state is _STOPPED:
+            # Under the lock: start() moves the pending tasks and then sets the state, both
+            # under it, so a task is either moved or stored, never dropped in between. A
+            # running scheduler needs no lock to know it is running.
+            with self._lock:
+                if self.state is _STOPPED:
+                    self._add_pending(task, replace_existing)
+                    return task
         self._store_task(task, replace_existing)
         return task
 
