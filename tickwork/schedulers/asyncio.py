@@ -30,6 +30,11 @@ class AsyncIOScheduler(BaseScheduler):
     cancelled) — use ``await scheduler.shutdown_async()`` or ``async with`` to wait.
     """
 
+    #: Seconds before a planned wake-up at which a pass runs to warm the CPU's caches
+    #: (see :meth:`_on_warm_up`); 0 turns it off. Only sleeps longer than twice this get
+    #: one, so a busy scheduler pays for no extra passes.
+    warm_up_lead: float = 0.0015
+
     def __init__(
         self,
         *,
@@ -141,14 +146,36 @@ class AsyncIOScheduler(BaseScheduler):
             return
         future: asyncio.Future[None] = loop.create_future()
         self._wake_future = future
-        timer = loop.call_later(delay, self._on_timer, future) if delay is not None else None
+        timer = warm_up = None
+        if delay is not None:
+            timer = loop.call_later(delay, self._on_timer, future)
+            lead = self.warm_up_lead
+            if lead > 0 and delay > 2 * lead:
+                warm_up = loop.call_later(delay - lead, self._on_warm_up, future)
         try:
             await future
         finally:
             if timer is not None:
                 timer.cancel()
+            if warm_up is not None:
+                warm_up.cancel()
             self._wake_future = None
             self._wake_requested = False
+
+    def _on_warm_up(self, future: asyncio.Future[None]) -> None:
+        """A pass shortly before the planned wake-up, for the one that follows. After tens
+        of milliseconds asleep every line of a pass runs cold: measured on a 2-core
+        machine, the first ``datetime.now()`` after 50 ms of sleep costs about 20 times the
+        second, and the timer's pass for one due task about 0.25 ms instead of 0.05-0.15. The wake-up's
+        pass then finds the code and data it needs still in the caches. Nothing is due
+        yet (it is a pass like any other: what is due runs, nothing earlier), so the
+        planned wake-up stands; if something ran after all (the wall clock jumped), the
+        driver is woken to plan again."""
+        planned = self._planned_wakeup
+        if self._pass_in_callback(future):
+            _resolve(future)
+        elif self._planned_wakeup is None:
+            self._planned_wakeup = planned
 
     def _on_timer(self, future: asyncio.Future[None]) -> None:
         """The planned wake-up: something is due. Its first batch from the in-process
@@ -157,15 +184,24 @@ class AsyncIOScheduler(BaseScheduler):
         driver first would start the runs one loop iteration later: about 0.15 ms of
         lateness on a 2-core machine, half of what a scheduler adds to the loop's own."""
         try:
+            self._pass_in_callback(future)
+        finally:
+            _resolve(future)
+
+    def _pass_in_callback(self, future: asyncio.Future[None]) -> int:
+        """One batch from each in-process store, from a timer callback of the sleep that
+        ``future`` ends; returns how many tasks were handled."""
+        handled = 0
+        try:
             if self.state == SchedulerState.RUNNING and not future.done():
                 now = self.clock.now()
                 for alias, blocking in self._stores_to_process():
                     if not blocking:
-                        self._processor.process_store(alias, now)
+                        handled += self._processor.process_store(alias, now)[0]
         except Exception:  # a bug in a pass: the driver's own pass follows at once
             self.logger.exception("scheduler pass failed")
-        finally:
-            _resolve(future)
+            return 1
+        return handled
 
     def _on_wake(self) -> None:
         self._wake_requested = True
