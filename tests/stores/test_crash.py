@@ -77,8 +77,13 @@ def run_and_kill(kind: str, location: Path, first: int) -> list[str]:
             break
         printed.append(line.strip())
     writer.send_signal(signal.SIGKILL)
-    # Ids printed between our last read and the kill are still in the pipe.
-    rest, _ = writer.communicate(timeout=10)
+    # Ids printed between our last read and the kill are still in the pipe, and some may
+    # sit in the buffer readline() filled: read through that buffer to the end of the
+    # pipe. (communicate() with a timeout reads the raw pipe and skips that buffer, so
+    # those ids looked stored without being acknowledged.)
+    with writer.stdout:
+        rest = writer.stdout.read()
+    writer.wait(timeout=10)
     printed.extend(line.strip() for line in rest.splitlines() if line.strip())
     assert writer.returncode == -signal.SIGKILL
     return printed
