@@ -474,7 +474,7 @@ ROWS = [
 
 _ADD_NOTE = (
     "**Why.** Not expected: an `add_task(fn, 'interval', seconds=...)` on a running "
-    "scheduler costs about 70,000 instructions under callgrind (a figure that does not move "
+    "scheduler costs about 65,000 instructions under callgrind (a figure that does not move "
     "with the load of the machine), against about 325,000 for APScheduler 3's `add_job`; "
     "the wall-clock ratio has been 6-9x at 10,000 tasks and 6-7x at 100,000 (where the "
     "garbage collector's full collections, which walk every task, take a larger share). Look "
@@ -493,7 +493,7 @@ _MEMORY_NOTE = (
 )
 
 _BURST_NOTE = (
-    "**Why.** Not expected: a run costs about 68,000 instructions in a burst (tasks due at one "
+    "**Why.** Not expected: a run costs about 58,000 instructions in a burst (tasks due at one "
     "instant share one bucket and one heap operation; coroutine runs finish inside their own "
     "asyncio task; events are built only for listeners that want them; thread-pool runs go "
     "through a small pool of our own, which adds threads only when the busy ones are stuck "
@@ -556,8 +556,8 @@ DESIGN_NOTES = (
     "- **Counting instructions, not seconds.** The add path was tuned under "
     "`valgrind --tool=callgrind`, whose count is the same whether the other core is busy or "
     "not: `python bench/instructions.py` prints (I(N) - I(0)) / N per add and per run. On "
-    "2026-12-02: 69,935 instructions per add (about 95,000 before the two sharing changes "
-    "above), against 325,921 for APScheduler 3's `add_job`; 67,499 per run in a burst.\n"
+    "2026-12-02: 65,403 instructions per add (about 95,000 before the two sharing changes "
+    "above), against 325,607 for APScheduler 3's `add_job`; 57,625 per run in a burst.\n"
     "- **Warm caches for the wake-up that matters.** A scheduler wakes after long sleeps, "
     "and after 50 ms of sleep every line of its pass runs cold (the first "
     "`datetime.now(UTC)` took 6.7 µs here, the next 0.3 µs). A pass 1.5 ms before each "
