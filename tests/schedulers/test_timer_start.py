@@ -19,13 +19,7 @@ async def test_a_due_run_starts_before_the_driver_wakes() -> None:
 
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.warm_up_lead = 0  # (the warm-up has tests of its own below)
-    passes = scheduler._run_pass_async
-
-    async def counted_pass(loop: asyncio.AbstractEventLoop) -> Any:
-        order.append("driver pass")
-        return await passes(loop)
-
-    scheduler._run_pass_async = counted_pass  # type: ignore[method-assign]
+    trace(scheduler, order)
     scheduler.start()
     await asyncio.sleep(0.01)
     order.clear()
