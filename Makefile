@@ -3,6 +3,7 @@
 #   make test             the whole test suite (ARGS=... passes pytest options)
 #   make lint             ruff check, ruff format --check, mypy
 #   make bench ARGS=...   the benchmarks (bench/run.py; ARGS=--quick for a short run)
+#   make docs             the documentation site (mkdocs build --strict) into site/
 # PYTHON=python3.12 make ... picks the interpreter the virtualenv is made from.
 
 PYTHON ?= python3
@@ -11,8 +12,10 @@ PY := $(VENV)/bin/python
 # Reinstall when the project's dependencies change.
 STAMP := $(VENV)/.installed
 ARGS ?=
+# The docs tools (the project's docs extra), installed into the same virtualenv on first use.
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench docs venv clean
 
 venv: $(STAMP)
 
@@ -42,5 +45,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py $(ARGS)
 
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	@touch $(DOCS_STAMP)
+
+# Builds the site into site/ (open site/index.html); any warning fails the build.
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
