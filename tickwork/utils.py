@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +23,11 @@ __all__ = [
     "CallShape",
     "ClassSignature",
     "call_shape",
+    "call_signature",
     "check_callable_args",
+    "from_pytz",
+    "from_pytz_datetime",
+    "is_pytz",
     "local_timezone",
     "make_async_function",
     "make_function",
@@ -42,8 +47,10 @@ def obj_to_ref(obj: Any) -> str:
     """Return the ``"module:qualname"`` reference that :func:`ref_to_obj` turns back into
     ``obj``.
 
-    Raises :class:`ValueError` (``ReferenceResolutionError``) for objects that have no
-    importable name: lambdas, nested functions, bound methods of instances, partials.
+    Raises :class:`~tickwork.exceptions.ReferenceResolutionError` (an :class:`ImportError`,
+    like every failure to resolve a reference) for objects that have no importable name:
+    lambdas, nested functions, bound methods of instances, partials, and objects whose
+    name imports to something else.
     """
     if isinstance(obj, functools.partial):
         raise ReferenceResolutionError(repr(obj), "functools.partial objects have no reference")
@@ -222,7 +229,7 @@ def call_shape(obj: Any) -> CallShape | None:
     if key is None:
         return None
     try:
-        shape = CallShape(inspect.signature(obj))
+        shape = CallShape(call_signature(obj))
     except (TypeError, ValueError):
         return None
     _SHAPES[ident] = (weakref.ref(obj, functools.partial(_forget_shape, ident)), key, shape)
@@ -259,12 +266,70 @@ class ClassSignature:
         return self._signature
 
 
+def call_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The signature ``fn`` is called with, looking through decorators only where they
+    hand their arguments on unchanged.
+
+    ``functools.wraps`` sets ``__wrapped__``, and ``inspect.signature`` follows it to the
+    innermost function. That is right for a wrapper that passes its arguments through, and
+    wrong for a decorator that changes them: ``def wrapper(extra, *args, **kwargs)`` adds a
+    parameter, ``def wrapper(y): return fn(1, y)`` supplies one. So a wrapper's *own*
+    signature is used, and ``__wrapped__`` is followed only from a wrapper that takes
+    nothing but ``*args`` and/or ``**kwargs``: nothing there says what it accepts, and the
+    usual such wrapper (logging, retrying, timing) forwards everything, so checking the
+    wrapped function's signature catches wrong arguments at ``add_task`` rather than at
+    the first run. A decorator that supplies arguments through a bare ``(*args,
+    **kwargs)`` wrapper tells so by setting ``wrapper.__signature__``, which is always
+    taken as it is (by ``inspect`` itself). Classes and other callables: as ``inspect``
+    reads them.
+    """
+    return _call_signature(fn)[0]
+
+
+def _passes_through(signature: inspect.Signature) -> bool:
+    """True for ``(*args)``, ``(**kwargs)`` and ``(*args, **kwargs)``."""
+    parameters = signature.parameters.values()
+    return bool(parameters) and all(
+        p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD for p in parameters
+    )
+
+
+def _call_signature(fn: Callable[..., Any]) -> tuple[inspect.Signature, Any]:
+    """:func:`call_signature`, and the wrapped function it was read from (``None`` when
+    it is ``fn``'s own), for the error message."""
+    if isinstance(fn, types.MethodType) and type(fn.__func__) is types.FunctionType:
+        # A bound method of a decorated function: the function's signature, less the
+        # parameter the instance (or class) fills, as inspect does for methods.
+        signature, wrapped = _call_signature(fn.__func__)
+        parameters = list(signature.parameters.values())
+        if parameters and parameters[0].kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            signature = signature.replace(parameters=parameters[1:])
+        return signature, wrapped
+    if type(fn) is not types.FunctionType or "__wrapped__" not in fn.__dict__:
+        return inspect.signature(fn), None
+    signature = inspect.signature(fn, follow_wrapped=False)
+    source: Any = None
+    current: Any = fn
+    while _passes_through(signature):
+        wrapped = getattr(current, "__wrapped__", None)
+        if wrapped is None:
+            break
+        current = source = wrapped
+        signature = inspect.signature(current, follow_wrapped=False)
+    return signature, source
+
+
 def check_callable_args(
     fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> None:
     """Raise :class:`InvalidTaskError` if ``fn(*args, **kwargs)`` would fail to bind.
 
-    Callables whose signature cannot be read (some builtins) are accepted as they are.
+    The signature is :func:`call_signature`'s (decorators are looked through only where
+    they pass everything on). Callables whose signature cannot be read (some builtins)
+    are accepted as they are.
     """
     shape = call_shape(fn)
     if shape is not None and (
@@ -272,16 +337,23 @@ def check_callable_args(
     ):
         return
     try:
-        signature = inspect.signature(fn)
+        signature, source = _call_signature(fn)
     except (TypeError, ValueError):
         return
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
         name = getattr(fn, "__qualname__", repr(fn))
+        through = ""
+        if source is not None:
+            through = (
+                f" ({name} is a wrapper taking only *args/**kwargs, so the signature of the "
+                "function it wraps was checked; a decorator that supplies arguments itself "
+                "should set its wrapper's __signature__)"
+            )
         raise InvalidTaskError(
             f"{name}{signature} cannot be called with args={tuple(args)!r} "
-            f"kwargs={dict(kwargs)!r}: {exc}"
+            f"kwargs={dict(kwargs)!r}: {exc}{through}"
         ) from None
 
 
@@ -305,12 +377,76 @@ def _zone(name: str) -> tzinfo:
 
 
 def to_timezone(value: str | tzinfo | None) -> tzinfo | None:
-    """Turn an IANA zone name or tzinfo into a tzinfo; ``None`` stays ``None``."""
-    if value is None or isinstance(value, tzinfo):
-        return value
+    """Turn an IANA zone name or tzinfo into a tzinfo; ``None`` stays ``None``.
+
+    A pytz zone becomes its :func:`from_pytz` equivalent: tickwork does datetime
+    arithmetic the standard way, which pytz zones get wrong without ``localize()``.
+    """
+    if value is None or type(value) is ZoneInfo or type(value) is timezone:
+        return value  # (the common cases first: every trigger construction asks)
+    if isinstance(value, tzinfo):
+        return from_pytz(value) if is_pytz(value) else value
     if isinstance(value, str):
         return _zone(value)
     raise ConfigurationError(f"a time zone must be a name or a tzinfo, got {value!r}")
+
+
+def is_pytz(zone: tzinfo | None) -> bool:
+    """True for a pytz zone (pytz itself is not a dependency: a pytz zone can only exist
+    once the user's code has imported it)."""
+    module = sys.modules.get("pytz.tzinfo")
+    return module is not None and isinstance(zone, module.BaseTzInfo)
+
+
+def from_pytz(zone: tzinfo) -> tzinfo:
+    """The standard-library zone equivalent to a pytz zone: ``datetime.UTC`` for pytz's
+    UTC, a ``datetime.timezone`` for ``pytz.FixedOffset``, ``ZoneInfo(zone.zone)``
+    otherwise. Other zones are returned as they are.
+
+    pytz zones only give the right offset through ``zone.localize(naive)``; used as a
+    plain tzinfo (``datetime(..., tzinfo=zone)``, ``dt.replace(tzinfo=zone)``, wall-clock
+    arithmetic) they give the zone's first historical offset, such as Berlin's +00:53
+    local mean time, which would fire a daily 08:00 New York job at 08:56.
+    """
+    if not is_pytz(zone):
+        return zone
+    name = getattr(zone, "zone", None)
+    if name is None:  # pytz.FixedOffset(minutes)
+        return timezone(zone.utcoffset(None) or timedelta(0))
+    if name == "UTC":
+        return UTC
+    try:
+        return _zone(name)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"the pytz zone {name!r} has no zoneinfo equivalent on this system "
+            "(installing the tzdata package provides every IANA zone)"
+        ) from None
+
+
+def from_pytz_datetime(value: datetime) -> datetime:
+    """``value`` re-expressed in the :func:`from_pytz` equivalent of its pytz zone.
+
+    A datetime pytz localized (``zone.localize(naive)``, or ``zone.normalize(...)``)
+    carries the right offset: its instant is kept. One given the pytz zone directly
+    (``datetime(2026, 5, 1, 9, tzinfo=pytz_zone)``) carries the zone's first historical
+    offset instead, which nobody means: its wall time is read in the zone. Datetimes
+    without a pytz zone are returned as they are.
+    """
+    zone = value.tzinfo
+    if zone is None or not is_pytz(zone):
+        return value
+    native = from_pytz(zone)
+    name = getattr(zone, "zone", None)
+    pytz = sys.modules["pytz"]
+    if name is not None and zone is pytz.timezone(name):
+        # The zone object pytz hands out, whose offset is the zone's first; a localized
+        # datetime carries another object unless that first offset is right for it.
+        wall = value.replace(tzinfo=native)
+        offset = value.utcoffset()
+        if offset not in (wall.utcoffset(), wall.replace(fold=1 - wall.fold).utcoffset()):
+            return wall
+    return value.astimezone(native)
 
 
 #: IANA zones whose offset from UTC never changes (besides the ``Etc/`` area).
@@ -409,18 +545,28 @@ def to_datetime(value: datetime | date | str | None, tz: tzinfo, name: str) -> d
             raise ConfigurationError(
                 f"{name} must be a datetime, date or ISO string, got {value!r}"
             )
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz)
+    zone = value.tzinfo
+    if zone is None:
+        return value.replace(tzinfo=tz)
+    if type(zone) is not ZoneInfo and type(zone) is not timezone and is_pytz(zone):
+        return from_pytz_datetime(value)
     return value
 
 
 def to_timedelta(value: float | timedelta | None, name: str) -> timedelta | None:
-    """Coerce seconds (int or float) or a timedelta to a timedelta; ``None`` stays ``None``."""
+    """Coerce seconds (a finite int or float) or a timedelta to a timedelta; ``None``
+    stays ``None``. ``name`` is the argument's name, for the error message."""
     if value is None or isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(f"{name} must be seconds or a timedelta, got {value!r}")
-    return timedelta(seconds=value)
+    try:
+        return timedelta(seconds=value)
+    except (ValueError, OverflowError):  # NaN, infinite, or beyond timedelta's range
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds (timedelta's range: about 2.7 "
+            f"million years), got {value!r}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------
