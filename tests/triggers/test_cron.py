@@ -6,17 +6,21 @@ The DST rules live in test_dst.py, the oracle comparison in test_cron_oracle.py.
 from __future__ import annotations
 
 import gc
+import math
 import pickle
 import subprocess
 import sys
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers import CronTrigger, create_trigger
@@ -493,3 +497,89 @@ def test_a_cron_trigger_is_small() -> None:
     finally:
         tracemalloc.stop()
     assert per_trigger < 8_000, f"{per_trigger:.0f} bytes per distinct cron trigger"
+
+
+# -- jitter: finite, shorter than the schedule's gaps, never past end_at ------------------
+
+
+@pytest.mark.parametrize(
+    ("jitter", "words"),
+    [
+        (math.nan, ["jitter", "nan"]),
+        (math.inf, ["jitter", "inf"]),
+        (-math.inf, ["jitter", "-inf"]),
+        (1e300, ["jitter", "1e+300"]),
+        (-0.5, ["jitter", "-0.5"]),
+    ],
+)
+def test_jitter_that_is_not_a_finite_delay_is_refused(jitter: float, words: list[str]) -> None:
+    with pytest.raises(InvalidTriggerError) as caught:
+        CronTrigger(hour=3, jitter=jitter)
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "gap"),
+    [
+        (lambda j: CronTrigger(minute="*", jitter=j), 60),
+        (lambda j: CronTrigger.from_crontab("*/5 * * * *", jitter=j), 300),
+        (
+            lambda j: CronTrigger(
+                day_of_week="mon,tue", hour=9, timezone="Europe/Berlin", jitter=j
+            ),
+            86400,
+        ),
+        (lambda j: CronTrigger(second="0,10", jitter=j, start_at=utc(2026, 6, 1)), 10),
+    ],
+)
+def test_jitter_must_be_shorter_than_the_time_between_fire_times(build: Any, gap: int) -> None:
+    assert build(gap - 1).jitter == timedelta(seconds=gap - 1)
+    with pytest.raises(InvalidTriggerError) as caught:
+        build(gap)
+    message = str(caught.value)
+    assert f"got {gap}" in message
+    assert str(timedelta(seconds=gap)) in message
+
+
+def test_jitter_is_not_checked_on_a_schedule_that_fires_once() -> None:
+    once = CronTrigger(year=2030, month=1, day=1, jitter=10**6)
+    assert once.jitter == timedelta(seconds=10**6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    step=st.sampled_from([1, 2, 5, 15, 30]),
+    jitter_part=st.floats(min_value=0.01, max_value=0.99),
+    fires=st.integers(min_value=1, max_value=12),
+    end_part=st.floats(min_value=0, max_value=0.999),
+    zone=st.sampled_from([None, "UTC", "America/New_York", "Australia/Lord_Howe"]),
+)
+def test_jitter_never_pushes_a_fire_time_past_end_at(
+    step: int, jitter_part: float, fires: int, end_part: float, zone: str | None
+) -> None:
+    # a minute grid from T0; end_at a little after the last fire time that jitter could
+    # push past it
+    end_at = T0 + timedelta(minutes=step * (fires - 1 + end_part))
+    trigger = CronTrigger(
+        minute=f"*/{step}", end_at=end_at, timezone=zone, jitter=step * 60 * jitter_part
+    )
+    times = fire_times(trigger, fires + 5)
+    assert all(fire_time <= end_at for fire_time in times)
+    assert all(a < b for a, b in pairwise(times))
+    assert len(times) == fires  # the last one capped at end_at, not dropped
+
+
+def test_start_date_and_end_date_are_synonyms_and_misspellings_get_the_right_name() -> None:
+    end = utc(2026, 2, 1)
+    assert CronTrigger(hour=3, start_date=T0, end_date=end) == CronTrigger(
+        hour=3, start_at=T0, end_at=end
+    )
+    with pytest.raises(InvalidTriggerError, match=r"end_at.*end_date.*not both"):
+        CronTrigger(hour=3, end_at=end, end_date=end)
+    with pytest.raises(InvalidTriggerError) as caught:
+        CronTrigger(hour=3, misfire_grace_time=5)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "'misfire_grace_time'" in message
+    assert "'mistrigger_grace_time'" in message
+    assert "'hour'" not in message.partition(";")[0]  # only the unknown keyword is named

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
+from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers import DateTrigger, ShutdownTrigger
 
 UTC = UTC
@@ -41,3 +44,8 @@ def test_shutdown_trigger_never_fires_on_the_clock() -> None:
     assert trigger.get_next_trigger_time(UTC, None, T0) is None
     assert pickle.loads(pickle.dumps(trigger)) == trigger
     assert repr(trigger) == "ShutdownTrigger()"
+
+
+def test_run_at_and_run_date_together_are_refused() -> None:
+    with pytest.raises(InvalidTriggerError, match=r"run_at.*run_date.*not both"):
+        DateTrigger(T0, run_date=T0 + timedelta(hours=1))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import pickle
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers import IntervalTrigger
@@ -192,3 +195,127 @@ def test_anchor_from_a_local_now_is_elapsed_time() -> None:
     first = trigger.get_next_trigger_time(zone, None, now)
     assert first is not None
     assert (first.astimezone(UTC) - now.astimezone(UTC)) == timedelta(hours=2)
+
+
+# -- lengths, jitter and bounds that cannot make a schedule --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "words"),
+    [
+        ({"days": 3_000_000}, ["days=3000000", "1000 years"]),
+        ({"weeks": 10**12}, ["weeks=1000000000000", "1000 years"]),
+        ({"seconds": 1e300}, ["seconds=1e+300", "1000 years"]),
+        ({"seconds": math.nan}, ["seconds=nan", "finite"]),
+        ({"minutes": math.inf}, ["minutes=inf", "finite"]),
+        ({"hours": -math.inf}, ["hours=-inf", "finite"]),
+        ({"days": 1, "seconds": -86400}, ["days=1", "seconds=-86400", "positive"]),
+    ],
+)
+def test_lengths_whose_fire_times_cannot_be_computed_are_refused(
+    length: dict[str, float], words: list[str]
+) -> None:
+    with pytest.raises(InvalidTriggerError) as caught:
+        IntervalTrigger(**length)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_the_longest_interval_is_accepted() -> None:
+    trigger = IntervalTrigger(days=365_250, timezone=UTC)
+    assert trigger.get_next_trigger_time(UTC, None, T0) == T0 + timedelta(days=365_250)
+
+
+def test_a_start_at_without_room_for_a_second_fire_time_is_refused() -> None:
+    with pytest.raises(InvalidTriggerError, match=r"start_at=9990-01-01.*9999"):
+        IntervalTrigger(days=4000, start_at=datetime(9990, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("start_at", [None, T0])
+def test_the_grid_ends_at_the_year_9999_instead_of_overflowing(start_at: datetime | None) -> None:
+    # Not one OverflowError out of the trigger (a scheduler's pass would stop on it): the
+    # trigger ends where datetime does.
+    trigger = IntervalTrigger(days=365_000, start_at=start_at, timezone=UTC)
+    previous = None
+    times = []
+    while (previous := trigger.get_next_trigger_time(UTC, previous, T0)) is not None:
+        times.append(previous)
+    assert 7 <= len(times) <= 9
+    assert times[-1].year > 9000
+
+
+@pytest.mark.parametrize(
+    ("jitter", "words"),
+    [
+        (math.nan, ["jitter", "nan"]),
+        (math.inf, ["jitter", "inf"]),
+        (1e300, ["jitter", "1e+300"]),
+        (-1, ["jitter", "-1"]),
+        (timedelta(seconds=-1), ["jitter", "days=-1"]),
+        (10, ["jitter", "shorter than the interval", "0:00:10", "got 10"]),
+        (11.5, ["jitter", "got 11.5"]),
+        (timedelta(minutes=1), ["jitter", "seconds=60"]),
+    ],
+)
+def test_jitter_that_is_not_finite_negative_or_an_interval_long_is_refused(
+    jitter: float | timedelta, words: list[str]
+) -> None:
+    with pytest.raises(InvalidTriggerError) as caught:
+        IntervalTrigger(seconds=10, jitter=jitter)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_jitter_just_shorter_than_the_interval_is_accepted() -> None:
+    assert IntervalTrigger(seconds=10, jitter=9.999).jitter == timedelta(seconds=9.999)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    interval=st.integers(min_value=1, max_value=3600),
+    jitter_part=st.floats(min_value=0.01, max_value=0.99),
+    steps=st.integers(min_value=0, max_value=20),
+    end_offset=st.floats(min_value=0, max_value=0.999),
+    with_start=st.booleans(),
+)
+def test_jitter_never_pushes_a_fire_time_past_end_at(
+    interval: int, jitter_part: float, steps: int, end_offset: float, with_start: bool
+) -> None:
+    # end_at a little after a grid point: jitter would push that last run past it
+    end_at = T0 + timedelta(seconds=interval * (steps + end_offset + 1))
+    trigger = IntervalTrigger(
+        seconds=interval,
+        start_at=T0 if with_start else None,
+        end_at=end_at,
+        jitter=interval * jitter_part,
+        timezone=UTC,
+    )
+    # without start_at the grid starts one interval after "now": at T0 as well
+    now = T0 if with_start else T0 - timedelta(seconds=interval)
+    times: list[datetime] = []
+    previous = None
+    while (previous := trigger.get_next_trigger_time(UTC, previous, now)) is not None:
+        assert previous <= end_at
+        assert not times or previous > times[-1]
+        times.append(previous)
+        assert len(times) <= steps + 2
+    # every grid point within end_at runs (T0 ... T0 + (steps + 1) intervals): a jittered
+    # one is capped at end_at, not dropped
+    assert len(times) == steps + 2
+
+
+def test_a_jittered_last_run_is_capped_at_end_at_not_dropped() -> None:
+    end_at = T0 + timedelta(seconds=10.5)
+    for _ in range(50):
+        trigger = IntervalTrigger(seconds=10, start_at=T0, end_at=end_at, jitter=9)
+        last = trigger.get_next_trigger_time(UTC, T0, T0)
+        assert last is not None
+        assert T0 + timedelta(seconds=10) <= last <= end_at
+
+
+def test_start_date_and_end_date_are_synonyms_of_start_at_and_end_at() -> None:
+    end = T0 + timedelta(days=1)
+    trigger = IntervalTrigger(minutes=5, start_date=T0, end_date=end)
+    assert trigger == IntervalTrigger(minutes=5, start_at=T0, end_at=end)
+    with pytest.raises(InvalidTriggerError, match=r"start_at.*start_date.*not both"):
+        IntervalTrigger(minutes=5, start_at=T0, start_date=T0)

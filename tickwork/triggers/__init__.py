@@ -9,6 +9,7 @@ from datetime import tzinfo
 from typing import Any
 
 from tickwork._registry import Registry
+from tickwork._spelling import RENAMED, unknown_names_message
 from tickwork.exceptions import ConfigurationError, InvalidTriggerError
 from tickwork.triggers._shared import SharedTriggers
 from tickwork.triggers.base import BaseTrigger
@@ -83,12 +84,31 @@ def build_trigger(
     except InvalidTriggerError:
         raise
     except ConfigurationError as exc:
-        if type(exc) is ConfigurationError:
-            raise InvalidTriggerError(str(exc)) from None
+        if type(exc) is ConfigurationError:  # (the registry's: keywords that do not bind)
+            raise InvalidTriggerError(_keyword_error(alias, options, exc)) from None
         raise
     if trigger.shareable:
         shared_triggers.put(alias, given, default_zone, trigger)
     return trigger
+
+
+def _keyword_error(alias: str, options: dict[str, Any], exc: ConfigurationError) -> str:
+    """The error for keywords the trigger does not take: only the unknown ones, each with
+    the spelling tickwork uses (``misfire_grace_time`` -> ``mistrigger_grace_time``) or the
+    closest keyword, then the keywords it does take. Other binding errors as they are."""
+    cls = trigger_registry.lookup(alias)
+    parameters = inspect.signature(cls).parameters
+    known = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = [name for name in options if name not in known]
+    if not unknown:
+        return str(exc)
+    # The APScheduler 3 synonyms a trigger also takes (start_date ...) go unlisted.
+    listed = [name for name in known if name not in RENAMED]
+    return unknown_names_message(f"trigger {alias!r} ({cls.__name__})", unknown, listed)
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,6 +15,17 @@ __all__ = ["BaseTrigger"]
 _UTC = UTC
 
 
+def synonym(value: Any, name: str, alias_value: Any, alias: str) -> Any:
+    """The value of ``alias`` (APScheduler 3's name for the keyword ``name``), refused
+    when ``name`` was given too."""
+    if value is not None:
+        raise InvalidTriggerError(
+            f"give {name} or {alias} (APScheduler 3's name for it), not both: "
+            f"got {name}={value!r} and {alias}={alias_value!r}"
+        )
+    return alias_value
+
+
 class BaseTrigger(ABC):
     """Decides *when* a task runs.
 
@@ -113,6 +124,7 @@ class BaseTrigger(ABC):
 
     @staticmethod
     def _resolve_jitter(jitter: float | timedelta | None) -> timedelta | None:
+        """A jitter of finite, non-negative seconds (or a timedelta); 0 means none."""
         try:
             value = to_timedelta(jitter, "jitter")
         except ValueError as exc:
@@ -129,15 +141,23 @@ class BaseTrigger(ABC):
             )
 
     @staticmethod
-    def _apply_jitter(fire_time: datetime, jitter: timedelta | None) -> datetime:
-        """Delay ``fire_time`` by a random amount in ``[0, jitter]``.
+    def _apply_jitter(
+        fire_time: datetime, jitter: timedelta | None, end: datetime | None = None
+    ) -> datetime:
+        """Delay ``fire_time`` by a random amount in ``[0, jitter]``, but not past ``end``
+        (the trigger's ``end_at``).
 
         Jitter only ever delays: an early run could land before ``start_at`` or before the
-        previous run. Keep it smaller than the gap between fire times.
+        previous run. Keep it smaller than the gap between fire times. A fire time within
+        ``end_at`` is the schedule's, so it still runs when jitter would take it past
+        ``end_at``: at ``end_at`` (rule 5 of docs/triggers.md: never after ``end_at``).
         """
         if not jitter:
             return fire_time
         # Added in UTC: adding to a local time would be wall-clock arithmetic and could
         # land in a DST gap.
         delay = timedelta(seconds=random.uniform(0, jitter.total_seconds()))
-        return (fire_time.astimezone(_UTC) + delay).astimezone(fire_time.tzinfo)
+        jittered = fire_time.astimezone(_UTC) + delay
+        if end is not None and jittered > end:
+            jittered = end
+        return jittered.astimezone(fire_time.tzinfo)

@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import timezone as fixed_zone
-from difflib import get_close_matches
 from typing import Any, Never
 
+from tickwork._spelling import unknown_names_message
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers._cron_fields import FIELD_NAMES, parse_crontab, parse_fields, with_defaults
 from tickwork.triggers._cron_spec import CronSpec
-from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.base import BaseTrigger, synonym
 from tickwork.utils import local_timezone, same_instant, to_timezone
 
 __all__ = ["CronTrigger"]
@@ -52,6 +52,12 @@ _PROBE = timedelta(hours=12)
 _MAX_STEPS = 16
 # Marks naive start_at/end_at while the trigger has no zone of its own.
 _FLOATING = fixed_zone(timedelta(0), "floating")
+# Where the jitter check looks for fire times when there is no start_at, and how many.
+_JITTER_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+_JITTER_SAMPLES = 5
+# (expression, zone, first instant) -> the closest two fire times sampled, or None.
+_SHORTEST_GAPS: dict[tuple[Any, ...], tuple[datetime, datetime] | None] = {}
+_UNKNOWN: Any = object()
 
 
 class CronTrigger(BaseTrigger):
@@ -72,7 +78,12 @@ class CronTrigger(BaseTrigger):
     ``timezone`` is the zone whose wall clock is matched. Left out, the trigger has no
     zone of its own and follows the scheduler's (the ``timezone`` passed to
     :meth:`get_next_trigger_time`); a naive ``start_at``/``end_at`` is then read in that
-    zone too. ``jitter`` delays each run by a random amount up to that many seconds.
+    zone too. A pytz zone is converted to its zoneinfo equivalent. ``start_date`` and
+    ``end_date`` (APScheduler 3's names) are accepted for ``start_at`` and ``end_at``.
+
+    ``jitter`` delays each run by a random amount up to that many seconds, never past
+    ``end_at``. It must be finite, not negative, and shorter than the time between two
+    fire times (checked on the first few).
 
     The DST rules are in the module docstring and in ``docs/triggers.md``. A schedule that
     can never fire (``day=30, month=2``) is refused with
@@ -106,15 +117,20 @@ class CronTrigger(BaseTrigger):
         end_at: datetime | date | str | None = None,
         timezone: str | tzinfo | None = None,
         jitter: float | timedelta | None = None,
+        *,
+        start_date: datetime | date | str | None = None,
+        end_date: datetime | date | str | None = None,
         # Never: a type checker flags CronTrigger(minutes=5); at run time the error below
         # names the keyword and the field that was probably meant.
         **unknown: Never,
     ) -> None:
-        for name in unknown:
+        if unknown:
             known = [*FIELD_NAMES, "start_at", "end_at", "timezone", "jitter"]
-            close = get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; it accepts {', '.join(known)}"
-            raise InvalidTriggerError(f"CronTrigger got an unknown keyword {name!r}{hint}")
+            raise InvalidTriggerError(unknown_names_message("CronTrigger", unknown, known))
+        if start_date is not None:
+            start_at = synonym(start_at, "start_at", start_date, "start_date")
+        if end_date is not None:
+            end_at = synonym(end_at, "end_at", end_date, "end_date")
         given = dict(
             zip(
                 FIELD_NAMES,
@@ -176,7 +192,67 @@ class CronTrigger(BaseTrigger):
         if start is not None and end is not None and (start.tzinfo is None) == (end.tzinfo is None):
             self._check_bounds(start, end)
         self.jitter = self._resolve_jitter(jitter)
+        if self.jitter is not None:
+            self._check_jitter(jitter)
         self._last = _NOTHING_YET
+
+    def _check_jitter(self, given: object) -> None:
+        """Refuse a jitter that is not shorter than the time between two consecutive fire
+        times: the delayed run would land after the next fire time, and that one would be
+        skipped (the next fire time is counted from the delayed run).
+
+        The gaps are measured between the first few fire times from ``start_at`` (or from
+        the start of 2026) in the trigger's zone (or UTC): not every gap of every schedule,
+        but the common mistakes (``minute="*"`` with a jitter of minutes) are found once,
+        here, where the trigger is built. A schedule that fires less than twice from
+        there is not checked.
+        """
+        jitter = self.jitter
+        assert jitter is not None  # (only called with one)
+        zone = self.timezone or UTC
+        earliest = _as_utc(self.start_at, zone) or _JITTER_REFERENCE
+        expression = self.crontab if self.fields is None else tuple(self.fields.values())
+        key = (expression, zone, earliest)
+        try:
+            shortest = _SHORTEST_GAPS.get(key, _UNKNOWN)
+            hashable = True
+        except TypeError:  # an unhashable custom tzinfo
+            shortest, hashable = _UNKNOWN, False
+        if shortest is _UNKNOWN:
+            # A few searches (about 10 µs each): kept per schedule, for code that builds an
+            # equal trigger for every task.
+            shortest = self._shortest_gap(zone, earliest)
+            if hashable:
+                if len(_SHORTEST_GAPS) >= 256:
+                    _SHORTEST_GAPS.clear()
+                _SHORTEST_GAPS[key] = shortest
+        if shortest is not None and shortest[1] - shortest[0] <= jitter:
+            before, after = shortest
+            raise InvalidTriggerError(
+                f"jitter must be shorter than the time between two fire times "
+                f"({after - before}, from {before.astimezone(zone).isoformat()} "
+                f"to {after.astimezone(zone).isoformat()}), got {given!r}"
+            )
+
+    def _shortest_gap(self, zone: tzinfo, earliest: datetime) -> tuple[datetime, datetime] | None:
+        """The two consecutive fire times closest together among the first few from
+        ``earliest``; None when there are fewer than two."""
+        shortest: tuple[datetime, datetime] | None = None
+        previous: datetime | None = None
+        for _ in range(_JITTER_SAMPLES):
+            try:
+                fire_time = self._next_fire(zone, earliest)
+            except OverflowError:
+                break
+            if fire_time is None:
+                break
+            if previous is not None and (
+                shortest is None or fire_time - previous < shortest[1] - shortest[0]
+            ):
+                shortest = (previous, fire_time)
+            previous = fire_time
+            earliest = fire_time + _TICK
+        return shortest
 
     def _bound(self, value: datetime | date | str | None, name: str) -> datetime | None:
         bound = self._resolve_datetime(value, self.timezone or _FLOATING, name)
@@ -209,7 +285,9 @@ class CronTrigger(BaseTrigger):
     def _next(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None
     ) -> datetime | None:
-        zone = self.timezone or timezone or local_timezone()
+        # (The scheduler's zone is a standard one already; to_timezone only converts a
+        # pytz zone given by code that calls the trigger itself.)
+        zone = self.timezone or to_timezone(timezone) or local_timezone()
         start = _as_utc(self.start_at, zone)
         end = _as_utc(self.end_at, zone)
         if previous_time is not None:
@@ -224,13 +302,13 @@ class CronTrigger(BaseTrigger):
             earliest = start
         try:
             fire_time = self._next_fire(zone, earliest)
-        except OverflowError:  # the search ran past year 9999
+            if fire_time is None or (end is not None and fire_time > end):
+                return None
+            # Jitter in UTC: adding a timedelta to a zoned datetime moves its wall clock,
+            # which could land in a gap. Never past end_at (rule 5 of docs/triggers.md).
+            return self._apply_jitter(fire_time, self.jitter, end).astimezone(zone)
+        except OverflowError:  # the search (or the jitter) ran past year 9999
             return None
-        if fire_time is None or (end is not None and fire_time > end):
-            return None
-        # Jitter in UTC: adding a timedelta to a zoned datetime moves its wall clock, which
-        # could land in a gap.
-        return self._apply_jitter(fire_time, self.jitter).astimezone(zone)
 
     def _next_fire(self, zone: tzinfo, earliest: datetime) -> datetime | None:
         if self._spec.every_hour:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.base import BaseTrigger, synonym
 from tickwork.utils import ClassSignature
 
 __all__ = ["DateTrigger"]
@@ -17,7 +17,8 @@ class DateTrigger(BaseTrigger):
     ``run_at`` may be an aware datetime, a naive one or an ISO string (read as wall time
     in ``timezone``, or the local zone), or a date (its midnight). Left out, the trigger
     fires as soon as the task is scheduled ("now" by the scheduler's clock). ``run_date``
-    is accepted as a synonym, for code written against APScheduler.
+    is accepted as a synonym, for code written against APScheduler (not both). A pytz
+    zone, and a ``run_at`` in one, are converted to their zoneinfo equivalents.
     """
 
     __slots__ = ("run_at", "timezone")
@@ -31,8 +32,8 @@ class DateTrigger(BaseTrigger):
         *,
         run_date: datetime | date | str | None = None,
     ) -> None:
-        if run_at is None:
-            run_at = run_date
+        if run_date is not None:
+            run_at = synonym(run_at, "run_at", run_date, "run_date")
         self.timezone = self._resolve_timezone(timezone)
         self.run_at = self._resolve_datetime(run_at, self.timezone, "run_at")
 

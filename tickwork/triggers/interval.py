@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import functools
+import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import timezone as fixed_zone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tickwork.exceptions import InvalidTriggerError
-from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.base import BaseTrigger, synonym
 from tickwork.utils import ClassSignature, is_fixed_offset, same_instant
 
-__all__ = ["IntervalTrigger"]
+__all__ = ["MAX_INTERVAL", "IntervalTrigger"]
 
 _UTC = UTC
 _ZERO = timedelta(0)
 _UNIT_NAMES = ("weeks", "days", "hours", "minutes", "seconds")
+#: The longest interval: fire times must stay within datetime's range (to 9999-12-31),
+#: and a longer one could not fire even eight times from today before getting there.
+MAX_INTERVAL = timedelta(days=365_250)  # 1000 years
+#: The latest instant a fire time may be computed at: a day before datetime.max, so it
+#: can still be expressed in any zone (UTC offsets are below 24 hours).
+_LATEST = datetime.max.replace(tzinfo=_UTC) - timedelta(days=1)
 #: ``_last`` before the first answer: (previous time asked about, the answer).
 _NOTHING_YET: tuple[datetime | None, datetime | None] = (None, None)
 
@@ -24,6 +33,19 @@ def _interval(weeks: float, days: float, hours: float, minutes: float, seconds: 
     """The timedelta of these units, shared: timedeltas are immutable, and a million tasks
     every 5 minutes need only one (40 bytes each otherwise)."""
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _bad_length(units: tuple[float, ...], interval: timedelta | None) -> str:
+    """Why these units make no interval (``interval``: their sum, None when it has none),
+    naming the units given."""
+    if not all(map(math.isfinite, units)):
+        expected = "a finite length"
+    elif interval is not None and interval <= _ZERO:
+        expected = "positive"
+    else:
+        expected = f"at most {MAX_INTERVAL.days} days (1000 years)"
+    given = ", ".join(f"{k}={v!r}" for k, v in zip(_UNIT_NAMES, units, strict=True) if v)
+    return f"the interval must be {expected}, got {given or 'seconds=0'}"
 
 
 class IntervalTrigger(BaseTrigger):
@@ -44,8 +66,17 @@ class IntervalTrigger(BaseTrigger):
     * with ``jitter`` but no ``start_at``, the trigger anchors its grid the first time it
       is asked (jittered fire times are no grid to count from), so it belongs to one task.
 
-    ``end_at`` is the last instant a run may be scheduled at. Values may be fractional
-    (``seconds=0.5``).
+    ``end_at`` is the last instant a run may be scheduled at; jitter never delays a run
+    past it. Values may be fractional (``seconds=0.5``). ``start_date`` and ``end_date``
+    (APScheduler 3's names) are accepted for ``start_at`` and ``end_at``.
+
+    Refused with :class:`~tickwork.exceptions.InvalidTriggerError`, naming the value:
+    lengths that are not finite numbers, a total that is not positive or longer than
+    :data:`MAX_INTERVAL` (1000 years), a ``start_at`` too close to the year 9999 for a
+    second fire time, and ``jitter`` that is negative, not finite, or not shorter than
+    the interval (a run jittered by a whole interval would take the next run's place).
+    A pytz zone (``timezone=``, or the zone of ``start_at``/``end_at``) is converted to
+    its zoneinfo equivalent.
     """
 
     __slots__ = ("_fixed_zone", "_last", "end_at", "interval", "jitter", "start_at", "timezone")
@@ -63,8 +94,12 @@ class IntervalTrigger(BaseTrigger):
         end_at: datetime | date | str | None = None,
         timezone: str | tzinfo | None = None,
         jitter: float | timedelta | None = None,
+        *,
+        start_date: datetime | date | str | None = None,
+        end_date: datetime | date | str | None = None,
     ) -> None:
-        for name, value in zip(_UNIT_NAMES, (weeks, days, hours, minutes, seconds), strict=True):
+        units = (weeks, days, hours, minutes, seconds)
+        for name, value in zip(_UNIT_NAMES, units, strict=True):
             # Exact types first: this runs on every add_task with an interval.
             if (
                 type(value) is not int
@@ -72,25 +107,49 @@ class IntervalTrigger(BaseTrigger):
                 and (isinstance(value, bool) or not isinstance(value, int | float))
             ):
                 raise InvalidTriggerError(f"interval {name} must be a number, got {value!r}")
-        self.interval = _interval(weeks, days, hours, minutes, seconds)
-        if self.interval <= _ZERO:
-            units = dict(zip(_UNIT_NAMES, (weeks, days, hours, minutes, seconds), strict=True))
-            given = ", ".join(f"{k}={v!r}" for k, v in units.items() if v) or ", ".join(
-                f"{k}=0" for k in units
-            )
-            raise InvalidTriggerError(f"the interval must be positive, got {given}")
+        try:
+            self.interval = interval = _interval(*units)
+        except (ValueError, OverflowError):  # NaN, infinite, or beyond timedelta's range
+            interval = None
+        if interval is None or not _ZERO < interval <= MAX_INTERVAL:
+            raise InvalidTriggerError(_bad_length(units, interval))
         self.timezone = zone = (
-            timezone if isinstance(timezone, tzinfo) else self._resolve_timezone(timezone)
+            timezone
+            if type(timezone) is ZoneInfo or type(timezone) is fixed_zone
+            else self._resolve_timezone(timezone)
         )
-        self.start_at = (
-            None if start_at is None else self._resolve_datetime(start_at, zone, "start_at")
-        )
+        if start_date is not None:
+            start_at = synonym(start_at, "start_at", start_date, "start_date")
+        if end_date is not None:
+            end_at = synonym(end_at, "end_at", end_date, "end_date")
+        self.start_at = None if start_at is None else self._start(start_at, zone)
         self.end_at = None if end_at is None else self._resolve_datetime(end_at, zone, "end_at")
         if end_at is not None:
             self._check_bounds(self.start_at, self.end_at)
-        self.jitter = None if jitter is None else self._resolve_jitter(jitter)
+        self.jitter = None if jitter is None else self._interval_jitter(jitter)
         self._fixed_zone = is_fixed_offset(zone)
         self._last = _NOTHING_YET
+
+    def _start(self, start_at: datetime | date | str, zone: tzinfo) -> datetime | None:
+        start = self._resolve_datetime(start_at, zone, "start_at")
+        # One comparison, here, rather than a check on every fire time: the grid can then
+        # be computed until it reaches the year 9999, and the trigger ends there.
+        if start is not None and start > _LATEST - self.interval:
+            raise InvalidTriggerError(
+                f"start_at={start.isoformat()} leaves no room for a second fire time "
+                f"{self.interval} later before the year 9999 ends"
+            )
+        return start
+
+    def _interval_jitter(self, jitter: float | timedelta) -> timedelta | None:
+        value = self._resolve_jitter(jitter)
+        if value is not None and value >= self.interval:
+            # A run delayed by a whole interval would land on the next grid point, which
+            # the next fire time is counted from: that run would be skipped.
+            raise InvalidTriggerError(
+                f"jitter must be shorter than the interval ({self.interval}), got {jitter!r}"
+            )
+        return value
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
@@ -113,6 +172,14 @@ class IntervalTrigger(BaseTrigger):
         return fire_time
 
     def _next(self, previous_time: datetime | None, now: datetime | None) -> datetime | None:
+        try:
+            return self._next_on_grid(previous_time, now)
+        except OverflowError:  # the grid reached the year 9999: no more fire times
+            return None
+
+    def _next_on_grid(
+        self, previous_time: datetime | None, now: datetime | None
+    ) -> datetime | None:
         start_at = self.start_at
         if start_at is None and self.jitter is None:
             return self._next_from(now if previous_time is None else previous_time)
@@ -154,9 +221,10 @@ class IntervalTrigger(BaseTrigger):
             # Floor division, then one more: robust to a jittered previous_time.
             steps = (previous_time.astimezone(_UTC) - start) // self.interval + 1
             fire_time = start + max(steps, 0) * self.interval
-        if self.end_at is not None and fire_time > self.end_at.astimezone(_UTC):
+        end = None if self.end_at is None else self.end_at.astimezone(_UTC)
+        if end is not None and fire_time > end:
             return None
-        return self._apply_jitter(fire_time, self.jitter).astimezone(self.timezone)
+        return self._apply_jitter(fire_time, self.jitter, end).astimezone(self.timezone)
 
     def _next_from(self, base: datetime | None) -> datetime | None:
         """One interval after ``base`` (the previous fire time, or now): the grid of a
@@ -164,11 +232,15 @@ class IntervalTrigger(BaseTrigger):
         if base is None:
             raise InvalidTriggerError("an interval trigger without start_at needs 'now'")
         zone = self.timezone
-        if base.tzinfo is zone and self._fixed_zone:
-            fire_time = base + self.interval  # wall-clock arithmetic is elapsed time here
-        else:
-            # In UTC: adding to a time in a DST zone would be wall-clock arithmetic.
-            fire_time = (base.astimezone(_UTC) + self.interval).astimezone(zone)
+        # (A try costs nothing until it catches; a range check would cost on every call.)
+        try:
+            if base.tzinfo is zone and self._fixed_zone:
+                fire_time = base + self.interval  # wall-clock arithmetic is elapsed time here
+            else:
+                # In UTC: adding to a time in a DST zone would be wall-clock arithmetic.
+                fire_time = (base.astimezone(_UTC) + self.interval).astimezone(zone)
+        except OverflowError:  # past the year 9999: the trigger is done
+            return None
         end_at = self.end_at
         if end_at is not None and fire_time.astimezone(_UTC) > end_at.astimezone(_UTC):
             return None
@@ -191,6 +263,7 @@ class IntervalTrigger(BaseTrigger):
         return copy
 
     def __getstate__(self) -> dict[str, Any]:
+        """The trigger's state (see :class:`~tickwork.triggers.base.BaseTrigger`)."""
         return {
             "version": 1,
             "interval": self.interval,
