@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,7 +21,7 @@ from tickwork.exceptions import (
 )
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.tasks import Task
-from tickwork.triggers import IntervalTrigger
+from tickwork.triggers import CronTrigger, IntervalTrigger
 
 
 def job(a: int, b: int = 0) -> int:
@@ -173,3 +176,136 @@ def test_a_start_failed_by_a_stored_duplicate_can_be_retried(tmp_path: Path) -> 
         assert stored == {"dup": (3,), "other": (2,)}
     finally:
         second.shutdown()
+
+
+# -- found by users: each mistake fails at add_task, naming the value ---------------------
+
+
+def test_an_interval_too_long_to_compute_is_refused_at_add_task(
+    scheduler: BackgroundScheduler,
+) -> None:
+    # it used to be accepted, and overflowed (stopping the store) when advanced
+    with pytest.raises(InvalidTriggerError, match="days=3000000"):
+        scheduler.add_task(job, "interval", args=[1], days=3_000_000)
+    with pytest.raises(InvalidTriggerError, match="nan"):
+        scheduler.add_task(job, "interval", args=[1], seconds=math.nan)
+    with pytest.raises(InvalidTriggerError, match=r"jitter.*got 10"):
+        scheduler.add_task(job, "interval", args=[1], seconds=5, jitter=10)
+
+
+def test_apscheduler_spellings_get_the_tickwork_name(scheduler: BackgroundScheduler) -> None:
+    with pytest.raises(InvalidTriggerError) as caught:
+        scheduler.add_task(job, "interval", args=[1], seconds=5, misfire_grace_time=5)
+    message = str(caught.value)
+    unknown, _, accepted = message.partition(";")
+    assert "'misfire_grace_time'" in unknown
+    assert "'mistrigger_grace_time'" in unknown
+    # only the unknown keyword is called unknown, not the valid ones given with it
+    assert "seconds" not in unknown
+    assert "timezone" not in unknown
+    assert "seconds" in accepted  # the keywords it does take follow
+    # start_date / end_date are taken as the synonyms of start_at / end_at
+    task = scheduler.add_task(
+        job, "interval", args=[1], seconds=5, start_date=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert isinstance(task.trigger, IntervalTrigger)
+    assert task.trigger.start_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "suggestion"),
+    [("secs", "'seconds'"), ("max_instance", "'max_instances'"), ("misfire_grace", "'mistrigger")],
+)
+def test_misspelt_keywords_get_a_suggestion(
+    scheduler: BackgroundScheduler, keyword: str, suggestion: str
+) -> None:
+    with pytest.raises(InvalidTriggerError) as caught:
+        scheduler.add_task(job, "interval", args=[1], minutes=5, **{keyword: 2})
+    unknown = str(caught.value).partition(";")[0]
+    assert repr(keyword) in unknown
+    assert suggestion in unknown
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None, [True]])
+def test_coalesce_must_be_a_bool(scheduler: BackgroundScheduler, value: object) -> None:
+    # bool("no") is True: a string was silently read as "yes"
+    with pytest.raises(InvalidTaskError, match=rf"coalesce.*{re.escape(repr(value))}"):
+        scheduler.add_task(job, args=[1], coalesce=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (math.nan, ["nan"]),
+        (math.inf, ["inf", "None"]),
+        (-1, ["-1"]),
+        (timedelta(seconds=-5), ["days=-1"]),
+        (0, ["got 0", "None", "small positive"]),
+        (0.0, ["got 0.0", "None"]),
+        (timedelta(0), ["timedelta(0)", "None"]),
+        ("5", ["'5'"]),
+        (True, ["True"]),
+    ],
+)
+def test_grace_time_must_be_a_positive_finite_time_or_none(
+    scheduler: BackgroundScheduler, value: object, words: list[str]
+) -> None:
+    with pytest.raises(InvalidTaskError) as caught:
+        scheduler.add_task(job, args=[1], mistrigger_grace_time=value)
+    message = str(caught.value)
+    assert "mistrigger_grace_time" in message
+    for word in words:
+        assert word in message
+    with pytest.raises(InvalidTaskError, match="mistrigger_grace_time"):
+        BackgroundScheduler(task_defaults={"mistrigger_grace_time": value})
+
+
+def test_small_positive_grace_times_and_none_are_fine(scheduler: BackgroundScheduler) -> None:
+    assert scheduler.add_task(job, args=[1], mistrigger_grace_time=0.005)
+    assert scheduler.add_task(job, args=[1], mistrigger_grace_time=timedelta(milliseconds=5))
+    assert scheduler.add_task(job, args=[1], mistrigger_grace_time=None)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (1, ["args", "1", "args=[1]"]),
+        (0, ["args", "0", "args=[0]"]),  # 0 is not "no arguments"
+        (2.5, ["args", "2.5"]),
+        ("ab", ["args", "'ab'", "args=['ab']"]),
+        (b"ab", ["args", "b'ab'"]),
+        ({"a": 1}, ["args", "{'a': 1}", "kwargs"]),
+        ({1, 2}, ["args", "{1, 2}", "order"]),
+    ],
+)
+def test_args_that_are_not_a_list_of_arguments(
+    scheduler: BackgroundScheduler, args: object, words: list[str]
+) -> None:
+    with pytest.raises(InvalidTaskError) as caught:
+        scheduler.add_task(job, args=args)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_kwargs_that_are_not_a_mapping_of_names(scheduler: BackgroundScheduler) -> None:
+    with pytest.raises(InvalidTaskError, match=r"kwargs.*\[\('b', 2\)\].*dict"):
+        scheduler.add_task(job, args=[1], kwargs=[("b", 2)])
+    with pytest.raises(InvalidTaskError, match=r"kwargs.*0"):
+        scheduler.add_task(job, args=[1], kwargs=0)
+    with pytest.raises(InvalidTaskError, match=r"kwargs.*strings.*got 1 in"):
+        scheduler.add_task(job, args=[1], kwargs={1: 2})
+    assert scheduler.add_task(job, args=(1,), kwargs=None).kwargs == {}
+    assert scheduler.add_task(job, args=iter([1, 2])).args == (1, 2)
+
+
+def test_a_pytz_scheduler_zone_becomes_its_zoneinfo_equivalent() -> None:
+    pytz = pytest.importorskip("pytz")
+    scheduler = BackgroundScheduler(timezone=pytz.timezone("America/New_York"))
+    assert scheduler.timezone == ZoneInfo("America/New_York")
+    task = scheduler.add_task(job, "cron", args=[1], hour=8)
+    assert isinstance(task.trigger, CronTrigger)
+    fire_time = task.trigger.get_next_trigger_time(
+        scheduler.timezone, None, datetime(2026, 5, 1, tzinfo=UTC)
+    )
+    assert fire_time is not None
+    assert fire_time.isoformat() == "2026-05-01T08:00:00-04:00"

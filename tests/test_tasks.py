@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import pickle
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -131,3 +136,66 @@ def test_ids_differ_in_a_forked_child() -> None:
     os.waitpid(pid, 0)
     assert len(child_id) == 32
     assert child_id != Task(greet, args=["x"]).id
+
+
+def test_coalesce_is_a_bool_when_built_and_when_updated() -> None:
+    with pytest.raises(InvalidTaskError, match="coalesce must be True or False, got 'no'"):
+        Task(greet, args=["a"], coalesce="no")  # type: ignore[arg-type]
+    task = Task(greet, args=["a"], coalesce=False, name="before")
+    with pytest.raises(InvalidTaskError, match="coalesce must be True or False, got 1"):
+        task.update(coalesce=1, name="after")
+    assert (task.coalesce, task.name) == (False, "before")  # nothing changed
+    task.update(coalesce=True)
+    assert task.coalesce is True
+
+
+def test_grace_time_is_checked_when_built_and_when_updated() -> None:
+    with pytest.raises(InvalidTaskError, match=r"got nan"):
+        Task(greet, args=["a"], mistrigger_grace_time=math.nan)
+    task = Task(greet, args=["a"], mistrigger_grace_time=5)
+    with pytest.raises(InvalidTaskError, match=r"got 0.*None for no limit"):
+        task.update(mistrigger_grace_time=0)
+    assert task.mistrigger_grace_time == 5.0
+
+
+def test_args_none_is_no_arguments_and_other_non_lists_are_refused() -> None:
+    def nothing() -> None: ...
+
+    assert Task(nothing, args=None).args == ()
+    assert Task(nothing, args=[]).args == ()
+    with pytest.raises(InvalidTaskError, match=r"args.*got 0"):
+        Task(nothing, args=0)  # type: ignore[arg-type]
+    task = Task(greet, args=["a"])
+    with pytest.raises(InvalidTaskError, match=r"args.*got 1.*args=\[1\]"):
+        task.update(args=1)
+    with pytest.raises(InvalidTaskError, match=r"args.*'bob'.*args=\['bob'\]"):
+        task.update(args="bob")
+    assert task.args == ("a",)
+
+
+def test_a_next_run_time_localized_by_pytz_is_kept_as_its_instant() -> None:
+    pytz = pytest.importorskip("pytz")
+    berlin = pytz.timezone("Europe/Berlin")
+    localized = berlin.localize(datetime(2026, 7, 1, 9))
+    task = Task(greet, args=["a"], next_run_time=localized)
+    assert task.next_run_time == localized
+    assert task.next_run_time is not None
+    assert task.next_run_time.tzinfo == ZoneInfo("Europe/Berlin")
+    task.update(next_run_time=datetime(2026, 7, 2, 9, tzinfo=berlin))  # not localized
+    assert task.next_run_time is not None
+    assert task.next_run_time.isoformat() == "2026-07-02T09:00:00+02:00"
+
+
+def test_a_decorated_function_is_checked_against_the_signature_it_is_called_with() -> None:
+    def adds_a_parameter(fn: Callable[..., str]) -> Callable[..., str]:
+        @functools.wraps(fn)
+        def wrapper(times: int, *args: Any, **kwargs: Any) -> str:
+            return fn(*args, **kwargs) * times
+
+        return wrapper
+
+    shout = adds_a_parameter(greet)
+    task = Task(shout, args=[2, "ada"])
+    assert task.fn(*task.args) == "hello ada!hello ada!"
+    with pytest.raises(InvalidTaskError, match="times"):
+        Task(shout)

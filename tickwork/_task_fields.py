@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import random
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Set
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from tickwork.exceptions import InvalidTaskError
+from tickwork.utils import from_pytz_datetime, is_pytz
 
 __all__ = [
     "EMPTY_ARGS",
@@ -22,6 +25,7 @@ __all__ = [
     "MODIFIABLE_FIELDS",
     "UNSET",
     "check_args",
+    "check_coalesce",
     "check_executor",
     "check_grace",
     "check_kwargs",
@@ -104,20 +108,62 @@ def new_id() -> str:
 
 
 def check_args(args: Any) -> tuple[Any, ...]:
-    """``args`` as a tuple (any iterable but a string)."""
-    if isinstance(args, str | bytes):
-        raise InvalidTaskError(f"args must be a list or tuple, got the string {args!r}")
-    return tuple(args) if args else EMPTY_ARGS
+    """``args`` as a tuple: ``None`` means no arguments, any other value must be a list,
+    tuple or other ordered iterable.
+
+    Refused, naming the value: what is not iterable (``args=1``, ``args=0``: ``0`` is not
+    "no arguments"), a string or bytes (iterable, but ``args="abc"`` is almost always
+    ``args=["abc"]`` mistyped), a mapping (meant for ``kwargs``) and a set (no order to
+    pass its items in).
+    """
+    if type(args) is tuple:  # (the common cases first: this runs on every add_task)
+        return args or EMPTY_ARGS
+    if type(args) is list:
+        return tuple(args) if args else EMPTY_ARGS
+    if args is None:
+        return EMPTY_ARGS
+    if isinstance(args, str | bytes | bytearray):
+        raise InvalidTaskError(
+            f"args must be a list or tuple of arguments, got the {type(args).__name__} "
+            f"{args!r}; for a single argument write args=[{args!r}]"
+        )
+    if isinstance(args, Mapping):
+        raise InvalidTaskError(
+            f"args must be a list or tuple of arguments, got the mapping {args!r}; "
+            "keyword arguments go in kwargs="
+        )
+    if isinstance(args, Set):
+        raise InvalidTaskError(
+            f"args must be a list or tuple of arguments, got the set {args!r}, "
+            "whose order is arbitrary"
+        )
+    try:
+        values = tuple(args)
+    except TypeError:
+        raise InvalidTaskError(
+            f"args must be a list or tuple of arguments (or None for none), got {args!r}; "
+            f"for a single argument write args=[{args!r}]"
+        ) from None
+    return values or EMPTY_ARGS
 
 
 def check_kwargs(kwargs: Any) -> dict[str, Any]:
-    """``kwargs`` as a dict of its own (the shared empty one when there are none)."""
-    if not kwargs:
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise InvalidTaskError(f"kwargs must be a mapping, got {kwargs!r}")
+    """``kwargs`` as a dict of its own (the shared empty one when there are none):
+    ``None`` or a mapping with string keys; anything else is refused naming the value."""
+    if kwargs is None:
         return EMPTY_KWARGS
     if not isinstance(kwargs, Mapping):
-        raise InvalidTaskError(f"kwargs must be a mapping, got {kwargs!r}")
+        hint = "; for keyword arguments write kwargs={'name': value}"
+        if isinstance(kwargs, list | tuple) and kwargs and isinstance(kwargs[0], list | tuple):
+            hint = "; for pairs write kwargs=dict(...)"
+        raise InvalidTaskError(f"kwargs must be a mapping (or None), got {kwargs!r}{hint}")
+    if not kwargs:
+        return EMPTY_KWARGS
+    for key in kwargs:
+        if type(key) is not str:
+            raise InvalidTaskError(
+                f"kwargs keys must be parameter names (strings), got {key!r} in {kwargs!r}"
+            )
     return dict(kwargs)
 
 
@@ -144,25 +190,53 @@ def check_max_instances(value: Any) -> int:
 
 
 def check_next_run_time(value: Any) -> datetime | None:
-    """A timezone-aware datetime, or ``None`` (paused)."""
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+    """A timezone-aware datetime, or ``None`` (paused). One in a pytz zone is re-expressed
+    in the zoneinfo equivalent (see :func:`tickwork.utils.from_pytz_datetime`)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidTaskError(
             f"next_run_time must be a timezone-aware datetime or None, got {value!r}"
         )
+    zone = value.tzinfo
+    if type(zone) is not ZoneInfo and type(zone) is not timezone and is_pytz(zone):
+        return from_pytz_datetime(value)
     return value
 
 
+def check_coalesce(value: Any) -> bool:
+    """``True`` or ``False``, nothing else: ``coalesce="no"`` would otherwise be true."""
+    if value is True or value is False:
+        return value
+    raise InvalidTaskError(f"coalesce must be True or False, got {value!r}")
+
+
 def check_grace(value: Any) -> float | None:
-    """Seconds (a number or a timedelta) of at least 0, or ``None`` (no limit)."""
+    """Seconds (a finite number above 0, or a timedelta), or ``None`` (no limit).
+
+    0 is refused: a run is picked up a few milliseconds after its time at best (the
+    scheduler's pass takes that long), so "no lateness allowed" would miss every run.
+    """
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 < seconds < math.inf  # (NaN fails every comparison)
+    ):
+        hint = ""
+        if seconds == math.inf:
+            hint = "; use None for no limit"
+        elif seconds == 0:
+            hint = (
+                "; use None for no limit, or a small positive number of seconds (0 would "
+                "miss every run: a run is picked up a few milliseconds late at best)"
+            )
         raise InvalidTaskError(
-            f"mistrigger_grace_time must be seconds >= 0, a timedelta or None, got {value!r}"
+            f"mistrigger_grace_time must be seconds > 0, a timedelta or None, got {value!r}{hint}"
         )
-    return float(value)
+    return float(seconds)
 
 
 def is_coroutine_function(fn: Callable[..., Any]) -> bool:

@@ -13,6 +13,7 @@ from tickwork._task_fields import (
     MODIFIABLE_FIELDS,
     UNSET,
     check_args,
+    check_coalesce,
     check_executor,
     check_grace,
     check_kwargs,
@@ -163,7 +164,7 @@ class Task:
         if coalesce is UNSET:
             coalesce = UNSET if defaults is None else defaults["coalesce"]
         else:
-            coalesce = bool(coalesce)
+            coalesce = check_coalesce(coalesce)
         if max_instances is UNSET:
             max_instances = UNSET if defaults is None else defaults["max_instances"]
         else:
@@ -288,7 +289,7 @@ class Task:
         if "executor" in changes:
             values["executor"] = check_executor(changes["executor"])
         if changes.get("coalesce", UNSET) is not UNSET:
-            values["coalesce"] = bool(changes["coalesce"])
+            values["coalesce"] = check_coalesce(changes["coalesce"])
         if changes.get("max_instances", UNSET) is not UNSET:
             values["max_instances"] = check_max_instances(changes["max_instances"])
         if changes.get("mistrigger_grace_time", UNSET) is not UNSET:
