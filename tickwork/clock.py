@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from tickwork.utils import from_pytz_datetime
 
 __all__ = ["Clock", "FakeClock", "SystemClock"]
 
@@ -49,7 +51,7 @@ class FakeClock:
             start = datetime(2026, 1, 1, tzinfo=UTC)
         if start.tzinfo is None:
             raise ValueError(f"FakeClock needs a timezone-aware start time, got {start!r}")
-        self._now = start
+        self._now = from_pytz_datetime(start)
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[], None]] = []
 
@@ -72,18 +74,60 @@ class FakeClock:
         """Jump to ``when`` (which may be earlier, to simulate a clock step back)."""
         if when.tzinfo is None:
             raise ValueError(f"FakeClock needs a timezone-aware time, got {when!r}")
-        self._now = when
+        # (A time in a pytz zone would make every "now + interval" wall-clock arithmetic
+        # in the zone's first historical offset.)
+        self._now = from_pytz_datetime(when)
         with self._lock:
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback()
 
-    def advance(self, delta: timedelta | None = None, *, seconds: float = 0) -> datetime:
-        """Move forward by ``delta`` plus ``seconds`` and return the new time."""
-        step = (delta or timedelta()) + timedelta(seconds=seconds)
+    def advance(
+        self,
+        delta: timedelta | float | None = None,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+        weeks: float = 0,
+    ) -> datetime:
+        """Move forward and return the new time: by ``delta`` (a timedelta, or a number of
+        seconds) plus the keywords, which add up as in ``timedelta``:
+        ``advance(timedelta(hours=1))``, ``advance(90)``, ``advance(days=1, hours=2)``.
+
+        Raises :class:`ValueError` for a step that goes backwards (use :meth:`set`) or
+        that is not a finite number, and :class:`TypeError` for values that are not
+        numbers, naming the value.
+        """
+        numbers: dict[str, Any] = {}
+        if delta is not None and not isinstance(delta, timedelta):
+            numbers["delta"] = delta  # seconds
+        numbers.update(seconds=seconds, minutes=minutes, hours=hours, days=days, weeks=weeks)
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(
+                    f"FakeClock.advance takes a timedelta or numbers, got {name}={value!r}"
+                )
+        try:
+            step = timedelta(
+                seconds=seconds + numbers.get("delta", 0),
+                minutes=minutes,
+                hours=hours,
+                days=days,
+                weeks=weeks,
+            )
+            if isinstance(delta, timedelta):
+                step += delta
+        except (ValueError, OverflowError):  # NaN, infinite, or beyond timedelta's range
+            given = ", ".join(f"{k}={v!r}" for k, v in numbers.items() if v)
+            raise ValueError(f"FakeClock.advance needs a finite step, got {given}") from None
         if step < timedelta(0):
             raise ValueError(f"FakeClock.advance cannot go backwards ({step!r}); use set()")
-        self.set(self._now + step)
+        # Elapsed time, added in UTC: adding to a time in a DST zone is wall-clock
+        # arithmetic, which makes the day of a clock change 23 or 25 hours long.
+        now = self._now
+        self.set((now.astimezone(UTC) + step).astimezone(now.tzinfo))
         return self._now
 
     def __repr__(self) -> str:
