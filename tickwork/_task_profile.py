@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
+    from tickwork._task_owner import TaskOwner
 
 __all__ = ["TaskProfile", "intern_profile", "make_profile"]
 
@@ -38,7 +38,7 @@ class TaskProfile(NamedTuple):
     max_instances: int
     mistrigger_grace_time: float | None
     #: A weak reference to the scheduler the task was added to (None: not added yet).
-    scheduler: weakref.ref[BaseScheduler] | None
+    scheduler: weakref.ref[TaskOwner] | None
 
 
 #: ``make_profile((fn, fn_ref, ...))`` builds a profile from a tuple of its fields, in C:

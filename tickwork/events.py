@@ -22,7 +22,9 @@ __all__ = [
     "SCHEDULER_SHUTDOWN",
     "SCHEDULER_STARTED",
     "STORE_ADDED",
+    "STORE_RECOVERED",
     "STORE_REMOVED",
+    "STORE_UNAVAILABLE",
     "TASK_ADDED",
     "TASK_ERROR",
     "TASK_EXECUTED",
@@ -30,6 +32,7 @@ __all__ = [
     "TASK_MISSED",
     "TASK_MODIFIED",
     "TASK_REMOVED",
+    "TASK_SET_ASIDE",
     "TASK_SUBMITTED",
     "SchedulerEvent",
     "TaskEvent",
@@ -54,28 +57,42 @@ TASK_ERROR = 2**13
 TASK_MISSED = 2**14
 TASK_SUBMITTED = 2**15
 TASK_MAX_INSTANCES = 2**16
+#: A task whose trigger or run rules raised while the pass planned its runs: it was
+#: paused (kept in its store, never deleted) and the others went on. ``TaskEvent`` with
+#: the ``exception``; fix the task (``update_task``/``reschedule_task``) and resume it.
+TASK_SET_ASIDE = 2**17
+#: A store failed (or went past its I/O bound): the scheduler backs off from it and
+#: keeps running the other stores. ``SchedulerEvent`` with ``alias`` and ``exception``;
+#: sent once per streak of failures.
+STORE_UNAVAILABLE = 2**18
+#: A store that was unavailable answered again; processing it resumed.
+STORE_RECOVERED = 2**19
 
-ALL_EVENTS = 2**17 - 1
+ALL_EVENTS = 2**20 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerEvent:
     """Something happened to the scheduler itself (or to one of its stores/executors).
 
-    ``alias`` names the store or executor for ``STORE_*`` / ``EXECUTOR_*`` events.
+    ``alias`` names the store or executor for ``STORE_*`` / ``EXECUTOR_*`` events;
+    ``exception`` is the store's error for ``STORE_UNAVAILABLE``.
     """
 
     code: int
     alias: str | None = None
+    exception: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
-    """Something happened to one task: added, modified, removed."""
+    """Something happened to one task: added, modified, removed, set aside
+    (``TASK_SET_ASIDE`` carries the ``exception`` that made the pass set it aside)."""
 
     code: int
     task_id: str
     store: str | None = None
+    exception: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
 
 if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
+    from tickwork._task_owner import TaskOwner
 
 __all__ = ["MODIFIABLE_FIELDS", "UNSET", "Task"]
 
@@ -97,7 +97,7 @@ class Task:
         max_instances: int = UNSET,
         mistrigger_grace_time: float | timedelta | None = UNSET,
         next_run_time: datetime | None = UNSET,
-        scheduler: BaseScheduler | None = None,
+        scheduler: TaskOwner | None = None,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
@@ -134,7 +134,7 @@ class Task:
         mistrigger_grace_time: float | timedelta | None,
         next_run_time: datetime | None,
         defaults: Mapping[str, Any] | None = None,
-        scheduler: weakref.ref[BaseScheduler] | None = None,
+        scheduler: weakref.ref[TaskOwner] | None = None,
     ) -> None:
         """Check and set every field. ``add_task`` calls this on ``Task.__new__(Task)``
         itself, positionally (keyword matching costs on every call), with the scheduler's
@@ -223,7 +223,7 @@ class Task:
         return self._profile.fn_ref
 
     @property
-    def _scheduler(self) -> weakref.ref[BaseScheduler] | None:
+    def _scheduler(self) -> weakref.ref[TaskOwner] | None:
         return self._profile.scheduler
 
     def _set_shared(self, **fields: Any) -> None:
@@ -231,7 +231,7 @@ class Task:
         profile with those values, shared with the tasks that have it too."""
         self._profile = intern_profile(self._profile._replace(**fields))
 
-    def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[BaseScheduler]) -> None:
+    def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[TaskOwner]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
         ``scheduler``, in one change of profile."""
         fn, fn_ref, executor, coalesce, max_instances, grace, bound = self._profile
@@ -378,7 +378,7 @@ class Task:
 
     # -- methods that act through the scheduler ------------------------------------------
 
-    def _bound_scheduler(self) -> BaseScheduler:
+    def _bound_scheduler(self) -> TaskOwner:
         scheduler = self._scheduler() if self._scheduler is not None else None
         if scheduler is None:
             raise InvalidTaskError(

@@ -33,7 +33,10 @@ class Host:
         self.raise_on_dispatch = False
         self._lock = threading.Lock()
 
-    def _dispatch_event(self, event: TaskExecutionEvent) -> None:
+    def wants(self, code: int) -> bool:
+        return True
+
+    def emit(self, event: TaskExecutionEvent) -> None:
         with self._lock:
             self.events.append(event)
         if self.raise_on_dispatch:

@@ -1,6 +1,6 @@
 """Run events are built only for listeners that want them; errors are always logged.
 
-Executors ask the scheduler's ``_wants(code)`` when a run ends, so a ``TASK_EXECUTED``
+Executors ask the scheduler's ``wants(code)`` when a run ends, so a ``TASK_EXECUTED``
 listener registered while tasks are already running still gets every later result.
 """
 
@@ -33,11 +33,11 @@ class ListeningHost:
         self.events: list[TaskExecutionEvent] = []
         self.asked: list[int] = []
 
-    def _wants(self, code: int) -> bool:
+    def wants(self, code: int) -> bool:
         self.asked.append(code)
         return bool(self.mask & code)
 
-    def _dispatch_event(self, event: TaskExecutionEvent) -> None:
+    def emit(self, event: TaskExecutionEvent) -> None:
         self.events.append(event)
 
 

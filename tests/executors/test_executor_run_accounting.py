@@ -467,7 +467,10 @@ def test_a_forked_child_gets_a_working_executor_with_free_slots() -> None:
 
         class Host:
             events = []
-            def _dispatch_event(self, event):
+            def wants(self, code):
+                return True
+
+            def emit(self, event):
                 self.events.append(event)
 
         T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -448,11 +448,14 @@ async def test_events_for_task_lifecycle(harness: Harness) -> None:
 async def test_listener_mask_and_removal(harness: Harness) -> None:
     seen: list[int] = []
     scheduler = harness.make()
-    scheduler.add_listener(lambda event: seen.append(event.code), TASK_ADDED)
+    def listener(event: Any) -> None:
+        seen.append(event.code)
+
+    scheduler.add_listener(listener, TASK_ADDED)
     scheduler.add_task(Counter(), "interval", seconds=10)
     await harness.start(scheduler)
     assert seen == [TASK_ADDED]
-    scheduler.remove_listener(scheduler._listeners[-1][0])
+    scheduler.remove_listener(listener)
     scheduler.add_task(Counter(), "interval", seconds=10)
     assert seen == [TASK_ADDED]
 

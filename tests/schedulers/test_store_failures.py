@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -65,6 +66,11 @@ def rig() -> Iterator[Rig]:
         print, "interval", seconds=10, args=["tick"], id="t", mistrigger_grace_time=None
     )
     scheduler.start()
+    # The first pass (at T0) has looked at the store before the test makes it fail: it
+    # runs on the store's own thread, and would otherwise race with the test.
+    deadline = time.monotonic() + 5
+    while store.calls < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
     yield Rig(clock, store, executed)
     scheduler.shutdown()
 

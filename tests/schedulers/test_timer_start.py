@@ -47,15 +47,15 @@ async def test_a_failing_timer_pass_still_wakes_the_driver(caplog: Any) -> None:
     scheduler.start()
     await asyncio.sleep(0.01)
     calls = {"n": 0}
-    process = scheduler._processor.process_store
+    process = scheduler._pass.batch
 
-    def fails_once(alias: str, now: datetime) -> Any:
+    def fails_once(gate: Any, now: datetime) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:  # the timer's pass (the first is the add's wake-up)
             raise RuntimeError("a bug in the pass")
-        return process(alias, now)
+        return process(gate, now)
 
-    scheduler._processor.process_store = fails_once  # type: ignore[method-assign]
+    scheduler._pass.batch = fails_once  # type: ignore[method-assign]
     scheduler.add_task(job, "date", run_at=datetime.now(UTC) + timedelta(seconds=0.05))
     for _ in range(100):
         if ran:
@@ -176,16 +176,16 @@ async def test_a_failing_warm_up_is_logged_and_the_run_still_happens(caplog: Any
     scheduler.warm_up_lead = 0.02
     scheduler.start()
     await asyncio.sleep(0.01)
-    process = scheduler._processor.process_store
+    process = scheduler._pass.batch
     failed: list[bool] = []
 
-    def fails_in_warm_up(alias: str, now: datetime) -> Any:
+    def fails_in_warm_up(gate: Any, now: datetime) -> Any:
         if not failed and timedelta(0) < due - now < timedelta(seconds=0.05):  # the warm-up
             failed.append(True)
             raise RuntimeError("a bug in the pass")
-        return process(alias, now)
+        return process(gate, now)
 
-    scheduler._processor.process_store = fails_in_warm_up  # type: ignore[method-assign]
+    scheduler._pass.batch = fails_in_warm_up  # type: ignore[method-assign]
     due = datetime.now(UTC) + timedelta(seconds=0.15)
     scheduler.add_task(job, "date", run_at=due)
     await wait_for(lambda: bool(ran))

@@ -9,19 +9,32 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from tickwork._task_fields import is_coroutine_function
 from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError
 from tickwork.executors._workers import ThreadWorkers
-from tickwork.executors.base import BaseExecutor, _error_event
+from tickwork.executors.base import BaseExecutor, ExecutorHost, _error_event
 from tickwork.tasks import Task
 
-if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
+__all__ = ["AsyncIOExecutor", "LoopHost"]
 
-__all__ = ["AsyncIOExecutor"]
+
+@runtime_checkable
+class LoopHost(ExecutorHost, Protocol):
+    """An :class:`ExecutorHost` on an event loop: the asyncio schedulers. The loop's
+    thread is read on every run: a loop given before it runs learns its thread late."""
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop coroutine runs go to."""
+        ...
+
+    @property
+    def event_loop_thread_id(self) -> int | None:
+        """The thread that loop runs in (None until it runs)."""
+        ...
 
 #: How often (seconds) a thread waiting in ``shutdown`` checks that the loop still runs.
 _LOOP_CHECK_INTERVAL = 0.1
@@ -41,6 +54,7 @@ class AsyncIOExecutor(BaseExecutor):
         super().__init__()
         self.max_workers = max_workers
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_host: LoopHost | None = None
         self._threads: ThreadWorkers | None = None
         #: The asyncio tasks of active coroutine runs, by a key each run removes itself
         #: with when it ends: a strong reference (the loop keeps weak ones only).
@@ -51,22 +65,25 @@ class AsyncIOExecutor(BaseExecutor):
         self._guard: Callable[[asyncio.Future[None]], None] = self._ended_unstarted
         self._keys = itertools.count()
 
-    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+    def start(self, host: ExecutorHost, alias: str) -> None:
         """Bind to the scheduler's event loop."""
-        loop = getattr(scheduler, "event_loop", None)
-        if loop is None:
+        if not isinstance(host, LoopHost) or host.event_loop is None:
             raise ConfigurationError(
                 f"executor {alias!r}: AsyncIOExecutor needs an asyncio scheduler "
-                f"(got {type(scheduler).__name__}); use ThreadPoolExecutor instead"
+                f"(got {getattr(host, 'scheduler_name', type(host).__name__)}); "
+                "use ThreadPoolExecutor instead"
             )
-        super().start(scheduler, alias)
+        loop = host.event_loop
+        super().start(host, alias)
+        self._loop_host = host
         self._loop = loop
         self._threads = ThreadWorkers(self.max_workers, thread_name_prefix=f"tickwork-{alias}")
 
     def _on_loop_thread(self) -> bool:
         # Read from the scheduler each time: a loop given before it runs gets its thread
         # only once it starts.
-        return threading.get_ident() == getattr(self._scheduler, "event_loop_thread_id", None)
+        host = self._loop_host
+        return host is not None and threading.get_ident() == host.event_loop_thread_id
 
     def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:
         """Start one instance of ``task`` (see :meth:`BaseExecutor.send_task`).

@@ -16,18 +16,28 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import MaxInstancesReachedError
 from tickwork.tasks import Task
 
-if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
+__all__ = ["BaseExecutor", "ExecutorHost", "run_coroutine_task", "run_task"]
 
-__all__ = ["BaseExecutor", "run_coroutine_task", "run_task"]
 
-EventSink = Callable[[TaskExecutionEvent], None]
+class ExecutorHost(Protocol):
+    """All an executor may ask of the scheduler that starts it: whether any listener
+    wants events with a code (a ``TASK_EXECUTED`` event nobody listens to is never
+    built), and where to send the events of finished runs. Executors never see the
+    scheduler itself."""
+
+    def wants(self, code: int) -> bool:
+        """True when some listener wants events with this code."""
+        ...
+
+    def emit(self, event: Any) -> None:
+        """Send an event to the listeners (never raises)."""
+        ...
 
 
 class BaseExecutor(ABC):
@@ -52,7 +62,7 @@ class BaseExecutor(ABC):
 
     def __init__(self) -> None:
         self.alias: str | None = None
-        self._scheduler: BaseScheduler | None = None
+        self._host: ExecutorHost | None = None
         #: Whether the scheduler has a listener for an event code, asked when a run ends:
         #: a ``TASK_EXECUTED`` event nobody listens to is never built.
         self._wants: Callable[[int], bool] = _wants_everything
@@ -68,13 +78,12 @@ class BaseExecutor(ABC):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, scheduler: BaseScheduler, alias: str) -> None:
-        """Prepare to run tasks for ``scheduler``; called when the scheduler starts or the
-        executor is added to a running scheduler."""
-        self._scheduler = scheduler
+    def start(self, host: ExecutorHost, alias: str) -> None:
+        """Prepare to run tasks, reporting to ``host``; called when the scheduler starts
+        or the executor is added to a running scheduler."""
+        self._host = host
         self.alias = alias
-        # A host without listener bookkeeping (a bare test double) gets every event.
-        self._wants = getattr(scheduler, "_wants", _wants_everything)
+        self._wants = host.wants
         with self._instances_lock:
             self._shut_down = False
 
@@ -155,7 +164,7 @@ class BaseExecutor(ABC):
         self._release_instance(task_id)
         if not events:
             return
-        scheduler = self._scheduler
+        host = self._host
         for event in events:
             if event.code == TASK_ERROR:
                 self.logger.error(
@@ -164,8 +173,8 @@ class BaseExecutor(ABC):
                     event.scheduled_run_time.isoformat(),
                     event.traceback,
                 )
-            if scheduler is not None:
-                scheduler._dispatch_event(event)
+            if host is not None:
+                host.emit(event)
 
     def _run_crashed(
         self, task_id: str, store: str | None, run_times: Sequence[datetime], exc: BaseException

@@ -7,15 +7,12 @@ import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tickwork.exceptions import ConfigurationError
 from tickwork.executors._workers import ThreadWorkers
-from tickwork.executors.base import BaseExecutor, run_task
+from tickwork.executors.base import BaseExecutor, ExecutorHost, run_task
 from tickwork.tasks import Task
-
-if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
 
 __all__ = ["ProcessPoolExecutor", "ThreadPoolExecutor"]
 
@@ -43,9 +40,9 @@ class _PoolExecutor(BaseExecutor):
     def _make_pool(self) -> _Pool:
         """Create the backend pool (called at start, and again after a pool breaks)."""
 
-    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+    def start(self, host: ExecutorHost, alias: str) -> None:
         """Create the pool."""
-        super().start(scheduler, alias)
+        super().start(host, alias)
         self._pool = self._make_pool()
 
     def do_send_task(self, task: Task, run_times: list[datetime]) -> None:

@@ -19,16 +19,17 @@ tasks arrive on the loop's thread).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tickwork.clock import Clock
 from tickwork.events import TASK_ERROR, TASK_EXECUTED
-
-if TYPE_CHECKING:
-    from tickwork.schedulers.base import BaseScheduler
+from tickwork.schedulers._events import EventHub
+from tickwork.stores.base import BaseStore
 
 __all__ = ["RunKeeper"]
 
@@ -46,8 +47,19 @@ CLOSE_TIMEOUT = 10.0
 class RunKeeper:
     """Tracks the runs in progress of one scheduler, per store alias."""
 
-    def __init__(self, scheduler: BaseScheduler) -> None:
-        self._scheduler = scheduler
+    def __init__(
+        self,
+        stores: Mapping[str, BaseStore],
+        events: EventHub,
+        identity: str,
+        clock: Clock,
+        logger: logging.Logger,
+    ) -> None:
+        self._stores = stores
+        self._events = events
+        self._identity = identity
+        self._clock = clock
+        self._logger = logger
         self._cond = threading.Condition()
         self._running: dict[str, dict[_Key, datetime]] = {}
         self._finished: dict[str, dict[_Key, datetime]] = {}
@@ -62,7 +74,7 @@ class RunKeeper:
         """Start keeping the records of these runs alive (they were just written)."""
         if not self._listening:
             self._listening = True
-            self._scheduler.add_listener(self._on_event, TASK_EXECUTED | TASK_ERROR)
+            self._events.add(self._on_event, TASK_EXECUTED | TASK_ERROR)
         with self._cond:
             running = self._running.setdefault(alias, {})
             if not running:  # records just written last a full lease
@@ -106,7 +118,7 @@ class RunKeeper:
     # -- the keeper thread -------------------------------------------------------------------
 
     def _renew_every(self, alias: str) -> float:
-        store = self._scheduler._stores.get(alias)
+        store = self._stores.get(alias)
         return (store.lease_time if store is not None else 10.0) / 3
 
     def _loop(self) -> None:
@@ -144,16 +156,13 @@ class RunKeeper:
     def _flush(self, finished: dict[str, dict[_Key, datetime]], retry_later: bool = False) -> None:
         """Delete the records of ended runs; on failure they stay queued for a retry
         (after a pause, unless ``retry_later``: then the keeper thread retries)."""
-        scheduler = self._scheduler
         for alias, runs in finished.items():
-            store = scheduler._stores.get(alias)
+            store = self._stores.get(alias)
             if store is not None:
                 try:
-                    store.finish_runs(
-                        scheduler.identity, [(t, when) for (t, _), when in runs.items()]
-                    )
+                    store.finish_runs(self._identity, [(t, when) for (t, _), when in runs.items()])
                 except Exception as exc:
-                    scheduler.logger.warning(
+                    self._logger.warning(
                         "could not record %d finished run(s) in store %r (%s); retrying",
                         len(runs),
                         alias,
@@ -168,9 +177,8 @@ class RunKeeper:
                     queued.pop(key, None)
 
     def _renew(self, renew: dict[str, list[_Key]]) -> None:
-        scheduler = self._scheduler
         for alias, keys in renew.items():
-            store = scheduler._stores.get(alias)
+            store = self._stores.get(alias)
             if store is None:  # the store was removed: nothing left to keep alive
                 with self._cond:
                     self._running.pop(alias, None)
@@ -183,11 +191,11 @@ class RunKeeper:
                 ]
             if not runs:
                 continue
-            expires = scheduler.clock.now() + timedelta(seconds=store.lease_time)
+            expires = self._clock.now() + timedelta(seconds=store.lease_time)
             try:
-                renewed = store.renew_runs(scheduler.identity, runs, expires)
+                renewed = store.renew_runs(self._identity, runs, expires)
             except Exception as exc:
-                scheduler.logger.warning(
+                self._logger.warning(
                     "could not renew %d run(s) in store %r (%s); retrying in %.0f s",
                     len(runs),
                     alias,
@@ -198,7 +206,7 @@ class RunKeeper:
                     self._renew_at[alias] = time.monotonic() + RETRY_DELAY
                 continue
             if renewed < len(runs):
-                scheduler.logger.warning(
+                self._logger.warning(
                     "%d run(s) of store %r were taken over by another scheduler: this one "
                     "could not renew them within the %.1f s lease",
                     len(runs) - renewed,
@@ -229,7 +237,7 @@ class RunKeeper:
             self._thread = None
             self._stopping = False
         if abandoned:
-            self._scheduler.logger.warning(
+            self._logger.warning(
                 "%d run(s) still in progress at shutdown; their records expire and another "
                 "scheduler takes them over",
                 abandoned,

@@ -18,15 +18,15 @@ any moment. So the order differs from the single-process pass:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from tickwork.schedulers._dispatch import Dispatcher
+from tickwork.schedulers._planner import Planner, RunPlan, write_back
 from tickwork.schedulers._runs import RunKeeper
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
-
-if TYPE_CHECKING:
-    from tickwork.schedulers._pass import StoreProcessor
 
 __all__ = ["TAKE_OVER_INTERVAL", "SharedStorePass"]
 
@@ -38,107 +38,131 @@ TAKE_OVER_INTERVAL = timedelta(seconds=1)
 #: scheduler's runs are usually one batch; the rest wait for the next second).
 MAX_TAKE_OVER_ROUNDS = 10
 
+#: What the gate does with a task whose planning raised: it returns the task as it must
+#: be written back (set aside).
+SetAside = Callable[[Task, Exception], Task]
+
 
 class SharedStorePass:
-    """Claims, records and hands over the due runs of shared stores (see the module
-    docstring); the decisions themselves are the :class:`StoreProcessor`'s."""
+    """Claims, records and hands over the due runs of one shared store (see the module
+    docstring); the decisions are the :class:`Planner`'s."""
 
-    def __init__(self, processor: StoreProcessor) -> None:
-        self._processor = processor
-        self._scheduler = processor._scheduler
-        self.runs = RunKeeper(processor._scheduler)
-        self._next_take_over: dict[str, datetime] = {}
+    def __init__(
+        self,
+        alias: str,
+        store: BaseStore,
+        planner: Planner,
+        dispatcher: Dispatcher,
+        runs: RunKeeper,
+        identity: str,
+        logger: logging.Logger,
+    ) -> None:
+        self._alias = alias
+        self._store = store
+        self._planner = planner
+        self._dispatcher = dispatcher
+        self._runs = runs
+        self._identity = identity
+        self._logger = logger
+        self._next_take_over: datetime | None = None
 
     def process_batch(
-        self, store: BaseStore, alias: str, now: datetime, limit: int
+        self, now: datetime, limit: int, set_aside: SetAside
     ) -> tuple[int, list[str]]:
         """Handle one batch; return how many tasks were claimed and the ids removed."""
-        owner = self._scheduler.identity
+        store, alias, owner = self._store, self._alias, self._identity
         lease = timedelta(seconds=store.lease_time)
-        self._take_over(store, alias, now, lease, limit)
-        self.runs.flush(alias)  # runs that ended in the take-over no longer count
+        self._take_over(now, lease, limit)
+        self._runs.flush(alias)  # runs that ended in the take-over no longer count
         tasks = store.acquire_due_tasks(now, limit, owner, lease)
         if not tasks:
             return 0, []
-        processor = self._processor
-        plans: list[tuple[Task, list[datetime], list[datetime]]] = []
+        planner = self._planner
+        plans: list[tuple[Task, RunPlan]] = []
         updated: list[Task] = []
         removed: list[str] = []
         for task in tasks:
-            run_times, missed, next_time = processor.decide(task, now)
-            plans.append((task, run_times, missed))
-            processor.advance(task, next_time, updated, removed)
-        wanted = [task.id for task, run_times, _ in plans if run_times]
+            try:
+                plan = planner.decide(task, now)
+            except Exception as exc:
+                updated.append(set_aside(task, exc))
+                continue
+            plans.append((task, plan))
+            write_back(task, plan[2], updated, removed)
+        wanted = [task.id for task, (run_times, _, _) in plans if run_times]
         in_progress = store.count_runs(wanted) if wanted else {}
         to_start = [
             (task, run_times)
-            for task, run_times, _ in plans
-            if run_times and in_progress.get(task.id, 0) < task.max_instances
+            for task, (run_times, _, _) in plans
+            if run_times and planner.may_start(task, in_progress.get(task.id, 0))
         ]
         records = [(task, run_time) for task, run_times in to_start for run_time in run_times]
         # The write-back: until it returns, nothing was started (a failure propagates,
         # the claims stay ours and the next pass claims the same tasks again).
         skipped = set(store.release_tasks(owner, updated, removed, records, now + lease) or ())
-        for task, run_times, missed in plans:
+        self._report(plans, skipped, in_progress, now)
+        for task, run_times in to_start:
+            if task.id not in skipped:
+                self._start(task, run_times)
+        self._runs.flush(alias)
+        return len(tasks), [task_id for task_id in removed if task_id not in skipped]
+
+    def _report(
+        self,
+        plans: list[tuple[Task, RunPlan]],
+        skipped: set[str],
+        in_progress: dict[str, int],
+        now: datetime,
+    ) -> None:
+        for task, (run_times, missed, _) in plans:
             if task.id in skipped:
-                self._scheduler.logger.warning(
+                self._logger.warning(
                     "task %r: another scheduler holds it now (or its run is already in "
                     "progress); leaving its runs to that one",
                     task.id,
                 )
                 continue
             if missed:
-                processor.report_missed(task, missed, now)
+                self._dispatcher.report_missed(task, missed, now)
             count = in_progress.get(task.id, 0)
-            if run_times and count >= task.max_instances:
-                processor.report_max_instances(
+            if run_times and not self._planner.may_start(task, count):
+                self._dispatcher.report_max_instances(
                     task,
                     run_times,
                     f"{count} run(s) in progress across the schedulers sharing store "
-                    f"{alias!r} (max_instances {task.max_instances})",
+                    f"{self._alias!r} (max_instances {task.max_instances})",
                 )
-        for task, run_times in to_start:
-            if task.id not in skipped:
-                self._start(alias, task, run_times)
-        self.runs.flush(alias)
-        return len(tasks), [task_id for task_id in removed if task_id not in skipped]
 
-    def _start(self, alias: str, task: Task, run_times: list[datetime]) -> None:
+    def _start(self, task: Task, run_times: list[datetime]) -> None:
         # Tracked first: a synchronous executor finishes the runs inside submit().
-        self.runs.track(alias, task.id, run_times)
-        if not self._processor.submit(task, run_times):
-            self.runs.finish(alias, task.id, run_times)
+        self._runs.track(self._alias, task.id, run_times)
+        if not self._dispatcher.submit(task, run_times):
+            self._runs.finish(self._alias, task.id, run_times)
 
-    def _take_over(
-        self, store: BaseStore, alias: str, now: datetime, lease: timedelta, limit: int
-    ) -> None:
+    def _take_over(self, now: datetime, lease: timedelta, limit: int) -> None:
         """Take over runs abandoned by dead schedulers: run them again within their
         grace time, else report them missed."""
-        due = self._next_take_over.get(alias)
+        due = self._next_take_over
         if due is not None and now < due:
             return
-        self._next_take_over[alias] = now + TAKE_OVER_INTERVAL
-        scheduler = self._scheduler
+        self._next_take_over = now + TAKE_OVER_INTERVAL
         for _ in range(MAX_TAKE_OVER_ROUNDS):
-            runs = store.take_over_runs(now, limit, scheduler.identity, now + lease)
+            runs = self._store.take_over_runs(now, limit, self._identity, now + lease)
             for run in runs:
-                self._resume(alias, run.task, run.run_time, run.owner, now)
+                self._resume(run.task, run.run_time, run.owner, now)
             if len(runs) < limit:
                 break
 
-    def _resume(
-        self, alias: str, task: Task, run_time: datetime, owner: str, now: datetime
-    ) -> None:
-        grace = task.mistrigger_grace_time
-        if grace is None or (now - run_time).total_seconds() <= grace:
-            self._scheduler.logger.warning(
+    def _resume(self, task: Task, run_time: datetime, owner: str, now: datetime) -> None:
+        if self._planner.within_grace(task.mistrigger_grace_time, run_time, now):
+            self._logger.warning(
                 "run of task %r scheduled at %s was abandoned by %s; running it again",
                 task.id,
                 run_time.isoformat(),
                 owner,
             )
-            self._start(alias, task, [run_time])
+            self._start(task, [run_time])
         else:
-            self._processor.report_missed(task, [run_time], now, abandoned_by=owner)
-            self.runs.track(alias, task.id, [run_time])
-            self.runs.finish(alias, task.id, [run_time])
+            self._dispatcher.report_missed(task, [run_time], now, f"abandoned by {owner}")
+            self._runs.track(self._alias, task.id, [run_time])
+            self._runs.finish(self._alias, task.id, [run_time])

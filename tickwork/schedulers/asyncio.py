@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from tickwork.executors.asyncio import AsyncIOExecutor
-from tickwork.executors.base import BaseExecutor
+from tickwork.executors.base import BaseExecutor, ExecutorHost
 from tickwork.schedulers.base import BaseScheduler, SchedulerState
 
 __all__ = ["AsyncIOScheduler", "NativeAsyncIOScheduler"]
@@ -49,7 +48,6 @@ class AsyncIOScheduler(BaseScheduler):
         self.event_loop_thread_id: int | None = None
         self._own_loop_thread: threading.Thread | None = None
         self._driver: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
-        self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._wake_future: asyncio.Future[None] | None = None
         #: A shutdown asked for by one of the scheduler's own runs, going on in the loop.
         self._closing: asyncio.Task[None] | None = None
@@ -57,6 +55,9 @@ class AsyncIOScheduler(BaseScheduler):
 
     def _create_default_executor(self) -> BaseExecutor:
         return AsyncIOExecutor()
+
+    def _executor_host(self) -> ExecutorHost:
+        return _LoopHost(self)
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -82,7 +83,6 @@ class AsyncIOScheduler(BaseScheduler):
     def _attach(self, loop: asyncio.AbstractEventLoop, paused: bool) -> None:
         self.event_loop = loop
         self._wake_requested = False
-        self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tickwork-store-io")
         try:
             self._start_core(paused)
         except BaseException:
@@ -125,20 +125,9 @@ class AsyncIOScheduler(BaseScheduler):
         if self.state != SchedulerState.RUNNING:
             return None
         now = self.clock.now()
-        next_times: list[datetime | None] = []
-        for alias, blocking in self._stores_to_process():
-            while True:
-                if blocking:
-                    count, next_time = await loop.run_in_executor(
-                        self._io, self._processor.process_store, alias, now
-                    )
-                else:
-                    count, next_time = self._processor.process_store(alias, now)
-                if count < self.batch_size or self.state != SchedulerState.RUNNING:
-                    break
-                await asyncio.sleep(0)  # let the loop (and the runs just started) breathe
-            next_times.append(next_time)
-        return self._plan_wakeup(next_times)
+        for _ in self._pass.steps(now):
+            await asyncio.sleep(0)  # let the loop (and the runs just started) breathe
+        return self._pass.plan(now)
 
     async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float | None) -> None:
         if self._wake_requested:
@@ -195,11 +184,7 @@ class AsyncIOScheduler(BaseScheduler):
         if self.state != SchedulerState.RUNNING or future.done():
             return False
         try:
-            now = self.clock.now()
-            handled = 0
-            for alias, blocking in self._stores_to_process():
-                if not blocking:
-                    handled += self._processor.process_store(alias, now)[0]
+            handled = self._pass.inline_batches(self.clock.now())
         except Exception:  # a bug in a pass must not kill the loop's callback silently
             self.logger.exception("scheduler pass failed")
             return True
@@ -243,6 +228,7 @@ class AsyncIOScheduler(BaseScheduler):
             # to finish (never cancelled) and shutdown tasks start at once.
             self._stop_processing()
             self._on_wake()
+            self._wait_for_pass()  # (store batches on their threads: bounded by their I/O)
             self._run_shutdown_tasks()
             errors = self._stop_executors(wait)
             self._finish_shutdown()
@@ -270,11 +256,18 @@ class AsyncIOScheduler(BaseScheduler):
 
     async def _complete_shutdown(self, wait: bool) -> None:
         driver = self._driver
-        if isinstance(driver, asyncio.Task) and driver is not asyncio.current_task():
-            await asyncio.wait([driver])
+        # The pass in progress ends first (a driver on the scheduler's own loop was
+        # started from another thread: its concurrent future is awaited here too), so
+        # no batch hands runs to executors that are stopping, and the loop stops with
+        # no task of ours pending.
+        if isinstance(driver, asyncio.Task):
+            if driver is not asyncio.current_task():
+                await asyncio.wait([driver])
+        elif driver is not None:
+            await asyncio.wait([asyncio.wrap_future(driver)])
+        await asyncio.to_thread(self._wait_for_pass)
         if wait:
-            for executor in list(self._executors.values()):
-                await executor.wait_until_idle_async()
+            await self._plugins.wait_executors_idle_async()
         self._run_shutdown_tasks()
         errors = await self._stop_executors_async(wait)
         self._finish_shutdown()
@@ -296,9 +289,6 @@ class AsyncIOScheduler(BaseScheduler):
 
     def _detach(self) -> None:
         """Release the worker thread and, if the loop is ours, stop it."""
-        if self._io is not None:
-            self._io.shutdown(wait=False)
-            self._io = None
         thread, loop = self._own_loop_thread, self.event_loop
         self._own_loop_thread = None
         self._driver = None
@@ -364,6 +354,28 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
 
     async def _start_for_asgi(self) -> None:
         await self.start()
+
+
+class _LoopHost:
+    """What the executors of an asyncio scheduler see of it: the event hub, its loop and
+    the loop's thread (see :class:`tickwork.executors.asyncio.LoopHost`)."""
+
+    def __init__(self, scheduler: AsyncIOScheduler) -> None:
+        self._scheduler = scheduler
+        self.wants = scheduler._events.wants
+        self.emit = scheduler._events.emit
+        #: Named in an executor's error when it needs another kind of scheduler.
+        self.scheduler_name = type(scheduler).__name__
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The scheduler's loop."""
+        return self._scheduler.event_loop
+
+    @property
+    def event_loop_thread_id(self) -> int | None:
+        """The thread the loop runs in."""
+        return self._scheduler.event_loop_thread_id
 
 
 def _loop_is_current(loop: asyncio.AbstractEventLoop) -> bool:

@@ -79,9 +79,9 @@ class BackgroundScheduler(BaseScheduler):
             self.logger.exception("shutdown asked for by a task failed")
 
     def _complete_shutdown(self, wait: bool) -> None:
+        self._wait_for_pass()
         if wait:
-            for executor in list(self._executors.values()):
-                executor.wait_until_idle()
+            self._plugins.wait_executors_idle()
         self._run_shutdown_tasks()
         errors = self._stop_executors(wait)
         self._finish_shutdown()

@@ -1,8 +1,20 @@
-"""The scheduler core: configuration, plug-ins, task management and the processing pass.
+"""The scheduler façade: the asyncz-compatible API, the lifecycle, and the wiring of the
+parts that do the work.
+
+=====================  ==========================================================
+part                   what it does
+=====================  ==========================================================
+``Plugins``            the stores (each behind a ``StoreGate``) and executors
+``EventHub``           listeners and sending events
+``TaskManager``        add / find / change / run tasks; tasks added before start
+``Planner``            the run rules: which runs start, which are missed (pure)
+``Dispatcher``         hands runs to executors; reports runs that did not start
+``StoreGate``          one store's access: lock, backoff, batches, set-aside tasks
+``PassRunner``         one pass over the gates -> when to wake next
+=====================  ==========================================================
 
 The variants (:mod:`tickwork.schedulers.asyncio`, :mod:`tickwork.schedulers.background`)
-only decide *how to wait* between passes and *where* store I/O happens; everything that
-decides what runs when lives here, once.
+are drivers: they only sleep and wake around the pass.
 """
 
 from __future__ import annotations
@@ -13,11 +25,12 @@ import socket
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock, SystemClock
 from tickwork.events import (
     ALL_EVENTS,
@@ -35,26 +48,31 @@ from tickwork.exceptions import (
     ConfigurationError,
     SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
-    UnknownAliasError,
 )
 from tickwork.executors import executor_registry
-from tickwork.executors.base import BaseExecutor
-from tickwork.locks import FileLockProtected, format_lock_path
-from tickwork.schedulers._pass import StoreProcessor
+from tickwork.executors.base import BaseExecutor, ExecutorHost
+from tickwork.locks import format_lock_path
+from tickwork.schedulers._dispatch import Dispatcher
+from tickwork.schedulers._events import EventHub, Listener
+from tickwork.schedulers._gate import StoreGate
+from tickwork.schedulers._pass import PassRunner
+from tickwork.schedulers._planner import Planner
+from tickwork.schedulers._plugins import Plugins, build_plugin
+from tickwork.schedulers._runs import RunKeeper
 from tickwork.schedulers._state import SchedulerState
-from tickwork.schedulers._task_api import TaskAPI
+from tickwork.schedulers._task_manager import TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET, Task
+from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 from tickwork.utils import local_timezone, timestamp, to_timezone
 
 __all__ = ["BaseScheduler", "SchedulerState"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-Listener = Callable[[Any], None]
 
 #: Run rules for tasks that don't say otherwise. The grace time is measured when the
 #: scheduler *picks the run up*, not when an executor gets round to it, so a burst that
@@ -66,7 +84,7 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
 }
 
 
-class BaseScheduler(TaskAPI, ABC):
+class BaseScheduler(ABC):
     """Everything schedulers share; use one of the concrete variants.
 
     Keywords (all optional):
@@ -104,29 +122,43 @@ class BaseScheduler(TaskAPI, ABC):
         if lock_path is not None:
             format_lock_path(lock_path)  # an unknown placeholder fails here, by name
         self.lock_path = lock_path
-        #: Seconds between attempts of a standby scheduler to take a store's lock.
-        self.lock_retry_interval = 1.0
-        self._guards: dict[str, FileLockProtected] = {}
-        self._standby = False
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
-        self.batch_size = batch_size
         self.task_defaults = dict(DEFAULT_TASK_DEFAULTS)
         self._set_task_defaults(task_defaults or {})
         self.state = SchedulerState.STOPPED
         self._lock = threading.RLock()
-        self._stores: dict[str, BaseStore] = {}
-        self._executors: dict[str, BaseExecutor] = {}
-        self._store_locks: dict[str, threading.RLock] = {}
-        self._listeners: list[tuple[Listener, int]] = []
-        self._listener_mask = 0
-        self._pending: list[tuple[Task, bool]] = []
-        self._self_ref = weakref.ref(self)
-        self._shutdown_tasks: set[tuple[str, str]] = set()
-        self._processor = StoreProcessor(self)
-        #: The timestamp of the earliest time the driver currently plans to wake at (None:
-        #: not sleeping on a deadline). Adding a later task then needs no wake-up at all.
-        self._planned_wakeup: float | None = None
+        # The one weak reference every task holds (tasks see a TaskOwner, no more).
+        self._self_ref: weakref.ref[TaskOwner] = weakref.ref(self)
+        # The parts (see the module docstring), each given only what it needs.
+        self._events = EventHub(self.logger)
+        self._planner = Planner(self.timezone)
+        self._plugins = Plugins(self._make_gate, self.logger)
+        self._dispatcher = Dispatcher(self._plugins.executors, self._events, self.logger)
+        self._runs = RunKeeper(
+            self._plugins.stores, self._events, self.identity, self.clock, self.logger
+        )
+        self._tasks = TaskManager(
+            self._plugins,
+            self._events,
+            self._dispatcher,
+            self.clock,
+            self.timezone,
+            self.task_defaults,
+            self._self_ref,
+            self._lock,
+            self._get_state,
+            self._wakeup_for,
+            self.logger,
+        )
+        self._pass = PassRunner(
+            self._plugins.gates,
+            self.clock,
+            batch_size,
+            self._is_running,
+            self._tasks.forget_removed,
+            self._wakeup_for,
+        )
         for alias, store in (stores or {}).items():
             self.add_store(store, alias)
         for alias, executor in (executors or {}).items():
@@ -134,6 +166,51 @@ class BaseScheduler(TaskAPI, ABC):
         subscribe = getattr(self.clock, "subscribe", None)
         if subscribe is not None:
             subscribe(self._wakeup_from_clock)
+
+    def _make_gate(self, alias: str, store: BaseStore) -> StoreGate:
+        return StoreGate(
+            alias,
+            store,
+            self._planner,
+            self._dispatcher,
+            self._runs,
+            self._events,
+            self.identity,
+            self.logger,
+        )
+
+    def _get_state(self) -> SchedulerState:
+        return self.state
+
+    def _is_running(self) -> bool:
+        return self.state is SchedulerState.RUNNING
+
+    def _executor_host(self) -> ExecutorHost:
+        """What executors are started with (the asyncio variant adds its loop)."""
+        return _Host(self._events, type(self).__name__)
+
+    @property
+    def batch_size(self) -> int:
+        """How many due tasks one step of a pass handles before letting the event loop
+        (or other threads) run."""
+        return self._pass.batch_size
+
+    @property
+    def lock_retry_interval(self) -> float:
+        """Seconds between attempts of a standby scheduler to take a store's lock."""
+        return self._pass.lock_retry_interval
+
+    @lock_retry_interval.setter
+    def lock_retry_interval(self, seconds: float) -> None:
+        self._pass.lock_retry_interval = seconds
+
+    @property
+    def _planned_wakeup(self) -> float | None:
+        return self._pass.planned_wakeup
+
+    @_planned_wakeup.setter
+    def _planned_wakeup(self, value: float | None) -> None:
+        self._pass.planned_wakeup = value
 
     def _set_task_defaults(self, overrides: Mapping[str, Any]) -> None:
         unknown = set(overrides) - set(DEFAULT_TASK_DEFAULTS)
@@ -163,40 +240,33 @@ class BaseScheduler(TaskAPI, ABC):
     def _start_core(self, paused: bool) -> None:
         """Start plug-ins, schedule tasks added before start, and set the state. The
         variant has prepared its event loop/thread and starts its driver afterwards."""
+        plugins = self._plugins
         with self._lock:
             self._check_not_running()
-            if "default" not in self._stores:
+            if "default" not in plugins.stores:
                 self.add_store(MemoryStore(), "default")
-            if "default" not in self._executors:
+            if "default" not in plugins.executors:
                 self.add_executor(self._create_default_executor(), "default")
-            for task, _ in self._pending:
-                # Checked before anything starts: a typo fails start(), by name, and no
-                # task is lost.
-                if task.executor not in self._executors:
-                    raise UnknownAliasError("executor", task.executor, list(self._executors))
-                if (task.store_alias or "default") not in self._stores:
-                    raise UnknownAliasError("store", task.store_alias, list(self._stores))
-            for alias, executor in self._executors.items():
-                executor.start(self, alias)
-            for alias, store in self._stores.items():
-                store.start(alias)
-            if self.lock_path is not None:
-                # Checked here so a missing or read-only directory fails start(), by name.
-                self._guards = {
-                    alias: FileLockProtected(self.lock_path, alias) for alias in self._stores
-                }
+            # Checked before anything starts: a typo fails start(), by name, and no task
+            # is lost.
+            self._tasks.check_pending_aliases()
+            try:
+                plugins.start(self._executor_host(), self.lock_path)
+            except BaseException:
+                self._stop_plugins()
+                raise
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
-            pending, self._pending = self._pending, []
+            pending = self._tasks.take_pending()
         stored = 0
         try:
             for task, replace_existing in pending:
-                self._store_task(task, replace_existing)
+                self._tasks.store_task(task, replace_existing)
                 stored += 1
         except BaseException:
             self._abort_start(pending[stored:])
             raise
         self.logger.info("scheduler started (%s)", self.identity)
-        self._dispatch_event(SchedulerEvent(SCHEDULER_STARTED))
+        self._events.emit(SchedulerEvent(SCHEDULER_STARTED))
 
     def _abort_start(self, unstored: list[tuple[Task, bool]]) -> None:
         """Undo a start that failed while storing pending tasks (e.g. a persisted task
@@ -204,29 +274,16 @@ class BaseScheduler(TaskAPI, ABC):
         fixing the cause and calling start() again loses nothing."""
         with self._lock:
             self.state = SchedulerState.STOPPED
-            self._pending = unstored + self._pending
-        for executor in self._executors.values():
+            self._tasks.restore_pending(unstored)
+        self._stop_plugins()
+
+    def _stop_plugins(self) -> None:
+        for executor in list(self._plugins.executors.values()):
             try:
                 executor.shutdown(wait=False)
             except Exception:
                 self.logger.exception("executor %r failed to shut down", executor.alias)
-        for guard in self._guards.values():
-            guard.release()
-        self._guards = {}
-        for store in self._stores.values():
-            try:
-                store.shutdown()
-            except Exception:
-                self.logger.exception("store %r failed to shut down", store.alias)
-
-    def _shutdown_tasks_to_run(self) -> list[Task]:
-        tasks = []
-        for store_alias, task_id in sorted(self._shutdown_tasks):
-            store = self._stores.get(store_alias)
-            task = store.lookup_task(task_id) if store else None
-            if task is not None:
-                tasks.append(task)
-        return tasks
+        self._plugins.close_stores()
 
     def _stop_processing(self) -> None:
         """First step of every shutdown: no pass starts and no run is dispatched after it."""
@@ -234,60 +291,43 @@ class BaseScheduler(TaskAPI, ABC):
             if self.state == SchedulerState.STOPPED:
                 raise SchedulerNotRunningError()
             self.state = SchedulerState.STOPPED
-        self._planned_wakeup = None
+        self._pass.planned_wakeup = None
+
+    def _wait_for_pass(self) -> None:
+        """Wait for batches still running on the stores' threads: the runs they planned
+        are handed to executors (which still accept them) and written back, so shutdown
+        never errors, deletes or loses a run it raced."""
+        self._pass.wait_idle()
 
     def _called_from_own_run(self) -> bool:
         """True when the caller is one of this scheduler's runs: a shutdown with ``wait``
         must then not wait for the runs to finish in the caller, or it waits for itself."""
-        return any(executor.runs_caller() for executor in list(self._executors.values()))
+        return self._plugins.runs_caller()
 
     def _run_shutdown_tasks(self) -> None:
         """Send the shutdown-trigger tasks to their executors. Variants call it after the
         active runs finished (with ``wait``), so a lifecycle's cleanup never overlaps a
         tick that is still running."""
         now = self.clock.now()
-        for task in self._shutdown_tasks_to_run():
-            self._processor.submit(task, [now])
+        for task in self._tasks.shutdown_tasks_to_run():
+            self._dispatcher.submit(task, [now])
 
     def _stop_executors(self, wait: bool) -> list[Exception]:
-        """Shut every executor down. One that fails is logged and the others still stop;
-        the failures are returned so the variant re-raises the first once the whole
-        shutdown is done (never leaving the scheduler half stopped)."""
-        errors: list[Exception] = []
-        for alias, executor in list(self._executors.items()):
-            try:
-                executor.shutdown(wait)
-            except Exception as exc:
-                self.logger.exception("executor %r failed to shut down", alias)
-                errors.append(exc)
-        return errors
+        """Shut every executor down; returns the failures (see Plugins.stop_executors)."""
+        return self._plugins.stop_executors(wait)
 
     async def _stop_executors_async(self, wait: bool) -> list[Exception]:
         """:meth:`_stop_executors` for schedulers on an event loop."""
-        errors: list[Exception] = []
-        for alias, executor in list(self._executors.items()):
-            try:
-                await executor.shutdown_async(wait)
-            except Exception as exc:
-                self.logger.exception("executor %r failed to shut down", alias)
-                errors.append(exc)
-        return errors
+        return await self._plugins.stop_executors_async(wait)
 
     def _finish_shutdown(self) -> None:
         """Shut the stores down (they keep their tasks), release store locks, and report
         the shutdown."""
         # Runs that ended must be recorded in shared stores before those close.
-        self._processor.shutdown()
-        for guard in self._guards.values():
-            guard.release()
-        self._guards = {}
-        for store in list(self._stores.values()):
-            try:
-                store.shutdown()
-            except Exception:
-                self.logger.exception("store %r failed to shut down", store.alias)
+        self._runs.close()
+        self._plugins.close_stores()
         self.logger.info("scheduler shut down")
-        self._dispatch_event(SchedulerEvent(SCHEDULER_SHUTDOWN))
+        self._events.emit(SchedulerEvent(SCHEDULER_SHUTDOWN))
 
     def pause(self) -> None:
         """Stop running tasks until :meth:`resume`; tasks can still be added and changed."""
@@ -295,7 +335,7 @@ class BaseScheduler(TaskAPI, ABC):
             raise SchedulerNotRunningError()
         if self.state == SchedulerState.RUNNING:
             self.state = SchedulerState.PAUSED
-            self._dispatch_event(SchedulerEvent(SCHEDULER_PAUSED))
+            self._events.emit(SchedulerEvent(SCHEDULER_PAUSED))
 
     def resume(self) -> None:
         """Resume a paused scheduler; what came due meanwhile follows the misfire rules."""
@@ -303,7 +343,7 @@ class BaseScheduler(TaskAPI, ABC):
             raise SchedulerNotRunningError()
         if self.state == SchedulerState.PAUSED:
             self.state = SchedulerState.RUNNING
-            self._dispatch_event(SchedulerEvent(SCHEDULER_RESUMED))
+            self._events.emit(SchedulerEvent(SCHEDULER_RESUMED))
             self.wakeup()
 
     # -- what the variants provide -----------------------------------------------------------
@@ -342,61 +382,11 @@ class BaseScheduler(TaskAPI, ABC):
             return lambda inner: LifespanWrapper(self, inner, handle_lifespan)
         return LifespanWrapper(self, app, handle_lifespan)
 
-    def _stores_to_process(self) -> list[tuple[str, bool]]:
-        """(alias, blocking) of every store, for the driver's pass. Clears the planned
-        wake-up first: changes made while the pass runs must wake the driver again."""
-        self._planned_wakeup = None
-        with self._lock:
-            stores = [(alias, store.blocking) for alias, store in self._stores.items()]
-        self._standby = False
-        return [(alias, blocking) for alias, blocking in stores if self._may_process(alias)]
-
-    def _may_process(self, alias: str) -> bool:
-        """With ``lock_path``, only the process holding a store's lock processes it; the
-        others stand by and try again every ``lock_retry_interval`` seconds."""
-        if self.lock_path is None:
-            return True
-        guard = self._guards.get(alias)
-        if guard is None:  # a store added while running
-            guard = self._guards[alias] = FileLockProtected(self.lock_path, alias)
-        if guard.held:
-            return True
-        if guard.acquire(blocking=False):
-            self.logger.info("took the lock %s: processing store %r", guard.path, alias)
-            return True
-        self._standby = True
-        return False
-
-    def _plan_wakeup(self, next_times: list[datetime | None]) -> float | None:
-        """Turn the stores' next times (and their poll intervals) into the seconds the
-        driver may sleep; ``None`` means until woken."""
-        now = self.clock.now()
-        deadline = min((t for t in next_times if t is not None), key=_timestamp, default=None)
-        if self._standby:
-            retry_at = now + timedelta(seconds=self.lock_retry_interval)
-            deadline = retry_at if deadline is None else min(deadline, retry_at, key=_timestamp)
-        for store in list(self._stores.values()):
-            if store.poll_interval is not None:
-                poll_at = now + timedelta(seconds=store.poll_interval)
-                deadline = poll_at if deadline is None else min(deadline, poll_at, key=_timestamp)
-        self._planned_wakeup = None if deadline is None else deadline.timestamp()
-        if deadline is None:
-            return None
-        return max(0.0, (deadline - now).total_seconds())
-
     def _run_pass(self) -> float | None:
         """One processing pass on the calling thread; returns the seconds to sleep."""
         if self.state != SchedulerState.RUNNING:
             return None
-        now = self.clock.now()
-        next_times: list[datetime | None] = []
-        for alias, _ in self._stores_to_process():
-            while True:
-                count, next_time = self._processor.process_store(alias, now)
-                if count < self.batch_size or self.state != SchedulerState.RUNNING:
-                    break
-            next_times.append(next_time)
-        return self._plan_wakeup(next_times)
+        return self._pass.run_pass(self.clock.now())
 
     def _wakeup_from_clock(self) -> None:
         if self.state == SchedulerState.RUNNING:
@@ -406,7 +396,7 @@ class BaseScheduler(TaskAPI, ABC):
         """Wake the driver if a task now runs earlier than the driver plans to wake."""
         if next_run_time is None or self.state != SchedulerState.RUNNING:
             return
-        planned = self._planned_wakeup
+        planned = self._pass.planned_wakeup
         # Timestamps, not datetimes: two datetimes in the same zone compare by wall time
         # and ignore ``fold``, which is wrong in the repeated hour of a DST change.
         if planned is None or timestamp(next_run_time) < planned:
@@ -419,28 +409,25 @@ class BaseScheduler(TaskAPI, ABC):
     ) -> None:
         """Add a store under ``alias``: an instance, an alias like ``"sqlalchemy"`` with
         ``options``, or a dict ``{"type": ..., **options}``. Started at once if running."""
-        instance = _build_plugin(store_registry, BaseStore, store, options)
+        instance = build_plugin(store_registry, BaseStore, store, options)
         with self._lock:
-            if alias in self._stores:
-                raise ConfigurationError(f"this scheduler already has a store named {alias!r}")
-            self._stores[alias] = instance
-            self._store_locks[alias] = threading.RLock()
+            gate = self._plugins.add_store(instance, alias)
             if self.running:
                 instance.start(alias)
-        self._dispatch_event(SchedulerEvent(STORE_ADDED, alias))
+                gate.open(self.lock_path)
+        self._events.emit(SchedulerEvent(STORE_ADDED, alias))
         if self.running:
             self._wakeup_for(instance.get_next_run_time())
 
     def remove_store(self, alias: str, shutdown: bool = True) -> None:
         """Remove a store (its tasks stay in it); shut it down unless told not to."""
         with self._lock:
-            store = self._stores.pop(alias, None)
-            if store is None:
-                raise UnknownAliasError("store", alias, list(self._stores))
-            self._store_locks.pop(alias, None)
+            gate = self._plugins.remove_store(alias)
+        gate.wait_idle()
+        gate.close()
         if shutdown and self.running:
-            store.shutdown()
-        self._dispatch_event(SchedulerEvent(STORE_REMOVED, alias))
+            gate.store.shutdown()
+        self._events.emit(SchedulerEvent(STORE_REMOVED, alias))
 
     def add_executor(
         self,
@@ -449,51 +436,28 @@ class BaseScheduler(TaskAPI, ABC):
         **options: Any,
     ) -> None:
         """Add an executor under ``alias`` (instance, alias string or dict, as for stores)."""
-        instance = _build_plugin(executor_registry, BaseExecutor, executor, options)
+        instance = build_plugin(executor_registry, BaseExecutor, executor, options)
         with self._lock:
-            if alias in self._executors:
-                raise ConfigurationError(f"this scheduler already has an executor named {alias!r}")
-            self._executors[alias] = instance
+            self._plugins.add_executor(instance, alias)
             if self.running:
-                instance.start(self, alias)
-        self._dispatch_event(SchedulerEvent(EXECUTOR_ADDED, alias))
+                instance.start(self._executor_host(), alias)
+        self._events.emit(SchedulerEvent(EXECUTOR_ADDED, alias))
 
     def remove_executor(self, alias: str, shutdown: bool = True) -> None:
         """Remove an executor; shut it down (waiting for its runs) unless told not to."""
         with self._lock:
-            executor = self._executors.pop(alias, None)
-            if executor is None:
-                raise UnknownAliasError("executor", alias, list(self._executors))
+            executor = self._plugins.remove_executor(alias)
         if shutdown and self.running:
             executor.shutdown()
-        self._dispatch_event(SchedulerEvent(EXECUTOR_REMOVED, alias))
+        self._events.emit(SchedulerEvent(EXECUTOR_REMOVED, alias))
 
     def add_listener(self, callback: Listener, mask: int = ALL_EVENTS) -> None:
         """Call ``callback(event)`` for every event whose code is in ``mask``."""
-        with self._lock:
-            self._listeners.append((callback, mask))
-            self._listener_mask |= mask
+        self._events.add(callback, mask)
 
     def remove_listener(self, callback: Listener) -> None:
         """Stop calling ``callback`` (every registration of it)."""
-        with self._lock:
-            self._listeners = [(cb, mask) for cb, mask in self._listeners if cb != callback]
-            self._listener_mask = 0
-            for _, mask in self._listeners:
-                self._listener_mask |= mask
-
-    def _wants(self, code: int) -> bool:
-        return bool(self._listener_mask & code)
-
-    def _dispatch_event(self, event: Any) -> None:
-        if not self._listener_mask & event.code:
-            return
-        for callback, mask in list(self._listeners):
-            if event.code & mask:
-                try:
-                    callback(event)
-                except Exception:
-                    self.logger.exception("listener %r raised on %r", callback, event)
+        self._events.remove(callback)
 
     def get_scheduler_info(self) -> dict[str, Any]:
         """A plain-dict summary of the scheduler."""
@@ -502,39 +466,150 @@ class BaseScheduler(TaskAPI, ABC):
             "identity": self.identity,
             "state": self.state.name.lower(),
             "timezone": str(self.timezone),
-            "stores": {alias: type(s).__name__ for alias, s in self._stores.items()},
-            "executors": {alias: type(e).__name__ for alias, e in self._executors.items()},
+            "stores": {alias: type(s).__name__ for alias, s in self._plugins.stores.items()},
+            "executors": {alias: type(e).__name__ for alias, e in self._plugins.executors.items()},
             "task_defaults": dict(self.task_defaults),
-            "pending_tasks": len(self._pending),
+            "pending_tasks": self._tasks.pending_count(),
         }
+
+    # -- tasks (the task manager does the work) --------------------------------------------
+
+    @overload
+    def add_task(
+        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def add_task(
+        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
+    ) -> Task: ...
+
+    def add_task(
+        self,
+        fn_or_task: Callable[..., Any] | str | Task | None = None,
+        trigger: BaseTrigger | str | None = None,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        mistrigger_grace_time: float | timedelta | None = UNSET,
+        coalesce: bool = UNSET,
+        max_instances: int = UNSET,
+        next_run_time: datetime | None = UNSET,
+        store: str | None = None,
+        executor: str | None = None,
+        replace_existing: bool = False,
+        **trigger_args: Any,
+    ) -> Task | Callable[[F], F]:
+        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
+        :class:`~tickwork.tasks.Task`) and return the task.
+
+        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
+        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
+        without one the task runs once, now. Called without a callable it is a decorator:
+        ``@scheduler.add_task(trigger="interval", seconds=5)``.
+
+        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
+        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
+        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
+        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
+        ``SerializationError`` (a task a persistent store cannot keep).
+        """
+        return self._tasks.add_task(
+            fn_or_task,
+            trigger,
+            args,
+            kwargs,
+            id,
+            name,
+            mistrigger_grace_time,
+            coalesce,
+            max_instances,
+            next_run_time,
+            store,
+            executor,
+            replace_existing,
+            trigger_args,
+        )
+
+    def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
+        """Add prepared tasks in one go (one transaction on SQL stores when running)."""
+        return self._tasks.add_tasks(tasks, store)
+
+    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Return the task with this id, or ``None``."""
+        return self._tasks.get_task(task_id, store)
+
+    def get_tasks(self, store: str | None = None) -> list[Task]:
+        """Return the tasks of one store (or all), pending ones first, then by next run
+        time, paused last."""
+        return self._tasks.get_tasks(store)
+
+    def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
+        """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
+        alias) recomputes the next run time unless ``next_run_time`` is given too."""
+        return self._tasks.update_task(task_id, store, **changes)
+
+    def reschedule_task(
+        self,
+        task_id: str,
+        store: str | None = None,
+        trigger: BaseTrigger | str | None = None,
+        **trigger_args: Any,
+    ) -> Task:
+        """Give a task a new trigger and the next run time it computes."""
+        return self._tasks.reschedule_task(task_id, store, trigger, **trigger_args)
+
+    def pause_task(self, task_id: str, store: str | None = None) -> Task:
+        """Keep the task but stop running it (``next_run_time`` becomes ``None``)."""
+        return self._tasks.pause_task(task_id, store)
+
+    def resume_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Give a paused task its next run time from now; a task whose trigger is finished
+        is deleted and ``None`` returned."""
+        return self._tasks.resume_task(task_id, store)
+
+    def delete_task(self, task_id: str, store: str | None = None) -> None:
+        """Remove a task. Raises ``TaskLookupError`` for an unknown id."""
+        self._tasks.delete_task(task_id, store)
+
+    def remove_all_tasks(self, store: str | None = None) -> None:
+        """Remove every task of one store, or of all stores and the pending list."""
+        self._tasks.remove_all_tasks(store)
+
+    def run_task(self, task_id: str, store: str | None = None) -> Task:
+        """Run a task once now, outside its schedule (its next run time is unchanged).
+        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
+        times."""
+        return self._tasks.run_task(task_id, store)
+
+    def preview_task_runs(
+        self, task_id: str, count: int = 5, store: str | None = None
+    ) -> list[datetime]:
+        """The task's next ``count`` fire times (without jitter's randomness settled)."""
+        return self._tasks.preview_task_runs(task_id, count, store)
+
+    def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
+        """A plain-dict summary of one task, for dashboards and logs."""
+        return self._tasks.get_task_info(task_id, store)
+
+    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`get_task_info` for every task, in :meth:`get_tasks` order."""
+        return self._tasks.get_task_infos(store)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity} {self.state.name.lower()}>"
 
 
-def _timestamp(moment: datetime) -> float:
-    return moment.timestamp()
+class _Host:
+    """An :class:`~tickwork.executors.base.ExecutorHost`: the event hub's two methods,
+    and the scheduler's kind for error messages."""
+
+    def __init__(self, events: EventHub, scheduler_name: str) -> None:
+        self.wants = events.wants
+        self.emit = events.emit
+        self.scheduler_name = scheduler_name
 
 
 def _noop() -> None:
     """The callable behind the probe task that validates ``task_defaults``."""
-
-
-def _build_plugin(registry: Any, base: type, value: Any, options: Mapping[str, Any]) -> Any:
-    if isinstance(value, base):
-        if options:
-            raise ConfigurationError(
-                f"options {sorted(options)} go with an alias, not with {value!r}"
-            )
-        return value
-    if isinstance(value, str):
-        return registry.create(value, dict(options))
-    if isinstance(value, Mapping):
-        config = {**value, **options}
-        kind = config.pop("type", None)
-        if kind is None:
-            raise ConfigurationError(f"{registry.kind} config {dict(value)!r} needs a 'type' key")
-        return registry.create(kind, config)
-    raise ConfigurationError(
-        f"a {registry.kind} must be a {base.__name__}, an alias or a dict with 'type', got {value!r}"
-    )

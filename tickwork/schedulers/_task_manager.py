@@ -1,16 +1,21 @@
-"""The task-management half of the scheduler API: add, find, change, run and inspect
-tasks. Mixed into :class:`~tickwork.schedulers.base.BaseScheduler`, which owns the state
-these methods use."""
+"""The task manager: add, find, change, run and inspect tasks, and the tasks added
+before the scheduler starts. The scheduler's task methods delegate here.
+
+It receives the parts it needs (the plug-ins, the event hub, the dispatcher for
+``run_task``, the clock and zone, the defaults) and a few callables into the façade
+(its lifecycle state, waking its driver); it never sees the scheduler itself.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar
 
+from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock
 from tickwork.events import (
     ALL_TASKS_REMOVED,
@@ -27,7 +32,9 @@ from tickwork.exceptions import (
     TaskLookupError,
     UnknownAliasError,
 )
-from tickwork.executors.base import BaseExecutor
+from tickwork.schedulers._dispatch import Dispatcher
+from tickwork.schedulers._events import EventHub
+from tickwork.schedulers._plugins import Plugins
 from tickwork.schedulers._state import SchedulerState
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
@@ -36,54 +43,105 @@ from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.date import DateTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
-if TYPE_CHECKING:
-    import logging
-
-    from tickwork.schedulers._pass import StoreProcessor
-    from tickwork.schedulers.base import BaseScheduler
-
-__all__ = ["TaskAPI"]
+__all__ = ["TaskManager"]
 
 _STOPPED = SchedulerState.STOPPED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class TaskAPI(ABC):
+class TaskManager:
     """add_task, get_task(s), update/reschedule/pause/resume/delete/run, inspection."""
 
-    # State owned by BaseScheduler (declared here for the type checker).
-    state: SchedulerState
-    logger: logging.Logger
-    timezone: tzinfo
-    clock: Clock
-    task_defaults: dict[str, Any]
-    _lock: threading.RLock
-    _listener_mask: int
-    _stores: dict[str, BaseStore]
-    _store_locks: dict[str, threading.RLock]
-    _executors: dict[str, BaseExecutor]
-    _pending: list[tuple[Task, bool]]
-    _shutdown_tasks: set[tuple[str, str]]
-    _processor: StoreProcessor
-    _self_ref: weakref.ref[BaseScheduler]  # the one weak reference every task holds
+    def __init__(
+        self,
+        plugins: Plugins,
+        events: EventHub,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        timezone: tzinfo,
+        task_defaults: dict[str, Any],
+        owner: weakref.ref[TaskOwner],
+        lock: threading.RLock,
+        state: Callable[[], SchedulerState],
+        wake_for: Callable[[datetime | None], None],
+        logger: logging.Logger,
+    ) -> None:
+        self._plugins = plugins
+        self._events = events
+        self._dispatcher = dispatcher
+        self.clock = clock
+        self.timezone = timezone
+        #: The scheduler's ``task_defaults`` (one dict, shared: changes show at once).
+        self.task_defaults = task_defaults
+        self._self_ref = owner  # the one weak reference every task holds
+        #: The scheduler's lock: start() moves the pending tasks and sets the state under
+        #: it, so a task added meanwhile is either moved or stored, never dropped.
+        self._lock = lock
+        self._state = state
+        self._wakeup_for = wake_for
+        self.logger = logger
+        #: Tasks added before start(), with their replace_existing.
+        self._pending: list[tuple[Task, bool]] = []
+        #: (store alias, task id) of the tasks with a shutdown trigger.
+        self._shutdown_tasks: set[tuple[str, str]] = set()
 
     @property
-    @abstractmethod
     def running(self) -> bool:
-        """True while started."""
+        """True while the scheduler is started."""
+        return self._state() is not _STOPPED
 
-    @abstractmethod
-    def _wants(self, code: int) -> bool:
-        """True when some listener wants events with this code."""
+    @property
+    def _stores(self) -> dict[str, BaseStore]:
+        return self._plugins.stores
 
-    @abstractmethod
-    def _dispatch_event(self, event: Any) -> None:
-        """Send an event to the listeners."""
+    def _store_lock(self, alias: str) -> threading.RLock:
+        """The lock held around a change of ``alias``'s tasks; the change makes the pass
+        look at that store again (see StoreGate.dirty)."""
+        gate = self._plugins.gates[alias]
+        gate.dirty = True
+        return gate.lock
 
-    @abstractmethod
-    def _wakeup_for(self, next_run_time: datetime | None) -> None:
-        """Wake the driver if ``next_run_time`` is earlier than planned."""
+    # -- for the scheduler's lifecycle and its pass --------------------------------------------
+
+    def check_pending_aliases(self) -> None:
+        """Raise ``UnknownAliasError`` for a pending task naming a missing store or
+        executor (start() checks before anything starts)."""
+        plugins = self._plugins
+        for task, _ in self._pending:
+            if task.executor not in plugins.executors:
+                raise UnknownAliasError("executor", task.executor, list(plugins.executors))
+            if (task.store_alias or "default") not in plugins.stores:
+                raise UnknownAliasError("store", task.store_alias, list(plugins.stores))
+
+    def take_pending(self) -> list[tuple[Task, bool]]:
+        """Hand over the tasks added before start (under the scheduler's lock)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def restore_pending(self, unstored: list[tuple[Task, bool]]) -> None:
+        """Keep tasks a failed start could not store, for the next start()."""
+        self._pending = unstored + self._pending
+
+    def pending_count(self) -> int:
+        """How many tasks wait for start()."""
+        return len(self._pending)
+
+    def shutdown_tasks_to_run(self) -> list[Task]:
+        """The stored tasks with a shutdown trigger, in a stable order."""
+        tasks = []
+        for store_alias, task_id in sorted(self._shutdown_tasks):
+            store = self._stores.get(store_alias)
+            task = store.lookup_task(task_id) if store else None
+            if task is not None:
+                tasks.append(task)
+        return tasks
+
+    def forget_removed(self, alias: str, task_ids: tuple[str, ...]) -> None:
+        """The pass removed these tasks (finished triggers): report them and forget them."""
+        for task_id in task_ids:
+            self._shutdown_tasks.discard((alias, task_id))
+        self._dispatcher.report_removed(alias, list(task_ids))
 
     def _bind(self, task: Task) -> None:
         if task._scheduler is not self._self_ref:
@@ -91,47 +149,25 @@ class TaskAPI(ABC):
 
     # -- adding tasks ------------------------------------------------------------------------
 
-    @overload
-    def add_task(
-        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
-    ) -> Callable[[F], F]: ...
-
-    @overload
-    def add_task(
-        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
-    ) -> Task: ...
-
     def add_task(
         self,
-        fn_or_task: Callable[..., Any] | str | Task | None = None,
-        trigger: BaseTrigger | str | None = None,
-        args: Iterable[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        name: str | None = None,
-        mistrigger_grace_time: float | timedelta | None = UNSET,
-        coalesce: bool = UNSET,
-        max_instances: int = UNSET,
-        next_run_time: datetime | None = UNSET,
-        store: str | None = None,
-        executor: str | None = None,
-        replace_existing: bool = False,
-        **trigger_args: Any,
+        fn_or_task: Callable[..., Any] | str | Task | None,
+        trigger: BaseTrigger | str | None,
+        args: Iterable[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        id: str | None,
+        name: str | None,
+        mistrigger_grace_time: float | timedelta | None,
+        coalesce: bool,
+        max_instances: int,
+        next_run_time: datetime | None,
+        store: str | None,
+        executor: str | None,
+        replace_existing: bool,
+        trigger_args: dict[str, Any],
     ) -> Task | Callable[[F], F]:
-        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
-        :class:`Task`) and return the task.
-
-        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
-        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
-        without one the task runs once, now. Called without a callable it is a decorator:
-        ``@scheduler.add_task(trigger="interval", seconds=5)``.
-
-        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
-        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
-        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
-        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
-        ``SerializationError`` (a task a persistent store cannot keep).
-        """
+        """:meth:`BaseScheduler.add_task`, its keywords passed positionally (this runs on
+        every add, and keyword matching costs)."""
         if fn_or_task is not None and not isinstance(fn_or_task, Task):
             # The common call, spelt out: no options dict, no second pass over them.
             task = Task.__new__(Task)
@@ -213,7 +249,7 @@ class TaskAPI(ABC):
         for task in tasks:
             self._fill_next_run_time(task, now)
         target = self._lookup_store(alias)
-        with self._store_locks[alias]:
+        with self._store_lock(alias):
             target.add_tasks(tasks)
         for task in tasks:
             self._after_store(task, alias)
@@ -237,9 +273,9 @@ class TaskAPI(ABC):
             task.trigger = DateTrigger(timezone=self.timezone)
         task._adopt(self.task_defaults, self._self_ref)
         task.store_alias = store_alias
-        running = self.state is not _STOPPED
-        if running and task.executor not in self._executors:
-            raise UnknownAliasError("executor", task.executor, list(self._executors))
+        running = self._state() is not _STOPPED
+        if running and task.executor not in self._plugins.executors:
+            raise UnknownAliasError("executor", task.executor, list(self._plugins.executors))
         target = self._stores.get(store_alias)
         if target is None and (running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))
@@ -251,15 +287,15 @@ class TaskAPI(ABC):
 
     def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
         self._prepare(task, store_alias)
-        if self.state is _STOPPED:
+        if self._state() is _STOPPED:
             # Under the lock: start() moves the pending tasks and then sets the state, both
             # under it, so a task is either moved or stored, never dropped in between. A
             # running scheduler needs no lock to know it is running.
             with self._lock:
-                if self.state is _STOPPED:
+                if self._state() is _STOPPED:
                     self._add_pending(task, replace_existing)
                     return task
-        self._store_task(task, replace_existing)
+        self.store_task(task, replace_existing)
         return task
 
     def _add_pending(self, task: Task, replace_existing: bool) -> None:
@@ -277,7 +313,7 @@ class TaskAPI(ABC):
         if task.next_run_time is UNSET:
             task.next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
 
-    def _store_task(self, task: Task, replace_existing: bool) -> None:
+    def store_task(self, task: Task, replace_existing: bool) -> None:
         """Add a prepared task to its (running) store, replacing a same-id one if asked."""
         if task.next_run_time is UNSET:
             task.next_run_time = task.trigger.get_next_trigger_time(
@@ -287,7 +323,7 @@ class TaskAPI(ABC):
         target = self._stores.get(alias)
         if target is None:
             raise UnknownAliasError("store", alias, list(self._stores))
-        with self._store_locks[alias]:
+        with self._store_lock(alias):
             try:
                 target.add_task(task)
             except ConflictIdError:
@@ -304,8 +340,8 @@ class TaskAPI(ABC):
         if ShutdownTrigger in type(task.trigger).__mro__:
             self._shutdown_tasks.add((alias, task.id))
         self.logger.debug("task %r added to store %r", task.id, alias)
-        if self._listener_mask & TASK_ADDED:  # (_wants, inline: this runs on every add)
-            self._dispatch_event(TaskEvent(TASK_ADDED, task.id, alias))
+        if self._events.mask & TASK_ADDED:  # (_wants, inline: this runs on every add)
+            self._events.emit(TaskEvent(TASK_ADDED, task.id, alias))
 
     # -- finding and changing tasks ------------------------------------------------------------
 
@@ -361,20 +397,22 @@ class TaskAPI(ABC):
         if alias is None:
             task._apply(changes)
             return task
-        with self._store_locks[alias]:
+        with self._store_lock(alias):
             task, _ = self._find(task_id, alias)
             if "trigger" in changes and "next_run_time" not in changes:
                 changes["next_run_time"] = changes["trigger"].get_next_trigger_time(
                     self.timezone, None, self.clock.now()
                 )
-            if "executor" in changes and changes["executor"] not in self._executors:
-                raise UnknownAliasError("executor", changes["executor"], list(self._executors))
+            if "executor" in changes and changes["executor"] not in self._plugins.executors:
+                raise UnknownAliasError(
+                    "executor", changes["executor"], list(self._plugins.executors)
+                )
             task._apply(changes)
             target = self._lookup_store(alias)
             target.validate_task(task)
             target.update_task(task)
-        if self._wants(TASK_MODIFIED):
-            self._dispatch_event(TaskEvent(TASK_MODIFIED, task.id, alias))
+        if self._events.wants(TASK_MODIFIED):
+            self._events.emit(TaskEvent(TASK_MODIFIED, task.id, alias))
         self._wakeup_for(task.next_run_time)
         return task
 
@@ -411,11 +449,11 @@ class TaskAPI(ABC):
             with self._lock:
                 self._pending = [(t, r) for t, r in self._pending if t is not task]
         else:
-            with self._store_locks[alias]:
+            with self._store_lock(alias):
                 self._lookup_store(alias).remove_task(task_id)
             self._shutdown_tasks.discard((alias, task_id))
-        if self._wants(TASK_REMOVED):
-            self._dispatch_event(TaskEvent(TASK_REMOVED, task_id, alias))
+        if self._events.wants(TASK_REMOVED):
+            self._events.emit(TaskEvent(TASK_REMOVED, task_id, alias))
 
     def remove_all_tasks(self, store: str | None = None) -> None:
         """Remove every task of one store, or of all stores and the pending list."""
@@ -425,10 +463,10 @@ class TaskAPI(ABC):
             ]
             aliases = [store] if store is not None else list(self._stores)
         for alias in aliases:
-            with self._store_locks[alias]:
+            with self._store_lock(alias):
                 self._lookup_store(alias).remove_all_tasks()
             self._shutdown_tasks = {key for key in self._shutdown_tasks if key[0] != alias}
-        self._dispatch_event(SchedulerEvent(ALL_TASKS_REMOVED, store))
+        self._events.emit(SchedulerEvent(ALL_TASKS_REMOVED, store))
 
     def run_task(self, task_id: str, store: str | None = None) -> Task:
         """Run a task once now, outside its schedule (its next run time is unchanged).
@@ -437,7 +475,7 @@ class TaskAPI(ABC):
         if not self.running:
             raise SchedulerNotRunningError("run_task needs a running scheduler")
         task, _ = self._find(task_id, store)
-        self._processor.submit(task, [self.clock.now()], raise_max_instances=True)
+        self._dispatcher.submit(task, [self.clock.now()], raise_max_instances=True)
         return task
 
     # -- inspection ----------------------------------------------------------------------------

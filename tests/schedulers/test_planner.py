@@ -1,4 +1,4 @@
-"""StoreProcessor.decide: the single-due-run fast path gives the same answer as the
+"""Planner.decide: the single-due-run fast path gives the same answer as the
 general rule (due_run_times, coalesce, grace) in every case."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tickwork.schedulers import BackgroundScheduler
-from tickwork.schedulers._pass import MAX_CATCH_UP, StoreProcessor
+from tickwork.schedulers._planner import MAX_CATCH_UP, Planner
 from tickwork.tasks import Task
 from tickwork.triggers import DateTrigger, IntervalTrigger
 
@@ -59,7 +58,7 @@ LATENESS = [None, -5.0, 0.0, 0.5, 1.0, 1.5, 9.0, 25.0]
 def test_decide_matches_the_general_rule(
     late: float | None, coalesce: bool, grace: float | None, kind: str
 ) -> None:
-    processor = StoreProcessor(BackgroundScheduler(timezone=UTC))
+    processor = Planner(UTC)
     first = None if late is None else NOW - timedelta(seconds=late)
     anchor = first or NOW
     trigger = (
@@ -72,7 +71,7 @@ def test_decide_matches_the_general_rule(
 
 
 def test_one_due_run_on_time_and_one_missed() -> None:
-    processor = StoreProcessor(BackgroundScheduler(timezone=UTC))
+    processor = Planner(UTC)
     first = NOW - timedelta(seconds=0.5)
     trigger = IntervalTrigger(seconds=3600, start_at=first, timezone=UTC)
     on_time = make_task(trigger, first, True, 1.0)
@@ -82,7 +81,7 @@ def test_one_due_run_on_time_and_one_missed() -> None:
 
 
 def test_several_due_runs_take_the_general_path() -> None:
-    processor = StoreProcessor(BackgroundScheduler(timezone=UTC))
+    processor = Planner(UTC)
     first = NOW - timedelta(seconds=25)
     trigger = IntervalTrigger(seconds=10, start_at=first, timezone=UTC)
     every = make_task(trigger, first, False, None)

@@ -1,0 +1,117 @@
+"""The dispatcher: hands planned runs to executors and reports what happened to runs
+that did not start (missed, refused for ``max_instances``, not submitted).
+
+It receives the executors by alias and the event hub; it never sees the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from tickwork.events import (
+    TASK_ERROR,
+    TASK_MAX_INSTANCES,
+    TASK_MISSED,
+    TASK_REMOVED,
+    TASK_SUBMITTED,
+    TaskEvent,
+    TaskExecutionEvent,
+    TaskSubmissionEvent,
+)
+from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
+from tickwork.executors.base import BaseExecutor
+from tickwork.schedulers._events import EventHub
+from tickwork.tasks import Task
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher:
+    """Starts runs and reports every run that does not start: nothing is skipped
+    silently (each outcome is a log line and an event)."""
+
+    def __init__(
+        self, executors: Mapping[str, BaseExecutor], events: EventHub, logger: logging.Logger
+    ) -> None:
+        self._executors = executors
+        self._events = events
+        self._logger = logger
+
+    def submit(
+        self, task: Task, run_times: list[datetime], raise_max_instances: bool = False
+    ) -> bool:
+        """Hand runs to the task's executor and report the outcome as events. Returns
+        False when the executor refused them for ``max_instances`` (no run events
+        follow then); True otherwise (a failure to submit is reported as ``TASK_ERROR``
+        for each run)."""
+        events = self._events
+        executor = self._executors.get(task._profile.executor)
+        try:
+            if executor is None:
+                raise UnknownAliasError("executor", task.executor, list(self._executors))
+            executor.send_task(task, run_times)
+        except MaxInstancesReachedError as exc:
+            self.report_max_instances(task, run_times, exc)
+            if raise_max_instances:
+                raise
+            return False
+        except Exception as exc:
+            self._logger.exception(
+                "could not submit task %r to executor %r", task.id, task.executor
+            )
+            for run_time in run_times:
+                events.emit(
+                    TaskExecutionEvent(
+                        TASK_ERROR, task.id, task.store_alias, run_time, exception=exc
+                    )
+                )
+        else:
+            if events.mask & TASK_SUBMITTED:  # (wants(), inline: this runs per run)
+                events.emit(
+                    TaskSubmissionEvent(TASK_SUBMITTED, task.id, task.store_alias, tuple(run_times))
+                )
+        return True
+
+    def report_missed(
+        self, task: Task, missed: list[datetime], now: datetime, why: str | None = None
+    ) -> None:
+        """Log and report (``TASK_MISSED``) runs that will not start: too late for
+        ``mistrigger_grace_time``, or for the reason ``why`` says."""
+        reason = why or f"mistrigger_grace_time {task.mistrigger_grace_time}s"
+        for run_time in missed:
+            self._logger.warning(
+                "run of task %r scheduled at %s was missed by %s (%s)",
+                task.id,
+                run_time.isoformat(),
+                now - run_time,
+                reason,
+                extra={"task_id": task.id, "run_time": run_time},
+            )
+            if self._events.wants(TASK_MISSED):
+                self._events.emit(
+                    TaskExecutionEvent(TASK_MISSED, task.id, task.store_alias, run_time)
+                )
+
+    def report_max_instances(self, task: Task, run_times: list[datetime], reason: object) -> None:
+        """Log and report (``TASK_MAX_INSTANCES``) runs skipped because too many
+        instances of the task are running."""
+        self._logger.warning(
+            "run of task %r at %s skipped: %s",
+            task.id,
+            run_times[-1].isoformat(),
+            reason,
+            extra={"task_id": task.id, "run_time": run_times[-1]},
+        )
+        if self._events.wants(TASK_MAX_INSTANCES):
+            self._events.emit(
+                TaskSubmissionEvent(TASK_MAX_INSTANCES, task.id, task.store_alias, tuple(run_times))
+            )
+
+    def report_removed(self, alias: str, task_ids: list[str]) -> None:
+        """Report tasks the pass deleted because their triggers are finished."""
+        for task_id in task_ids:
+            self._logger.debug("task %r finished: removed from store %r", task_id, alias)
+            if self._events.wants(TASK_REMOVED):
+                self._events.emit(TaskEvent(TASK_REMOVED, task_id, alias))
