@@ -135,3 +135,25 @@ class SchedulerNotRunningError(TickworkError, RuntimeError):
 
 class StoreUnavailableError(TickworkError, ConnectionError):
     """A store's backend (database, Redis, directory) cannot be reached right now."""
+
+    #: Set on errors made by :meth:`timed_out`: the store's alias, the operation that
+    #: gave up, and the bound (seconds) it gave up after; ``None`` otherwise.
+    alias: str | None = None
+    operation: str | None = None
+    io_timeout: float | None = None
+
+    @classmethod
+    def timed_out(
+        cls, kind: str, alias: str | None, operation: str, io_timeout: float, reason: object
+    ) -> StoreUnavailableError:
+        """The error for a store call that gave up after its I/O bound (``io_timeout``
+        seconds): a lock held elsewhere, a server that does not answer. ``kind`` names
+        the store type (``"SQL"``, ``"Redis"``), ``reason`` is the driver's message."""
+        error = cls(
+            f"{kind} store {alias!r} could not {operation} within its io_timeout of "
+            f"{io_timeout:g} s: {reason}"
+        )
+        error.alias = alias
+        error.operation = operation
+        error.io_timeout = io_timeout
+        return error

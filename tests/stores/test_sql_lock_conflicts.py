@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,12 @@ from storetest_funcs import NOW, at, make_task
 from storetest_support import StoreMaker
 
 from tickwork.exceptions import StoreUnavailableError
-from tickwork.stores._sql_conflicts import CONFLICT_ATTEMPTS, conflict_pause, is_lock_conflict
+from tickwork.stores._sql_conflicts import (
+    CONFLICT_ATTEMPTS,
+    conflict_pause,
+    is_lock_conflict,
+    is_timeout,
+)
 from tickwork.stores.sqlalchemy import SQLAlchemyStore
 
 LEASE = timedelta(seconds=30)
@@ -44,14 +50,14 @@ def wrapped(driver_error: Exception) -> sa_exc.DBAPIError:
     "driver_error",
     [
         pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock"),
-        pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
         psycopg.errors.DeadlockDetected("deadlock detected"),
         psycopg.errors.SerializationFailure("could not serialize access"),
     ],
-    ids=["mysql-deadlock", "mysql-lock-wait", "pg-deadlock", "pg-serialization"],
+    ids=["mysql-deadlock", "pg-deadlock", "pg-serialization"],
 )
 def test_lock_conflicts_are_recognised(driver_error: Exception) -> None:
     assert is_lock_conflict(wrapped(driver_error))
+    assert not is_timeout(wrapped(driver_error))
 
 
 @pytest.mark.parametrize(
@@ -67,6 +73,52 @@ def test_lock_conflicts_are_recognised(driver_error: Exception) -> None:
 )
 def test_other_failures_are_not_conflicts(error: BaseException | None) -> None:
     assert not is_lock_conflict(error)
+
+
+@pytest.mark.parametrize(
+    "driver_error",
+    [
+        # The lock waits the store bounds by io_timeout: the call has used its whole
+        # bound, so running it again at once would multiply the bound (see
+        # tickwork/stores/_sql_conflicts.py); the scheduler's backoff retries it instead.
+        pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
+        pymysql.err.OperationalError(1969, "max_statement_time exceeded"),
+        pymysql.err.OperationalError(2013, "Lost connection to MySQL server (timed out)"),
+        psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        psycopg.errors.ConnectionTimeout("connection timeout expired"),
+        sqlite3.OperationalError("database is locked"),
+    ],
+    ids=[
+        "mysql-lock-wait",
+        "mariadb-statement",
+        "mysql-socket",
+        "pg-lock",
+        "pg-statement",
+        "pg-connect",
+        "sqlite-busy",
+    ],
+)
+def test_timeouts_are_recognised_and_are_not_conflicts(driver_error: Exception) -> None:
+    if isinstance(driver_error, sqlite3.OperationalError):
+        driver_error.sqlite_errorcode = 5  # type: ignore[attr-defined]  # SQLITE_BUSY
+    assert is_timeout(wrapped(driver_error))
+    assert not is_lock_conflict(wrapped(driver_error))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        wrapped(pymysql.err.OperationalError(2013, "Lost connection to MySQL server")),
+        wrapped(psycopg.errors.QueryCanceled("canceling statement due to user request")),
+        wrapped(psycopg.errors.UniqueViolation("duplicate key")),
+        StoreUnavailableError("not an SQLAlchemy error"),
+        None,
+    ],
+    ids=["mysql-lost", "pg-cancelled", "pg-unique", "other", "none"],
+)
+def test_other_failures_are_not_timeouts(error: BaseException | None) -> None:
+    assert not is_timeout(error)
 
 
 def test_pauses_are_short_random_and_growing() -> None:

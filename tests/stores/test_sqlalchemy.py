@@ -85,7 +85,18 @@ def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
     store.start("default")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000  # io_timeout
+    store.shutdown()
+    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'db.sqlite'}", io_timeout=0.25)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+    store.shutdown()
+
+
+def test_engine_options_are_not_changed_by_the_store(tmp_path: Path) -> None:
+    options = {"connect_args": {"timeout": 1}}
+    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'db.sqlite'}", engine_options=options)
+    assert options == {"connect_args": {"timeout": 1}}
     store.shutdown()
 
 

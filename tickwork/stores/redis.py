@@ -23,12 +23,15 @@ keys; a version 1 prefix is upgraded by :meth:`RedisStore.start`.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tickwork.exceptions import (
     ConfigurationError,
@@ -47,6 +50,8 @@ __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
 #: The key layout this tickwork writes; recorded in ``<prefix>:meta``.
 SCHEMA_VERSION = 2
+#: Seconds a call may wait for the server (``io_timeout``).
+DEFAULT_IO_TIMEOUT = 5.0
 
 # KEYS: tasks hash, run-times zset. ARGV: id, blob, score ("" = paused), repeated.
 # Returns the first id that already exists (nothing written), or false.
@@ -106,7 +111,13 @@ class RedisStore(BaseStore):
     are bytes). ``prefix`` namespaces the keys, so several stores can share a database.
     ``serializer`` is a :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"``
     (the default) or ``"pickle"``. ``lease_time`` (seconds, default 10) bounds how long
-    the runs of a scheduler that died stay unattended. Everything else: see
+    the runs of a scheduler that died stay unattended.
+
+    ``io_timeout`` (seconds, default 5) is the socket and connect timeout of the client
+    the store builds from ``url``; a call that exceeds it raises
+    :class:`~tickwork.exceptions.StoreUnavailableError` naming the store, the operation
+    and the bound. A ``client`` you pass keeps its own timeouts (give it
+    ``socket_timeout`` and ``socket_connect_timeout``). Everything else: see
     :class:`~tickwork.stores.base.BaseStore`.
     """
 
@@ -119,14 +130,16 @@ class RedisStore(BaseStore):
         prefix: str = "tickwork",
         serializer: BaseSerializer | str | None = None,
         lease_time: float = 10.0,
+        io_timeout: float = DEFAULT_IO_TIMEOUT,
     ) -> None:
         super().__init__()
         if not lease_time > 0:
             raise ConfigurationError(f"lease_time must be positive, got {lease_time!r}")
         self.lease_time = float(lease_time)
+        self.io_timeout = _check_io_timeout(io_timeout)
         self.serializer = resolve_serializer(serializer)
         self._owns_client = client is None
-        self.client: redis.Redis = client if client is not None else redis.Redis.from_url(url)
+        self.client: redis.Redis = client if client is not None else self._client_for(url)
         if self.client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
                 "the RedisStore needs a client without decode_responses=True: tasks are bytes"
@@ -150,6 +163,19 @@ class RedisStore(BaseStore):
         self._take_over = self.client.register_script(scripts.TAKE_OVER)
         self._next_time = self.client.register_script(scripts.NEXT_TIME)
         self._broken = BrokenTasks(self.logger)
+
+    def _client_for(self, url: str) -> redis.Redis:
+        """The client for ``url``, its waits bounded by ``io_timeout`` (options in the
+        URL's query string win)."""
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=self.io_timeout,
+            socket_connect_timeout=self.io_timeout,
+            # No retries inside the client: each would wait up to the bound again, and a
+            # script whose reply timed out may have run (RELEASE run twice reports its
+            # own runs as already recorded). The scheduler retries the store with backoff.
+            retry=Retry(NoBackoff(), 0),
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -178,9 +204,15 @@ class RedisStore(BaseStore):
 
     @contextlib.contextmanager
     def _unavailable(self, action: str) -> Iterator[None]:
+        """Turn the client's connection failures and timeouts into
+        :class:`StoreUnavailableError` naming the store, ``action`` and the bound."""
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if self._owns_client and isinstance(exc, redis.exceptions.TimeoutError):
+                raise StoreUnavailableError.timed_out(
+                    "Redis", self.alias, action, self.io_timeout, exc
+                ) from exc
             raise StoreUnavailableError(
                 f"Redis store {self.alias!r} could not {action}: {exc}"
             ) from exc
@@ -413,6 +445,21 @@ class RedisStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"<RedisStore alias={self.alias!r} prefix={self.prefix!r}>"
+
+
+def _check_io_timeout(value: object) -> float:
+    """``value`` as seconds for ``io_timeout``: a positive finite number, else
+    :class:`~tickwork.exceptions.ConfigurationError` naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"io_timeout must be a positive finite number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 def _run_key(task_id: str, run_time: datetime) -> str:

@@ -25,7 +25,9 @@ run is recorded before it starts; see :mod:`tickwork.stores.base` and
 
 Engines the store creates itself use ``pool_pre_ping`` (a restarted server is reconnected
 transparently); SQLite files additionally get WAL journaling (readers do not block the
-writer) and a 30 s busy timeout. Connection failures raise
+writer). Every call is bounded by ``io_timeout`` (default 5 s): lock waits, statements,
+connecting and socket I/O (see :mod:`tickwork.stores._sql_schema` for what each dialect
+sets). Connection failures and calls that exceed the bound raise
 :class:`~tickwork.exceptions.StoreUnavailableError`, chained to the driver's error, so
 the scheduler can retry later. An in-memory SQLite URL (``sqlite://``) shares one
 connection and suits single-threaded tests only.
@@ -66,13 +68,21 @@ from tickwork.exceptions import (
 )
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
-from tickwork.stores._sql_conflicts import CONFLICT_ATTEMPTS, conflict_pause, is_lock_conflict
+from tickwork.stores._sql_conflicts import (
+    CONFLICT_ATTEMPTS,
+    conflict_pause,
+    is_lock_conflict,
+    is_timeout,
+)
 from tickwork.stores._sql_runs import RunTable, blobs_by_id
 from tickwork.stores._sql_schema import (
+    DEFAULT_IO_TIMEOUT,
     DEFAULT_URL,
     MAX_ID_LENGTH,
     SCHEMA_VERSION,
+    SessionBounds,
     TaskId,
+    check_io_timeout,
     create_engine_for,
     create_schema,
     meta_table,
@@ -101,8 +111,15 @@ class SQLAlchemyStore(BaseStore):
     ``schema`` place the table, so several stores can share a database. ``serializer``
     is a :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"`` (the default) or
     ``"pickle"``. ``lease_time`` (seconds, default 10) bounds how long the runs of a
-    scheduler that died stay unattended. Everything else: see
-    :class:`~tickwork.stores.base.BaseStore`.
+    scheduler that died stay unattended.
+
+    ``io_timeout`` (seconds, default 5) bounds each statement's lock waits and run time,
+    connecting, and waiting for the server; a call that exceeds it raises
+    :class:`~tickwork.exceptions.StoreUnavailableError` naming the store, the operation
+    and the bound. On an ``engine`` you pass in, the session settings are applied to
+    every connection the engine hands out (your own code's included) and the driver's
+    connect / socket timeouts stay yours to set (``connect_args``); see
+    ``docs/persistence.md``. Everything else: see :class:`~tickwork.stores.base.BaseStore`.
     """
 
     supports_leases = True
@@ -116,6 +133,7 @@ class SQLAlchemyStore(BaseStore):
         schema: str | None = None,
         engine_options: dict[str, Any] | None = None,
         lease_time: float = 10.0,
+        io_timeout: float = DEFAULT_IO_TIMEOUT,
     ) -> None:
         super().__init__()
         if url is not None and engine is not None:
@@ -123,9 +141,16 @@ class SQLAlchemyStore(BaseStore):
         if not lease_time > 0:
             raise ConfigurationError(f"lease_time must be positive, got {lease_time!r}")
         self.lease_time = float(lease_time)
+        self.io_timeout = check_io_timeout(io_timeout)
         self.serializer = resolve_serializer(serializer)
         self._owns_engine = engine is None
-        self.engine = engine if engine is not None else create_engine_for(url, engine_options)
+        self.engine = (
+            engine
+            if engine is not None
+            else create_engine_for(url, engine_options, self.io_timeout)
+        )
+        self._bounds = SessionBounds(self.engine, self.io_timeout)
+        self._bounds.attach()
         self.tablename = tablename
         self._metadata = MetaData(schema=schema)
         self._tasks = tasks_table(self._metadata, tablename)
@@ -143,14 +168,18 @@ class SQLAlchemyStore(BaseStore):
     def start(self, alias: str) -> None:
         """Create the tables if missing and check (or record) the schema version."""
         super().start(alias)
+        self._bounds.attach()  # again after a shutdown
         with self._unavailable("create its schema"):
             create_schema(self.engine, self._metadata, self._meta, self.tablename)
 
     def shutdown(self) -> None:
-        """Close the pooled connections of an engine this store created."""
+        """Close the pooled connections of an engine this store created; stop adding the
+        I/O bounds to the connections of an engine it was given."""
         self._broken.clear()
         if self._owns_engine:
             self.engine.dispose()
+        else:
+            self._bounds.detach()
 
     def _write(self, action: str, work: Callable[[Connection], _Result]) -> _Result:
         """Return ``work(conn)`` run in a write transaction (:meth:`_transaction`).
@@ -159,13 +188,24 @@ class SQLAlchemyStore(BaseStore):
         schedulers claiming and writing back rows) was rolled back whole: it is run
         again after a short random pause, up to ``CONFLICT_ATTEMPTS`` times in all,
         instead of reporting the store unavailable (see :mod:`._sql_conflicts`).
-        ``work`` must therefore have no effect outside the transaction."""
+        ``work`` must therefore have no effect outside the transaction.
+
+        Attempts start only within ``io_timeout`` of the first, so a call that keeps
+        losing deadlocks ends after about twice its bound at worst. A lock wait that
+        timed out is not a conflict: it is raised at once (the reasons are in
+        :mod:`._sql_conflicts`)."""
+        deadline = time.monotonic() + self.io_timeout
         for attempt in itertools.count(1):
             try:
                 with self._transaction(action) as conn:
                     return work(conn)
             except StoreUnavailableError as exc:
-                if attempt >= CONFLICT_ATTEMPTS or not is_lock_conflict(exc.__cause__):
+                pause = conflict_pause(attempt)
+                if (
+                    attempt >= CONFLICT_ATTEMPTS
+                    or not is_lock_conflict(exc.__cause__)
+                    or time.monotonic() + pause >= deadline
+                ):
                     raise
                 self.logger.info(
                     "SQL store %r: %s hit a lock conflict (attempt %d); trying again",
@@ -173,7 +213,7 @@ class SQLAlchemyStore(BaseStore):
                     action,
                     attempt,
                 )
-                time.sleep(conflict_pause(attempt))
+                time.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
@@ -187,6 +227,8 @@ class SQLAlchemyStore(BaseStore):
 
     @contextlib.contextmanager
     def _unavailable(self, action: str) -> Iterator[None]:
+        """Turn the driver's connection failures and timeouts into
+        :class:`StoreUnavailableError` naming the store, ``action`` and the bound."""
         try:
             yield
         except (
@@ -197,6 +239,10 @@ class SQLAlchemyStore(BaseStore):
         ) as exc:
             where = self.engine.url.render_as_string(hide_password=True)
             reason = getattr(exc, "orig", None) or exc
+            if is_timeout(exc):
+                raise StoreUnavailableError.timed_out(
+                    "SQL", self.alias, action, self.io_timeout, f"{reason} (at {where})"
+                ) from exc
             raise StoreUnavailableError(
                 f"SQL store {self.alias!r} could not {action} at {where}: {reason}"
             ) from exc
