@@ -53,3 +53,27 @@ def at(minutes: float) -> datetime:
 def once(when: datetime) -> DateTrigger:
     """A date trigger firing at ``when``."""
     return DateTrigger(when)
+
+
+class ExplodingTrigger(BaseTrigger):
+    """Fires first at ``run_at``; asked for any time after that, it raises, as a trigger
+    whose arithmetic overflows does (``interval`` of 3,000,000 days did)."""
+
+    def __init__(self, run_at: datetime) -> None:
+        self.run_at = run_at
+
+    def get_next_trigger_time(
+        self, timezone: Any, previous_time: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
+        if previous_time is None:
+            return self.run_at
+        raise OverflowError("date value out of range")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"version": 1, "run_at": self.run_at}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.run_at = state["run_at"]
+
+    def __repr__(self) -> str:
+        return f"ExplodingTrigger({self.run_at.isoformat()})"
