@@ -1,8 +1,10 @@
-"""The Lua scripts of :class:`~tickwork.stores.redis.RedisStore` for claims and runs.
+"""The Lua scripts of :class:`~tickwork.stores.redis.RedisStore`.
 
 Redis runs a script atomically, so each of these is one transaction. Keys, for
-``prefix="tickwork"`` (besides ``tickwork:tasks`` and ``tickwork:run_times``):
+``prefix="tickwork"``:
 
+* ``tickwork:tasks``: hash, task id -> serialized task;
+* ``tickwork:run_times``: sorted set, task id scored by its next run time;
 * ``tickwork:claims``: hash, task id -> ``"<expires> <owner>"`` while a scheduler holds
   the task's due runs (between claim and write-back);
 * ``tickwork:runs``: hash, run key -> the task as handed over (serialized);
@@ -13,25 +15,128 @@ Redis runs a script atomically, so each of these is one transaction. Keys, for
 A run key is ``"<scheduled time as repr(epoch seconds)>|<task id>"``. Times travel as
 strings (``repr`` of a float, ``%.17g`` from Lua): a Lua number returned to Redis would be
 truncated to an integer.
+
+Bad data is skipped and repaired, never an error: a script that failed on it would fail
+on every pass and stop the store, and an entry reported but never processed would wake
+the scheduler in a busy loop. What the scripts meet and what they do:
+
+* a run-time entry whose task is missing ("dangling"): removed, with its claim, in the
+  same script that found the task missing;
+* a claim that does not read as ``"<expires> <owner>"`` with a time Python can represent
+  and an owner: free (as if expired), so it is overwritten or deleted;
+* a run time Python cannot represent (``inf``, 1e300): left out of the next run time; the
+  store rewrites it from the task itself (:data:`RESCORE`);
+* a run count that is not an integer: reset before it is changed;
+* a run record whose key does not read as ``"<time>|<id>"``: dropped; one whose task copy
+  is missing: dropped, and its run uncounted.
+
+Scripts that can meet such data return ``{answer, notes}``: ``notes`` is a flat list of
+``kind, subject, value`` triples the store logs (once each).
 """
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "FINISH", "NEXT_TIME", "RELEASE", "RENEW", "TAKE_OVER"]
+__all__ = [
+    "ACQUIRE",
+    "DUE",
+    "FINISH",
+    "NEXT_TIME",
+    "RELEASE",
+    "RENEW",
+    "RESCORE",
+    "TAKE_OVER",
+    "TIME_RANGE",
+]
 
-# A claim "<expires> <owner>" is free for ARGV owner at time now when it is expired or
-# already theirs.
-_CLAIM_HELPERS = """
-local function claim_owner(claim)
+#: The epoch seconds Python's datetime can represent (years 1 to 9999, UTC).
+TIME_RANGE = (-62135596800.0, 253402300799.0)
+
+# Shared by the scripts below: recording what was repaired, reading claims and times.
+_HELPERS = f"""
+local notes = {{}}
+local function note(kind, subject, value)
+    notes[#notes + 1] = kind
+    notes[#notes + 1] = subject
+    notes[#notes + 1] = value or ''
+end
+local function valid_time(t)
+    return t ~= nil and t >= {TIME_RANGE[0]:.0f} and t <= {TIME_RANGE[1]:.0f}
+end
+-- A claim "<expires> <owner>": expires, owner; nil when it does not read so.
+local function parse_claim(claim)
     local sep = string.find(claim, ' ', 1, true)
-    return tonumber(string.sub(claim, 1, sep - 1)), string.sub(claim, sep + 1)
+    if not sep then return nil end
+    local expires, holder = tonumber(string.sub(claim, 1, sep - 1)), string.sub(claim, sep + 1)
+    if not valid_time(expires) or holder == '' then return nil end
+    return expires, holder
+end
+-- HINCRBY, after resetting a count that is not an integer (HINCRBY would fail on it).
+local function add_count(key, id, delta)
+    local count = redis.call('HGET', key, id)
+    if count and not (string.match(count, '^%-?%d+$') and #count < 19) then
+        note('count', id, count)
+        redis.call('HDEL', key, id)
+    end
+    local total = redis.call('HINCRBY', key, id, delta)
+    if total <= 0 then redis.call('HDEL', key, id) end
 end
 """
 
+# Claims: KEYS[1] tasks, KEYS[2] run_times, KEYS[3] claims.
+_CLAIMS = """
+-- Remove a run-time entry whose task is missing, with its claim.
+local function drop_dangling(id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    note('dangling', id)
+end
+-- Is the task's claim free for `owner` at `now`: none, expired, theirs, or malformed?
+local function claim_free(id, now, owner)
+    local claim = redis.call('HGET', KEYS[3], id)
+    if not claim then return true end
+    local expires, holder = parse_claim(claim)
+    if not expires then
+        note('claim', id, claim)
+        return true
+    end
+    return expires < now or holder == owner
+end
+"""
+
+# KEYS: tasks, run_times, claims. ARGV: max score, count (-1: all).
+# Returns {id, blob, id, blob, ... earliest first; notes}.
+DUE = (
+    _HELPERS
+    + _CLAIMS
+    + """
+local limit = tonumber(ARGV[2])
+local out, offset = {}, 0
+while limit < 0 or #out < 2 * limit do
+    local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, limit)
+    if #ids == 0 then break end
+    offset = offset + #ids
+    for _, id in ipairs(ids) do
+        local blob = redis.call('HGET', KEYS[1], id)
+        if blob then
+            out[#out + 1] = id
+            out[#out + 1] = blob
+            if #out == 2 * limit then break end
+        else
+            drop_dangling(id)
+            offset = offset - 1
+        end
+    end
+    if limit < 0 then break end
+end
+return {out, notes}
+"""
+)
+
 # KEYS: tasks, run_times, claims. ARGV: now, limit, owner, expires, ids to skip...
-# Claims up to `limit` due tasks whose claim is free; returns id, blob, id, blob, ...
+# Claims up to `limit` due tasks whose claim is free; returns {id, blob, ...; notes}.
 ACQUIRE = (
-    _CLAIM_HELPERS
+    _HELPERS
+    + _CLAIMS
     + """
 local now, limit, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local skip = {}
@@ -42,33 +147,32 @@ while found < limit do
     if #ids == 0 then break end
     offset = offset + #ids
     for _, id in ipairs(ids) do
-        local free = not skip[id]
-        local claim = free and redis.call('HGET', KEYS[3], id)
-        if claim then
-            local expires, holder = claim_owner(claim)
-            free = expires < now or holder == owner
-        end
-        local blob = free and redis.call('HGET', KEYS[1], id)
-        if blob then
-            redis.call('HSET', KEYS[3], id, ARGV[4] .. ' ' .. owner)
-            out[#out + 1] = id
-            out[#out + 1] = blob
-            found = found + 1
-            if found >= limit then break end
+        if not skip[id] and claim_free(id, now, owner) then
+            local blob = redis.call('HGET', KEYS[1], id)
+            if blob then
+                redis.call('HSET', KEYS[3], id, ARGV[4] .. ' ' .. owner)
+                out[#out + 1] = id
+                out[#out + 1] = blob
+                found = found + 1
+                if found >= limit then break end
+            else
+                drop_dangling(id)
+                offset = offset - 1  -- the entries after it moved up by one
+            end
         end
     end
 end
-return out
+return {out, notes}
 """
 )
 
 # KEYS: tasks, run_times, claims, runs, run_owners, run_leases, run_counts.
 # ARGV: owner, n, n x (id, blob, score or ""), m, m x id, expires, r,
 #       r x (task id, run key, blob or "" for the blob of the task's update).
-# Returns the ids whose runs must not start (claimed by another owner: nothing written;
-# or a run already recorded for the same time).
+# Returns {ids whose runs must not start (claimed by another owner: nothing written; or
+# a run already recorded for the same time); notes}.
 RELEASE = (
-    _CLAIM_HELPERS
+    _HELPERS
     + """
 local owner = ARGV[1]
 local skipped, out, blobs = {}, {}, {}
@@ -78,10 +182,15 @@ local function skip(id)
         out[#out + 1] = id
     end
 end
+-- A malformed claim is nobody's: the caller deletes it with the others.
 local function held_by_other(id)
     local claim = redis.call('HGET', KEYS[3], id)
     if not claim then return false end
-    local _, holder = claim_owner(claim)
+    local _, holder = parse_claim(claim)
+    if not holder then
+        note('claim', id, claim)
+        return false
+    end
     return holder ~= owner
 end
 local i = 3
@@ -132,10 +241,10 @@ for _, run in ipairs(runs) do
         redis.call('HSET', KEYS[4], key, blob)
         redis.call('HSET', KEYS[5], key, owner)
         redis.call('ZADD', KEYS[6], expires, key)
-        redis.call('HINCRBY', KEYS[7], id, 1)
+        add_count(KEYS[7], id, 1)
     end
 end
-return out
+return {out, notes}
 """
 )
 
@@ -153,66 +262,146 @@ return renewed
 """
 
 # KEYS: runs, run_owners, run_leases, run_counts. ARGV: owner, (run key, task id)...
-FINISH = """
+# Returns {0; notes}.
+FINISH = (
+    _HELPERS
+    + """
 for i = 2, #ARGV, 2 do
     local key, id = ARGV[i], ARGV[i + 1]
     if redis.call('HGET', KEYS[2], key) == ARGV[1] then
         redis.call('HDEL', KEYS[1], key)
         redis.call('HDEL', KEYS[2], key)
         redis.call('ZREM', KEYS[3], key)
-        if redis.call('HINCRBY', KEYS[4], id, -1) <= 0 then redis.call('HDEL', KEYS[4], id) end
+        add_count(KEYS[4], id, -1)
     end
 end
-return 0
+return {0, notes}
 """
+)
 
-# KEYS: runs, run_owners, run_leases. ARGV: now, limit, owner, expires.
-# Takes over records that expired before `now`; returns key, previous owner, blob, ...
-TAKE_OVER = """
+# KEYS: runs, run_owners, run_leases, run_counts. ARGV: now, limit, owner, expires.
+# Takes over records that expired before `now`; returns {key, previous owner, blob, ...;
+# notes}. Records that can never run again are dropped (see the module docstring).
+TAKE_OVER = (
+    _HELPERS
+    + """
 local keys = redis.call('ZRANGE', KEYS[3], '-inf', '(' .. ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local out = {}
+local function drop(key)
+    redis.call('HDEL', KEYS[1], key)
+    redis.call('HDEL', KEYS[2], key)
+    redis.call('ZREM', KEYS[3], key)
+end
 for _, key in ipairs(keys) do
-    local previous = redis.call('HGET', KEYS[2], key) or ''
+    local sep = string.find(key, '|', 1, true)
+    local when = sep and tonumber(string.sub(key, 1, sep - 1))
     local blob = redis.call('HGET', KEYS[1], key)
-    redis.call('HSET', KEYS[2], key, ARGV[3])
-    redis.call('ZADD', KEYS[3], ARGV[4], key)
-    if blob then
+    if not valid_time(when) or sep == #key then
+        -- Not a key tickwork writes, so its run was never counted either.
+        drop(key)
+        note('run', key, 'malformed')
+    elseif not blob then
+        drop(key)
+        add_count(KEYS[4], string.sub(key, sep + 1), -1)
+        note('run', key, 'dangling')
+    else
+        local previous = redis.call('HGET', KEYS[2], key) or ''
+        redis.call('HSET', KEYS[2], key, ARGV[3])
+        redis.call('ZADD', KEYS[3], ARGV[4], key)
         out[#out + 1] = key
         out[#out + 1] = previous
         out[#out + 1] = blob
     end
 end
-return out
+return {out, notes}
 """
+)
 
-# KEYS: run_times, claims. ARGV: ids to skip (tasks that cannot load)...
+# KEYS: run_times, claims, tasks. ARGV: ids to skip (tasks that cannot load)...
 # The earliest time a task needs attention: its next run time, or when the claim of the
-# scheduler processing it expires, whichever is later. Returns a string, or false.
+# scheduler processing it expires, whichever is later. Returns {a string or false;
+# notes}. A run time Python cannot represent is noted as 'score' (for RESCORE) and left
+# out; dangling entries and malformed claims are removed.
 NEXT_TIME = (
-    _CLAIM_HELPERS
+    _HELPERS
+    + f"""
+local LOWEST, HIGHEST = '{TIME_RANGE[0]:.0f}', '{TIME_RANGE[1]:.0f}'
+"""
     + """
 local skip = {}
 for i = 1, #ARGV do skip[ARGV[i]] = true end
 local best = nil
 local offset = 0
+local function answer()
+    if best == nil then return {false, notes} end
+    return {string.format('%.17g', best), notes}
+end
+local function drop_dangling(id)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    note('dangling', id)
+end
+-- Entries outside the datetime range, at either end (the walk below stops before the
+-- upper end): indexed range queries, empty when the data is sound.
+local outside = {
+    redis.call('ZRANGE', KEYS[1], '-inf', '(' .. LOWEST, 'BYSCORE', 'LIMIT', 0, 100, 'WITHSCORES'),
+    redis.call('ZRANGE', KEYS[1], '(' .. HIGHEST, '+inf', 'BYSCORE', 'LIMIT', 0, 100, 'WITHSCORES'),
+}
+for _, page in ipairs(outside) do
+    for j = 1, #page, 2 do
+        local id = page[j]
+        if skip[id] then
+            -- cannot load: BrokenTasks keeps it out of every answer
+        elseif redis.call('HEXISTS', KEYS[3], id) == 0 then
+            drop_dangling(id)
+        else
+            note('score', id, page[j + 1])
+        end
+    end
+end
 while true do
     local page = redis.call('ZRANGE', KEYS[1], offset, offset + 99, 'WITHSCORES')
     if #page == 0 then break end
+    local removed = 0
     for j = 1, #page, 2 do
         local id, when = page[j], tonumber(page[j + 1])
-        if best ~= nil and when >= best then return string.format('%.17g', best) end
-        if not skip[id] then
-            local claim = redis.call('HGET', KEYS[2], id)
-            if claim then
-                local expires = claim_owner(claim)
-                if expires > when then when = expires end
+        if best ~= nil and when >= best then return answer() end
+        if not skip[id] and valid_time(when) then  -- the others are noted above
+            if redis.call('HEXISTS', KEYS[3], id) == 0 then
+                drop_dangling(id)
+                removed = removed + 1
+            else
+                local claim = redis.call('HGET', KEYS[2], id)
+                if claim then
+                    local expires = parse_claim(claim)
+                    if not expires then
+                        redis.call('HDEL', KEYS[2], id)
+                        note('claim', id, claim)
+                    elseif expires > when then
+                        when = expires
+                    end
+                end
+                if best == nil or when < best then best = when end
             end
-            if best == nil or when < best then best = when end
         end
     end
-    offset = offset + 100
+    offset = offset + 100 - removed
 end
-if best == nil then return false end
-return string.format('%.17g', best)
+return answer()
 """
 )
+
+# KEYS: run_times, tasks. ARGV: id, the score found, the task's own score ("" when it
+# is paused). Puts the task's own run time in place of one Python cannot represent,
+# unless the entry or the task changed meanwhile. Returns 1 when rewritten.
+RESCORE = """
+local found = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not found or tonumber(found) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+if ARGV[3] == '' then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+else
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""

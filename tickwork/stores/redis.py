@@ -18,13 +18,17 @@ Several schedulers, on any number of hosts, may share one prefix: due tasks are
 claimed, and every run is recorded before it starts, by atomic scripts (see
 :mod:`tickwork.stores.base` and ``docs/many-workers.md``). Schema version 2 added those
 keys; a version 1 prefix is upgraded by :meth:`RedisStore.start`.
+
+Bad data under the prefix (a run time without its task, a garbled claim or run record)
+is skipped and repaired by the scripts, and logged once; see
+:mod:`tickwork.stores._redis_scripts`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -52,6 +56,8 @@ __all__ = ["SCHEMA_VERSION", "RedisStore"]
 SCHEMA_VERSION = 2
 #: Seconds a call may wait for the server (``io_timeout``).
 DEFAULT_IO_TIMEOUT = 5.0
+# Repairs already logged, (kind, subject, value); forgotten past this many.
+_REPAIRS_REMEMBERED = 10_000
 
 # KEYS: tasks hash, run-times zset. ARGV: id, blob, score ("" = paused), repeated.
 # Returns the first id that already exists (nothing written), or false.
@@ -87,20 +93,6 @@ for i = 3 * n + 2, #ARGV do
     redis.call('ZREM', KEYS[2], ARGV[i])
 end
 return matched
-"""
-
-# KEYS as above. ARGV: max score, count. Returns id, blob, id, blob, ... earliest first.
-_DUE = """
-local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
-local out = {}
-for _, id in ipairs(ids) do
-    local blob = redis.call('HGET', KEYS[1], id)
-    if blob then
-        out[#out + 1] = id
-        out[#out + 1] = blob
-    end
-end
-return out
 """
 
 
@@ -155,14 +147,16 @@ class RedisStore(BaseStore):
         self._run_keys.append(f"{prefix}:run_counts")
         self._add = self.client.register_script(_ADD)
         self._write = self.client.register_script(_WRITE)
-        self._due = self.client.register_script(_DUE)
+        self._due = self.client.register_script(scripts.DUE)
         self._acquire = self.client.register_script(scripts.ACQUIRE)
         self._release = self.client.register_script(scripts.RELEASE)
         self._renew = self.client.register_script(scripts.RENEW)
         self._finish = self.client.register_script(scripts.FINISH)
         self._take_over = self.client.register_script(scripts.TAKE_OVER)
         self._next_time = self.client.register_script(scripts.NEXT_TIME)
+        self._rescore = self.client.register_script(scripts.RESCORE)
         self._broken = BrokenTasks(self.logger)
+        self._repairs_logged: set[tuple[str, str, str]] = set()
 
     def _client_for(self, url: str) -> redis.Redis:
         """The client for ``url``, its waits bounded by ``io_timeout`` (options in the
@@ -184,8 +178,8 @@ class RedisStore(BaseStore):
         super().start(alias)
         with self._unavailable("start"):
             self.client.hsetnx(self.meta_key, "schema_version", str(SCHEMA_VERSION))
-            found = self.client.hget(self.meta_key, "schema_version")
-        version = int(found or SCHEMA_VERSION)
+            found = cast("bytes | None", self.client.hget(self.meta_key, "schema_version"))
+        version = self._schema_version(found)
         if version < SCHEMA_VERSION:
             # 1 -> 2: claims and run records are new keys; the tasks are unchanged.
             with self._unavailable("start"):
@@ -195,6 +189,18 @@ class RedisStore(BaseStore):
                 f"Redis keys {self.prefix!r}:* follow tickwork schema version {version}, newer "
                 f"than this tickwork's ({SCHEMA_VERSION}); upgrade tickwork"
             )
+
+    def _schema_version(self, found: bytes | None) -> int:
+        """The version recorded under the prefix (this tickwork's when none is)."""
+        if found is None:
+            return SCHEMA_VERSION
+        try:
+            return int(found)
+        except ValueError:
+            raise ConfigurationError(
+                f"Redis key {self.meta_key!r} holds schema_version {_text(found)!r}, which "
+                "is not a version number; fix or delete it"
+            ) from None
 
     def shutdown(self) -> None:
         """Close the connections of a client this store created."""
@@ -216,6 +222,31 @@ class RedisStore(BaseStore):
             raise StoreUnavailableError(
                 f"Redis store {self.alias!r} could not {action}: {exc}"
             ) from exc
+
+    # -- repairs --------------------------------------------------------------------------
+
+    def _noted(self, reply: Sequence[Any]) -> Any:
+        """The answer of a script that returns ``{answer, notes}``, after logging the
+        repairs its notes describe (see :mod:`._redis_scripts`)."""
+        answer, notes = reply
+        for index in range(0, len(notes), 3):
+            kind, subject, value = (_text(item) for item in notes[index : index + 3])
+            self._log_repair(kind, subject, value)
+        return answer
+
+    def _log_repair(self, kind: str, subject: str, value: str) -> None:
+        """Log one repair, once: the same bad value met again (a count is only read until
+        a script resets it) is not logged again."""
+        key = (kind, subject, value)
+        if key in self._repairs_logged:
+            return
+        if len(self._repairs_logged) >= _REPAIRS_REMEMBERED:
+            self._repairs_logged.clear()
+        self._repairs_logged.add(key)
+        message = _REPAIR_MESSAGES.get(kind, "repaired {subject!r} ({value})")
+        self.logger.warning(
+            "Redis store %r: %s", self.alias, message.format(subject=subject, value=value)
+        )
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -300,7 +331,8 @@ class RedisStore(BaseStore):
             args.extend([task.id, _run_key(task.id, when), blob])
         keys = [*self._keys, self.claims_key, *self._run_keys]
         with self._unavailable("store processed tasks"):
-            skipped = self._release(keys=keys, args=args)
+            reply = self._release(keys=keys, args=args)
+        skipped = self._noted(reply)
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
@@ -337,7 +369,10 @@ class RedisStore(BaseStore):
             known = len(self._broken)
             count = -1 if limit is None else limit + known
             with self._unavailable("query due tasks"):
-                flat = self._due(keys=self._keys, args=[repr(now.timestamp()), count])
+                reply = self._due(
+                    keys=[*self._keys, self.claims_key], args=[repr(now.timestamp()), count]
+                )
+            flat = self._noted(reply)
             tasks: list[Task] = []
             for index in range(0, len(flat), 2):
                 task = self._load(flat[index], flat[index + 1])
@@ -358,7 +393,8 @@ class RedisStore(BaseStore):
             known = self._broken.ids()  # not claimed: they cannot run here
             args: list[Any] = [repr(now.timestamp()), limit, owner, expires, *known]
             with self._unavailable("claim due tasks"):
-                flat = self._acquire(keys=[*self._keys, self.claims_key], args=args)
+                reply = self._acquire(keys=[*self._keys, self.claims_key], args=args)
+            flat = self._noted(reply)
             tasks = [
                 task
                 for index in range(0, len(flat), 2)
@@ -374,7 +410,16 @@ class RedisStore(BaseStore):
             return {}
         with self._unavailable("count runs in progress"):
             counts = cast("list[bytes | None]", self.client.hmget(self._run_keys[3], ids))
-        return {task_id: int(n) for task_id, n in zip(ids, counts, strict=True) if n}
+        found: dict[str, int] = {}
+        for task_id, count in zip(ids, counts, strict=True):
+            if count is None:
+                continue
+            try:
+                found[task_id] = int(count)
+            except ValueError:
+                # Read as none: the next script that changes the count resets it.
+                self._log_repair("count", task_id, _text(count))
+        return {task_id: count for task_id, count in found.items() if count}
 
     def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
         """Extend ``owner``'s run records (see :meth:`BaseStore.renew_runs`)."""
@@ -395,7 +440,8 @@ class RedisStore(BaseStore):
         for task_id, when in runs:
             args.extend([_run_key(task_id, when), task_id])
         with self._unavailable("record finished runs"):
-            self._finish(keys=self._run_keys, args=args)
+            reply = self._finish(keys=self._run_keys, args=args)
+        self._noted(reply)
 
     def take_over_runs(
         self, now: datetime, limit: int, owner: str, expires: datetime
@@ -403,7 +449,8 @@ class RedisStore(BaseStore):
         """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
         args: list[Any] = [repr(now.timestamp()), limit, owner, repr(expires.timestamp())]
         with self._unavailable("take over abandoned runs"):
-            flat = self._take_over(keys=self._run_keys[:3], args=args)
+            reply = self._take_over(keys=self._run_keys, args=args)
+        flat = self._noted(reply)
         taken: list[InProgressRun] = []
         for index in range(0, len(flat), 3):
             key, previous, blob = flat[index : index + 3]
@@ -423,12 +470,38 @@ class RedisStore(BaseStore):
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest time a loadable task needs attention: its next run time,
-        or the expiry of a claim another scheduler holds on it."""
-        with self._unavailable("query the next run time"):
-            found = self._next_time(
-                keys=[self.run_times_key, self.claims_key], args=self._broken.ids()
-            )
+        or the expiry of a claim another scheduler holds on it.
+
+        Run times no datetime can hold (``inf``, 1e300: written by something else) are
+        rewritten from the task's own next run time, and the question asked again."""
+        keys = [self.run_times_key, self.claims_key, self.tasks_key]
+        for _ in range(2):
+            with self._unavailable("query the next run time"):
+                found, notes = self._next_time(keys=keys, args=self._broken.ids())
+            bad_scores = [
+                (_text(notes[index + 1]), _text(notes[index + 2]))
+                for index in range(0, len(notes), 3)
+                if notes[index] == b"score"
+            ]
+            self._noted((None, notes))
+            if not bad_scores or not self._rescore_all(bad_scores):
+                break
         return datetime.fromtimestamp(float(found), UTC) if found else None
+
+    def _rescore_all(self, bad_scores: list[tuple[str, str]]) -> bool:
+        """Rewrite each ``(task id, score found)`` from the stored task; return whether
+        any was rewritten (a task that cannot load is left to :class:`BrokenTasks`)."""
+        rewritten = False
+        for task_id, score in bad_scores:
+            task = self.lookup_task(task_id)
+            if task is None:
+                continue
+            when = task.next_run_time
+            own = repr(when.timestamp()) if when is not None else ""
+            with self._unavailable("repair a run time"):
+                keys = [self.run_times_key, self.tasks_key]
+                rewritten |= bool(self._rescore(keys=keys, args=[task_id, score, own]))
+        return rewritten
 
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
@@ -445,6 +518,24 @@ class RedisStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"<RedisStore alias={self.alias!r} prefix={self.prefix!r}>"
+
+
+_REPAIR_MESSAGES = {
+    "dangling": "removed the run-time entry of task {subject!r}: no task is stored under that id",
+    "claim": "the claim on task {subject!r} is malformed ({value!r}); treated as free and replaced",
+    "score": "the run time of task {subject!r} is not a time a datetime can hold ({value}); "
+    "rewriting it from the stored task",
+    "count": "the count of runs in progress of task {subject!r} is not an integer "
+    "({value!r}); reset",
+    "run": "dropped the record of run {subject!r} ({value}): it cannot be run again",
+}
+
+
+def _text(value: bytes | str | int) -> str:
+    """A script's reply item as text (ids and values are UTF-8; garbage is shown escaped)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
 
 
 def _check_io_timeout(value: object) -> float:
