@@ -25,8 +25,8 @@ import socket
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Callable, Mapping
+from datetime import datetime, tzinfo
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
@@ -60,13 +60,13 @@ from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._runs import RunKeeper
 from tickwork.schedulers._state import SchedulerState
+from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET, Task
-from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 from tickwork.utils import local_timezone, timestamp, to_timezone
 
@@ -84,7 +84,7 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
 }
 
 
-class BaseScheduler(ABC):
+class BaseScheduler(TaskAPI, ABC):
     """Everything schedulers share; use one of the concrete variants.
 
     Keywords (all optional):
@@ -471,131 +471,6 @@ class BaseScheduler(ABC):
             "task_defaults": dict(self.task_defaults),
             "pending_tasks": self._tasks.pending_count(),
         }
-
-    # -- tasks (the task manager does the work) --------------------------------------------
-
-    @overload
-    def add_task(
-        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
-    ) -> Callable[[F], F]: ...
-
-    @overload
-    def add_task(
-        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
-    ) -> Task: ...
-
-    def add_task(
-        self,
-        fn_or_task: Callable[..., Any] | str | Task | None = None,
-        trigger: BaseTrigger | str | None = None,
-        args: Iterable[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        name: str | None = None,
-        mistrigger_grace_time: float | timedelta | None = UNSET,
-        coalesce: bool = UNSET,
-        max_instances: int = UNSET,
-        next_run_time: datetime | None = UNSET,
-        store: str | None = None,
-        executor: str | None = None,
-        replace_existing: bool = False,
-        **trigger_args: Any,
-    ) -> Task | Callable[[F], F]:
-        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
-        :class:`~tickwork.tasks.Task`) and return the task.
-
-        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
-        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
-        without one the task runs once, now. Called without a callable it is a decorator:
-        ``@scheduler.add_task(trigger="interval", seconds=5)``.
-
-        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
-        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
-        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
-        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
-        ``SerializationError`` (a task a persistent store cannot keep).
-        """
-        return self._tasks.add_task(
-            fn_or_task,
-            trigger,
-            args,
-            kwargs,
-            id,
-            name,
-            mistrigger_grace_time,
-            coalesce,
-            max_instances,
-            next_run_time,
-            store,
-            executor,
-            replace_existing,
-            trigger_args,
-        )
-
-    def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
-        """Add prepared tasks in one go (one transaction on SQL stores when running)."""
-        return self._tasks.add_tasks(tasks, store)
-
-    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Return the task with this id, or ``None``."""
-        return self._tasks.get_task(task_id, store)
-
-    def get_tasks(self, store: str | None = None) -> list[Task]:
-        """Return the tasks of one store (or all), pending ones first, then by next run
-        time, paused last."""
-        return self._tasks.get_tasks(store)
-
-    def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
-        """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
-        alias) recomputes the next run time unless ``next_run_time`` is given too."""
-        return self._tasks.update_task(task_id, store, **changes)
-
-    def reschedule_task(
-        self,
-        task_id: str,
-        store: str | None = None,
-        trigger: BaseTrigger | str | None = None,
-        **trigger_args: Any,
-    ) -> Task:
-        """Give a task a new trigger and the next run time it computes."""
-        return self._tasks.reschedule_task(task_id, store, trigger, **trigger_args)
-
-    def pause_task(self, task_id: str, store: str | None = None) -> Task:
-        """Keep the task but stop running it (``next_run_time`` becomes ``None``)."""
-        return self._tasks.pause_task(task_id, store)
-
-    def resume_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Give a paused task its next run time from now; a task whose trigger is finished
-        is deleted and ``None`` returned."""
-        return self._tasks.resume_task(task_id, store)
-
-    def delete_task(self, task_id: str, store: str | None = None) -> None:
-        """Remove a task. Raises ``TaskLookupError`` for an unknown id."""
-        self._tasks.delete_task(task_id, store)
-
-    def remove_all_tasks(self, store: str | None = None) -> None:
-        """Remove every task of one store, or of all stores and the pending list."""
-        self._tasks.remove_all_tasks(store)
-
-    def run_task(self, task_id: str, store: str | None = None) -> Task:
-        """Run a task once now, outside its schedule (its next run time is unchanged).
-        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
-        times."""
-        return self._tasks.run_task(task_id, store)
-
-    def preview_task_runs(
-        self, task_id: str, count: int = 5, store: str | None = None
-    ) -> list[datetime]:
-        """The task's next ``count`` fire times (without jitter's randomness settled)."""
-        return self._tasks.preview_task_runs(task_id, count, store)
-
-    def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
-        """A plain-dict summary of one task, for dashboards and logs."""
-        return self._tasks.get_task_info(task_id, store)
-
-    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`get_task_info` for every task, in :meth:`get_tasks` order."""
-        return self._tasks.get_task_infos(store)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity} {self.state.name.lower()}>"

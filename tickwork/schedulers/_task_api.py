@@ -1,0 +1,232 @@
+"""The task half of the scheduler's public API.
+
+Every method hands its work to the scheduler's
+:class:`~tickwork.schedulers._task_manager.TaskManager`; this class holds nothing but that
+reference. The ``*_async`` twins do the same off the event loop: a store that does I/O
+(SQL, Redis, files) is then never read or written on the loop's thread, so a slow
+database cannot stall the loop. Call the twins from coroutines; the plain methods are
+for sync code (and for the memory store, whose calls never wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
+
+from tickwork.schedulers._task_manager import TaskManager
+from tickwork.tasks import UNSET, Task
+from tickwork.triggers.base import BaseTrigger
+
+__all__ = ["TaskAPI"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskAPI:
+    """add_task, get_task(s), update/reschedule/pause/resume/delete/run, inspection, and
+    their awaitable twins."""
+
+    _tasks: TaskManager
+
+    @overload
+    def add_task(
+        self, fn_or_task: None = None, trigger: Any = None, **kwargs: Any
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def add_task(
+        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **kwargs: Any
+    ) -> Task: ...
+
+    def add_task(
+        self,
+        fn_or_task: Callable[..., Any] | str | Task | None = None,
+        trigger: BaseTrigger | str | None = None,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        mistrigger_grace_time: float | timedelta | None = UNSET,
+        coalesce: bool = UNSET,
+        max_instances: int = UNSET,
+        next_run_time: datetime | None = UNSET,
+        store: str | None = None,
+        executor: str | None = None,
+        replace_existing: bool = False,
+        **trigger_args: Any,
+    ) -> Task | Callable[[F], F]:
+        """Schedule a callable (or a ``"module:function"`` reference, or a prepared
+        :class:`~tickwork.tasks.Task`) and return the task.
+
+        ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
+        ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
+        without one the task runs once, now. Called without a callable it is a decorator:
+        ``@scheduler.add_task(trigger="interval", seconds=5)``.
+
+        Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
+        (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
+        ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
+        import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
+        ``SerializationError`` (a task a persistent store cannot keep).
+        """
+        return self._tasks.add_task(
+            fn_or_task,
+            trigger,
+            args,
+            kwargs,
+            id,
+            name,
+            mistrigger_grace_time,
+            coalesce,
+            max_instances,
+            next_run_time,
+            store,
+            executor,
+            replace_existing,
+            trigger_args,
+        )
+
+    def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
+        """Add prepared tasks in one go (one transaction on SQL stores when running)."""
+        return self._tasks.add_tasks(tasks, store)
+
+    def get_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Return the task with this id, or ``None``."""
+        return self._tasks.get_task(task_id, store)
+
+    def get_tasks(self, store: str | None = None) -> list[Task]:
+        """Return the tasks of one store (or all), pending ones first, then by next run
+        time, paused last."""
+        return self._tasks.get_tasks(store)
+
+    def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
+        """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
+        alias) recomputes the next run time unless ``next_run_time`` is given too."""
+        return self._tasks.update_task(task_id, store, **changes)
+
+    def reschedule_task(
+        self,
+        task_id: str,
+        store: str | None = None,
+        trigger: BaseTrigger | str | None = None,
+        **trigger_args: Any,
+    ) -> Task:
+        """Give a task a new trigger and the next run time it computes."""
+        return self._tasks.reschedule_task(task_id, store, trigger, **trigger_args)
+
+    def pause_task(self, task_id: str, store: str | None = None) -> Task:
+        """Keep the task but stop running it (``next_run_time`` becomes ``None``)."""
+        return self._tasks.pause_task(task_id, store)
+
+    def resume_task(self, task_id: str, store: str | None = None) -> Task | None:
+        """Give a paused task its next run time from now; a task whose trigger is finished
+        is deleted and ``None`` returned."""
+        return self._tasks.resume_task(task_id, store)
+
+    def delete_task(self, task_id: str, store: str | None = None) -> None:
+        """Remove a task. Raises ``TaskLookupError`` for an unknown id."""
+        self._tasks.delete_task(task_id, store)
+
+    def remove_all_tasks(self, store: str | None = None) -> None:
+        """Remove every task of one store, or of all stores and the pending list."""
+        self._tasks.remove_all_tasks(store)
+
+    def run_task(self, task_id: str, store: str | None = None) -> Task:
+        """Run a task once now, outside its schedule (its next run time is unchanged).
+        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
+        times."""
+        return self._tasks.run_task(task_id, store)
+
+    def preview_task_runs(
+        self, task_id: str, count: int = 5, store: str | None = None
+    ) -> list[datetime]:
+        """The task's next ``count`` fire times (without jitter's randomness settled)."""
+        return self._tasks.preview_task_runs(task_id, count, store)
+
+    def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
+        """A plain-dict summary of one task, for dashboards and logs."""
+        return self._tasks.get_task_info(task_id, store)
+
+    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`get_task_info` for every task, in :meth:`get_tasks` order."""
+        return self._tasks.get_task_infos(store)
+
+    # -- awaitable twins: the same, off the event loop -----------------------------------------
+
+    async def add_task_async(
+        self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **options: Any
+    ) -> Task:
+        """:meth:`add_task` from a coroutine, off the event loop (no decorator form)."""
+        def add() -> Task:
+            return self.add_task(fn_or_task, trigger, **options)
+
+        return await asyncio.to_thread(add)
+
+    async def add_tasks_async(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
+        """:meth:`add_tasks` off the event loop."""
+        return await asyncio.to_thread(self._tasks.add_tasks, list(tasks), store)
+
+    async def get_task_async(self, task_id: str, store: str | None = None) -> Task | None:
+        """:meth:`get_task` off the event loop."""
+        return await asyncio.to_thread(self._tasks.get_task, task_id, store)
+
+    async def get_tasks_async(self, store: str | None = None) -> list[Task]:
+        """:meth:`get_tasks` off the event loop."""
+        return await asyncio.to_thread(self._tasks.get_tasks, store)
+
+    async def update_task_async(
+        self, task_id: str, store: str | None = None, **changes: Any
+    ) -> Task:
+        """:meth:`update_task` off the event loop."""
+        call = functools.partial(self._tasks.update_task, task_id, store, **changes)
+        return await asyncio.to_thread(call)
+
+    async def reschedule_task_async(
+        self,
+        task_id: str,
+        store: str | None = None,
+        trigger: BaseTrigger | str | None = None,
+        **trigger_args: Any,
+    ) -> Task:
+        """:meth:`reschedule_task` off the event loop."""
+        call = functools.partial(
+            self._tasks.reschedule_task, task_id, store, trigger, **trigger_args
+        )
+        return await asyncio.to_thread(call)
+
+    async def pause_task_async(self, task_id: str, store: str | None = None) -> Task:
+        """:meth:`pause_task` off the event loop."""
+        return await asyncio.to_thread(self._tasks.pause_task, task_id, store)
+
+    async def resume_task_async(self, task_id: str, store: str | None = None) -> Task | None:
+        """:meth:`resume_task` off the event loop."""
+        return await asyncio.to_thread(self._tasks.resume_task, task_id, store)
+
+    async def delete_task_async(self, task_id: str, store: str | None = None) -> None:
+        """:meth:`delete_task` off the event loop."""
+        await asyncio.to_thread(self._tasks.delete_task, task_id, store)
+
+    async def remove_all_tasks_async(self, store: str | None = None) -> None:
+        """:meth:`remove_all_tasks` off the event loop."""
+        await asyncio.to_thread(self._tasks.remove_all_tasks, store)
+
+    async def run_task_async(self, task_id: str, store: str | None = None) -> Task:
+        """:meth:`run_task` off the event loop."""
+        return await asyncio.to_thread(self._tasks.run_task, task_id, store)
+
+    async def preview_task_runs_async(
+        self, task_id: str, count: int = 5, store: str | None = None
+    ) -> list[datetime]:
+        """:meth:`preview_task_runs` off the event loop."""
+        return await asyncio.to_thread(self._tasks.preview_task_runs, task_id, count, store)
+
+    async def get_task_info_async(self, task_id: str, store: str | None = None) -> dict[str, Any]:
+        """:meth:`get_task_info` off the event loop."""
+        return await asyncio.to_thread(self._tasks.get_task_info, task_id, store)
+
+    async def get_task_infos_async(self, store: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`get_task_infos` off the event loop."""
+        return await asyncio.to_thread(self._tasks.get_task_infos, store)
