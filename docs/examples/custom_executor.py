@@ -7,15 +7,12 @@ import concurrent.futures
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickwork import BackgroundScheduler
 from tickwork.executors import BaseExecutor, executor_registry
-from tickwork.executors.base import run_task
+from tickwork.executors.base import ExecutorHost, run_task
 from tickwork.tasks import Task
-
-if TYPE_CHECKING:
-    from tickwork.schedulers import BaseScheduler
 
 
 class SerialExecutor(BaseExecutor):
@@ -25,8 +22,8 @@ class SerialExecutor(BaseExecutor):
         super().__init__()
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def start(self, scheduler: BaseScheduler, alias: str) -> None:
-        super().start(scheduler, alias)
+    def start(self, host: ExecutorHost, alias: str) -> None:
+        super().start(host, alias)
         self._worker = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"serial-{alias}"
         )
