@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from tickwork._task_fields import is_coroutine_function
-from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
+from tickwork.events import TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError
 from tickwork.executors._workers import ThreadWorkers
-from tickwork.executors.base import BaseExecutor, ExecutorHost, _error_event
+from tickwork.executors.base import BaseExecutor, ExecutorHost, await_per_run
 from tickwork.tasks import Task
 
 __all__ = ["AsyncIOExecutor", "LoopHost"]
@@ -216,29 +216,9 @@ class AsyncIOExecutor(BaseExecutor):
         ``TASK_EXECUTED``, no event object either. The task body sees its own
         ``asyncio.current_task()``, so ``asyncio.timeout()`` & co. work in it."""
         events: list[TaskExecutionEvent] = []
-        done = 0
         try:
             self._started(key)
-            for run_time in run_times:
-                try:
-                    result = await fn(*args, **kwargs)
-                except Exception as exc:
-                    events.append(_error_event(task_id, store, run_time, exc))
-                else:
-                    if self._wants(TASK_EXECUTED):
-                        events.append(
-                            TaskExecutionEvent(
-                                TASK_EXECUTED, task_id, store, run_time, return_value=result
-                            )
-                        )
-                done += 1
-        except BaseException as exc:  # cancelled (or SystemExit & co.): report, then obey
-            if isinstance(exc, asyncio.CancelledError):
-                # A fresh error for the events (the one raised holds this frame), with the
-                # canceller's message: run.cancel("why") should say why.
-                exc = asyncio.CancelledError(str(exc) or "run cancelled")
-            events.extend(_error_event(task_id, store, t, exc) for t in run_times[done:])
-            raise
+            await await_per_run(task_id, store, fn, args, kwargs, run_times, events, self._wants)
         finally:
             self._pending.pop(key, None)
             if events:

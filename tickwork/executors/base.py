@@ -22,7 +22,7 @@ from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import MaxInstancesReachedError
 from tickwork.tasks import Task
 
-__all__ = ["BaseExecutor", "ExecutorHost", "run_coroutine_task", "run_task"]
+__all__ = ["BaseExecutor", "ExecutorHost", "await_per_run", "run_coroutine_task", "run_task"]
 
 
 class ExecutorHost(Protocol):
@@ -310,13 +310,43 @@ async def run_coroutine_task(
 ) -> list[TaskExecutionEvent]:
     """Await an ``async def`` task once per run time and return one event per run."""
     events: list[TaskExecutionEvent] = []
-    for run_time in run_times:
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            events.append(_error_event(task_id, store, run_time, exc))
-        else:
-            events.append(
-                TaskExecutionEvent(TASK_EXECUTED, task_id, store, run_time, return_value=result)
-            )
+    await await_per_run(task_id, store, fn, args, kwargs, run_times, events, None)
     return events
+
+
+async def await_per_run(
+    task_id: str,
+    store: str | None,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    run_times: Sequence[datetime],
+    events: list[TaskExecutionEvent],
+    wants: Callable[[int], bool] | None,
+) -> None:
+    """:func:`_call_per_run` for ``async def`` tasks: await ``fn`` once per run time,
+    appending one event per run. Cancelled (or a ``BaseException`` from the task), the
+    runs not done yet are reported failed, then it propagates; a cancellation's event
+    carries a fresh ``CancelledError`` (the one raised holds this frame) with the
+    canceller's message, so ``run.cancel("why")`` says why."""
+    done = 0
+    try:
+        for run_time in run_times:
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:  # the task's failure is reported, never propagated
+                events.append(_error_event(task_id, store, run_time, exc))
+            else:
+                if wants is None or wants(TASK_EXECUTED):
+                    events.append(
+                        TaskExecutionEvent(
+                            TASK_EXECUTED, task_id, store, run_time, return_value=result
+                        )
+                    )
+            done += 1
+    except BaseException as exc:
+        reported: BaseException = exc
+        if isinstance(exc, asyncio.CancelledError):
+            reported = asyncio.CancelledError(str(exc) or "run cancelled")
+        events.extend(_error_event(task_id, store, t, reported) for t in run_times[done:])
+        raise
