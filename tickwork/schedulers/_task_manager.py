@@ -35,7 +35,7 @@ from tickwork.exceptions import (
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._plugins import Plugins
-from tickwork.schedulers._state import SchedulerState
+from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers import build_trigger
@@ -63,11 +63,16 @@ class TaskManager:
         task_defaults: dict[str, Any],
         owner: weakref.ref[TaskOwner],
         lock: threading.RLock,
-        state: Callable[[], SchedulerState],
+        lifecycle: Lifecycle,
         wake_for: Callable[[datetime | None], None],
         logger: logging.Logger,
     ) -> None:
         self._plugins = plugins
+        # The plug-ins' dicts themselves (they change in place): one attribute read on
+        # every add instead of two.
+        self._stores: dict[str, BaseStore] = plugins.stores
+        self._executors = plugins.executors
+        self._gates = plugins.gates
         self._events = events
         self._dispatcher = dispatcher
         self.clock = clock
@@ -78,7 +83,7 @@ class TaskManager:
         #: The scheduler's lock: start() moves the pending tasks and sets the state under
         #: it, so a task added meanwhile is either moved or stored, never dropped.
         self._lock = lock
-        self._state = state
+        self._life = lifecycle
         self._wakeup_for = wake_for
         self.logger = logger
         #: Tasks added before start(), with their replace_existing.
@@ -89,16 +94,12 @@ class TaskManager:
     @property
     def running(self) -> bool:
         """True while the scheduler is started."""
-        return self._state() is not _STOPPED
-
-    @property
-    def _stores(self) -> dict[str, BaseStore]:
-        return self._plugins.stores
+        return self._life.state is not _STOPPED
 
     def _store_lock(self, alias: str) -> threading.RLock:
         """The lock held around a change of ``alias``'s tasks; the change makes the pass
         look at that store again (see StoreGate.dirty)."""
-        gate = self._plugins.gates[alias]
+        gate = self._gates[alias]
         gate.dirty = True
         return gate.lock
 
@@ -273,9 +274,9 @@ class TaskManager:
             task.trigger = DateTrigger(timezone=self.timezone)
         task._adopt(self.task_defaults, self._self_ref)
         task.store_alias = store_alias
-        running = self._state() is not _STOPPED
-        if running and task.executor not in self._plugins.executors:
-            raise UnknownAliasError("executor", task.executor, list(self._plugins.executors))
+        running = self._life.state is not _STOPPED
+        if running and task.executor not in self._executors:
+            raise UnknownAliasError("executor", task.executor, list(self._executors))
         target = self._stores.get(store_alias)
         if target is None and (running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))
@@ -287,12 +288,12 @@ class TaskManager:
 
     def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
         self._prepare(task, store_alias)
-        if self._state() is _STOPPED:
+        if self._life.state is _STOPPED:
             # Under the lock: start() moves the pending tasks and then sets the state, both
             # under it, so a task is either moved or stored, never dropped in between. A
             # running scheduler needs no lock to know it is running.
             with self._lock:
-                if self._state() is _STOPPED:
+                if self._life.state is _STOPPED:
                     self._add_pending(task, replace_existing)
                     return task
         self.store_task(task, replace_existing)
@@ -403,9 +404,9 @@ class TaskManager:
                 changes["next_run_time"] = changes["trigger"].get_next_trigger_time(
                     self.timezone, None, self.clock.now()
                 )
-            if "executor" in changes and changes["executor"] not in self._plugins.executors:
+            if "executor" in changes and changes["executor"] not in self._executors:
                 raise UnknownAliasError(
-                    "executor", changes["executor"], list(self._plugins.executors)
+                    "executor", changes["executor"], list(self._executors)
                 )
             task._apply(changes)
             target = self._lookup_store(alias)

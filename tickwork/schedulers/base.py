@@ -55,11 +55,12 @@ from tickwork.locks import format_lock_path
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
 from tickwork.schedulers._gate import StoreGate
+from tickwork.schedulers._lock_handover import log_dropped_runs
 from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._runs import RunKeeper
-from tickwork.schedulers._state import SchedulerState
+from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
@@ -126,7 +127,7 @@ class BaseScheduler(TaskAPI, ABC):
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
         self.task_defaults = dict(DEFAULT_TASK_DEFAULTS)
         self._set_task_defaults(task_defaults or {})
-        self.state = SchedulerState.STOPPED
+        self._life = Lifecycle()
         self._lock = threading.RLock()
         # The one weak reference every task holds (tasks see a TaskOwner, no more).
         self._self_ref: weakref.ref[TaskOwner] = weakref.ref(self)
@@ -147,7 +148,7 @@ class BaseScheduler(TaskAPI, ABC):
             self.task_defaults,
             self._self_ref,
             self._lock,
-            self._get_state,
+            self._life,
             self._wakeup_for,
             self.logger,
         )
@@ -179,8 +180,14 @@ class BaseScheduler(TaskAPI, ABC):
             self.logger,
         )
 
-    def _get_state(self) -> SchedulerState:
-        return self.state
+    @property
+    def state(self) -> SchedulerState:
+        """Where the scheduler is in its life: stopped, running or paused."""
+        return self._life.state
+
+    @state.setter
+    def state(self, state: SchedulerState) -> None:
+        self._life.state = state
 
     def _is_running(self) -> bool:
         return self.state is SchedulerState.RUNNING
@@ -257,9 +264,11 @@ class BaseScheduler(TaskAPI, ABC):
                 raise
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
             pending = self._tasks.take_pending()
-        stored = 0
+        stored, stores = 0, self._plugins.stores
         try:
             for task, replace_existing in pending:
+                if replace_existing:  # a reload's unprocessed runs: logged, never silent
+                    log_dropped_runs(stores, task, self.clock.now(), self.timezone, self.logger)
                 self._tasks.store_task(task, replace_existing)
                 stored += 1
         except BaseException:
