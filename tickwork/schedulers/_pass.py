@@ -13,13 +13,19 @@ planned to wake.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 from tickwork.clock import Clock
 from tickwork.schedulers._gate import BatchResult, StoreGate
 
-__all__ = ["PassRunner"]
+__all__ = ["SHUTDOWN_WAIT", "PassRunner"]
+
+#: How long shutdown waits for a store's batch still running on its gate's thread. Stores
+#: with ``io_timeout`` (SQL, Redis) end theirs sooner; this bounds stores without one.
+SHUTDOWN_WAIT = 30.0
 
 
 class PassRunner:
@@ -33,8 +39,10 @@ class PassRunner:
         running: Callable[[], bool],
         on_removed: Callable[[str, tuple[str, ...]], None],
         wake_for: Callable[[datetime | None], None],
+        logger: logging.Logger,
     ) -> None:
         self._gates = gates
+        self._logger = logger
         self._clock = clock
         self.batch_size = batch_size
         self._running = running
@@ -101,11 +109,20 @@ class PassRunner:
         self.planned_wakeup = deadline.timestamp()
         return max(0.0, (deadline - now).total_seconds())
 
-    def wait_idle(self, timeout: float | None = None) -> None:
+    def wait_idle(self, timeout: float = SHUTDOWN_WAIT) -> None:
         """Wait for the batches running on gates' threads (shutdown: a batch that
-        started runs finishes handing them over before the executors stop)."""
+        started runs finishes handing them over before the executors stop). A store's
+        ``io_timeout`` bounds its batch; a store without one gets ``timeout`` seconds, then
+        shutdown goes on without it, and says so."""
+        deadline = time.monotonic() + timeout
         for gate in list(self._gates.values()):
-            gate.wait_idle(timeout)
+            if not gate.wait_idle(max(0.0, deadline - time.monotonic())):
+                self._logger.warning(
+                    "store %r: a batch is still running after %.0f s; shutting down without "
+                    "waiting for it (runs it hands over now may be refused)",
+                    gate.alias,
+                    timeout,
+                )
 
     def _open_gates(self) -> list[StoreGate]:
         return [gate for gate in list(self._gates.values()) if gate.may_process()]

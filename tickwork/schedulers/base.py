@@ -159,6 +159,7 @@ class BaseScheduler(TaskAPI, ABC):
             self._is_running,
             self._tasks.forget_removed,
             self._wakeup_for,
+            self.logger,
         )
         for alias, store in (stores or {}).items():
             self.add_store(store, alias)
