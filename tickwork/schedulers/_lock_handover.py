@@ -13,24 +13,57 @@ Processes sharing a lock path must therefore add the same tasks (same ids); slot
 after the last recorded pass follow the usual rules (run within
 ``mistrigger_grace_time``, else reported missed).
 
+That holds for a new holder that started *after* those slots too. A gunicorn ``kill
+-HUP`` (the usual reload) replaces every worker at once: the old ones stop while the
+new ones are still importing the app, and a new worker's tasks begin at the first slot
+after its own start. The slots in between were in nobody's store, so they were lost
+without a run, a ``TASK_MISSED`` or a log line (1 to 2 slots per reload, measured with
+a 1 s task; see ``tests/fleet/test_gunicorn_reload.py``). So the new holder also
+*rewinds* each task whose first run time lies after the last recorded pass to the first
+slot after that pass (:meth:`LockHandover._rewind`): those slots then run, or are
+reported missed, by the usual rules.
+
+What the default ``mistrigger_grace_time`` of 1 s means for a reload: a slot that fell
+due while no process held the lock is run only if the new holder takes the lock within
+1 s of it; later it is reported ``TASK_MISSED`` (with a warning in the log), never run
+late and never dropped silently. A new worker takes a free lock as its scheduler
+starts; a standby retries every ``lock_retry_interval`` (1 s). Slots more than
+:data:`LOOK_BACK` old (the service was stopped, not reloaded) are not reported one by
+one: one warning per task names their span.
+
 The progress file is only a hint from another process: a time in the future (a fast
 clock on another host, a file planted in /tmp) is clamped to now and logged, so it
 cannot stop the store for hours or make the catch-up walk to the year 2100.
+
+A store that outlives its schedulers (SQL, Redis: shared by a fleet, no lock) has the
+same gap at a reload: every worker stops, and the new ones re-add their tasks with
+``replace_existing=True``, which gives each task a new schedule counted from now (the
+documented meaning, see docs/deploying.md). The runs its stored copy still had due were
+processed by nobody, and that schedule drops them: :func:`log_dropped_runs` names them
+in a warning first, so a reload never loses them without a trace.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from tickwork.locks import FileLockProtected
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._planner import Planner
 from tickwork.stores.base import BaseStore
-from tickwork.tasks import Task
+from tickwork.tasks import UNSET, Task
 
-__all__ = ["LockHandover"]
+__all__ = ["LOOK_BACK", "LockHandover", "log_dropped_runs"]
+
+#: How far back a new holder looks for slots that fell due after the last holder's last
+#: pass (:meth:`LockHandover._rewind`). A reload leaves a gap of seconds (up to the
+#: server's graceful timeout when the old holder waits for a long run); a longer one
+#: means the service was stopped, and reporting every slot of those hours one by one
+#: would flood the log: their span is logged once per task instead.
+LOOK_BACK = timedelta(minutes=5)
 
 
 class LockHandover:
@@ -62,6 +95,8 @@ class LockHandover:
         progress, trusted = self._read_progress(now)
         if progress is not None:
             removed = self._catch_up(store, alias, progress, trusted)
+            if trusted:
+                self._rewind(store, alias, progress, now)
         self._holding = True
         return removed
 
@@ -151,3 +186,107 @@ class LockHandover:
                     "skipped at a lock handover with a progress time in the future",
                 )
         return [task.id for task in removed]
+
+    def _rewind(self, store: BaseStore, alias: str, progress: datetime, now: datetime) -> None:
+        """Give back the slots that fell due after the last holder's last pass
+        (``progress``) but before this process's own next run time of each task: nobody
+        processed them (see the module docstring: the gunicorn reload incident). Each
+        such task's next run time becomes its first slot after ``progress``, no earlier
+        than :data:`LOOK_BACK` before ``now`` (older ones are named in a warning), and
+        this batch applies the usual rules to it. Only slots up to ``now`` are given
+        back: a later first run time is the task's own business (a ``next_run_time``
+        given on purpose)."""
+        since = max(progress, now - LOOK_BACK)
+        rewound: list[Task] = []
+        for task in store.get_all_tasks():
+            own = task.next_run_time
+            if own is None or own <= progress:
+                continue  # paused, or due already (the catch-up above moved it here)
+            try:
+                older = self._first_after(task, progress, now)
+                if older is None or older >= own or older > now:
+                    continue  # no slot in the gap
+                first = self._first_after(task, since, now) if since > progress else older
+            except Exception as exc:  # a broken trigger: the pass sets it aside
+                self._logger.debug("task %r not rewound: %s", task.id, exc)
+                continue
+            if first is None or first > own:
+                first = own
+            if older < first:
+                self._logger.warning(
+                    "task %r: runs from %s until %s fell due while no process held the "
+                    "lock of store %r, more than %s ago: not run",
+                    task.id,
+                    older.isoformat(),
+                    first.isoformat(),
+                    alias,
+                    LOOK_BACK,
+                    extra={"task_id": task.id},
+                )
+            if first >= own or first > now:
+                continue
+            self._logger.info(
+                "task %r: its runs from %s were processed by no process (the lock of store "
+                "%r was free, or its holder stopping, after %s): they run now or are "
+                "reported missed",
+                task.id,
+                first.isoformat(),
+                alias,
+                progress.isoformat(),
+                extra={"task_id": task.id},
+            )
+            task.next_run_time = first
+            rewound.append(task)
+        if rewound:
+            store.release_tasks(self._identity, rewound, [])
+
+    def _first_after(self, task: Task, moment: datetime, now: datetime) -> datetime | None:
+        """The first fire time of ``task`` strictly after ``moment`` (the progress time
+        itself was processed: a slot exactly there ran)."""
+        trigger, zone = task.trigger, self._planner.timezone
+        first = trigger.get_next_trigger_time(zone, None, moment)
+        while first is not None and first <= moment:  # (a first fire time may equal it)
+            first = trigger.get_next_trigger_time(zone, first, now)
+        return first
+
+
+def log_dropped_runs(
+    stores: Mapping[str, BaseStore],
+    task: Task,
+    now: datetime,
+    timezone: tzinfo,
+    logger: logging.Logger,
+) -> None:
+    """Before ``task`` replaces its stored copy (``replace_existing``), log the runs that
+    copy still had due: no scheduler processed them, and the new schedule, counted from
+    ``now``, drops them. The incident: a gunicorn ``kill -HUP`` replaced every worker of
+    a fleet sharing a PostgreSQL table; the slots between the old workers' stop and the
+    new ones' start were neither run nor reported. (Only logged, not ``TASK_MISSED``:
+    dropping them is what ``replace_existing`` is documented to do.) It only reads; a
+    failing read is the store's business when the task is written just after."""
+    store = stores.get(task.store_alias or "default")
+    try:
+        stored = store.lookup_task(task.id) if store is not None else None
+    except Exception as exc:
+        logger.debug("task %r: stored copy not checked for due runs: %s", task.id, exc)
+        return
+    due = stored.next_run_time if stored is not None else None
+    if due is None or due > now:
+        return
+    ours = task.next_run_time
+    try:
+        if ours is UNSET:  # what store_task will compute
+            ours = task.trigger.get_next_trigger_time(timezone, None, now)
+    except Exception:  # the trigger's error is raised where the task is stored
+        ours = None
+    if ours is not None and ours <= due:
+        return  # the new schedule still runs them
+    logger.warning(
+        "task %r: its runs due from %s until %s were processed by no scheduler (none was "
+        "running, e.g. during a reload) and are not run: replace_existing gives the task "
+        "a new schedule from now",
+        task.id,
+        due.isoformat(),
+        ours.isoformat() if ours is not None else "its end",
+        extra={"task_id": task.id},
+    )
