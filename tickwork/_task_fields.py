@@ -23,6 +23,7 @@ __all__ = [
     "EMPTY_ARGS",
     "EMPTY_KWARGS",
     "MODIFIABLE_FIELDS",
+    "RULE_CHECKS",
     "UNSET",
     "check_args",
     "check_coalesce",
@@ -34,6 +35,7 @@ __all__ = [
     "default_name",
     "is_coroutine_function",
     "new_id",
+    "resolve_rules",
 ]
 
 
@@ -237,6 +239,37 @@ def check_grace(value: Any) -> float | None:
             f"mistrigger_grace_time must be seconds > 0, a timedelta or None, got {value!r}{hint}"
         )
     return float(seconds)
+
+
+#: The run rules a task takes from its scheduler's ``task_defaults`` when it leaves them
+#: unset, each with the check its value goes through: the one list of them.
+RULE_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
+    "coalesce": check_coalesce,
+    "max_instances": check_max_instances,
+    "mistrigger_grace_time": check_grace,
+}
+
+
+def resolve_rules(
+    coalesce: Any, max_instances: Any, grace: Any, defaults: Mapping[str, Any] | None
+) -> tuple[Any, Any, Any]:
+    """A task's run rules, the one place defaults are filled in: each value given is
+    checked, each left ``UNSET`` comes from ``defaults`` (checked when the scheduler
+    took them), or stays ``UNSET`` without defaults (a ``Task`` built before it is added
+    to a scheduler, which fills them through this same function when it is added)."""
+    if coalesce is UNSET:
+        coalesce = UNSET if defaults is None else defaults["coalesce"]
+    else:
+        coalesce = check_coalesce(coalesce)
+    if max_instances is UNSET:
+        max_instances = UNSET if defaults is None else defaults["max_instances"]
+    else:
+        max_instances = check_max_instances(max_instances)
+    if grace is UNSET:
+        grace = UNSET if defaults is None else defaults["mistrigger_grace_time"]
+    else:
+        grace = check_grace(grace)
+    return coalesce, max_instances, grace
 
 
 def is_coroutine_function(fn: Callable[..., Any]) -> bool:

@@ -22,6 +22,7 @@ from tickwork._task_fields import (
     default_name,
     is_coroutine_function,
     new_id,
+    resolve_rules,
 )
 from tickwork._task_profile import TaskProfile, intern_profile
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
@@ -161,18 +162,9 @@ class Task:
         else:
             raise InvalidTaskError(f"trigger must be a BaseTrigger instance, got {trigger!r}")
         self.id = id or new_id()
-        if coalesce is UNSET:
-            coalesce = UNSET if defaults is None else defaults["coalesce"]
-        else:
-            coalesce = check_coalesce(coalesce)
-        if max_instances is UNSET:
-            max_instances = UNSET if defaults is None else defaults["max_instances"]
-        else:
-            max_instances = check_max_instances(max_instances)
-        if mistrigger_grace_time is UNSET:
-            grace = UNSET if defaults is None else defaults["mistrigger_grace_time"]
-        else:
-            grace = check_grace(mistrigger_grace_time)
+        coalesce, max_instances, grace = resolve_rules(
+            coalesce, max_instances, mistrigger_grace_time, defaults
+        )
         self.name = default_name(fn) if name is None else str(name)
         self._profile = intern_profile(
             (
@@ -242,16 +234,9 @@ class Task:
             and grace is not UNSET
         ):
             return  # (a task from add_task: built with both)
+        coalesce, max_instances, grace = resolve_rules(coalesce, max_instances, grace, defaults)
         self._profile = intern_profile(
-            (
-                fn,
-                fn_ref,
-                executor,
-                defaults["coalesce"] if coalesce is UNSET else coalesce,
-                defaults["max_instances"] if max_instances is UNSET else max_instances,
-                defaults["mistrigger_grace_time"] if grace is UNSET else grace,
-                scheduler,
-            )
+            (fn, fn_ref, executor, coalesce, max_instances, grace, scheduler)
         )
 
     # -- validation: every later change goes through here ---------------------------------

@@ -30,6 +30,7 @@ from datetime import datetime, tzinfo
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._task_fields import RULE_CHECKS
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock, SystemClock
 from tickwork.events import (
@@ -68,7 +69,6 @@ from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET, Task
-from tickwork.triggers.shutdown import ShutdownTrigger
 from tickwork.utils import local_timezone, timestamp, to_timezone
 
 __all__ = ["BaseScheduler", "SchedulerState"]
@@ -226,9 +226,9 @@ class BaseScheduler(TaskAPI, ABC):
             raise ConfigurationError(
                 f"unknown task_defaults key(s) {sorted(unknown)}; known: {sorted(DEFAULT_TASK_DEFAULTS)}"
             )
-        probe = Task(_noop, trigger=ShutdownTrigger(), **overrides)  # validates the values
+        # The same checks a task's own values go through (tickwork/_task_fields.py).
         self.task_defaults.update(
-            {key: getattr(probe, key) for key in overrides if getattr(probe, key) is not UNSET}
+            {key: RULE_CHECKS[key](value) for key, value in overrides.items() if value is not UNSET}
         )
 
     # -- state -----------------------------------------------------------------------------
@@ -494,7 +494,3 @@ class _Host:
         self.wants = events.wants
         self.emit = events.emit
         self.scheduler_name = scheduler_name
-
-
-def _noop() -> None:
-    """The callable behind the probe task that validates ``task_defaults``."""
