@@ -226,6 +226,22 @@ class AsyncIOExecutor(BaseExecutor):
             else:
                 self._release_instance(task_id)
 
+    def cancel_active(self, reason: str) -> None:
+        """Cancel the active coroutine runs (see :meth:`BaseExecutor.cancel_active`);
+        runs in the thread pool cannot be stopped and go on."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def cancel() -> None:
+            for run in list(self._pending.values()):
+                run.cancel(reason)
+
+        if self._on_loop_thread():
+            cancel()
+        else:
+            loop.call_soon_threadsafe(cancel)
+
     def runs_caller(self) -> bool:
         """True when called from one of this executor's coroutine runs or from one of its
         threads (see :meth:`BaseExecutor.runs_caller`)."""

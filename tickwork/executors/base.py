@@ -159,6 +159,18 @@ class BaseExecutor(ABC):
         """:meth:`wait_until_idle` without blocking the calling event loop."""
         return await asyncio.to_thread(self.wait_until_idle, timeout)
 
+    def active_task_ids(self) -> list[str]:
+        """The ids of the tasks with a run active in this executor now."""
+        with self._instances_lock:
+            return sorted(self._instances)
+
+    def cancel_active(self, reason: str) -> None:
+        """Cancel the active runs that can be cancelled; the scheduler calls it when a
+        shutdown's ``timeout`` passed. Coroutines can (the asyncio executor cancels
+        them, and they end as ``TASK_ERROR`` with a ``CancelledError`` saying
+        ``reason``); a thread cannot be stopped, nor can this base class stop anything,
+        so the default does nothing and such runs go on, reported by the scheduler."""
+
     def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
         """Release the instance slot, then report each run's event."""
         self._release_instance(task_id)

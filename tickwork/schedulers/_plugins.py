@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -106,15 +107,34 @@ class Plugins:
                 errors.append(exc)
         return errors
 
-    def wait_executors_idle(self) -> None:
-        """Block until no executor has an active run."""
+    def wait_executors_idle(self, timeout: float | None = None) -> bool:
+        """Block until no executor has an active run, or ``timeout`` seconds passed (one
+        deadline for all of them); return whether they are idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for executor in list(self.executors.values()):
-            executor.wait_until_idle()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not executor.wait_until_idle(left):
+                return False
+        return True
 
-    async def wait_executors_idle_async(self) -> None:
+    async def wait_executors_idle_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait_executors_idle` without blocking the loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for executor in list(self.executors.values()):
-            await executor.wait_until_idle_async()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not await executor.wait_until_idle_async(left):
+                return False
+        return True
+
+    def cancel_active(self, reason: str) -> None:
+        """Ask every executor to cancel the runs it can (coroutines)."""
+        for executor in list(self.executors.values()):
+            executor.cancel_active(reason)
+
+    def active_task_ids(self) -> dict[str, list[str]]:
+        """The ids of the tasks with active runs, by executor alias (busy ones only)."""
+        active = {alias: e.active_task_ids() for alias, e in list(self.executors.items())}
+        return {alias: ids for alias, ids in active.items() if ids}
 
     def close_stores(self) -> None:
         """Close every gate (lock released) and shut its store down (tasks are kept)."""

@@ -207,20 +207,22 @@ class AsyncIOScheduler(BaseScheduler):
 
     # -- stopping -----------------------------------------------------------------------------------
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop: run shutdown-trigger tasks, stop executors (letting runs finish when
-        ``wait``), shut stores down. See the class docstring about calling it on the loop."""
+        ``wait``, for at most ``timeout`` seconds: see :meth:`shutdown_async`), shut
+        stores down. See the class docstring about calling it on the loop."""
+        timeout = self._shutdown_timeout(timeout)
         loop = self.event_loop
         on_loop_thread = threading.get_ident() == self.event_loop_thread_id
         if loop is not None and loop.is_running() and not on_loop_thread:
             if wait and self._called_from_own_run():
                 # A sync task in one of our threads: blocking here would wait for this
                 # very run. The shutdown goes on in the loop and ends after it returns.
-                closing = asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop)
+                closing = asyncio.run_coroutine_threadsafe(self.shutdown_async(wait, timeout), loop)
                 closing.add_done_callback(self._after_background_shutdown)
                 return
             try:
-                asyncio.run_coroutine_threadsafe(self.shutdown_async(wait), loop).result()
+                asyncio.run_coroutine_threadsafe(self.shutdown_async(wait, timeout), loop).result()
             finally:
                 self._detach()
         else:
@@ -236,25 +238,30 @@ class AsyncIOScheduler(BaseScheduler):
             if errors:
                 raise errors[0]
 
-    async def shutdown_async(self, wait: bool = True) -> None:
+    async def shutdown_async(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop, awaiting on the loop: with ``wait``, running tasks finish first, then the
-        shutdown-trigger tasks run, then the executors stop; nothing is cancelled.
+        shutdown-trigger tasks run, then the executors stop; nothing is cancelled, unless
+        ``timeout`` (default: the scheduler's ``shutdown_timeout``) passes first: then
+        coroutine runs are cancelled (``TASK_ERROR`` with a ``CancelledError`` saying
+        so) and runs in threads are reported and left to finish on their own. The
+        shutdown-trigger tasks get the same bound.
 
         Awaited inside one of this scheduler's own runs, it stops dispatching and returns:
         waiting for every run would wait for the caller. The rest of the shutdown goes on
         in a task of its own and ends once that run (and the others) have finished."""
+        timeout = self._shutdown_timeout(timeout)
         self._stop_processing()
         self._on_wake()
         if wait and self._called_from_own_run():
             closing = asyncio.get_running_loop().create_task(
-                self._complete_shutdown(wait), name="tickwork-shutdown"
+                self._complete_shutdown(wait, timeout), name="tickwork-shutdown"
             )
             self._closing = closing
             closing.add_done_callback(self._after_background_shutdown)
             return
-        await self._complete_shutdown(wait)
+        await self._complete_shutdown(wait, timeout)
 
-    async def _complete_shutdown(self, wait: bool) -> None:
+    async def _complete_shutdown(self, wait: bool, timeout: float | None) -> None:
         driver = self._driver
         # The pass in progress ends first (a driver on the scheduler's own loop was
         # started from another thread: its concurrent future is awaited here too), so
@@ -266,10 +273,11 @@ class AsyncIOScheduler(BaseScheduler):
         elif driver is not None:
             await asyncio.wait([asyncio.wrap_future(driver)])
         await asyncio.to_thread(self._wait_for_pass)
-        if wait:
-            await self._plugins.wait_executors_idle_async()
+        idle = await self._wait_for_runs_async(timeout) if wait else False
         self._run_shutdown_tasks()
-        errors = await self._stop_executors_async(wait)
+        if wait and timeout is not None:
+            idle = await self._wait_for_runs_async(timeout)  # the shutdown tasks, bounded too
+        errors = await self._stop_executors_async(wait and (timeout is None or idle))
         self._finish_shutdown()
         if threading.get_ident() == self.event_loop_thread_id and self._own_loop_thread is None:
             self._detach()
@@ -338,10 +346,12 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
         self._attach(loop, paused)
         self._driver = loop.create_task(self._drive(), name="tickwork-scheduler")
 
-    async def shutdown(self, wait: bool = True) -> None:  # type: ignore[override]
+    async def shutdown(  # type: ignore[override]
+        self, wait: bool = True, timeout: float | None = None
+    ) -> None:
         """Stop and wait (see :meth:`AsyncIOScheduler.shutdown_async`)."""
         try:
-            await self.shutdown_async(wait)
+            await self.shutdown_async(wait, timeout)
         finally:
             self._detach()
 

@@ -54,9 +54,12 @@ class BackgroundScheduler(BaseScheduler):
         """Run a pass now. Thread-safe."""
         self._wake.set()
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop the thread; with ``wait`` let running tasks finish; run shutdown-trigger
-        tasks; stop executors; shut stores down."""
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop the thread; with ``wait`` let running tasks finish (for at most
+        ``timeout`` seconds, default the scheduler's ``shutdown_timeout``: see
+        :class:`~tickwork.schedulers.base.BaseScheduler`); run shutdown-trigger tasks;
+        stop executors; shut stores down."""
+        timeout = self._shutdown_timeout(timeout)
         self._stop_processing()
         self._wake.set()
         thread = self._thread
@@ -67,30 +70,33 @@ class BackgroundScheduler(BaseScheduler):
             # A task shutting its own scheduler down: waiting here would wait for this
             # very run. The rest goes on in a thread of its own and ends after it returns.
             threading.Thread(
-                target=self._complete_in_background, args=(wait,), name="tickwork-shutdown"
+                target=self._complete_in_background,
+                args=(wait, timeout),
+                name="tickwork-shutdown",
             ).start()
             return
-        self._complete_shutdown(wait)
+        self._complete_shutdown(wait, timeout)
 
-    def _complete_in_background(self, wait: bool) -> None:
+    def _complete_in_background(self, wait: bool, timeout: float | None) -> None:
         try:
-            self._complete_shutdown(wait)
+            self._complete_shutdown(wait, timeout)
         except Exception:
             self.logger.exception("shutdown asked for by a task failed")
 
-    def _complete_shutdown(self, wait: bool) -> None:
+    def _complete_shutdown(self, wait: bool, timeout: float | None) -> None:
         self._wait_for_pass()
-        if wait:
-            self._plugins.wait_executors_idle()
+        idle = self._wait_for_runs(timeout) if wait else False
         self._run_shutdown_tasks()
-        errors = self._stop_executors(wait)
+        if wait and timeout is not None:
+            idle = self._wait_for_runs(timeout)  # the shutdown tasks: bounded as well
+        errors = self._stop_executors(wait and (timeout is None or idle))
         self._finish_shutdown()
         if errors:
             raise errors[0]
 
-    async def shutdown_async(self, wait: bool = True) -> None:
+    async def shutdown_async(self, wait: bool = True, timeout: float | None = None) -> None:
         """:meth:`shutdown` without blocking the calling event loop."""
-        await asyncio.to_thread(self.shutdown, wait)
+        await asyncio.to_thread(self.shutdown, wait, timeout)
 
     async def _start_for_asgi(self) -> None:
         self.start()

@@ -20,6 +20,7 @@ are drivers: they only sleep and wake around the pass.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -101,6 +102,10 @@ class BaseScheduler(TaskAPI, ABC):
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
     * ``batch_size``: how many due tasks one step of a pass handles before letting the
       event loop (or other threads) run.
+    * ``shutdown_timeout``: seconds a shutdown (also leaving ``with`` / ``async with`` and
+      the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
+      and runs in threads or processes are reported and left behind. ``None`` (the
+      default): wait as long as they take.
     """
 
     def __init__(
@@ -115,8 +120,10 @@ class BaseScheduler(TaskAPI, ABC):
         identity: str | None = None,
         clock: Clock | None = None,
         batch_size: int = 256,
+        shutdown_timeout: float | None = None,
     ) -> None:
         self.logger = logging.getLogger(logger_name or "tickwork.scheduler")
+        self.shutdown_timeout = _check_shutdown_timeout(shutdown_timeout)
         self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
         self.clock: Clock = clock or SystemClock()
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
@@ -303,6 +310,47 @@ class BaseScheduler(TaskAPI, ABC):
             self.state = SchedulerState.STOPPED
         self._pass.planned_wakeup = None
 
+    def _shutdown_timeout(self, timeout: float | None) -> float | None:
+        """The bound of this shutdown: the call's ``timeout``, else the scheduler's."""
+        if timeout is None:
+            return self.shutdown_timeout
+        return _check_shutdown_timeout(timeout)
+
+    def _wait_for_runs(self, timeout: float | None) -> bool:
+        """Wait for the running tasks (at most ``timeout`` seconds); past it, cancel what
+        can be cancelled and report the rest. True when every run finished."""
+        if self._plugins.wait_executors_idle(timeout):
+            return True
+        self._cancel_at_timeout(timeout)
+        return self._plugins.wait_executors_idle(CANCEL_GRACE) or self._report_left_running()
+
+    async def _wait_for_runs_async(self, timeout: float | None) -> bool:
+        """:meth:`_wait_for_runs` without blocking the loop."""
+        if await self._plugins.wait_executors_idle_async(timeout):
+            return True
+        self._cancel_at_timeout(timeout)
+        idle = await self._plugins.wait_executors_idle_async(CANCEL_GRACE)
+        return idle or self._report_left_running()
+
+    def _cancel_at_timeout(self, timeout: float | None) -> None:
+        reason = f"cancelled: shutdown timeout of {timeout} s passed"
+        self.logger.warning(
+            "shutdown: runs still active after %s s (%s); cancelling the coroutines",
+            timeout,
+            self._plugins.active_task_ids(),
+        )
+        self._plugins.cancel_active(reason)
+
+    def _report_left_running(self) -> bool:
+        """Log the runs a timed-out shutdown leaves running (threads and processes cannot
+        be stopped); returns False, for the callers' ``or``."""
+        self.logger.warning(
+            "shutdown goes on without waiting for runs that cannot be cancelled (threads, "
+            "processes): %s",
+            self._plugins.active_task_ids(),
+        )
+        return False
+
     def _wait_for_pass(self) -> None:
         """Wait for batches still running on the stores' threads: the runs they planned
         are handed to executors (which still accept them) and written back, so shutdown
@@ -484,6 +532,20 @@ class BaseScheduler(TaskAPI, ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity} {self.state.name.lower()}>"
+
+
+#: After cancelling at a shutdown timeout, how long to wait for the cancelled runs to end.
+CANCEL_GRACE = 1.0
+
+
+def _check_shutdown_timeout(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigurationError(
+            f"a shutdown timeout must be a number of seconds > 0, or None (no limit), got {value!r}"
+        )
+    return float(value)
 
 
 class _Host:
