@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,12 +137,7 @@ class Fleet:
                 process.stdout.close()
 
     def records(self) -> list[Record]:
-        found = []
-        for path in sorted(self.directory.glob("worker-*.log")):
-            for line in path.read_text().splitlines():
-                code, task_id, slot, pid, wall = line.split()
-                found.append(Record(code, task_id, float(slot), int(pid), float(wall)))
-        return found
+        return read_records(self.directory)
 
     def log_times(self, text: str) -> list[float]:
         """Wall times of the workers' log lines containing ``text``."""
@@ -154,6 +151,92 @@ class Fleet:
     def errors(self) -> str:
         """Everything the workers wrote to stderr (shown when a test fails)."""
         return "\n".join(p.read_text() for p in sorted(self.directory.glob("*.err")))
+
+
+def read_records(directory: Path) -> list[Record]:
+    """Every line of the ``worker-*.log`` files in ``directory``."""
+    found = []
+    for path in sorted(directory.glob("worker-*.log")):
+        for line in path.read_text().splitlines():
+            code, task_id, slot, pid, wall = line.split()
+            found.append(Record(code, task_id, float(slot), int(pid), float(wall)))
+    return found
+
+
+#: The scheduler's warnings that name a span of runs not run and not reported one by one
+#: (``tickwork.schedulers._lock_handover``): a task re-added with replace_existing over
+#: a stored copy whose due runs nobody processed, and slots older than the look-back of
+#: a lock handover.
+DROPPED_RUNS = re.compile(
+    r"task '(?P<task>[^']+)': (?:its runs due|runs) from (?P<first>\S+) until (?P<until>\S+) "
+    r"(?:were processed by no scheduler|fell due while no process held)"
+)
+
+
+def dropped_runs(log: str) -> list[tuple[str, float, float]]:
+    """(task id, first, until) of every span of runs a log's warnings name as not run:
+    the runs at ``first`` and after, before ``until``."""
+    return [
+        (
+            match["task"],
+            datetime.fromisoformat(match["first"]).timestamp(),
+            datetime.fromisoformat(match["until"]).timestamp(),
+        )
+        for match in DROPPED_RUNS.finditer(log)
+    ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gunicorn(
+    directory: Path, app: str, workers: int, env: Mapping[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """Serve ``app`` (``module:attribute`` in tests/fleet) with gunicorn and ``workers``
+    uvicorn workers on 127.0.0.1; yield (the master, its log) once every worker has
+    started its app (and scheduler). Always stopped (SIGTERM, then SIGKILL); fails if
+    the log shows a traceback."""
+    log = directory / "gunicorn.log"
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]),
+        **env,
+    }
+    command = [
+        *(sys.executable, "-m", "gunicorn", "-w", str(workers)),
+        *("-k", "uvicorn.workers.UvicornWorker", "--graceful-timeout", "10"),
+        *("--chdir", str(HERE), "--bind", f"127.0.0.1:{free_port()}", app),
+    ]
+    with log.open("wb") as output:
+        master = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+    try:
+        wait_for_log(log, "Application startup complete", workers, master)
+        yield master, log
+    finally:
+        if master.poll() is None:
+            master.send_signal(signal.SIGTERM)
+            try:
+                master.wait(20)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait(5)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def wait_for_log(
+    log: Path, text: str, count: int, master: subprocess.Popen[bytes], timeout: float = 30
+) -> None:
+    """Wait until ``text`` appears ``count`` times in ``log``."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        assert master.poll() is None, f"gunicorn exited:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"{text!r} not {count} times:\n{log.read_text()}"
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -180,6 +263,7 @@ class Verdict:
     slots: int = 0
     executed: int = 0
     missed: int = 0
+    logged: int = 0  # named not run by a warning (see dropped_runs), not by an event
     skipped: int = 0  # max_instances: a run of the task was in progress
     duplicates: list[tuple[str, float, list[int]]] = field(default_factory=list)
     lost: list[tuple[str, float]] = field(default_factory=list)
@@ -187,15 +271,23 @@ class Verdict:
     def __str__(self) -> str:
         return (
             f"{self.slots} slots: {self.executed} executed, {self.missed} reported missed, "
+            f"{self.logged} named not run in a warning, "
             f"{self.skipped} skipped for max_instances, {len(self.duplicates)} executed "
             f"twice, {len(self.lost)} silently lost"
         )
 
 
-def judge(records: Iterable[Record], task_ids: Iterable[str], first: float, last: float) -> Verdict:
+def judge(
+    records: Iterable[Record],
+    task_ids: Iterable[str],
+    first: float,
+    last: float,
+    dropped: Iterable[tuple[str, float, float]] = (),
+) -> Verdict:
     """Check every slot (whole second) in ``[first, last]`` of each task: executed once,
-    or reported (missed, or skipped for max_instances); never executed twice, never
-    without a trace."""
+    or reported (missed, skipped for max_instances, or in one of the ``dropped`` spans
+    a warning named); never executed twice, never without a trace."""
+    spans = list(dropped)
     outcome: dict[tuple[str, float], list[Record]] = defaultdict(list)
     for record in records:
         if record.code in ("EXE", "MIS", "ERR", "MAX"):
@@ -212,6 +304,8 @@ def judge(records: Iterable[Record], task_ids: Iterable[str], first: float, last
                 verdict.executed += 1
             elif any(r.code == "MIS" for r in found):
                 verdict.missed += 1
+            elif any(t == task_id and a <= second < b for t, a, b in spans):
+                verdict.logged += 1
             elif any(r.code == "MAX" for r in found):
                 verdict.skipped += 1
             else:
