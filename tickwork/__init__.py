@@ -15,6 +15,7 @@ from tickwork.schedulers import (
     AsyncIOScheduler,
     BackgroundScheduler,
     BaseScheduler,
+    BlockingScheduler,
     NativeAsyncIOScheduler,
 )
 from tickwork.stores import MemoryStore
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncIOScheduler",
     "BackgroundScheduler",
     "BaseScheduler",
+    "BlockingScheduler",
     "Clock",
     "DateTrigger",
     "FakeClock",

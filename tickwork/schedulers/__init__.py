@@ -6,11 +6,13 @@ from __future__ import annotations
 from tickwork.schedulers.asyncio import AsyncIOScheduler, NativeAsyncIOScheduler
 from tickwork.schedulers.background import BackgroundScheduler
 from tickwork.schedulers.base import BaseScheduler, SchedulerState
+from tickwork.schedulers.blocking import BlockingScheduler
 
 __all__ = [
     "AsyncIOScheduler",
     "BackgroundScheduler",
     "BaseScheduler",
+    "BlockingScheduler",
     "NativeAsyncIOScheduler",
     "SchedulerState",
 ]

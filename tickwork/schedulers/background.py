@@ -8,6 +8,7 @@ from typing import Any
 
 from tickwork.executors.base import BaseExecutor
 from tickwork.executors.pool import ThreadPoolExecutor
+from tickwork.schedulers._signals import SignalHandlers
 from tickwork.schedulers.base import BaseScheduler
 
 __all__ = ["BackgroundScheduler"]
@@ -18,13 +19,28 @@ class BackgroundScheduler(BaseScheduler):
 
     ``start()`` returns at once; ``shutdown()`` returns when the thread has stopped,
     shutdown-trigger tasks have run and (with ``wait=True``) running tasks finished.
+
+    ``handle_signals=True`` (started from the main thread): SIGTERM shuts the scheduler
+    down the ordinary way (shutdown-trigger tasks included) before the signal's previous
+    handler runs, or the process exits with status 143 as SIGTERM's default would.
+    Without it, SIGTERM ends a sync program at once and shutdown-trigger tasks never run
+    (Ctrl-C raises ``KeyboardInterrupt``, which ``with scheduler:`` turns into a clean
+    shutdown either way).
     """
 
-    def __init__(self, *, daemon: bool = True, **options: Any) -> None:
+    def __init__(
+        self, *, daemon: bool = True, handle_signals: bool = False, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.daemon = daemon
+        self.handle_signals = handle_signals
+        self._signals: SignalHandlers | None = None
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        #: Set while no driver loop runs: shutdown waits on it (not on the thread: the
+        #: BlockingScheduler's driver is the caller's own thread, which goes on after).
+        self._driver_idle = threading.Event()
+        self._driver_idle.set()
 
     def _create_default_executor(self) -> BaseExecutor:
         return ThreadPoolExecutor()
@@ -33,22 +49,40 @@ class BackgroundScheduler(BaseScheduler):
         """Start the scheduler thread."""
         self._start_core(paused)
         self._wake.clear()
+        self._driver_idle.clear()
         self._thread = threading.Thread(
             target=self._drive, name="tickwork-scheduler", daemon=self.daemon
         )
         self._thread.start()
+        if self.handle_signals:
+            self._signals = SignalHandlers(self._shutdown_on_signal, self.logger)
+            self._signals.install()
+
+    def _shutdown_on_signal(self, signum: int) -> None:
+        if self.running:
+            self.shutdown()
 
     def _drive(self) -> None:
-        while self.running:
+        self._driver_idle.clear()
+        try:
+            self._drive_loop()
+        finally:
+            self._driver_idle.set()
+
+    def _drive_loop(self) -> None:
+        while self._keep_driving():
             try:
                 delay = self._run_pass()
             except Exception:  # a bug in a pass must not kill the scheduler silently
                 self.logger.exception("scheduler pass failed; retrying in 1 s")
                 delay = 1.0
-            if not self.running:
+            if not self._keep_driving():
                 break
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _keep_driving(self) -> bool:
+        return self.running
 
     def wakeup(self) -> None:
         """Run a pass now. Thread-safe."""
@@ -62,9 +96,12 @@ class BackgroundScheduler(BaseScheduler):
         timeout = self._shutdown_timeout(timeout)
         self._stop_processing()
         self._wake.set()
+        if self._signals is not None:
+            self._signals.restore()
+            self._signals = None
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            self._driver_idle.wait()
         self._thread = None
         if wait and self._called_from_own_run():
             # A task shutting its own scheduler down: waiting here would wait for this
