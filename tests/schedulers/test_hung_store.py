@@ -86,7 +86,7 @@ async def test_a_locked_table_stalls_only_its_own_store(database: str) -> None:
     started = time.monotonic()
     # A store read from a coroutine, during the lock: its twin runs off the loop, and
     # the store's own bound ends it.
-    with pytest.raises(Exception, match="io_timeout|timed out|unavailable"):
+    with pytest.raises(Exception, match=r"io_timeout|timed out|unavailable"):
         await scheduler.get_tasks_async("pg")
     await asyncio.sleep(max(0.0, 3.5 - (time.monotonic() - started)))
     during = [t for t in memory_runs if started <= t <= started + 3.5]
@@ -101,7 +101,8 @@ async def test_a_locked_table_stalls_only_its_own_store(database: str) -> None:
     assert len(during) >= 14, f"the memory task ran {len(during)} times in 3.5 s"
     assert worst_lag < 0.25, f"the event loop stalled {worst_lag:.2f} s"
     codes = [e.code for e in events if e.code != TASK_EXECUTED]
-    assert STORE_UNAVAILABLE in codes and [e.alias for e in events if e.code == STORE_UNAVAILABLE] == ["pg"]
+    assert STORE_UNAVAILABLE in codes
+    assert [e.alias for e in events if e.code == STORE_UNAVAILABLE] == ["pg"]
     assert STORE_RECOVERED in codes
     pg_runs = [e for e in events if e.code == TASK_EXECUTED and e.task_id == "pg-job"]
     assert pg_runs, "the PostgreSQL store never ran its task again"

@@ -448,6 +448,7 @@ async def test_events_for_task_lifecycle(harness: Harness) -> None:
 async def test_listener_mask_and_removal(harness: Harness) -> None:
     seen: list[int] = []
     scheduler = harness.make()
+
     def listener(event: Any) -> None:
         seen.append(event.code)
 

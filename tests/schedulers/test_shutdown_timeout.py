@@ -51,7 +51,8 @@ async def test_a_coroutine_past_the_timeout_is_cancelled_and_reported() -> None:
     took = time.monotonic() - began
     assert took < 2.0, f"shutdown took {took:.1f} s"
     (error,) = [e for e in events if e.code == TASK_ERROR]
-    assert error.task_id == "slow" and isinstance(error.exception, asyncio.CancelledError)
+    assert error.task_id == "slow"
+    assert isinstance(error.exception, asyncio.CancelledError)
     assert "shutdown timeout" in str(error.exception)
     assert cleaned == ["done"]  # the shutdown-trigger task still ran
     assert not scheduler.running
@@ -81,7 +82,8 @@ def test_a_thread_past_the_timeout_is_reported_and_left_behind(
         release.set()
     assert took < 3.0, f"shutdown took {took:.1f} s"
     assert cleaned == ["done"]
-    assert "cannot be cancelled" in caplog.text and "stuck" in caplog.text
+    assert "cannot be cancelled" in caplog.text
+    assert "stuck" in caplog.text
 
 
 async def test_async_with_uses_the_scheduler_keyword() -> None:

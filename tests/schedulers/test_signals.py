@@ -71,7 +71,8 @@ def _run_and_signal(kind: str, signum: int) -> tuple[int, str]:
 def test_blocking_scheduler_returns_from_start_after_a_clean_shutdown(signum: int) -> None:
     code, output = _run_and_signal("blocking", signum)
     assert code == 0, output
-    assert "cleanup" in output and "start returned" in output
+    assert "cleanup" in output
+    assert "start returned" in output
     assert output.index("cleanup") < output.index("start returned")
 
 
@@ -79,7 +80,8 @@ def test_blocking_scheduler_returns_from_start_after_a_clean_shutdown(signum: in
 def test_background_scheduler_with_handle_signals_runs_cleanup_then_exits_143() -> None:
     code, output = _run_and_signal("handled", signal.SIGTERM)
     assert code == 143, output
-    assert "cleanup" in output and "slept to the end" not in output
+    assert "cleanup" in output
+    assert "slept to the end" not in output
 
 
 @pytest.mark.slow

@@ -59,8 +59,10 @@ def test_a_task_that_cannot_be_planned_is_set_aside_and_the_store_goes_on(
     assert [(e.task_id, type(e.exception)) for e in set_aside] == [("bad", OverflowError)]
     assert all(e.task_id == "good" for e in events if e.code == TASK_EXECUTED)
     lines = [r for r in caplog.records if "set aside" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].levelno == logging.ERROR
-    assert "'bad'" in lines[0].getMessage() and "OverflowError" in lines[0].getMessage()
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.ERROR
+    assert "'bad'" in lines[0].getMessage()
+    assert "OverflowError" in lines[0].getMessage()
     # Kept in its store, paused: fixing it is the operator's call.
     reopened = make_store(start=False, **options)
     again = BackgroundScheduler(
@@ -69,7 +71,8 @@ def test_a_task_that_cannot_be_planned_is_set_aside_and_the_store_goes_on(
     again.start(paused=True)
     try:
         bad = again.get_task("bad")
-        assert bad is not None and bad.next_run_time is None
+        assert bad is not None
+        assert bad.next_run_time is None
         assert again.get_task("good") is not None
     finally:
         again.shutdown()
