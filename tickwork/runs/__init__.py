@@ -1,0 +1,87 @@
+"""Run records: what ran, when, for how long, and how it ended.
+
+A :class:`RunRecord` is written when a run starts (outcome ``"running"``) and written
+again, under the same ``run_id``, when it ends; runs that never start (missed, refused
+for ``max_instances``) get one final record. Records live in a :class:`RunLog` of the
+task's store (:mod:`tickwork.runs.base` is the contract; :mod:`tickwork.runs.memory`
+the in-process log).
+
+One rule makes the log safe to write from several schedulers at once: **the first final
+outcome written for a run wins**. A ``running`` record may be replaced by a final one,
+never the other way round, and a final record is never replaced. So a run that a dead
+scheduler abandoned ends as ``"error"`` exactly once, whoever notices first, and a
+start written late (after a quick run's end, in the same batch) changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+__all__ = [
+    "FINAL_OUTCOMES",
+    "OUTCOMES",
+    "Outcome",
+    "RunRecord",
+    "make_run_id",
+]
+
+Outcome = Literal["running", "success", "error", "timeout", "cancelled", "missed", "max_instances"]
+
+#: Every outcome, in the order a dashboard would list them.
+OUTCOMES: Final[tuple[Outcome, ...]] = (
+    "running",
+    "success",
+    "error",
+    "timeout",
+    "cancelled",
+    "missed",
+    "max_instances",
+)
+
+#: The outcomes a run ends with (all but ``"running"``).
+FINAL_OUTCOMES: Final[frozenset[str]] = frozenset(OUTCOMES) - {"running"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One attempt of one run of a task.
+
+    ``scheduled_run_time`` is the fire time the run is for; ``started_at`` and
+    ``finished_at`` are when it actually ran (``None`` for runs that never started, and
+    ``finished_at`` while it runs); ``duration`` is in seconds. ``error`` is
+    ``"Type: message"`` of a failed run, ``traceback`` its text. ``scheduler`` is the
+    identity of the scheduler that ran it (or decided not to), ``executor`` the alias of
+    the executor it ran in.
+    """
+
+    run_id: str
+    task_id: str
+    task_name: str
+    scheduled_run_time: datetime
+    outcome: Outcome
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None
+    attempt: int = 1
+    error: str | None = None
+    traceback: str | None = None
+    scheduler: str | None = None
+    executor: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True when the record holds the run's final outcome."""
+        return self.outcome != "running"
+
+
+def make_run_id(task_id: str, scheduled_run_time: datetime, attempt: int = 1) -> str:
+    """The id of an attempt of a run: ``"<task id>@<scheduled time, UTC>#<attempt>"``.
+
+    Derived from what identifies the run, not random, so every scheduler of a fleet that
+    talks about the same run (the one that ran it, the one that takes over its abandoned
+    record, an engine such as Celery that receives it) names it the same way.
+    """
+    moment = scheduled_run_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{task_id}@{moment}#{attempt}"
