@@ -78,14 +78,13 @@ class Planner:
 
     def fold(self, task: Task, due: datetime, now: datetime) -> tuple[datetime, datetime | None]:
         """The latest fire time of ``task`` at or before ``now``, from ``due`` (a due one),
-        and the fire time after it. Triggers that can jump there at once
-        (``latest_fire_time``) do; others are walked, one call per fire time."""
-        jump = getattr(task.trigger, "latest_fire_time", None)
-        if jump is not None:
-            last = jump(self.timezone, due, now)
-            if last is not None:
-                due = last
+        and the fire time after it. The trigger is asked to jump there at once
+        (:meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`); from its answer,
+        or from ``due`` when it has none, the rest is walked, one call per fire time."""
         trigger, zone = task.trigger, self.timezone
+        last = trigger.latest_fire_time(zone, due, now)
+        if last is not None:
+            due = last
         next_time = trigger.get_next_trigger_time(zone, due, now)
         while next_time is not None and next_time <= now:
             due = next_time

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import calendar
 import functools
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -109,6 +109,27 @@ class CronSpec:
             # Nothing left today; tomorrow's first matching time always exists.
             day, clock = found + timedelta(days=1), (0, 0, 0)
 
+    def prev_wall(self, before: datetime) -> datetime | None:
+        """Return the last matching naive wall time at or before ``before``, or ``None``.
+
+        The mirror of :meth:`next_wall`, for the latest overdue fire time of a coalesced
+        task: the same field-by-field search, backwards."""
+        day = before.date()
+        clock = (before.hour, before.minute, before.second)  # (microseconds: floored)
+        while True:
+            found = self._prev_date(day)
+            if found is None:
+                return None
+            if found != day:
+                clock = (23, 59, 59)
+            at = self._prev_time(*clock)
+            if at is not None:
+                return datetime.combine(found, time(*at))
+            if found == date.min:
+                return None
+            # Nothing earlier that day; the previous day's last matching time always exists.
+            day, clock = found - timedelta(days=1), (23, 59, 59)
+
     def _next_time(self, hour: int, minute: int, second: int) -> tuple[int, int, int] | None:
         for h in self.hours[bisect_left(self.hours, hour) :]:
             from_minute = minute if h == hour else 0
@@ -117,6 +138,34 @@ class CronSpec:
                 i = bisect_left(self.seconds, from_second)
                 if i < len(self.seconds):
                     return h, m, self.seconds[i]
+        return None
+
+    def _prev_time(self, hour: int, minute: int, second: int) -> tuple[int, int, int] | None:
+        hours, minutes, seconds = self.hours, self.minutes, self.seconds
+        for h in reversed(hours[: bisect_right(hours, hour)]):
+            to_minute = minute if h == hour else 59
+            for m in reversed(minutes[: bisect_right(minutes, to_minute)]):
+                to_second = second if (h, m) == (hour, minute) else 59
+                i = bisect_right(seconds, to_second)
+                if i:
+                    return h, m, seconds[i - 1]
+        return None
+
+    def _prev_date(self, end: date) -> date | None:
+        years, months = self.years, self.months
+        year, month, day = end.year, end.month, end.day
+        for year_index in range(bisect_right(years, year) - 1, -1, -1):
+            if years[year_index] != year:
+                year, month, day = years[year_index], 12, 31
+            for month_index in range(bisect_right(months, month) - 1, -1, -1):
+                if months[month_index] != month:
+                    month, day = months[month_index], 31
+                # Bits 1..day: the days of this month up to ``day``.
+                mask = self._month_mask(year, month) & ((2 << day) - 1)
+                if mask:
+                    return date(year, month, mask.bit_length() - 1)
+                day = 0  # this month is used up
+            month, day = 0, 0
         return None
 
     def _next_date(self, start: date) -> date | None:

@@ -97,6 +97,34 @@ class BaseTrigger(ABC):
         """
         return self
 
+    def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
+        """The latest fire time in ``[due, now]``, found without stepping through the
+        fire times in between; ``None`` when this trigger cannot tell cheaply (the
+        default).
+
+        A coalesced task that is many fire times behind runs once, at its latest overdue
+        fire time. To find it, the scheduler asks this first, then walks forward from
+        the answer with :meth:`get_next_trigger_time` until the next time is after
+        ``now``. Without an answer it walks from ``due``: one call per fire time, 86,400
+        for a 1-second interval a day behind.
+
+        The contract:
+
+        * ``due`` is a fire time of this trigger (one :meth:`get_next_trigger_time`
+          returned) and is not after ``now``; ``timezone`` is the scheduler's zone, as
+          for :meth:`get_next_trigger_time`;
+        * the answer must be a time :meth:`get_next_trigger_time` returns when walked
+          from ``due``, not before ``due`` and not after ``now``;
+        * an answer *earlier* than the latest such time is still correct (the walk goes
+          on from it, only slower), so when in doubt (jitter, a DST change nearby) answer
+          an earlier fire time, ``due`` itself, or ``None``; an answer *later* than the
+          latest fire time, or one that is not a fire time, is a bug: the task would run
+          at a time its trigger never gave;
+        * like :meth:`get_next_trigger_time`, it never reads the system clock and must
+          not step through time.
+        """
+        return None
+
     # -- helpers shared by the concrete triggers ------------------------------------------
 
     def _check_state_version(self, state: dict[str, Any]) -> None:
@@ -135,7 +163,15 @@ class BaseTrigger(ABC):
 
     @staticmethod
     def _check_bounds(start_at: datetime | None, end_at: datetime | None) -> None:
-        if start_at is not None and end_at is not None and start_at > end_at:
+        if start_at is None or end_at is None:
+            return
+        if start_at.tzinfo is not None and end_at.tzinfo is not None:
+            # In UTC: two datetimes of one DST zone compare by wall time, ignoring fold,
+            # so 02:59 (first pass) would count as after 02:00 (second pass).
+            after = start_at.astimezone(_UTC) > end_at.astimezone(_UTC)
+        else:
+            after = start_at > end_at  # (both naive: a cron trigger without a zone)
+        if after:
             raise InvalidTriggerError(
                 f"start_at ({start_at.isoformat()}) is after end_at ({end_at.isoformat()})"
             )

@@ -66,6 +66,16 @@ class _CombiningTrigger(BaseTrigger):
         jitter = f", jitter={self.jitter.total_seconds()}" if self.jitter else ""
         return f"{type(self).__name__}([{members}]{jitter})"
 
+    def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
+        """Always ``None``: the scheduler walks a combination from ``due``.
+
+        A member's latest fire time is not the combination's: an :class:`AndTrigger`
+        fires only where all members agree, which only the forward search finds, and an
+        :class:`OrTrigger` asks its members "first fire time at or after" rather than
+        "next after your previous", which a member's own answer need not match (see the
+        module docstring)."""
+        return None
+
     def _anchor_members(self, now: datetime | None) -> None:
         # A combination belongs to one task (it is not shareable), so it may keep the
         # anchored copies.

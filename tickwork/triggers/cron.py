@@ -310,6 +310,47 @@ class CronTrigger(BaseTrigger):
         except OverflowError:  # the search (or the jitter) ran past year 9999
             return None
 
+    def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
+        """The latest fire time in ``[due, now]`` (within ``end_at``), searched backwards
+        from ``now`` field by field under the same DST rules as the forward search; see
+        :meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`.
+
+        ``None`` with jitter (jittered fire times are random: each walk draws new ones).
+        The candidate is checked with the forward search (a fire time is the first fire
+        time at or after itself) before it is returned, so a DST case the backward
+        search got wrong costs a walk, never a run at a time the trigger would not have
+        given."""
+        if self.jitter is not None:
+            return None
+        zone = self.timezone or to_timezone(timezone) or local_timezone()
+        bound = now.astimezone(UTC)
+        end = _as_utc(self.end_at, zone)
+        if end is not None and end < bound:
+            bound = end  # the walk stops at end_at: nothing after it is a fire time
+        due_utc = due.astimezone(UTC)
+        if bound <= due_utc:
+            return due
+        spec = self._spec
+        try:
+            if spec.every_hour:
+                candidate = _latest_by_real_time(spec, zone, bound)
+            else:
+                candidate = _latest_by_wall_time(spec, zone, bound)
+            if candidate == due_utc:
+                return due
+            if (
+                candidate is None
+                or not due_utc < candidate <= bound
+                or self._next_fire(zone, candidate) != candidate
+            ):
+                return None
+        except OverflowError:
+            return None
+        start = _as_utc(self.start_at, zone)
+        if start is not None and candidate < start:  # (only with a due before start_at)
+            return None
+        return candidate.astimezone(zone)
+
     def _next_fire(self, zone: tzinfo, earliest: datetime) -> datetime | None:
         if self._spec.every_hour:
             return _next_by_real_time(self._spec, zone, earliest)
@@ -468,5 +509,78 @@ def _next_by_real_time(spec: CronSpec, zone: tzinfo, earliest: datetime) -> date
         if replayed is not None and replayed < change + offset_now:
             candidate = _instant(replayed, offset_later)
             if best is None or candidate < best:
+                best = candidate
+    return best
+
+
+# ---------------------------------------------------------------------------------------
+# Backwards: the latest fire time at or before an instant (a coalesced task's catch-up).
+
+
+def _second_pass_end(zone: tzinfo, bound: datetime) -> datetime | None:
+    """When ``bound`` lies in the second pass of a repeated hour, the wall time at which
+    that repeated stretch ends (exclusive); otherwise ``None``.
+
+    In the second pass, every wall time of the repeated stretch has already been shown
+    once, before ``bound``, including those still ahead on the wall clock."""
+    wall = _wall(zone, bound).replace(fold=0)  # (a second-pass wall keeps fold=1)
+    before, after = _offsets(zone, wall)
+    if before <= after or _offset(bound.astimezone(zone)) != after:
+        return None
+    change = _transition(zone, _instant(wall, before), bound)
+    return change.replace(tzinfo=None) + before
+
+
+def _latest_by_wall_time(spec: CronSpec, zone: tzinfo, bound: datetime) -> datetime | None:
+    """Fixed-hour schedules: the fire time of the last matching wall time whose fire time
+    is not after ``bound``.
+
+    A matching wall time fires at its instant (a repeated one at its first pass, one in a
+    gap at the gap's end), and that mapping never goes backwards in wall time: the
+    answer belongs to the last matching wall time up to ``bound``'s own, or, in the second
+    pass of a repeated hour, up to the end of the repeated stretch (all of it has fired
+    by then)."""
+    stretch_end = _second_pass_end(zone, bound)
+    limit = _wall(zone, bound) if stretch_end is None else stretch_end - _TICK
+    wall = spec.prev_wall(limit)
+    if wall is None:
+        return None
+    before, after = _offsets(zone, wall)
+    if before < after:
+        return _transition(zone, _instant(wall, after), _instant(wall, before))
+    return _instant(wall, before)
+
+
+def _latest_by_real_time(spec: CronSpec, zone: tzinfo, bound: datetime) -> datetime | None:
+    """Wildcard-hour schedules: the last instant at or before ``bound`` whose wall clock
+    matches; both passes of a repeated hour count, wall times in a gap never happen."""
+    best: datetime | None = None
+    limit = _wall(zone, bound)
+    for _ in range(_MAX_STEPS):
+        wall = spec.prev_wall(limit)
+        if wall is None:
+            break
+        before, after = _offsets(zone, wall)
+        if before < after:  # in a gap: no clock showed it; go on from before the gap
+            change = _transition(zone, _instant(wall, after), _instant(wall, before))
+            limit = change.replace(tzinfo=None) + before - _TICK
+            continue
+        # The second pass first: it is the later instant (equal offsets: one instant).
+        for offset in (after, before):
+            if (candidate := _instant(wall, offset)) <= bound:
+                best = candidate
+                break
+        if best is not None:
+            break
+        limit = wall - _SECOND
+    # In the second pass of a repeated hour, wall times still ahead of ``bound``'s own
+    # were shown in the first pass, before ``bound``: the last of them may be later than
+    # anything found above (which then lies before the repeated stretch).
+    stretch_end = _second_pass_end(zone, bound)
+    if stretch_end is not None:
+        wall = spec.prev_wall(stretch_end - _TICK)
+        if wall is not None and wall > _wall(zone, bound):
+            candidate = _instant(wall, _offsets(zone, wall)[0])
+            if best is None or candidate > best:
                 best = candidate
     return best

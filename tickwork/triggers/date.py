@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from tickwork.triggers.base import BaseTrigger, synonym
@@ -52,6 +52,15 @@ class DateTrigger(BaseTrigger):
             # Anchor "now" on first use, so later questions get the same answer.
             self.run_at = now
         return self.run_at
+
+    def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
+        """``run_at``, the only fire time, when it lies in ``[due, now]``; else ``None``
+        (see :meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`)."""
+        run_at = self.run_at
+        # In UTC: datetimes of one DST zone compare by wall time, ignoring fold.
+        if run_at is not None and due.astimezone(UTC) <= run_at.astimezone(UTC) <= now:
+            return run_at
+        return None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"version": 1, "run_at": self.run_at, "timezone": self.timezone}

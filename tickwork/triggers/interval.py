@@ -246,6 +246,35 @@ class IntervalTrigger(BaseTrigger):
             return None
         return fire_time
 
+    def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
+        """The last grid point in ``[due, now]`` (and within ``end_at``), computed in one
+        step; see :meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`.
+
+        The grid is ``start_at + k * interval``, or ``due + k * interval`` without
+        ``start_at`` (each fire time is then one interval after the previous one, from
+        ``due``). It is counted in elapsed time (UTC), as :meth:`get_next_trigger_time`
+        counts it, so a DST change in between moves nothing. ``None`` with jitter:
+        walking draws a new random delay for every fire time, and no grid point is what
+        it would give."""
+        if self.jitter is not None:
+            return None
+        # In UTC throughout: two datetimes of one DST zone subtract as wall times.
+        bound = now.astimezone(_UTC)
+        end_at = self.end_at
+        if end_at is not None and end_at.astimezone(_UTC) < bound:
+            bound = end_at.astimezone(_UTC)  # the walk ends at end_at
+        anchor = (due if self.start_at is None else self.start_at).astimezone(_UTC)
+        # Timedelta arithmetic is exact (whole microseconds), so ``anchor + k * interval``
+        # is the very instant k additions of the interval reach.
+        steps = (bound - anchor) // self.interval
+        latest = anchor + steps * self.interval
+        if steps < 0 or latest <= due.astimezone(_UTC):
+            return due  # no grid point after due is due (or within end_at) yet
+        try:
+            return latest.astimezone(self.timezone)
+        except OverflowError:  # (a zone ahead of UTC, days before the year 9999 ends)
+            return None
+
     @property
     def shareable(self) -> bool:
         """True unless the trigger anchors itself on first use (jitter without
