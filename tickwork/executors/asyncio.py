@@ -9,13 +9,19 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from logging import DEBUG
 from typing import Any, Protocol, runtime_checkable
 
 from tickwork._task_fields import is_coroutine_function
 from tickwork.events import TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError
 from tickwork.executors._workers import ThreadWorkers
-from tickwork.executors.base import BaseExecutor, ExecutorHost, await_per_run
+from tickwork.executors.base import (
+    BaseExecutor,
+    ExecutorHost,
+    _is_foreign_loop_error,
+    await_per_run,
+)
 from tickwork.tasks import Task
 
 __all__ = ["AsyncIOExecutor", "LoopHost"]
@@ -35,6 +41,7 @@ class LoopHost(ExecutorHost, Protocol):
     def event_loop_thread_id(self) -> int | None:
         """The thread that loop runs in (None until it runs)."""
         ...
+
 
 #: How often (seconds) a thread waiting in ``shutdown`` checks that the loop still runs.
 _LOOP_CHECK_INTERVAL = 0.1
@@ -216,15 +223,26 @@ class AsyncIOExecutor(BaseExecutor):
         ``TASK_EXECUTED``, no event object either. The task body sees its own
         ``asyncio.current_task()``, so ``asyncio.timeout()`` & co. work in it."""
         events: list[TaskExecutionEvent] = []
+        durations: list[float | None] = []
         try:
             self._started(key)
-            await await_per_run(task_id, store, fn, args, kwargs, run_times, events, self._wants)
+            # _debug_logger() inline (this is the burst's path): one dict lookup.
+            try:
+                log = self.logger if self._level_cache[DEBUG] else None
+            except KeyError:
+                log = self._debug_logger()
+            await await_per_run(
+                task_id, store, fn, args, kwargs, run_times, events, self._wants, log, durations
+            )
         finally:
             self._pending.pop(key, None)
             if events:
-                self._run_finished(task_id, events)
+                self._run_finished(task_id, events, durations)
             else:
                 self._release_instance(task_id)
+            # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
+            # must not keep the events once it has returned.
+            del events, durations
 
     def cancel_active(self, reason: str) -> None:
         """Cancel the active coroutine runs (see :meth:`BaseExecutor.cancel_active`);
@@ -241,6 +259,19 @@ class AsyncIOExecutor(BaseExecutor):
             cancel()
         else:
             loop.call_soon_threadsafe(cancel)
+
+    def _error_hint(self, exc: BaseException) -> str | None:
+        """Name the usual cause of an object of another loop awaited by a coroutine run:
+        the scheduler runs on a loop other than the application's."""
+        if not _is_foreign_loop_error(exc):
+            return None
+        return (
+            "hint: AsyncIOExecutor runs coroutines on its scheduler's event loop, and this "
+            "task used an object made on another loop. Start the AsyncIOScheduler from "
+            "inside the loop your application runs (called from sync code, start() runs a "
+            "loop of its own in a thread; event_loop= and isolated_event_loop=True choose "
+            "another loop too), or use NativeAsyncIOScheduler (await scheduler.start())."
+        )
 
     def runs_caller(self) -> bool:
         """True when called from one of this executor's coroutine runs or from one of its

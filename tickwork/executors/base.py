@@ -3,26 +3,83 @@
 The scheduler decides *whether* a run happens (misfire grace, coalescing); an executor
 only runs what it is sent, counts the active runs of each task to enforce
 ``max_instances``, and reports each run's outcome as an event.
+
+Every run is logged on the executor's logger (``tickwork.executors.<class name>``): at
+DEBUG when it starts and when it ends (with its duration), at ERROR with the traceback
+when it raises. Each of these records carries the ``extra`` fields ``task_id``,
+``run_time`` (the scheduled run time, a datetime) and ``duration`` (seconds, ``None`` on
+a start line), for JSON log formatters; the scheduler's records of runs that did not
+start (missed, ``max_instances``) carry the same fields. With DEBUG off, the start and
+end lines cost one check per instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import os
 import threading
+import time
 import traceback as tb
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from types import FrameType
 from typing import Any, Protocol
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import MaxInstancesReachedError
 from tickwork.tasks import Task
 
-__all__ = ["BaseExecutor", "ExecutorHost", "await_per_run", "run_coroutine_task", "run_task"]
+__all__ = [
+    "BaseExecutor",
+    "ExecutorHost",
+    "RunEvents",
+    "await_per_run",
+    "run_coroutine_task",
+    "run_log_extra",
+    "run_task",
+]
+
+#: The clock run durations are measured with (a global name: read once per run).
+_clock = time.perf_counter
+
+#: Code flags of functions whose frames may be suspended (generators, coroutines).
+_SUSPENDABLE = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
+#: What asyncio says when an object of one event loop is used on another.
+_FOREIGN_LOOP_MESSAGES = (
+    "attached to a different loop",
+    "bound to a different event loop",
+    "belongs to a different loop",
+)
+
+
+def run_log_extra(
+    task_id: str, run_time: datetime, duration: float | None = None
+) -> dict[str, Any]:
+    """The ``extra`` fields of a log record about one run of a task: ``task_id``,
+    ``run_time`` (its scheduled time) and ``duration`` (seconds, ``None`` when it did not
+    run or has not ended yet). Every run-related record carries all three."""
+    return {"task_id": task_id, "run_time": run_time, "duration": duration}
+
+
+class RunEvents(list[TaskExecutionEvent]):
+    """The events of one instance's runs, as :func:`run_task` returns them: a list, with
+    ``durations``, how long (seconds) the run of each event took, in the same order.
+    :meth:`BaseExecutor._run_finished` logs a failed run's duration from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durations: list[float | None] = []
 
 
 class ExecutorHost(Protocol):
@@ -75,6 +132,19 @@ class BaseExecutor(ABC):
         self._shut_down = False
         self.logger = logging.getLogger(f"tickwork.executors.{type(self).__name__}")
         _executors.add(self)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where this executor logs its runs (``tickwork.executors.<class name>``)."""
+        return self._logger
+
+    @logger.setter
+    def logger(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        #: ``Logger._cache`` (level -> enabled), which CPython's logging fills in
+        #: ``isEnabledFor`` and clears in place on every level change; read by
+        #: _debug_logger. An empty dict of our own where logging has none: always a miss.
+        self._level_cache: dict[int, bool] = getattr(logger, "_cache", {})
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -171,22 +241,76 @@ class BaseExecutor(ABC):
         ``reason``); a thread cannot be stopped, nor can this base class stop anything,
         so the default does nothing and such runs go on, reported by the scheduler."""
 
-    def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
-        """Release the instance slot, then report each run's event."""
+    def _run_finished(
+        self,
+        task_id: str,
+        events: Sequence[TaskExecutionEvent],
+        durations: Sequence[float | None] | None = None,
+    ) -> None:
+        """Release the instance slot, then report each run's event; a failed run is
+        logged at ERROR with its traceback. ``durations`` (seconds, one per event; taken
+        from ``events.durations`` when it is a :class:`RunEvents`) go into the log
+        records."""
         self._release_instance(task_id)
         if not events:
             return
+        if durations is None:
+            durations = getattr(events, "durations", None)
         host = self._host
-        for event in events:
+        for index, event in enumerate(events):
             if event.code == TASK_ERROR:
-                self.logger.error(
-                    "task %r (run scheduled at %s) raised:\n%s",
-                    task_id,
-                    event.scheduled_run_time.isoformat(),
-                    event.traceback,
-                )
+                duration = durations[index] if durations is not None else None
+                self._log_error(event, duration)
+                if event.exception is not None:
+                    _clear_own_frames(event.exception)
             if host is not None:
                 host.emit(event)
+
+    def _log_error(self, event: TaskExecutionEvent, duration: float | None) -> None:
+        """The ERROR line of a failed run: its traceback, its duration when known, and a
+        hint when the error has a known cause."""
+        run_time = event.scheduled_run_time
+        took = f" after {duration:.6f} s" if duration is not None else ""
+        hint = self._error_hint(event.exception) if event.exception is not None else None
+        self.logger.error(
+            "task %r (run scheduled at %s) raised%s:\n%s%s",
+            event.task_id,
+            run_time.isoformat(),
+            took,
+            event.traceback,
+            f"\n{hint}" if hint else "",
+            extra=run_log_extra(event.task_id, run_time, duration),
+        )
+
+    def _error_hint(self, exc: BaseException) -> str | None:
+        """A line added to a failed run's log message when the error has a cause this
+        executor can name; here, an object of another event loop awaited in an ``async
+        def`` task that ran on a loop of its own (executors override the wording)."""
+        if not _is_foreign_loop_error(exc):
+            return None
+        return (
+            f"hint: {type(self).__name__} runs an async def task on an event loop of its "
+            "own (asyncio.run in a worker), so an object made on another loop (a future, "
+            "lock, queue, client session or connection pool of your application) cannot "
+            "be used in it. Run such tasks on your application's loop: an AsyncIOScheduler "
+            "(or NativeAsyncIOScheduler) started inside that loop, with its default "
+            "AsyncIOExecutor."
+        )
+
+    def _debug_logger(self) -> logging.Logger | None:
+        """The logger when a run's start and end lines would be written (DEBUG is on
+        for it), else ``None``; asked once per instance, and the per-run loops do nothing
+        more for logging when it is ``None``.
+
+        ``Logger.isEnabledFor`` costs about 2 % of a run in a burst (two Python calls),
+        so the answer is read from the logging module's own per-logger cache of it:
+        exact (logging empties that cache whenever a level changes anywhere, and the
+        miss falls back to ``isEnabledFor``, which fills it) and one dict lookup."""
+        try:
+            return self.logger if self._level_cache[logging.DEBUG] else None
+        except KeyError:
+            logger = self.logger
+            return logger if logger.isEnabledFor(logging.DEBUG) else None
 
     def _run_crashed(
         self, task_id: str, store: str | None, run_times: Sequence[datetime], exc: BaseException
@@ -218,10 +342,25 @@ class BaseExecutor(ABC):
         Like :func:`run_task`, except that a ``TASK_EXECUTED`` event is built only when a
         listener wants it when the run ends (errors are always logged and built)."""
         events: list[TaskExecutionEvent] = []
+        durations: list[float | None] = []
         try:
-            _call_per_run(task_id, store, fn, args, kwargs, run_times, events, self._wants)
+            _call_per_run(
+                task_id,
+                store,
+                fn,
+                args,
+                kwargs,
+                run_times,
+                events,
+                self._wants,
+                self._debug_logger(),
+                durations,
+            )
         finally:
-            self._run_finished(task_id, events)
+            self._run_finished(task_id, events, durations)
+            # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
+            # must not keep the events once it has returned.
+            del events, durations
 
     def _reset_after_fork(self) -> None:
         """In a forked child: no run of the parent is active here (its threads are gone,
@@ -258,6 +397,91 @@ def _error_event(
     return TaskExecutionEvent(TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text)
 
 
+def _log_start(log: logging.Logger, task_id: str, run_time: datetime, where: str = "") -> None:
+    log.debug(
+        "run of task %r scheduled at %s started%s",
+        task_id,
+        run_time.isoformat(),
+        where,
+        extra=run_log_extra(task_id, run_time),
+    )
+
+
+def _log_end(log: logging.Logger, task_id: str, run_time: datetime, duration: float) -> None:
+    log.debug(
+        "run of task %r scheduled at %s finished in %.6f s",
+        task_id,
+        run_time.isoformat(),
+        duration,
+        extra=run_log_extra(task_id, run_time, duration),
+    )
+
+
+def _is_foreign_loop_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is asyncio's complaint
+    about an object of another event loop."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RuntimeError):
+            message = str(current)
+            if any(fragment in message for fragment in _FOREIGN_LOOP_MESSAGES):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _clear_own_frames(exc: BaseException) -> None:
+    """Drop the local variables of tickwork's executor frames and asyncio's runner frames
+    that ``exc``'s traceback reaches and that have exited: they hold the run's events.
+
+    A traceback holds the frames the exception went through, and each of those frames
+    its caller (``f_back``). The per-run loop that caught the task's exception, and the
+    function that called it, hold the list of events; an event holds the exception,
+    whose traceback holds those frames: a reference cycle that kept everything the failed
+    run touched (its arguments, the task's local variables) alive until the cycle
+    collector ran, however soon the listeners dropped the event. For a coroutine run with
+    ``asyncio.run`` in a worker, asyncio's runner frames make another cycle through the
+    asyncio task, which holds the exception too.
+
+    The task's own frames are left as they are: ``event.exception.__traceback__`` keeps
+    the whole stack, and error reporters that read the task's local variables still find
+    them, for as long as the event is kept. Frames still executing cannot be cleared
+    (their callers drop their references themselves), and asyncio's generator and
+    coroutine frames are never touched: clearing a suspended one would close it."""
+    seen: set[int] = set()
+    trace = exc.__traceback__
+    while trace is not None:
+        frame: FrameType | None = trace.tb_frame
+        while frame is not None and id(frame) not in seen:
+            seen.add(id(frame))
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("tickwork.executors.") or (
+                module.startswith("asyncio.") and not frame.f_code.co_flags & _SUSPENDABLE
+            ):
+                with contextlib.suppress(RuntimeError):  # still executing: left alone
+                    frame.clear()
+            frame = frame.f_back
+        trace = trace.tb_next
+
+
+def _report_interrupted(
+    task_id: str,
+    store: str | None,
+    run_times: Sequence[datetime],
+    exc: BaseException,
+    began: float | None,
+    events: list[TaskExecutionEvent],
+    durations: list[float | None],
+) -> None:
+    """Report the runs a ``BaseException`` stopped: the one it interrupted (how long it
+    had run) and those that never started (no duration)."""
+    for index, run_time in enumerate(run_times):
+        durations.append(_clock() - began if index == 0 and began is not None else None)
+        events.append(_error_event(task_id, store, run_time, exc))
+
+
 def run_task(
     task_id: str,
     store: str | None,
@@ -265,14 +489,18 @@ def run_task(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     run_times: Sequence[datetime],
+    logger: logging.Logger | None = None,
 ) -> list[TaskExecutionEvent]:
-    """Call a plain function once per run time and return one event per run.
+    """Call a plain function once per run time and return one event per run (a
+    :class:`RunEvents`, with each run's duration).
 
     Coroutine functions are run to completion with :func:`asyncio.run`, so a thread or
-    process executor can run ``async def`` tasks too.
+    process executor can run ``async def`` tasks too. Given a ``logger`` with DEBUG on,
+    each run's start and end are logged on it.
     """
-    events: list[TaskExecutionEvent] = []
-    _call_per_run(task_id, store, fn, args, kwargs, run_times, events, None)
+    events = RunEvents()
+    log = logger if logger is not None and logger.isEnabledFor(logging.DEBUG) else None
+    _call_per_run(task_id, store, fn, args, kwargs, run_times, events, None, log, events.durations)
     return events
 
 
@@ -285,22 +513,38 @@ def _call_per_run(
     run_times: Sequence[datetime],
     events: list[TaskExecutionEvent],
     wants: Callable[[int], bool] | None,
+    log: logging.Logger | None = None,
+    durations: list[float | None] | None = None,
 ) -> None:
     """Call ``fn`` once per run time, appending one event per run to ``events``: an error
     event for an exception, and ``TASK_EXECUTED`` unless ``wants`` says no listener wants
     it. A ``BaseException`` from the task (SystemExit & co.) is reported for the runs not
-    done yet, then propagates."""
+    done yet, then propagates.
+
+    ``durations`` gets each event's run time in seconds; ``log`` (the executor's logger
+    when DEBUG is on for it, else ``None``) gets a start and an end line per successful
+    run (a failed run's end is its ERROR line, written by ``_run_finished``)."""
+    if durations is None:
+        durations = []
     done = 0
+    began: float | None = None
     try:
         for run_time in run_times:
+            if log is not None:
+                _log_start(log, task_id, run_time)
+            began = _clock()
             try:
                 result = fn(*args, **kwargs)
                 if asyncio.iscoroutine(result):
                     result = asyncio.run(result)
             except Exception as exc:  # the task's failure is reported, never propagated
+                durations.append(_clock() - began)
                 events.append(_error_event(task_id, store, run_time, exc))
             else:
+                if log is not None:
+                    _log_end(log, task_id, run_time, _clock() - began)
                 if wants is None or wants(TASK_EXECUTED):
+                    durations.append(_clock() - began)
                     events.append(
                         TaskExecutionEvent(
                             TASK_EXECUTED, task_id, store, run_time, return_value=result
@@ -308,7 +552,7 @@ def _call_per_run(
                     )
             done += 1
     except BaseException as exc:
-        events.extend(_error_event(task_id, store, t, exc) for t in run_times[done:])
+        _report_interrupted(task_id, store, run_times[done:], exc, began, events, durations)
         raise
 
 
@@ -319,10 +563,15 @@ async def run_coroutine_task(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     run_times: Sequence[datetime],
+    logger: logging.Logger | None = None,
 ) -> list[TaskExecutionEvent]:
-    """Await an ``async def`` task once per run time and return one event per run."""
-    events: list[TaskExecutionEvent] = []
-    await await_per_run(task_id, store, fn, args, kwargs, run_times, events, None)
+    """Await an ``async def`` task once per run time and return one event per run (a
+    :class:`RunEvents`, with each run's duration); ``logger`` as for :func:`run_task`."""
+    events = RunEvents()
+    log = logger if logger is not None and logger.isEnabledFor(logging.DEBUG) else None
+    await await_per_run(
+        task_id, store, fn, args, kwargs, run_times, events, None, log, events.durations
+    )
     return events
 
 
@@ -335,21 +584,34 @@ async def await_per_run(
     run_times: Sequence[datetime],
     events: list[TaskExecutionEvent],
     wants: Callable[[int], bool] | None,
+    log: logging.Logger | None = None,
+    durations: list[float | None] | None = None,
 ) -> None:
     """:func:`_call_per_run` for ``async def`` tasks: await ``fn`` once per run time,
-    appending one event per run. Cancelled (or a ``BaseException`` from the task), the
+    appending one event per run (and its duration to ``durations``; start and end lines
+    on ``log``, as there). Cancelled (or a ``BaseException`` from the task), the
     runs not done yet are reported failed, then it propagates; a cancellation's event
     carries a fresh ``CancelledError`` (the one raised holds this frame) with the
     canceller's message, so ``run.cancel("why")`` says why."""
+    if durations is None:
+        durations = []
     done = 0
+    began: float | None = None
     try:
         for run_time in run_times:
+            if log is not None:
+                _log_start(log, task_id, run_time)
+            began = _clock()
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:  # the task's failure is reported, never propagated
+                durations.append(_clock() - began)
                 events.append(_error_event(task_id, store, run_time, exc))
             else:
+                if log is not None:
+                    _log_end(log, task_id, run_time, _clock() - began)
                 if wants is None or wants(TASK_EXECUTED):
+                    durations.append(_clock() - began)
                     events.append(
                         TaskExecutionEvent(
                             TASK_EXECUTED, task_id, store, run_time, return_value=result
@@ -360,5 +622,5 @@ async def await_per_run(
         reported: BaseException = exc
         if isinstance(exc, asyncio.CancelledError):
             reported = asyncio.CancelledError(str(exc) or "run cancelled")
-        events.extend(_error_event(task_id, store, t, reported) for t in run_times[done:])
+        _report_interrupted(task_id, store, run_times[done:], reported, began, events, durations)
         raise

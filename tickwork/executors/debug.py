@@ -25,11 +25,19 @@ class DebugExecutor(BaseExecutor):
         if not task.is_coroutine:
             self._run_finished(
                 task.id,
-                run_task(task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times),
+                run_task(
+                    task.id,
+                    task.store_alias,
+                    task.fn,
+                    task.args,
+                    task.kwargs,
+                    run_times,
+                    self.logger,
+                ),
             )
             return
         coroutine = run_coroutine_task(
-            task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times
+            task.id, task.store_alias, task.fn, task.args, task.kwargs, run_times, self.logger
         )
         try:
             loop = asyncio.get_running_loop()

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from tickwork.events import TASK_EXECUTED
 from tickwork.exceptions import ConfigurationError
 from tickwork.executors._workers import ThreadWorkers
-from tickwork.executors.base import BaseExecutor, ExecutorHost, run_task
+from tickwork.executors.base import BaseExecutor, ExecutorHost, _log_end, _log_start, run_task
 from tickwork.tasks import Task
 
 __all__ = ["ProcessPoolExecutor", "ThreadPoolExecutor"]
@@ -108,6 +109,14 @@ class ProcessPoolExecutor(_PoolExecutor):
         if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
             raise ConfigurationError(f"executor {self.alias!r} is not started")
         task_id, store = task.id, task.store_alias
+        # The worker process does not log (its logging is not this process's, and under
+        # the spawn start method it has none): the runs' lines are written here, the
+        # start when the instance goes to the pool, the ends with the durations the
+        # worker measured.
+        log = self._debug_logger()
+        if log is not None:
+            for run_time in run_times:
+                _log_start(log, task_id, run_time, " (sent to a worker process)")
         future = pool.submit(run_task, task_id, store, task.fn, task.args, task.kwargs, run_times)
 
         def finished(done: concurrent.futures.Future[Any]) -> None:
@@ -115,8 +124,15 @@ class ProcessPoolExecutor(_PoolExecutor):
             if exc is not None:
                 self._on_pool_failure(pool, exc)
                 self._run_crashed(task_id, store, run_times, exc)
-            else:
-                self._run_finished(task_id, done.result())
+                return
+            events = done.result()
+            durations = getattr(events, "durations", None)
+            end_log = self._debug_logger()
+            if end_log is not None and durations is not None:
+                for event, duration in zip(events, durations, strict=True):
+                    if event.code == TASK_EXECUTED and duration is not None:
+                        _log_end(end_log, task_id, event.scheduled_run_time, duration)
+            self._run_finished(task_id, events, durations)
 
         future.add_done_callback(finished)
 

@@ -21,7 +21,7 @@ from tickwork.events import (
     TaskSubmissionEvent,
 )
 from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
-from tickwork.executors.base import BaseExecutor
+from tickwork.executors.base import BaseExecutor, run_log_extra
 from tickwork.schedulers._events import EventHub
 from tickwork.tasks import Task
 
@@ -30,7 +30,9 @@ __all__ = ["Dispatcher"]
 
 class Dispatcher:
     """Starts runs and reports every run that does not start: nothing is skipped
-    silently (each outcome is a log line and an event)."""
+    silently (each outcome is a log line and an event). The log records carry the
+    ``extra`` fields of every run record (``task_id``, ``run_time``, ``duration`` None:
+    see :func:`~tickwork.executors.base.run_log_extra`)."""
 
     def __init__(
         self, executors: Mapping[str, BaseExecutor], events: EventHub, logger: logging.Logger
@@ -59,7 +61,10 @@ class Dispatcher:
             return False
         except Exception as exc:
             self._logger.exception(
-                "could not submit task %r to executor %r", task.id, task.executor
+                "could not submit task %r to executor %r",
+                task.id,
+                task.executor,
+                extra=run_log_extra(task.id, run_times[0]),
             )
             for run_time in run_times:
                 events.emit(
@@ -87,7 +92,7 @@ class Dispatcher:
                 run_time.isoformat(),
                 now - run_time,
                 reason,
-                extra={"task_id": task.id, "run_time": run_time},
+                extra=run_log_extra(task.id, run_time),
             )
             if self._events.wants(TASK_MISSED):
                 self._events.emit(
@@ -102,7 +107,7 @@ class Dispatcher:
             task.id,
             run_times[-1].isoformat(),
             reason,
-            extra={"task_id": task.id, "run_time": run_times[-1]},
+            extra=run_log_extra(task.id, run_times[-1]),
         )
         if self._events.wants(TASK_MAX_INSTANCES):
             self._events.emit(
