@@ -8,7 +8,8 @@ The hierarchy, with the builtin each class also derives from so that ordinary
     │   ├── UnknownAliasError          unknown trigger / store / executor alias
     │   ├── InvalidTriggerError        bad trigger arguments (negative interval, minute=60 ...)
     │   ├── InvalidTaskError           max_instances < 1, args not matching fn, changing id ...
-    │   └── LockPathError              lock_path template or directory unusable
+    │   ├── LockPathError              lock_path template or directory unusable
+    │   └── MissingDependencyError (ImportError)   a store's driver is not installed
     ├── ReferenceResolutionError (ImportError)   "module:function" that cannot be imported
     ├── SerializationError (ValueError)          a task a persistent store cannot keep
     ├── TaskLookupError (LookupError)             no task with that id
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidTriggerError",
     "LockPathError",
     "MaxInstancesReachedError",
+    "MissingDependencyError",
     "ReferenceResolutionError",
     "SchedulerAlreadyRunningError",
     "SchedulerNotRunningError",
@@ -71,6 +73,25 @@ class InvalidTaskError(ConfigurationError):
 
 class LockPathError(ConfigurationError):
     """A ``lock_path`` template that cannot be formatted, or whose directory is unusable."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """A backend needs a library that is not installed (a database driver, the Redis
+    client). ``module`` (also ``name``, as on every ``ImportError``) is the missing
+    module, ``install`` what to install; an ``ImportError``, so ``except ImportError``
+    around an optional backend keeps working."""
+
+    def __init__(self, module: str, needed_by: str, install: str) -> None:
+        self.module = module
+        self.needed_by = needed_by
+        self.install = install
+        super().__init__(
+            f"{needed_by} needs the module {module!r}, which is not installed: {install}"
+        )
+        self.name = module
+
+    def __reduce__(self) -> tuple[type[MissingDependencyError], tuple[str, str, str]]:
+        return type(self), (self.module, self.needed_by, self.install)
 
 
 class ReferenceResolutionError(TickworkError, ImportError):

@@ -32,14 +32,10 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import redis
-import redis.exceptions
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from tickwork.exceptions import (
     ConfigurationError,
     ConflictIdError,
+    MissingDependencyError,
     SerializationError,
     StoreUnavailableError,
     TaskLookupError,
@@ -49,6 +45,18 @@ from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
 from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
+
+try:
+    import redis
+    import redis.exceptions
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ModuleNotFoundError as _missing:  # an optional dependency: say which extra
+    if (_missing.name or "").partition(".")[0] != "redis":
+        raise
+    raise MissingDependencyError(
+        "redis", "RedisStore", "pip install 'tickwork[redis]'"
+    ) from _missing
 
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 

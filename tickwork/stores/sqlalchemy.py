@@ -57,12 +57,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import URL, make_url
 
 from tickwork.exceptions import (
     ConfigurationError,
     ConflictIdError,
     InvalidTaskError,
+    MissingDependencyError,
     StoreUnavailableError,
     TaskLookupError,
 )
@@ -144,11 +146,12 @@ class SQLAlchemyStore(BaseStore):
         self.io_timeout = check_io_timeout(io_timeout)
         self.serializer = resolve_serializer(serializer)
         self._owns_engine = engine is None
-        self.engine = (
-            engine
-            if engine is not None
-            else create_engine_for(url, engine_options, self.io_timeout)
-        )
+        if engine is None:
+            try:
+                engine = create_engine_for(url, engine_options, self.io_timeout)
+            except ModuleNotFoundError as exc:  # the URL's driver is not installed
+                raise _missing_driver(url, exc) from exc
+        self.engine = engine
         self._bounds = SessionBounds(self.engine, self.io_timeout)
         self._bounds.attach()
         self.tablename = tablename
@@ -162,6 +165,9 @@ class SQLAlchemyStore(BaseStore):
         self._row_locks = self.engine.dialect.name != "sqlite"
         self._raw_insert = self._driver_insert_sql()
         self._broken = BrokenTasks(self.logger)
+        #: Set once start() has created (or found) the tables. Before that the table may
+        #: not exist yet: reads find no tasks there instead of failing.
+        self._schema_ready = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -171,6 +177,7 @@ class SQLAlchemyStore(BaseStore):
         self._bounds.attach()  # again after a shutdown
         with self._unavailable("create its schema"):
             create_schema(self.engine, self._metadata, self._meta, self.tablename)
+        self._schema_ready = True
 
     def shutdown(self) -> None:
         """Close the pooled connections of an engine this store created; stop adding the
@@ -444,12 +451,33 @@ class SQLAlchemyStore(BaseStore):
     def lookup_task(self, task_id: str) -> Task | None:
         """Return the task with this id, or ``None`` (also when it cannot be loaded)."""
         table = self._tasks
-        with self._unavailable("look up a task"), self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table.c.id, table.c.state).where(table.c.id == task_id)
-            ).all()
-        loaded = self._load(rows)
+        query = select(table.c.id, table.c.state).where(table.c.id == task_id)
+        loaded = self._load(self._read_rows("look up a task", query))
         return loaded[0] if loaded else None
+
+    def _read_rows(self, action: str, query: Select[Any]) -> list[Any]:
+        """The rows of a read-only ``query``. Before :meth:`start` the table may not
+        exist yet (a fresh database: ``start`` creates it), and then there are no rows:
+        a scheduler lists its pending tasks before it starts, and that must not fail
+        with "no such table"."""
+        try:
+            with self._unavailable(action), self.engine.connect() as conn:
+                return list(conn.execute(query).all())
+        except (StoreUnavailableError, sa_exc.ProgrammingError):
+            # (SQLite reports a missing table as an OperationalError, which
+            # _unavailable turns into StoreUnavailableError; PostgreSQL and MySQL as a
+            # ProgrammingError.) Asked only before start, and only after a failure.
+            if self._schema_ready or self._table_exists() is not False:
+                raise
+            return []
+
+    def _table_exists(self) -> bool | None:
+        """Whether the task table exists; ``None`` when the database cannot say."""
+        try:
+            with self.engine.connect() as conn:
+                return sa_inspect(conn).has_table(self.tablename, schema=self._metadata.schema)
+        except sa_exc.SQLAlchemyError:
+            return None
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first, with one indexed query."""
@@ -578,13 +606,34 @@ class SQLAlchemyStore(BaseStore):
         query = select(table.c.id, table.c.state).order_by(
             paused_last, table.c.next_run_time, table.c.id
         )
-        with self._unavailable("list tasks"), self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return self._load(rows)
+        return self._load(self._read_rows("list tasks", query))
 
     def __repr__(self) -> str:
         where = self.engine.url.render_as_string(hide_password=True)
         return f"<SQLAlchemyStore alias={self.alias!r} url={where!r} table={self.tablename!r}>"
+
+
+#: What to install when SQLAlchemy's dialect cannot import its driver, by the module.
+_DRIVER_INSTALL = {
+    "psycopg": "pip install 'tickwork[postgres]'",
+    "psycopg2": (
+        "pip install psycopg2-binary, or use a postgresql+psycopg:// URL and "
+        "pip install 'tickwork[postgres]'"
+    ),
+    "pymysql": "pip install 'tickwork[mysql]'",
+    "MySQLdb": (
+        "pip install mysqlclient, or use a mysql+pymysql:// URL and pip install 'tickwork[mysql]'"
+    ),
+}
+
+
+def _missing_driver(url: str | URL | None, exc: ModuleNotFoundError) -> MissingDependencyError:
+    """The error for a URL whose database driver is not installed, naming the module and
+    what to install (the extra of tickwork's own drivers)."""
+    module = (exc.name or str(exc)).partition(".")[0]
+    where = make_url(url if url is not None else DEFAULT_URL)
+    install = _DRIVER_INSTALL.get(module, f"pip install {module}")
+    return MissingDependencyError(module, f"SQLAlchemyStore ({where.drivername}:// URL)", install)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
