@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import warnings
+from collections.abc import Coroutine, Generator
 from types import TracebackType
 from typing import Any
 
+from tickwork.exceptions import ConfigurationError, SchedulerAlreadyRunningError
 from tickwork.executors.asyncio import AsyncIOExecutor
 from tickwork.executors.base import BaseExecutor, ExecutorHost
 from tickwork.schedulers.base import BaseScheduler, SchedulerState
@@ -63,7 +66,7 @@ class AsyncIOScheduler(BaseScheduler):
 
     def start(self, paused: bool = False) -> None:
         """Start processing (see the class docstring for which loop is used)."""
-        self._check_not_running()
+        self._check_can_start()
         loop = self._given_loop
         if loop is None and not self.isolated_event_loop:
             try:
@@ -72,6 +75,8 @@ class AsyncIOScheduler(BaseScheduler):
                 loop = None
         if loop is None:
             loop = self._start_own_loop()
+        elif not loop.is_running():
+            self._warn_if_elsewhere(loop)
         elif loop.is_running() and _loop_is_current(loop):
             self.event_loop_thread_id = threading.get_ident()
         self._attach(loop, paused)
@@ -79,6 +84,41 @@ class AsyncIOScheduler(BaseScheduler):
             self._driver = loop.create_task(self._drive(), name="tickwork-scheduler")
         else:
             self._driver = asyncio.run_coroutine_threadsafe(self._drive(), loop)
+
+    def _check_can_start(self) -> None:
+        """start()'s checks, naming the usual mistakes with event loops: a scheduler
+        whose loop ended without shutting it down, a given loop that is closed."""
+        previous = self.event_loop
+        if self.running and previous is not None and previous.is_closed():
+            raise SchedulerAlreadyRunningError(
+                f"{type(self).__name__} is still running on an event loop that has closed "
+                "(the asyncio.run() or test that started it ended without shutting it "
+                "down): call scheduler.shutdown() first, and shut it down before its loop "
+                "ends ('async with scheduler:' or 'await scheduler.shutdown_async()')"
+            )
+        self._check_not_running()
+        given = self._given_loop
+        if given is not None and given.is_closed():
+            raise ConfigurationError(
+                f"the event loop given to {type(self).__name__}(event_loop=...) is closed; "
+                "give a loop that will run, or none to use the loop start() is called from"
+            )
+
+    def _warn_if_elsewhere(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Warn when start() is called from a running loop while the scheduler's own
+        (given) loop does not run: nothing runs until that one does, which is rarely
+        what was meant."""
+        try:
+            calling = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if calling is not loop:
+            self.logger.warning(
+                "%s.start() was called from a running event loop, but the scheduler is "
+                "attached to another loop (event_loop=...) that is not running: no task "
+                "runs until that loop runs. Leave event_loop out to use the running loop.",
+                type(self).__name__,
+            )
 
     def _attach(self, loop: asyncio.AbstractEventLoop, paused: bool) -> None:
         self.event_loop = loop
@@ -338,9 +378,18 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
     """An asyncio scheduler controlled with ``await start()`` / ``await shutdown()``,
     always on the caller's running loop."""
 
-    async def start(self, paused: bool = False) -> None:  # type: ignore[override]
-        """Start on the running loop."""
-        self._check_not_running()
+    def start(self, paused: bool = False) -> Coroutine[Any, Any, None]:  # type: ignore[override]
+        """Start on the running loop: ``await scheduler.start()``.
+
+        Like any coroutine, the one returned does nothing until awaited. Dropped without
+        being awaited, it says so at once: an ERROR log line and a ``RuntimeWarning``,
+        both naming ``await scheduler.start()`` (Python's own "coroutine was never
+        awaited" warning says neither that the scheduler is not running nor what to
+        write, and comes only when the coroutine is collected)."""
+        return _StartCall(self, self._start(paused))
+
+    async def _start(self, paused: bool) -> None:
+        self._check_can_start()
         loop = asyncio.get_running_loop()
         self.event_loop_thread_id = threading.get_ident()
         self._attach(loop, paused)
@@ -364,6 +413,51 @@ class NativeAsyncIOScheduler(AsyncIOScheduler):
 
     async def _start_for_asgi(self) -> None:
         await self.start()
+
+
+class _StartCall(Coroutine[Any, Any, None]):
+    """The coroutine :meth:`NativeAsyncIOScheduler.start` returns: its real coroutine,
+    and a loud message if it is dropped without ever being awaited (or run as a task).
+    A coroutine in every respect that matters (``asyncio.iscoroutine`` is true of it), so
+    ``asyncio.create_task(scheduler.start())`` and ``asyncio.run`` take it too."""
+
+    __slots__ = ("_coroutine", "_scheduler", "_used")
+
+    def __init__(self, scheduler: NativeAsyncIOScheduler, coroutine: Coroutine[Any, Any, None]):
+        self._scheduler = scheduler
+        self._coroutine = coroutine
+        self._used = False
+
+    def __await__(self) -> Generator[Any, None, None]:
+        self._used = True
+        return self._coroutine.__await__()
+
+    def send(self, value: Any) -> Any:
+        """Run the coroutine to its next suspension (what an awaiting task does)."""
+        self._used = True
+        return self._coroutine.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        """Raise an exception inside the coroutine."""
+        self._used = True
+        return self._coroutine.throw(*args)
+
+    def close(self) -> None:
+        """Close it without running it: deliberate, so nothing is reported."""
+        self._used = True
+        self._coroutine.close()
+
+    def __del__(self) -> None:
+        if self._used:
+            return
+        self._coroutine.close()  # (no second, vaguer "never awaited" warning)
+        message = (
+            "NativeAsyncIOScheduler.start() was called without await, so the scheduler "
+            "did not start and none of its tasks will run: write `await scheduler.start()`"
+            " (or use AsyncIOScheduler, whose start() is a plain call)"
+        )
+        self._scheduler.logger.error(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 class _LoopHost:
