@@ -92,7 +92,8 @@ def test_a_missing_redis_client_names_the_extra() -> None:
     got = failure(
         "redis",
         """
-        from tickwork.stores import RedisStore
+        from tickwork.stores import RedisStore  # imports: the error comes when it is used
+        RedisStore("redis://127.0.0.1:6379/0")
         """,
     )
     assert got["type"] == "MissingDependencyError"

@@ -46,17 +46,19 @@ from tickwork.stores import _redis_scripts as scripts
 from tickwork.stores.base import BaseStore, InProgressRun, RunKey
 from tickwork.tasks import Task
 
+# An optional dependency: without it this module still imports (a store configuration
+# names it by alias, and the registry's import error would hide ours), and making a
+# RedisStore says which extra to install.
+_missing_client: ModuleNotFoundError | None = None
 try:
     import redis
     import redis.exceptions
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-except ModuleNotFoundError as _missing:  # an optional dependency: say which extra
-    if (_missing.name or "").partition(".")[0] != "redis":
+except ModuleNotFoundError as missing:
+    if (missing.name or "").partition(".")[0] != "redis":
         raise
-    raise MissingDependencyError(
-        "redis", "RedisStore", "pip install 'tickwork[redis]'"
-    ) from _missing
+    _missing_client = missing
 
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
@@ -132,6 +134,10 @@ class RedisStore(BaseStore):
         lease_time: float = 10.0,
         io_timeout: float = DEFAULT_IO_TIMEOUT,
     ) -> None:
+        if _missing_client is not None:
+            raise MissingDependencyError(
+                "redis", "RedisStore", "pip install 'tickwork[redis]'"
+            ) from _missing_client
         super().__init__()
         if not lease_time > 0:
             raise ConfigurationError(f"lease_time must be positive, got {lease_time!r}")
