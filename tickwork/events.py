@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tickwork.runs import make_run_id
+
 __all__ = [
     "ALL_EVENTS",
     "ALL_TASKS_REMOVED",
@@ -112,7 +114,9 @@ class TaskExecutionEvent:
     skipped because it was too late (``TASK_MISSED``).
 
     ``exception`` and ``traceback`` are set for ``TASK_ERROR``; ``return_value`` for
-    ``TASK_EXECUTED``.
+    ``TASK_EXECUTED``; ``duration`` (seconds) for a run that ran, ``None`` for one that
+    never started. ``attempt`` counts the tries of the run (1 for the first), and
+    :attr:`run_id` names the attempt as its run record does (:mod:`tickwork.runs`).
     """
 
     code: int
@@ -122,3 +126,10 @@ class TaskExecutionEvent:
     return_value: Any = None
     exception: BaseException | None = None
     traceback: str | None = None
+    duration: float | None = None
+    attempt: int = 1
+
+    @property
+    def run_id(self) -> str:
+        """The id of this attempt's run record: ``"<task id>@<UTC time>#<attempt>"``."""
+        return make_run_id(self.task_id, self.scheduled_run_time, self.attempt)

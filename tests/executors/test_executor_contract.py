@@ -167,3 +167,20 @@ async def test_wait_until_idle(setup: tuple[BaseExecutor, Host]) -> None:
     assert not await executor.wait_until_idle_async(timeout=0.05)
     assert await executor.wait_until_idle_async(timeout=5)
     assert [e.return_value for e in host.events] == ["x"]
+
+
+async def test_every_execution_event_carries_its_duration_attempt_and_run_id(
+    setup: tuple[BaseExecutor, Host],
+) -> None:
+    executor, host = setup
+    executor.send_task(task(jobs.add, 1, 1), [T0])
+    executor.send_task(task(jobs.fail, "boom", id="u"), [T0 + timedelta(seconds=1)])
+    events = await events_for(host, 2)
+    by_task = {event.task_id: event for event in events}
+    for event in by_task.values():
+        assert event.duration is not None
+        assert 0 <= event.duration < 5
+        assert event.attempt == 1
+    assert by_task["t"].run_id == "t@2026-01-01T00:00:00.000000Z#1"
+    assert by_task["u"].code == TASK_ERROR
+    assert by_task["u"].run_id == "u@2026-01-01T00:00:01.000000Z#1"

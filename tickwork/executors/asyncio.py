@@ -223,7 +223,6 @@ class AsyncIOExecutor(BaseExecutor):
         ``TASK_EXECUTED``, no event object either. The task body sees its own
         ``asyncio.current_task()``, so ``asyncio.timeout()`` & co. work in it."""
         events: list[TaskExecutionEvent] = []
-        durations: list[float | None] = []
         try:
             self._started(key)
             # _debug_logger() inline (this is the burst's path): one dict lookup.
@@ -232,17 +231,17 @@ class AsyncIOExecutor(BaseExecutor):
             except KeyError:
                 log = self._debug_logger()
             await await_per_run(
-                task_id, store, fn, args, kwargs, run_times, events, self._wants, log, durations
+                task_id, store, fn, args, kwargs, run_times, events, self._wants, log
             )
         finally:
             self._pending.pop(key, None)
             if events:
-                self._run_finished(task_id, events, durations)
+                self._run_finished(task_id, events)
             else:
                 self._release_instance(task_id)
             # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
             # must not keep the events once it has returned.
-            del events, durations
+            del events
 
     def cancel_active(self, reason: str) -> None:
         """Cancel the active coroutine runs (see :meth:`BaseExecutor.cancel_active`);

@@ -37,7 +37,6 @@ from tickwork.tasks import Task
 __all__ = [
     "BaseExecutor",
     "ExecutorHost",
-    "RunEvents",
     "await_per_run",
     "run_coroutine_task",
     "run_log_extra",
@@ -70,16 +69,6 @@ def run_log_extra(
     ``run_time`` (its scheduled time) and ``duration`` (seconds, ``None`` when it did not
     run or has not ended yet). Every run-related record carries all three."""
     return {"task_id": task_id, "run_time": run_time, "duration": duration}
-
-
-class RunEvents(list[TaskExecutionEvent]):
-    """The events of one instance's runs, as :func:`run_task` returns them: a list, with
-    ``durations``, how long (seconds) the run of each event took, in the same order.
-    :meth:`BaseExecutor._run_finished` logs a failed run's duration from it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.durations: list[float | None] = []
 
 
 class ExecutorHost(Protocol):
@@ -241,26 +230,16 @@ class BaseExecutor(ABC):
         ``reason``); a thread cannot be stopped, nor can this base class stop anything,
         so the default does nothing and such runs go on, reported by the scheduler."""
 
-    def _run_finished(
-        self,
-        task_id: str,
-        events: Sequence[TaskExecutionEvent],
-        durations: Sequence[float | None] | None = None,
-    ) -> None:
+    def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
         """Release the instance slot, then report each run's event; a failed run is
-        logged at ERROR with its traceback. ``durations`` (seconds, one per event; taken
-        from ``events.durations`` when it is a :class:`RunEvents`) go into the log
-        records."""
+        logged at ERROR with its traceback and duration."""
         self._release_instance(task_id)
         if not events:
             return
-        if durations is None:
-            durations = getattr(events, "durations", None)
         host = self._host
-        for index, event in enumerate(events):
+        for event in events:
             if event.code == TASK_ERROR:
-                duration = durations[index] if durations is not None else None
-                self._log_error(event, duration)
+                self._log_error(event, event.duration)
                 if event.exception is not None:
                     _clear_own_frames(event.exception)
             if host is not None:
@@ -342,7 +321,6 @@ class BaseExecutor(ABC):
         Like :func:`run_task`, except that a ``TASK_EXECUTED`` event is built only when a
         listener wants it when the run ends (errors are always logged and built)."""
         events: list[TaskExecutionEvent] = []
-        durations: list[float | None] = []
         try:
             _call_per_run(
                 task_id,
@@ -354,13 +332,12 @@ class BaseExecutor(ABC):
                 events,
                 self._wants,
                 self._debug_logger(),
-                durations,
             )
         finally:
-            self._run_finished(task_id, events, durations)
+            self._run_finished(task_id, events)
             # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
             # must not keep the events once it has returned.
-            del events, durations
+            del events
 
     def _reset_after_fork(self) -> None:
         """In a forked child: no run of the parent is active here (its threads are gone,
@@ -391,10 +368,16 @@ def _wants_everything(code: int) -> bool:
 
 
 def _error_event(
-    task_id: str, store: str | None, run_time: datetime, exc: BaseException
+    task_id: str,
+    store: str | None,
+    run_time: datetime,
+    exc: BaseException,
+    duration: float | None = None,
 ) -> TaskExecutionEvent:
     text = "".join(tb.format_exception(exc))
-    return TaskExecutionEvent(TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text)
+    return TaskExecutionEvent(
+        TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text, duration=duration
+    )
 
 
 def _log_start(log: logging.Logger, task_id: str, run_time: datetime, where: str = "") -> None:
@@ -473,13 +456,12 @@ def _report_interrupted(
     exc: BaseException,
     began: float | None,
     events: list[TaskExecutionEvent],
-    durations: list[float | None],
 ) -> None:
     """Report the runs a ``BaseException`` stopped: the one it interrupted (how long it
     had run) and those that never started (no duration)."""
     for index, run_time in enumerate(run_times):
-        durations.append(_clock() - began if index == 0 and began is not None else None)
-        events.append(_error_event(task_id, store, run_time, exc))
+        took = _clock() - began if index == 0 and began is not None else None
+        events.append(_error_event(task_id, store, run_time, exc, took))
 
 
 def run_task(
@@ -491,16 +473,16 @@ def run_task(
     run_times: Sequence[datetime],
     logger: logging.Logger | None = None,
 ) -> list[TaskExecutionEvent]:
-    """Call a plain function once per run time and return one event per run (a
-    :class:`RunEvents`, with each run's duration).
+    """Call a plain function once per run time and return one event per run (each with
+    its ``duration``).
 
     Coroutine functions are run to completion with :func:`asyncio.run`, so a thread or
     process executor can run ``async def`` tasks too. Given a ``logger`` with DEBUG on,
     each run's start and end are logged on it.
     """
-    events = RunEvents()
+    events: list[TaskExecutionEvent] = []
     log = logger if logger is not None and logger.isEnabledFor(logging.DEBUG) else None
-    _call_per_run(task_id, store, fn, args, kwargs, run_times, events, None, log, events.durations)
+    _call_per_run(task_id, store, fn, args, kwargs, run_times, events, None, log)
     return events
 
 
@@ -514,18 +496,15 @@ def _call_per_run(
     events: list[TaskExecutionEvent],
     wants: Callable[[int], bool] | None,
     log: logging.Logger | None = None,
-    durations: list[float | None] | None = None,
 ) -> None:
     """Call ``fn`` once per run time, appending one event per run to ``events``: an error
     event for an exception, and ``TASK_EXECUTED`` unless ``wants`` says no listener wants
     it. A ``BaseException`` from the task (SystemExit & co.) is reported for the runs not
     done yet, then propagates.
 
-    ``durations`` gets each event's run time in seconds; ``log`` (the executor's logger
-    when DEBUG is on for it, else ``None``) gets a start and an end line per successful
-    run (a failed run's end is its ERROR line, written by ``_run_finished``)."""
-    if durations is None:
-        durations = []
+    Each event carries how long its run took; ``log`` (the executor's logger when DEBUG
+    is on for it, else ``None``) gets a start and an end line per successful run (a
+    failed run's end is its ERROR line, written by ``_run_finished``)."""
     done = 0
     began: float | None = None
     try:
@@ -538,21 +517,24 @@ def _call_per_run(
                 if asyncio.iscoroutine(result):
                     result = asyncio.run(result)
             except Exception as exc:  # the task's failure is reported, never propagated
-                durations.append(_clock() - began)
-                events.append(_error_event(task_id, store, run_time, exc))
+                events.append(_error_event(task_id, store, run_time, exc, _clock() - began))
             else:
                 if log is not None:
                     _log_end(log, task_id, run_time, _clock() - began)
                 if wants is None or wants(TASK_EXECUTED):
-                    durations.append(_clock() - began)
                     events.append(
                         TaskExecutionEvent(
-                            TASK_EXECUTED, task_id, store, run_time, return_value=result
+                            TASK_EXECUTED,
+                            task_id,
+                            store,
+                            run_time,
+                            return_value=result,
+                            duration=_clock() - began,
                         )
                     )
             done += 1
     except BaseException as exc:
-        _report_interrupted(task_id, store, run_times[done:], exc, began, events, durations)
+        _report_interrupted(task_id, store, run_times[done:], exc, began, events)
         raise
 
 
@@ -565,13 +547,11 @@ async def run_coroutine_task(
     run_times: Sequence[datetime],
     logger: logging.Logger | None = None,
 ) -> list[TaskExecutionEvent]:
-    """Await an ``async def`` task once per run time and return one event per run (a
-    :class:`RunEvents`, with each run's duration); ``logger`` as for :func:`run_task`."""
-    events = RunEvents()
+    """Await an ``async def`` task once per run time and return one event per run (each
+    with its duration); ``logger`` as for :func:`run_task`."""
+    events: list[TaskExecutionEvent] = []
     log = logger if logger is not None and logger.isEnabledFor(logging.DEBUG) else None
-    await await_per_run(
-        task_id, store, fn, args, kwargs, run_times, events, None, log, events.durations
-    )
+    await await_per_run(task_id, store, fn, args, kwargs, run_times, events, None, log)
     return events
 
 
@@ -585,16 +565,13 @@ async def await_per_run(
     events: list[TaskExecutionEvent],
     wants: Callable[[int], bool] | None,
     log: logging.Logger | None = None,
-    durations: list[float | None] | None = None,
 ) -> None:
     """:func:`_call_per_run` for ``async def`` tasks: await ``fn`` once per run time,
-    appending one event per run (and its duration to ``durations``; start and end lines
-    on ``log``, as there). Cancelled (or a ``BaseException`` from the task), the
+    appending one event per run (with its duration; start and end lines on ``log``, as
+    there). Cancelled (or a ``BaseException`` from the task), the
     runs not done yet are reported failed, then it propagates; a cancellation's event
     carries a fresh ``CancelledError`` (the one raised holds this frame) with the
     canceller's message, so ``run.cancel("why")`` says why."""
-    if durations is None:
-        durations = []
     done = 0
     began: float | None = None
     try:
@@ -605,16 +582,19 @@ async def await_per_run(
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:  # the task's failure is reported, never propagated
-                durations.append(_clock() - began)
-                events.append(_error_event(task_id, store, run_time, exc))
+                events.append(_error_event(task_id, store, run_time, exc, _clock() - began))
             else:
                 if log is not None:
                     _log_end(log, task_id, run_time, _clock() - began)
                 if wants is None or wants(TASK_EXECUTED):
-                    durations.append(_clock() - began)
                     events.append(
                         TaskExecutionEvent(
-                            TASK_EXECUTED, task_id, store, run_time, return_value=result
+                            TASK_EXECUTED,
+                            task_id,
+                            store,
+                            run_time,
+                            return_value=result,
+                            duration=_clock() - began,
                         )
                     )
             done += 1
@@ -622,5 +602,5 @@ async def await_per_run(
         reported: BaseException = exc
         if isinstance(exc, asyncio.CancelledError):
             reported = asyncio.CancelledError(str(exc) or "run cancelled")
-        _report_interrupted(task_id, store, run_times[done:], reported, began, events, durations)
+        _report_interrupted(task_id, store, run_times[done:], reported, began, events)
         raise

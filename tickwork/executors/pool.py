@@ -112,7 +112,7 @@ class ProcessPoolExecutor(_PoolExecutor):
         # The worker process does not log (its logging is not this process's, and under
         # the spawn start method it has none): the runs' lines are written here, the
         # start when the instance goes to the pool, the ends with the durations the
-        # worker measured.
+        # worker measured (carried by the events).
         log = self._debug_logger()
         if log is not None:
             for run_time in run_times:
@@ -126,13 +126,12 @@ class ProcessPoolExecutor(_PoolExecutor):
                 self._run_crashed(task_id, store, run_times, exc)
                 return
             events = done.result()
-            durations = getattr(events, "durations", None)
             end_log = self._debug_logger()
-            if end_log is not None and durations is not None:
-                for event, duration in zip(events, durations, strict=True):
-                    if event.code == TASK_EXECUTED and duration is not None:
-                        _log_end(end_log, task_id, event.scheduled_run_time, duration)
-            self._run_finished(task_id, events, durations)
+            if end_log is not None:
+                for event in events:
+                    if event.code == TASK_EXECUTED and event.duration is not None:
+                        _log_end(end_log, task_id, event.scheduled_run_time, event.duration)
+            self._run_finished(task_id, events)
 
         future.add_done_callback(finished)
 
