@@ -24,6 +24,9 @@ from tickwork.runs.memory import MemoryRunLog
 LOGS = [
     pytest.param("memory", id="memory"),
     pytest.param("file", id="file"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.external_service("postgresql")),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.external_service("mariadb")),
 ]
 
 

@@ -16,7 +16,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 #: Backends that keep records outside the process, shared by every process using them
 #: (for a test module's ``LOG_KINDS``; see conftest.py).
-SHARED = ("file",)
+SHARED = ("file", "sqlite", "postgresql", "mariadb")
+SQL = ("sqlite", "postgresql", "mariadb")
 
 #: Opens another log on the location of the test's log.
 MakeLog = Callable[[], RunLog]
@@ -52,6 +53,22 @@ def open_log(spec: LogSpec) -> Iterator[RunLog]:
             yield log
         finally:
             log.close()
+    elif spec.kind in ("sqlite", "postgresql", "mariadb"):
+        from tickwork.runs.sql import SQLRunLog
+        from tickwork.stores._sql_schema import SessionBounds, create_engine_for
+
+        assert spec.url is not None
+        assert spec.table is not None
+        # Built the way the SQL store builds its engine, bounds included.
+        engine = create_engine_for(spec.url, None, 10.0)
+        SessionBounds(engine, 10.0).attach()
+        try:
+            sql_log = SQLRunLog(engine, spec.table)
+            sql_log.create()
+            yield sql_log
+            sql_log.close()
+        finally:
+            engine.dispose()
     else:  # pragma: no cover - a typo in a test
         raise ValueError(spec.kind)
 
