@@ -27,6 +27,7 @@ LOGS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.external_service("postgresql")),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.external_service("mariadb")),
+    pytest.param("redis", id="redis", marks=pytest.mark.external_service("redis")),
 ]
 
 

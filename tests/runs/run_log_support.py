@@ -16,7 +16,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 #: Backends that keep records outside the process, shared by every process using them
 #: (for a test module's ``LOG_KINDS``; see conftest.py).
-SHARED = ("file", "sqlite", "postgresql", "mariadb")
+SHARED = ("file", "sqlite", "postgresql", "mariadb", "redis")
 SQL = ("sqlite", "postgresql", "mariadb")
 
 #: Opens another log on the location of the test's log.
@@ -69,6 +69,20 @@ def open_log(spec: LogSpec) -> Iterator[RunLog]:
             sql_log.close()
         finally:
             engine.dispose()
+    elif spec.kind == "redis":
+        import redis
+
+        from tickwork.runs.redis import RedisRunLog
+
+        assert spec.url is not None
+        assert spec.prefix is not None
+        client = redis.Redis.from_url(spec.url, socket_timeout=10)
+        try:
+            redis_log = RedisRunLog(client, spec.prefix)
+            yield redis_log
+            redis_log.close()
+        finally:
+            client.close()
     else:  # pragma: no cover - a typo in a test
         raise ValueError(spec.kind)
 
