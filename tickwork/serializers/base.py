@@ -18,9 +18,17 @@ from tickwork.exceptions import (
     ReferenceResolutionError,
     SerializationError,
 )
+from tickwork.serializers._checks import check_trigger, short_repr
 from tickwork.tasks import UNSET, Task
 
-__all__ = ["BaseSerializer", "cannot_load", "cannot_store", "task_from_state", "task_state"]
+__all__ = [
+    "BaseSerializer",
+    "cannot_load",
+    "cannot_store",
+    "short_repr",
+    "task_from_state",
+    "task_state",
+]
 
 
 class BaseSerializer(ABC):
@@ -86,14 +94,8 @@ def cannot_load(task_id: object, reason: str) -> SerializationError:
     who = f"task {task_id!r}" if isinstance(task_id, str) else "a stored task (id unreadable)"
     return SerializationError(
         f"{who} cannot be loaded: {reason}; it is left in the store untouched so it can be "
-        "fixed (restore the function or module it names) or deleted by hand"
+        "fixed or deleted by hand"
     )
-
-
-def short_repr(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for error messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def task_state(task: Task) -> dict[str, Any]:
@@ -133,16 +135,26 @@ def _with_next_run_time(task: Task, next_run_time: datetime | None) -> Task:
 
 
 def task_from_state(state: object) -> Task:
-    """Build a task from a decoded state dict, turning every failure into a
-    ``SerializationError`` that names the task id."""
+    """Build a task from a decoded state dict (its trigger rebuilt already), turning every
+    failure into a ``SerializationError`` that names the task id.
+
+    Every field's type and range is checked (by ``Task.__setstate__``, then the
+    trigger's here; see ``_checks.py``): a state that decodes but holds values a task
+    cannot run with is refused at load, rather than failing later inside a scheduler's
+    processing pass.
+    """
     task_id = state.get("id") if isinstance(state, Mapping) else None
     if not isinstance(state, Mapping):
         raise cannot_load(None, f"expected a task state mapping, found {type(state).__name__}")
     try:
-        return Task.from_state(state)
+        task = Task.from_state(state)
+        check_trigger(task.trigger, task.next_run_time)
     except ReferenceResolutionError as exc:
-        raise cannot_load(task_id, f"its function no longer imports ({exc})") from None
+        raise cannot_load(
+            task_id, f"its function no longer imports ({exc}); restore the function or module"
+        ) from None
     except (InvalidTaskError, InvalidTriggerError) as exc:
         raise cannot_load(task_id, str(exc)) from None
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise cannot_load(task_id, f"malformed state ({type(exc).__name__}: {exc})") from None
+    return task

@@ -33,6 +33,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from tickwork.exceptions import ReferenceResolutionError, SerializationError
+from tickwork.serializers._checks import TRIGGER_CHECKS
 from tickwork.serializers.base import (
     BaseSerializer,
     cannot_load,
@@ -577,6 +578,13 @@ def _quick_load(data: bytes) -> Task:
         raise _GiveUp  # not an object, or anything but the document's closing brace after it
     task: Task = Task.__new__(Task)
     task.__setstate__(state)
+    # The trigger's check of the careful path (task_from_state's), so both refuse the
+    # same records; called without its wrapper, which only words the error: a refusal
+    # gives up, and the careful decoder words it.
+    trigger = task.trigger
+    check = TRIGGER_CHECKS.get(type(trigger))
+    if check is not None:
+        check(trigger, task.next_run_time)
     return task
 
 

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import zlib
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +33,9 @@ SUFFIX = ".task"
 _HEADER_VERSION = 1
 _MAX_HEADER = 64 * 1024
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+# The timestamps a datetime can hold: from 0001-01-01 (UTC) to just before the year 10000.
+_EARLIEST = datetime.min.replace(tzinfo=UTC).timestamp()
+_END = datetime(9999, 12, 31, tzinfo=UTC).timestamp() + 86400
 # Escaped names stay well under the 255-byte limit of common file systems; longer ids
 # are named by their hash (the id itself is always in the header).
 _MAX_NAME = 200
@@ -100,8 +104,14 @@ def parse(raw: bytes, name: str) -> tuple[str, float | None, bytes]:
     task_id, when, length, crc = (header.get(k) for k in ("id", "next", "len", "crc"))
     if not isinstance(task_id, str) or not isinstance(length, int) or not isinstance(crc, int):
         raise Unreadable("the header lacks id, len or crc")
-    if when is not None and not isinstance(when, int | float):
-        raise Unreadable(f"the header's next run time {when!r} is not a number")
+    if when is not None and (
+        isinstance(when, bool) or not isinstance(when, int | float) or not _EARLIEST <= when < _END
+    ):
+        # (NaN fails the comparison.) Such a time would make the store's next-run-time
+        # answer raise, which stops every task of the store, not just this one.
+        raise Unreadable(
+            f"the header's next run time {when!r} is not a timestamp between the years 1 and 9999"
+        )
     payload = raw[newline + 1 :]
     if len(payload) != length:
         raise Unreadable(f"truncated: {len(payload)} of {length} payload bytes")

@@ -318,6 +318,10 @@ class FileStore(BaseStore):
         key, task_id, when, _ = read
         self._drop(name)
         self._index(name, key, task_id, when)
+        # A new or rewritten file (by another process, or by hand to fix a task that did
+        # not load): its data gets a fresh try. Without this, a task known not to load
+        # stayed skipped by the due and next-run-time queries, which never read it again.
+        self._broken.forget(task_id)
 
     def _ordered_ids(self, max_time: float, count: int | None) -> list[tuple[float, str]]:
         """The live heap entries up to ``max_time``, earliest first, skipping known-broken
