@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tickwork._spelling import unknown_names_message
 from tickwork.exceptions import ConfigurationError, UnknownAliasError
 from tickwork.utils import call_shape, ref_to_obj
 
@@ -77,16 +78,30 @@ class Registry:
         if shape is not None and shape.accepts((), options):
             self._accepted.add(checked)
             return cls(**options)
+        signature = inspect.signature(cls)
         try:
-            inspect.signature(cls).bind(**options)
+            signature.bind(**options)
         except TypeError as exc:
-            accepted = [
-                name
-                for name, p in inspect.signature(cls).parameters.items()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            ]
             raise ConfigurationError(
-                f"{self.kind} {alias!r} ({cls.__name__}) does not take {sorted(options)}: {exc}; "
-                f"it accepts {', '.join(accepted)}"
+                _binding_error(f"{self.kind} {alias!r}", cls, signature, options, exc)
             ) from None
         return cls(**options)
+
+
+def _binding_error(
+    what: str, cls: type, signature: inspect.Signature, options: dict[str, Any], exc: TypeError
+) -> str:
+    """The message for ``options`` that do not build ``cls``: the options it does not
+    take, each with the right spelling when one is close (``unknown_names_message``),
+    or else Python's reason (a required option missing) and the options it takes."""
+    owner = f"{what} ({cls.__name__})"
+    parameters = signature.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        unknown: list[str] = []
+    else:
+        unknown = [name for name in options if name not in signature.parameters]
+    accepted = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if unknown:
+        return unknown_names_message(owner, unknown, accepted)
+    takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no options"
+    return f"{owner} cannot be built from the options {sorted(options)}: {exc}; {takes}"

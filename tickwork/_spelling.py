@@ -9,15 +9,32 @@ and plain typos, should fail with the name to use instead, not with a list to se
 
 Every place that refuses unknown keywords (triggers, the scheduler's options, task fields)
 words its error with :func:`unknown_names_message`, so the hints stay in one table.
+
+Where APScheduler 3's name means exactly tickwork's, it is taken as well:
+:data:`ADD_TASK_SYNONYMS` (``add_task``), :data:`SCHEDULER_SYNONYMS` (the constructor and
+``task_defaults``); :func:`either` refuses a value given under both names. Scheduler
+methods of APScheduler 3 and asyncz raise an AttributeError that names the method to use
+(:data:`SCHEDULER_METHODS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from difflib import get_close_matches
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["RENAMED", "TASK_OPTIONS", "hint", "unknown_names_message"]
+from tickwork.exceptions import ConfigurationError
+
+__all__ = [
+    "ADD_TASK_SYNONYMS",
+    "RENAMED",
+    "SCHEDULER_METHODS",
+    "SCHEDULER_SYNONYMS",
+    "TASK_OPTIONS",
+    "either",
+    "hint",
+    "unknown_names_message",
+]
 
 #: APScheduler 3 names -> tickwork's (asyncz's) names for the same thing.
 RENAMED: Final[dict[str, str]] = {
@@ -82,6 +99,76 @@ TASK_OPTIONS: Final[frozenset[str]] = frozenset(
 )
 
 
+#: APScheduler 3's keywords of ``add_job`` that ``add_task`` takes as another name for
+#: its own (``fn`` is asyncz's older name of ``fn_or_task``). Only looked at when the
+#: trigger refused a keyword, so the common ``add_task`` call pays nothing for them.
+ADD_TASK_SYNONYMS: Final[dict[str, str]] = {
+    "fn": "fn_or_task",
+    "func": "fn_or_task",
+    "misfire_grace_time": "mistrigger_grace_time",
+    "jobstore": "store",
+}
+
+#: APScheduler 3's keywords of the scheduler's constructor, and of its ``job_defaults``,
+#: taken as tickwork's.
+SCHEDULER_SYNONYMS: Final[dict[str, str]] = {
+    "jobstores": "stores",
+    "job_defaults": "task_defaults",
+    "misfire_grace_time": "mistrigger_grace_time",
+}
+
+#: Scheduler methods of APScheduler 3 and asyncz that tickwork has under another name, or
+#: not at all: what to use instead (the AttributeError of such a name says it).
+SCHEDULER_METHODS: Final[dict[str, str]] = {
+    **{
+        old: f"APScheduler 3's {old}() is {RENAMED[old]}() in tickwork"
+        for old in (
+            "add_job",
+            "get_job",
+            "get_jobs",
+            "modify_job",
+            "reschedule_job",
+            "pause_job",
+            "resume_job",
+            "remove_job",
+            "remove_all_jobs",
+            "add_jobstore",
+            "remove_jobstore",
+        )
+    },
+    "scheduled_job": "APScheduler 3's scheduled_job decorator is add_task() used as a "
+    "decorator in tickwork: @scheduler.add_task(trigger=..., ...)",
+    "print_jobs": "APScheduler 3's print_jobs has no counterpart: get_task_infos() returns "
+    "a dict per task to print or log",
+    "configure": "APScheduler 3's configure() has no counterpart: give the options as "
+    "keywords of the scheduler's constructor (stores=, executors=, task_defaults=, ...)",
+    "setup": "asyncz's setup() has no counterpart: give the options as keywords of the "
+    "scheduler's constructor (stores=, executors=, task_defaults=, ...)",
+    "lookup_task": "asyncz's lookup_task(id, store) is get_task(id, store) in tickwork "
+    "(it returns None for an unknown id)",
+}
+
+
+def either(
+    name: str,
+    value: Any,
+    old: str,
+    old_value: Any,
+    absent: Any = None,
+    error: type[ConfigurationError] = ConfigurationError,
+) -> Any:
+    """The value given as ``name`` or as ``old`` (APScheduler 3's name for it); ``absent``
+    is the value of one not given. Given both, ``error`` names both."""
+    if old_value is absent:
+        return value
+    if value is not absent:
+        raise error(
+            f"give {name!r} or {old!r} (APScheduler 3's name for it), not both: got "
+            f"{name}={value!r} and {old}={old_value!r}"
+        )
+    return old_value
+
+
 def hint(name: str, known: Collection[str]) -> str:
     """A parenthesised hint for the unknown ``name`` ("" when nothing fits).
 
@@ -115,7 +202,9 @@ def _where(name: str, known: Collection[str]) -> str:
 
 def unknown_names_message(owner: str, unknown: Iterable[str], known: Iterable[str]) -> str:
     """``"<owner> does not take 'x' (hint), 'y'; it takes: a, b"``: only the unknown
-    names, each with its hint, then what ``owner`` does take (in the given order)."""
+    names, each with its hint, then what ``owner`` does take (in the given order; "it
+    takes no options" when that is nothing)."""
     accepted = list(known)
     names = ", ".join(f"{name!r}{hint(name, accepted)}" for name in unknown)
-    return f"{owner} does not take {names}; it takes: {', '.join(accepted)}"
+    takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no options"
+    return f"{owner} does not take {names}; {takes}"
