@@ -21,7 +21,7 @@ from tickwork.exceptions import (
 )
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.tasks import Task
-from tickwork.triggers import CronTrigger, IntervalTrigger
+from tickwork.triggers import CronTrigger, IntervalTrigger, create_trigger
 
 
 def job(a: int, b: int = 0) -> int:
@@ -112,8 +112,9 @@ def test_args_that_do_not_match_the_signature(scheduler: BackgroundScheduler) ->
 
 
 def test_unknown_task_defaults_and_time_zone() -> None:
-    with pytest.raises(ConfigurationError, match="misfire_grace_time"):
-        BackgroundScheduler(task_defaults={"misfire_grace_time": 5})
+    # (APScheduler 3's misfire_grace_time is taken as the key; a misspelt key is not)
+    with pytest.raises(ConfigurationError, match=r"'misfire_grace'.*'mistrigger_grace_time'"):
+        BackgroundScheduler(task_defaults={"misfire_grace": 5})
     with pytest.raises(ConfigurationError, match="Mars/Olympus"):
         BackgroundScheduler(timezone="Mars/Olympus")
     with pytest.raises(InvalidTaskError, match="-1"):
@@ -194,8 +195,12 @@ def test_an_interval_too_long_to_compute_is_refused_at_add_task(
 
 
 def test_apscheduler_spellings_get_the_tickwork_name(scheduler: BackgroundScheduler) -> None:
+    # add_task takes misfire_grace_time as mistrigger_grace_time (tests/schedulers/
+    # test_spellings.py); a trigger refuses it, naming the option of add_task
+    task = scheduler.add_task(job, "interval", args=[1], seconds=5, misfire_grace_time=5)
+    assert task.mistrigger_grace_time == 5
     with pytest.raises(InvalidTriggerError) as caught:
-        scheduler.add_task(job, "interval", args=[1], seconds=5, misfire_grace_time=5)
+        create_trigger("interval", seconds=5, misfire_grace_time=5)
     message = str(caught.value)
     unknown, _, accepted = message.partition(";")
     assert "'misfire_grace_time'" in unknown
@@ -309,3 +314,19 @@ def test_a_pytz_scheduler_zone_becomes_its_zoneinfo_equivalent() -> None:
     )
     assert fire_time is not None
     assert fire_time.isoformat() == "2026-05-01T08:00:00-04:00"
+
+
+@pytest.mark.parametrize("value", ["yes", "replace", "KEEP", 1, 0, None])
+def test_replace_existing_is_true_false_or_keep(
+    scheduler: BackgroundScheduler, value: object
+) -> None:
+    # a truthy string must not quietly mean True
+    for add in (
+        lambda: scheduler.add_task(job, args=[1], id="x", replace_existing=value),
+        lambda: scheduler.add_task(args=[1], id="y", replace_existing=value),  # decorator
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            add()
+        message = str(caught.value)
+        assert f"replace_existing must be True, False or 'keep', got {value!r}" in message
+    assert scheduler.get_tasks() == []

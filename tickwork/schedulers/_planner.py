@@ -39,6 +39,9 @@ class Planner:
     def __init__(self, timezone: tzinfo) -> None:
         self.timezone = timezone
         self._fixed_offset = is_fixed_offset(timezone)
+        #: Runs asked for while the scheduler is paused, as (store alias, task id): see
+        #: :meth:`hold`. Each is decided once without a grace time, then forgotten.
+        self.held: set[tuple[str | None, str]] = set()
 
     def comparable_now(self, now: datetime) -> datetime:
         """``now`` in the scheduler's zone when that zone has a fixed offset (UTC on most
@@ -60,9 +63,13 @@ class Planner:
         if first is None or first > now:
             return [], [], first
         profile = task._profile
+        grace = profile.mistrigger_grace_time
+        if self.held and (task.store_alias, task.id) in self.held:
+            self.held.discard((task.store_alias, task.id))
+            grace = None  # asked for during a pause (see hold): however late it is now
         next_time = task.trigger.get_next_trigger_time(self.timezone, first, now)
         if next_time is None or next_time > now:  # the common case: one due run
-            if self.within_grace(profile.mistrigger_grace_time, first, now):
+            if self.within_grace(grace, first, now):
                 return [first], [], next_time
             return [], [first], next_time
         if profile.coalesce:
@@ -70,7 +77,6 @@ class Planner:
             run_times = [last]
         else:
             run_times, next_time = task.due_run_times(self.timezone, now, MAX_CATCH_UP)
-        grace = profile.mistrigger_grace_time
         on_time = [t for t in run_times if self.within_grace(grace, t, now)]
         if len(on_time) == len(run_times):
             return on_time, [], next_time
@@ -98,6 +104,18 @@ class Planner:
         if next_time is None or next_time > until:
             return next_time
         return self.fold(task, next_time, until)[1]
+
+    def hold(self, task: Task, now: datetime) -> None:
+        """The pause rule: ``task`` was just stored while the scheduler is paused; if it
+        is due at once and not late (no trigger, a date trigger without ``run_at``,
+        ``next_run_time`` now), its run was asked for explicitly, so the pause delays it
+        rather than making it late: it runs when the scheduler resumes, however long the
+        pause lasted. (Runs that fall due during a pause by a task's schedule still
+        follow the grace rule; a ``run_at`` already past its grace time is still missed.)"""
+        first = task.next_run_time
+        grace = task._profile.mistrigger_grace_time
+        if first is not None and first <= now and self.within_grace(grace, first, now):
+            self.held.add((task.store_alias, task.id))
 
     @staticmethod
     def within_grace(grace: float | None, run_time: datetime, now: datetime) -> bool:

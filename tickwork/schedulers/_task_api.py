@@ -14,8 +14,9 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, NoReturn, TypeVar, overload
 
+from tickwork._spelling import SCHEDULER_METHODS
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers.base import BaseTrigger
@@ -55,7 +56,7 @@ class TaskAPI:
         next_run_time: datetime | None = UNSET,
         store: str | None = None,
         executor: str | None = None,
-        replace_existing: bool = False,
+        replace_existing: bool | Literal["keep"] = False,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -64,13 +65,25 @@ class TaskAPI:
         ``trigger`` is a trigger instance or an alias (``"date"``, ``"interval"``,
         ``"cron"``, ``"shutdown"``, ``"and"``, ``"or"``) built from ``trigger_args``;
         without one the task runs once, now. Called without a callable it is a decorator:
-        ``@scheduler.add_task(trigger="interval", seconds=5)``.
+        ``@scheduler.add_task(trigger="interval", seconds=5)``. The callable may also be
+        given as ``fn=`` (asyncz's spelling); APScheduler 3's ``func=``,
+        ``misfire_grace_time=`` and ``jobstore=`` are taken too.
+
+        ``replace_existing`` says what happens when a task with the same ``id`` exists
+        (in the store, or added before start): ``False`` raises ``ConflictIdError``;
+        ``True`` replaces it, and when the trigger is the same (and ``next_run_time`` is
+        not given) the stored next run time stays, so a program that adds its tasks at
+        every start drops no run that fell due while it was down (those follow the
+        grace and coalesce rules: run, or reported ``TASK_MISSED``); ``"keep"`` keeps the
+        stored task as it is and returns it. The decorator form with an ``id`` replaces
+        unless told ``"keep"``.
 
         Raises, at this call: ``UnknownAliasError`` (trigger alias), ``InvalidTriggerError``
         (trigger arguments), ``InvalidTaskError`` (arguments that don't fit ``fn``,
         ``max_instances < 1`` ...), ``ReferenceResolutionError`` (a reference that doesn't
         import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
-        ``SerializationError`` (a task a persistent store cannot keep).
+        ``SerializationError`` (a task a persistent store cannot keep),
+        ``ConfigurationError`` (a ``replace_existing`` other than True, False, "keep").
         """
         return self._tasks.add_task(
             fn_or_task,
@@ -94,12 +107,14 @@ class TaskAPI:
         return self._tasks.add_tasks(tasks, store)
 
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Return the task with this id, or ``None``."""
+        """Return the task with this id, or ``None``. Before start() a pending task is
+        shown as it will be scheduled (a copy, with its next run time)."""
         return self._tasks.get_task(task_id, store)
 
     def get_tasks(self, store: str | None = None) -> list[Task]:
-        """Return the tasks of one store (or all), pending ones first, then by next run
-        time, paused last."""
+        """Return the tasks of one store (or all): before start() the pending ones first,
+        as they will be scheduled (copies, with their next run times), then the stored
+        ones; each task once."""
         return self._tasks.get_tasks(store)
 
     def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
@@ -135,19 +150,22 @@ class TaskAPI:
         self._tasks.remove_all_tasks(store)
 
     def run_task(self, task_id: str, store: str | None = None) -> Task:
-        """Run a task once now, outside its schedule (its next run time is unchanged).
-        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
-        times."""
+        """Run a task once now, outside its schedule (its next run time is unchanged),
+        also while the scheduler is paused: a pause holds the schedule, and this is a
+        command, not part of it. Raises ``MaxInstancesReachedError`` when it is already
+        running ``max_instances`` times."""
         return self._tasks.run_task(task_id, store)
 
     def preview_task_runs(
         self, task_id: str, count: int = 5, store: str | None = None
     ) -> list[datetime]:
-        """The task's next ``count`` fire times (without jitter's randomness settled)."""
+        """The task's next ``count`` fire times (without jitter's randomness settled);
+        before start() those it will have when the scheduler starts now."""
         return self._tasks.preview_task_runs(task_id, count, store)
 
     def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
-        """A plain-dict summary of one task, for dashboards and logs."""
+        """A plain-dict summary of one task, for dashboards and logs (before start(), as
+        it will be scheduled)."""
         return self._tasks.get_task_info(task_id, store)
 
     def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
@@ -160,6 +178,7 @@ class TaskAPI:
         self, fn_or_task: Callable[..., Any] | str | Task, trigger: Any = None, **options: Any
     ) -> Task:
         """:meth:`add_task` from a coroutine, off the event loop (no decorator form)."""
+
         def add() -> Task:
             return self.add_task(fn_or_task, trigger, **options)
 
@@ -230,3 +249,32 @@ class TaskAPI:
     async def get_task_infos_async(self, store: str | None = None) -> list[dict[str, Any]]:
         """:meth:`get_task_infos` off the event loop."""
         return await asyncio.to_thread(self._tasks.get_task_infos, store)
+
+
+class _Renamed:
+    """A method name of APScheduler 3 or asyncz that tickwork spells otherwise (or has
+    no counterpart of): reading it raises the AttributeError that says what to use.
+
+    A class attribute per name rather than a ``__getattr__``: CPython looks attributes
+    up more slowly on every instance of a class with ``__getattr__``, found or not
+    (about 1,400 machine instructions more per ``add_task``). Set on :class:`TaskAPI`
+    after the class is made, so type checkers and the API reference do not see them.
+    """
+
+    __slots__ = ("hint", "name")
+
+    def __init__(self, name: str, hint: str) -> None:
+        self.name = name
+        self.hint = hint
+
+    def __get__(self, obj: object, objtype: type | None = None) -> NoReturn:
+        owner = type(obj).__name__ if obj is not None else getattr(objtype, "__name__", "?")
+        raise AttributeError(
+            f"{owner!r} object has no attribute {self.name!r}; {self.hint}",
+            name=self.name,
+            obj=obj,
+        )
+
+
+for _name, _hint in SCHEDULER_METHODS.items():
+    setattr(TaskAPI, _name, _Renamed(_name, _hint))

@@ -2,19 +2,30 @@
 before the scheduler starts. The scheduler's task methods delegate here.
 
 It receives the parts it needs (the plug-ins, the event hub, the dispatcher for
-``run_task``, the clock and zone, the defaults) and a few callables into the façade
-(its lifecycle state, waking its driver); it never sees the scheduler itself.
+``run_task``, the planner for runs asked for during a pause, the clock and zone, the
+defaults) and a few callables into the façade (its lifecycle state, waking its driver);
+it never sees the scheduler itself.
+
+A task added with the id of a stored one (a program that adds its tasks at every start,
+on a persistent store) is settled by ``replace_existing`` (:data:`Conflict`), in
+:meth:`TaskManager.store_task`: ``True`` replaces the stored task but keeps its next run
+time when the trigger is the same, so the runs that fell due while no scheduler ran are
+run or reported missed by the task's rules, never dropped; ``"keep"`` keeps the stored
+task as it is. Before ``start()`` the inspection methods show the pending tasks as that
+will leave them.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
+from tickwork._spelling import ADD_TASK_SYNONYMS, either
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock
 from tickwork.events import (
@@ -28,24 +39,36 @@ from tickwork.events import (
 from tickwork.exceptions import (
     ConfigurationError,
     ConflictIdError,
+    InvalidTaskError,
     SchedulerNotRunningError,
     TaskLookupError,
+    TickworkError,
     UnknownAliasError,
 )
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
+from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
-from tickwork.triggers import build_trigger
+from tickwork.triggers import build_trigger, trigger_registry
 from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.date import DateTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
-__all__ = ["TaskManager"]
+__all__ = ["Conflict", "PendingTask", "TaskManager"]
 
 _STOPPED = SchedulerState.STOPPED
+_PAUSED = SchedulerState.PAUSED
+
+#: ``add_task(replace_existing=...)``: what to do when a task with the same id exists.
+#: ``False`` raises ``ConflictIdError``; ``True`` replaces it, keeping its next run time
+#: when the trigger is the same; ``"keep"`` keeps the stored task as it is.
+Conflict: TypeAlias = bool | Literal["keep"]
+
+#: A task added before start() and its ``replace_existing``.
+PendingTask: TypeAlias = tuple[Task, Conflict]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +81,7 @@ class TaskManager:
         plugins: Plugins,
         events: EventHub,
         dispatcher: Dispatcher,
+        planner: Planner,
         clock: Clock,
         timezone: tzinfo,
         task_defaults: dict[str, Any],
@@ -75,6 +99,7 @@ class TaskManager:
         self._gates = plugins.gates
         self._events = events
         self._dispatcher = dispatcher
+        self._planner = planner
         self.clock = clock
         self.timezone = timezone
         #: The scheduler's ``task_defaults`` (one dict, shared: changes show at once).
@@ -87,7 +112,7 @@ class TaskManager:
         self._wakeup_for = wake_for
         self.logger = logger
         #: Tasks added before start(), with their replace_existing.
-        self._pending: list[tuple[Task, bool]] = []
+        self._pending: list[PendingTask] = []
         #: (store alias, task id) of the tasks with a shutdown trigger.
         self._shutdown_tasks: set[tuple[str, str]] = set()
 
@@ -115,12 +140,12 @@ class TaskManager:
             if (task.store_alias or "default") not in plugins.stores:
                 raise UnknownAliasError("store", task.store_alias, list(plugins.stores))
 
-    def take_pending(self) -> list[tuple[Task, bool]]:
+    def take_pending(self) -> list[PendingTask]:
         """Hand over the tasks added before start (under the scheduler's lock)."""
         pending, self._pending = self._pending, []
         return pending
 
-    def restore_pending(self, unstored: list[tuple[Task, bool]]) -> None:
+    def restore_pending(self, unstored: list[PendingTask]) -> None:
         """Keep tasks a failed start could not store, for the next start()."""
         self._pending = unstored + self._pending
 
@@ -164,31 +189,75 @@ class TaskManager:
         next_run_time: datetime | None,
         store: str | None,
         executor: str | None,
-        replace_existing: bool,
+        replace_existing: Conflict,
         trigger_args: dict[str, Any],
     ) -> Task | Callable[[F], F]:
         """:meth:`BaseScheduler.add_task`, its keywords passed positionally (this runs on
         every add, and keyword matching costs)."""
+        if replace_existing is not False and replace_existing is not True:
+            _check_conflict(replace_existing)
         if fn_or_task is not None and not isinstance(fn_or_task, Task):
             # The common call, spelt out: no options dict, no second pass over them.
             task = Task.__new__(Task)
-            task._fill(
+            try:
+                task._fill(
+                    fn_or_task,
+                    self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
+                    args,
+                    kwargs,
+                    id,
+                    name,
+                    executor,
+                    None,
+                    coalesce,
+                    max_instances,
+                    mistrigger_grace_time,
+                    next_run_time,
+                    self.task_defaults,
+                    self._self_ref,
+                )
+            except TickworkError:
+                # Only now, so the common call pays nothing for them: a trigger alias
+                # where the function goes, and APScheduler 3's keywords, which reach the
+                # trigger (it takes every keyword add_task does not) and fail there.
+                _refuse_trigger_alias_as_function(fn_or_task)
+                if ADD_TASK_SYNONYMS.keys().isdisjoint(trigger_args):
+                    raise
+                return self._add_respelt(
+                    fn_or_task,
+                    trigger,
+                    args,
+                    kwargs,
+                    id,
+                    name,
+                    mistrigger_grace_time,
+                    coalesce,
+                    max_instances,
+                    next_run_time,
+                    store,
+                    executor,
+                    replace_existing,
+                    trigger_args,
+                )
+            return self._add(task, store or "default", replace_existing)
+        if trigger_args and not ADD_TASK_SYNONYMS.keys().isdisjoint(trigger_args):
+            # asyncz's fn= (the decorator form otherwise), APScheduler 3's keywords
+            return self._add_respelt(
                 fn_or_task,
-                self._make_trigger(trigger, trigger_args) if trigger or trigger_args else None,
+                trigger,
                 args,
                 kwargs,
                 id,
                 name,
-                executor,
-                None,
+                mistrigger_grace_time,
                 coalesce,
                 max_instances,
-                mistrigger_grace_time,
                 next_run_time,
-                self.task_defaults,
-                self._self_ref,
+                store,
+                executor,
+                replace_existing,
+                trigger_args,
             )
-            return self._add(task, store or "default", replace_existing)
         options: dict[str, Any] = {
             "args": args,
             "kwargs": kwargs,
@@ -201,6 +270,12 @@ class TaskManager:
             "executor": executor,
         }
         if fn_or_task is None:
+            if id is not None and replace_existing is False:
+                # As asyncz does: a decorated function with an id is the same task at
+                # every start, so on a persistent store it replaces the stored one
+                # (keeping its schedule) instead of failing the second start.
+                replace_existing = True
+            conflict = replace_existing
 
             def decorator(fn: F) -> F:
                 task = self._new_task(fn, trigger, trigger_args, options)
@@ -210,7 +285,7 @@ class TaskManager:
                     # returns, so the reference cannot be checked by importing it yet;
                     # it is checked when a store loads the task.
                     task._set_shared(fn_ref=f"{fn.__module__}:{qualname}")
-                self._add(task, store or "default", replace_existing)
+                self._add(task, store or "default", conflict)
                 return fn
 
             return decorator
@@ -222,6 +297,65 @@ class TaskManager:
             changes["trigger"] = self._make_trigger(trigger, trigger_args)
         task._apply(changes)
         return self._add(task, store or task.store_alias or "default", replace_existing)
+
+    def _add_respelt(
+        self,
+        fn_or_task: Callable[..., Any] | str | Task | None,
+        trigger: BaseTrigger | str | None,
+        args: Iterable[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        id: str | None,
+        name: str | None,
+        mistrigger_grace_time: float | timedelta | None,
+        coalesce: bool,
+        max_instances: int,
+        next_run_time: datetime | None,
+        store: str | None,
+        executor: str | None,
+        replace_existing: Conflict,
+        trigger_args: dict[str, Any],
+    ) -> Task | Callable[[F], F]:
+        """:meth:`add_task` with the other spellings among ``trigger_args``
+        (:data:`~tickwork._spelling.ADD_TASK_SYNONYMS`: ``fn``, ``func``,
+        ``misfire_grace_time``, ``jobstore``) taken as tickwork's; a value given under
+        both names is refused, naming both."""
+        given: dict[str, Any] = {
+            "fn_or_task": fn_or_task,
+            "mistrigger_grace_time": mistrigger_grace_time,
+            "store": store,
+        }
+        # (None is a grace time, UNSET its "not given"; the others' "not given" is None.)
+        absent = {"fn_or_task": None, "mistrigger_grace_time": UNSET, "store": None}
+        named: dict[str, str] = {}  # the keyword each value came as
+        rest = dict(trigger_args)
+        for old, new in ADD_TASK_SYNONYMS.items():
+            if old not in rest:
+                continue
+            value = rest.pop(old)
+            if new == "fn_or_task" and given[new] is not None:
+                first = f"{named[new]}=" if new in named else "the first argument"
+                raise InvalidTaskError(
+                    f"add_task got the function twice, as {first} and as {old}=: give it "
+                    "once (the first argument, or fn=), not both"
+                )
+            given[new] = either(new, given[new], old, value, absent[new], InvalidTaskError)
+            named[new] = old
+        return self.add_task(
+            given["fn_or_task"],
+            trigger,
+            args,
+            kwargs,
+            id,
+            name,
+            given["mistrigger_grace_time"],
+            coalesce,
+            max_instances,
+            next_run_time,
+            given["store"],
+            executor,
+            replace_existing,
+            rest,
+        )
 
     def _new_task(
         self,
@@ -252,6 +386,9 @@ class TaskManager:
         target = self._lookup_store(alias)
         with self._store_lock(alias):
             target.add_tasks(tasks)
+        if self._life.state is _PAUSED:
+            for task in tasks:
+                self._planner.hold(task, now)
         for task in tasks:
             self._after_store(task, alias)
         self._wakeup_for(min((t.next_run_time for t in tasks if t.next_run_time), default=None))
@@ -286,7 +423,9 @@ class TaskManager:
             # it before writing anything (BaseStore contract), so it is not encoded twice.
             target.validate_task(task)
 
-    def _add(self, task: Task, store_alias: str, replace_existing: bool) -> Task:
+    def _add(self, task: Task, store_alias: str, replace_existing: Conflict) -> Task:
+        """Add ``task`` (pending before start); returns the task that is kept (the stored
+        one when ``replace_existing="keep"`` meets one)."""
         self._prepare(task, store_alias)
         if self._life.state is _STOPPED:
             # Under the lock: start() moves the pending tasks and then sets the state, both
@@ -294,29 +433,39 @@ class TaskManager:
             # running scheduler needs no lock to know it is running.
             with self._lock:
                 if self._life.state is _STOPPED:
-                    self._add_pending(task, replace_existing)
-                    return task
-        self.store_task(task, replace_existing)
-        return task
+                    return self._add_pending(task, replace_existing)
+        return self.store_task(task, replace_existing)
 
-    def _add_pending(self, task: Task, replace_existing: bool) -> None:
+    def _add_pending(self, task: Task, replace_existing: Conflict) -> Task:
         with self._lock:
             for index, (other, _) in enumerate(self._pending):
                 if other.id == task.id:
                     if not replace_existing:
                         raise ConflictIdError(task.id)
+                    if replace_existing == "keep":
+                        return other
                     del self._pending[index]
                     break
             self._pending.append((task, replace_existing))
         self.logger.debug("task %r added; it is scheduled when the scheduler starts", task.id)
+        return task
 
     def _fill_next_run_time(self, task: Task, now: datetime) -> None:
         if task.next_run_time is UNSET:
             task.next_run_time = task.trigger.get_next_trigger_time(self.timezone, None, now)
 
-    def store_task(self, task: Task, replace_existing: bool) -> None:
-        """Add a prepared task to its (running) store, replacing a same-id one if asked."""
-        if task.next_run_time is UNSET:
+    def store_task(self, task: Task, replace_existing: Conflict) -> Task:
+        """Add a prepared task to its (running) store; returns the task the store keeps.
+
+        A stored task with the same id raises ``ConflictIdError`` unless
+        ``replace_existing`` settles it (:data:`Conflict`). ``True`` replaces it; its next
+        run time stays when the trigger is the same (and no ``next_run_time`` was given),
+        so the runs that fell due while no scheduler ran follow the task's grace and
+        coalesce rules: run, or reported ``TASK_MISSED``. A changed trigger takes its
+        own next time, and the log names the stored task's due runs it drops.
+        ``"keep"`` keeps the stored task as it is (and returns it)."""
+        computed = task.next_run_time is UNSET
+        if computed:
             task.next_run_time = task.trigger.get_next_trigger_time(
                 self.timezone, None, self.clock.now()
             )
@@ -324,15 +473,88 @@ class TaskManager:
         target = self._stores.get(alias)
         if target is None:
             raise UnknownAliasError("store", alias, list(self._stores))
+        own_time = True  # the next run time is this task's (not the stored task's)
         with self._store_lock(alias):
             try:
                 target.add_task(task)
             except ConflictIdError:
                 if not replace_existing:
                     raise
-                target.update_task(task)
+                stored = self._lookup(target, task.id)
+                if stored is None:
+                    self._overwrite(target, task)
+                elif replace_existing == "keep":
+                    return self._keep(stored, alias)
+                else:
+                    own_time = self._replace(target, task, stored, computed)
+        if own_time and self._life.state is _PAUSED:
+            self._planner.hold(task, self.clock.now())
         self._after_store(task, alias)
         self._wakeup_for(task.next_run_time)
+        return task
+
+    def _replace(self, target: BaseStore, task: Task, stored: Task, computed: bool) -> bool:
+        """Replace ``stored`` by ``task`` (see :meth:`store_task`), under the store's lock;
+        returns True when ``task`` keeps its own next run time."""
+        if computed and stored.trigger == task.trigger:
+            # The same schedule: it goes on where the stored task got to. (A date
+            # trigger without run_at is never the same: it is fixed when first asked.)
+            task.next_run_time = stored.next_run_time
+            if not _same_definition(task, stored):
+                target.update_task(task)
+            # else nothing to write: leaving the stored task alone also leaves alone
+            # whatever another scheduler of a fleet is doing with it right now
+            self.logger.debug("task %r replaced; its schedule goes on", task.id)
+            return False
+        self._log_dropped_runs(stored, task)
+        target.update_task(task)
+        return True
+
+    def _overwrite(self, target: BaseStore, task: Task) -> None:
+        """Write ``task`` over a stored task with its id that cannot be loaded (its
+        function was renamed, its data is damaged: the store logged why), also for
+        ``"keep"``: a task that cannot run is not worth keeping. If it was removed
+        meanwhile (its last run ended), add ``task`` anew."""
+        self.logger.warning(
+            "task %r: the stored task with this id cannot be loaded; replaced by the one added now",
+            task.id,
+            extra={"task_id": task.id},
+        )
+        try:
+            target.update_task(task)
+        except TaskLookupError:
+            target.add_task(task)
+
+    def _keep(self, stored: Task, alias: str) -> Task:
+        """``replace_existing="keep"`` met ``stored``: it stays as it is (nothing is
+        added, so no ``TASK_ADDED``); its runs are the stored schedule's."""
+        self._bind(stored)
+        if ShutdownTrigger in type(stored.trigger).__mro__:
+            self._shutdown_tasks.add((alias, stored.id))
+        self.logger.debug("task %r kept as stored in store %r", stored.id, alias)
+        self._wakeup_for(stored.next_run_time)
+        return stored
+
+    def _log_dropped_runs(self, stored: Task, task: Task) -> None:
+        """Log the runs ``stored`` had due that ``task``'s new schedule does not run: no
+        scheduler ran them (the program was down, or reloading), and the changed
+        trigger's schedule begins now. Logged rather than reported ``TASK_MISSED``:
+        they belong to a schedule that no longer exists."""
+        due = stored.next_run_time
+        if due is None or due > self.clock.now():
+            return
+        ours = task.next_run_time
+        if ours is not None and ours <= due:
+            return  # the new schedule still runs them
+        self.logger.warning(
+            "task %r: its runs due from %s until %s were processed by no scheduler and "
+            "are not run: the task was added again (replace_existing=True) with another "
+            "trigger, whose schedule applies from now",
+            task.id,
+            due.isoformat(),
+            ours.isoformat() if ours is not None else "its end",
+            extra={"task_id": task.id},
+        )
 
     def _after_store(self, task: Task, alias: str) -> None:
         task.store_alias = alias
@@ -352,6 +574,20 @@ class TaskManager:
         except KeyError:
             raise UnknownAliasError("store", alias, list(self._stores)) from None
 
+    def _lookup(self, target: BaseStore, task_id: str) -> Task | None:
+        """``target.lookup_task``, the task found bound to this scheduler."""
+        found = target.lookup_task(task_id)
+        if found is not None:
+            self._bind(found)
+        return found
+
+    def _all_stored(self, alias: str) -> list[Task]:
+        """The tasks of store ``alias``, bound to this scheduler."""
+        tasks = self._lookup_store(alias).get_all_tasks()
+        for task in tasks:
+            self._bind(task)
+        return tasks
+
     def _find(self, task_id: str, store: str | None) -> tuple[Task, str | None]:
         """Return (task, store alias); alias None means a pending task. Raises
         TaskLookupError."""
@@ -364,30 +600,84 @@ class TaskManager:
             target = self._stores.get(alias)
             if target is None:
                 raise UnknownAliasError("store", alias, list(self._stores))
-            found = target.lookup_task(task_id)
+            found = self._lookup(target, task_id)
             if found is not None:
-                self._bind(found)
                 return found, alias
         raise TaskLookupError(task_id, store)
 
+    # -- how pending tasks will be scheduled (inspection before start) -------------------------
+
+    def _as_scheduled(
+        self, task: Task, conflict: Conflict, stored: Task | None, now: datetime
+    ) -> tuple[Task, bool]:
+        """The pending ``task`` as start() will schedule it if started ``now``, and
+        whether that is the pending task (not the stored one it meets). ``stored`` is the
+        stored task with its id, if any; start() settles them as :meth:`store_task` says.
+
+        The pending task itself is not changed: the answer is a copy with its next run
+        time, computed on a copy of a trigger that fixes its times when first asked (a
+        date trigger without ``run_at``), so the run still counts from start()."""
+        if stored is not None and conflict == "keep":
+            return stored, False
+        shown = task._shallow_copy()
+        if shown.next_run_time is UNSET:
+            trigger = task.trigger if task.trigger.shareable else copy.deepcopy(task.trigger)
+            shown.trigger = trigger
+            shown.next_run_time = trigger.get_next_trigger_time(self.timezone, None, now)
+            if stored is not None and conflict is True and stored.trigger == trigger:
+                shown.next_run_time = stored.next_run_time
+        return shown, True
+
+    def _shown(self, task_id: str, store: str | None) -> tuple[Task, bool]:
+        """The task with this id as inspection shows it, and whether it is pending.
+        Raises TaskLookupError."""
+        with self._lock:
+            entry = next(
+                (
+                    (task, conflict)
+                    for task, conflict in self._pending
+                    if task.id == task_id and (store is None or task.store_alias == store)
+                ),
+                None,
+            )
+        if entry is None:
+            return self._find(task_id, store)[0], False
+        task, conflict = entry
+        target = self._stores.get(task.store_alias or "default")
+        stored = self._lookup(target, task_id) if conflict and target is not None else None
+        return self._as_scheduled(task, conflict, stored, self.clock.now())
+
+    def _listing(self, store: str | None) -> list[tuple[Task, bool]]:
+        """The tasks of one store (or all), each with whether it is pending: the pending
+        ones first, as start() will schedule them, then the stored ones. Each task once:
+        a stored task that a pending one will replace (or keep) is shown as that."""
+        with self._lock:
+            pending = [(t, c) for t, c in self._pending if store is None or t.store_alias == store]
+            aliases = [store] if store is not None else list(self._stores)
+        if not pending:  # (always, once started: start() stored them)
+            return [(task, False) for alias in aliases for task in self._all_stored(alias)]
+        stored = {(alias, task.id): task for alias in aliases for task in self._all_stored(alias)}
+        listed: list[tuple[Task, bool]] = []
+        now = self.clock.now()
+        for task, conflict in pending:
+            met = stored.pop((task.store_alias or "default", task.id), None)
+            listed.append(self._as_scheduled(task, conflict, met if conflict else None, now))
+        listed.extend((task, False) for task in stored.values())
+        return listed
+
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
-        """Return the task with this id, or ``None``."""
+        """Return the task with this id, or ``None``. Before start() a pending task is
+        shown as it will be scheduled (a copy, with its next run time)."""
         try:
-            return self._find(task_id, store)[0]
+            return self._shown(task_id, store)[0]
         except TaskLookupError:
             return None
 
     def get_tasks(self, store: str | None = None) -> list[Task]:
-        """Return the tasks of one store (or all), pending ones first, then by next run
-        time, paused last."""
-        with self._lock:
-            tasks = [t for t, _ in self._pending if store is None or t.store_alias == store]
-            aliases = [store] if store is not None else list(self._stores)
-        for alias in aliases:
-            for task in self._lookup_store(alias).get_all_tasks():
-                self._bind(task)
-                tasks.append(task)
-        return tasks
+        """Return the tasks of one store (or all): before start() the pending ones first,
+        as they will be scheduled (copies, with their next run times), then the stored
+        ones; each task once."""
+        return [task for task, _ in self._listing(store)]
 
     def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
         """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
@@ -405,13 +695,13 @@ class TaskManager:
                     self.timezone, None, self.clock.now()
                 )
             if "executor" in changes and changes["executor"] not in self._executors:
-                raise UnknownAliasError(
-                    "executor", changes["executor"], list(self._executors)
-                )
+                raise UnknownAliasError("executor", changes["executor"], list(self._executors))
             task._apply(changes)
             target = self._lookup_store(alias)
             target.validate_task(task)
             target.update_task(task)
+            if "next_run_time" in changes:  # a run held by a pause is no longer asked for
+                self._planner.held.discard((alias, task_id))
         if self._events.wants(TASK_MODIFIED):
             self._events.emit(TaskEvent(TASK_MODIFIED, task.id, alias))
         self._wakeup_for(task.next_run_time)
@@ -453,6 +743,7 @@ class TaskManager:
             with self._store_lock(alias):
                 self._lookup_store(alias).remove_task(task_id)
             self._shutdown_tasks.discard((alias, task_id))
+            self._planner.held.discard((alias, task_id))
         if self._events.wants(TASK_REMOVED):
             self._events.emit(TaskEvent(TASK_REMOVED, task_id, alias))
 
@@ -467,12 +758,14 @@ class TaskManager:
             with self._store_lock(alias):
                 self._lookup_store(alias).remove_all_tasks()
             self._shutdown_tasks = {key for key in self._shutdown_tasks if key[0] != alias}
+            self._planner.held.difference_update([k for k in self._planner.held if k[0] == alias])
         self._events.emit(SchedulerEvent(ALL_TASKS_REMOVED, store))
 
     def run_task(self, task_id: str, store: str | None = None) -> Task:
-        """Run a task once now, outside its schedule (its next run time is unchanged).
-        Raises ``MaxInstancesReachedError`` when it is already running ``max_instances``
-        times."""
+        """Run a task once now, outside its schedule (its next run time is unchanged),
+        also while the scheduler is paused: a pause holds the schedule, and this is a
+        command, not part of it. Raises ``MaxInstancesReachedError`` when it is already
+        running ``max_instances`` times."""
         if not self.running:
             raise SchedulerNotRunningError("run_task needs a running scheduler")
         task, _ = self._find(task_id, store)
@@ -484,8 +777,9 @@ class TaskManager:
     def preview_task_runs(
         self, task_id: str, count: int = 5, store: str | None = None
     ) -> list[datetime]:
-        """The task's next ``count`` fire times (without jitter's randomness settled)."""
-        task, _ = self._find(task_id, store)
+        """The task's next ``count`` fire times (without jitter's randomness settled);
+        before start() those it will have when the scheduler starts now."""
+        task, _ = self._shown(task_id, store)
         times: list[datetime] = []
         next_time = task.next_run_time
         now = self.clock.now()
@@ -495,16 +789,51 @@ class TaskManager:
         return times
 
     def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]:
-        """A plain-dict summary of one task, for dashboards and logs."""
-        task, alias = self._find(task_id, store)
-        return _task_info(task, pending=alias is None)
+        """A plain-dict summary of one task, for dashboards and logs (before start(), as
+        it will be scheduled)."""
+        task, pending = self._shown(task_id, store)
+        return _task_info(task, pending)
 
     def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]:
         """:meth:`get_task_info` for every task, in :meth:`get_tasks` order (built from
         one listing, not one look-up per task)."""
-        with self._lock:
-            pending = {id(task) for task, _ in self._pending}
-        return [_task_info(task, pending=id(task) in pending) for task in self.get_tasks(store)]
+        return [_task_info(task, pending) for task, pending in self._listing(store)]
+
+
+def _check_conflict(value: object) -> None:
+    """Refuse a ``replace_existing`` that is not one of :data:`Conflict` (say ``"yes"``:
+    a truthy string must not quietly mean True)."""
+    if value != "keep" or type(value) is not str:
+        raise ConfigurationError(
+            f"replace_existing must be True, False or 'keep', got {value!r}; True replaces a "
+            "stored task with the same id (keeping its schedule when the trigger is the "
+            "same), 'keep' keeps the stored task as it is"
+        )
+
+
+def _refuse_trigger_alias_as_function(fn: object) -> None:
+    """Raise when ``fn``, given where the function goes, is a trigger alias: the call
+    was ``add_task("interval", seconds=5)``, without the function. (Called once adding
+    failed: without this the date trigger would be blamed for ``seconds``.)"""
+    if type(fn) is str and fn in trigger_registry.aliases():
+        raise InvalidTaskError(
+            f"{fn!r} is a trigger alias, passed where the function goes: call "
+            f"add_task(fn, {fn!r}, ...) with the function first, or use "
+            f"@scheduler.add_task(trigger={fn!r}, ...) as a decorator"
+        ) from None
+
+
+def _same_definition(new: Task, stored: Task) -> bool:
+    """True when writing ``new`` would change nothing the store keeps (every field, with
+    the next run time already taken over from ``stored``)."""
+    try:
+        ours, theirs = new.__getstate__(), stored.__getstate__()
+    except TickworkError:  # a function without a reference (a memory store keeps those)
+        return False
+    try:
+        return bool(ours == theirs)
+    except Exception:  # arguments whose == fails (arrays ...): write, to be sure
+        return False
 
 
 def _task_info(task: Task, pending: bool) -> dict[str, Any]:

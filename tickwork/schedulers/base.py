@@ -31,6 +31,7 @@ from datetime import datetime, tzinfo
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock, SystemClock
@@ -57,19 +58,18 @@ from tickwork.locks import format_lock_path
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
 from tickwork.schedulers._gate import StoreGate
-from tickwork.schedulers._lock_handover import log_dropped_runs
 from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._runs import RunKeeper
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
-from tickwork.schedulers._task_manager import TaskManager
+from tickwork.schedulers._task_manager import PendingTask, TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
-from tickwork.tasks import UNSET, Task
+from tickwork.tasks import UNSET
 from tickwork.utils import local_timezone, timestamp, to_timezone
 
 __all__ = ["BaseScheduler", "SchedulerState"]
@@ -106,6 +106,8 @@ class BaseScheduler(TaskAPI, ABC):
       the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
       and runs in threads or processes are reported and left behind. ``None`` (the
       default): wait as long as they take.
+    * ``jobstores``, ``job_defaults``: APScheduler 3's names for ``stores`` and
+      ``task_defaults`` (whose ``misfire_grace_time`` key is taken too).
     """
 
     def __init__(
@@ -121,7 +123,12 @@ class BaseScheduler(TaskAPI, ABC):
         clock: Clock | None = None,
         batch_size: int = 256,
         shutdown_timeout: float | None = None,
+        jobstores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
+        job_defaults: Mapping[str, Any] | None = None,
     ) -> None:
+        # APScheduler 3's spellings, so its configuration ports as it is.
+        stores = either("stores", stores, "jobstores", jobstores)
+        task_defaults = either("task_defaults", task_defaults, "job_defaults", job_defaults)
         self.logger = logging.getLogger(logger_name or "tickwork.scheduler")
         self.shutdown_timeout = _check_shutdown_timeout(shutdown_timeout)
         self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
@@ -150,6 +157,7 @@ class BaseScheduler(TaskAPI, ABC):
             self._plugins,
             self._events,
             self._dispatcher,
+            self._planner,
             self.clock,
             self.timezone,
             self.task_defaults,
@@ -228,10 +236,20 @@ class BaseScheduler(TaskAPI, ABC):
         self._pass.planned_wakeup = value
 
     def _set_task_defaults(self, overrides: Mapping[str, Any]) -> None:
-        unknown = set(overrides) - set(DEFAULT_TASK_DEFAULTS)
+        if "misfire_grace_time" in overrides:  # APScheduler 3's name for the key
+            overrides = dict(overrides)
+            key = SCHEDULER_SYNONYMS["misfire_grace_time"]
+            overrides[key] = either(
+                key,
+                overrides.get(key, UNSET),
+                "misfire_grace_time",
+                overrides.pop("misfire_grace_time"),
+                UNSET,
+            )
+        unknown = [key for key in overrides if key not in DEFAULT_TASK_DEFAULTS]
         if unknown:
             raise ConfigurationError(
-                f"unknown task_defaults key(s) {sorted(unknown)}; known: {sorted(DEFAULT_TASK_DEFAULTS)}"
+                unknown_names_message("task_defaults", unknown, DEFAULT_TASK_DEFAULTS)
             )
         # The same checks a task's own values go through (tickwork/_task_fields.py).
         self.task_defaults.update(
@@ -272,11 +290,11 @@ class BaseScheduler(TaskAPI, ABC):
                 raise
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
             pending = self._tasks.take_pending()
-        stored, stores = 0, self._plugins.stores
+        stored = 0
         try:
             for task, replace_existing in pending:
-                if replace_existing:  # a reload's unprocessed runs: logged, never silent
-                    log_dropped_runs(stores, task, self.clock.now(), self.timezone, self.logger)
+                # (A stored task with the same id keeps its schedule, or is kept, as
+                # replace_existing says: TaskManager.store_task.)
                 self._tasks.store_task(task, replace_existing)
                 stored += 1
         except BaseException:
@@ -285,7 +303,7 @@ class BaseScheduler(TaskAPI, ABC):
         self.logger.info("scheduler started (%s)", self.identity)
         self._events.emit(SchedulerEvent(SCHEDULER_STARTED))
 
-    def _abort_start(self, unstored: list[tuple[Task, bool]]) -> None:
+    def _abort_start(self, unstored: list[PendingTask]) -> None:
         """Undo a start that failed while storing pending tasks (e.g. a persisted task
         with the same id): stop what was started and keep the tasks not yet stored, so
         fixing the cause and calling start() again loses nothing."""
