@@ -2,7 +2,9 @@
 
 A fake clock and a SQLite file stand in for a real deployment: the first scheduler runs
 at 00:01, the program is "down" until 00:04:30, and a second scheduler on the same file
-starts. The example runs in about a second.
+starts and adds its tasks again: with the same code, with a changed schedule, and with
+``replace_existing="keep"`` (each on a file of its own). The example runs in about a
+second.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from tickwork import AsyncIOScheduler, FakeClock
 from tickwork.events import TASK_EXECUTED, TASK_MISSED
 from tickwork.executors import DebugExecutor
+from tickwork.triggers import CronTrigger
 
 clock = FakeClock(datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC))
 outcomes: list[tuple[str, str, str]] = []
@@ -58,11 +61,14 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
-def add_tasks(scheduler: AsyncIOScheduler, only_missing: bool = False) -> None:
+def add_tasks(
+    scheduler: AsyncIOScheduler, minute: str = "*", replace_existing: bool | str = True
+) -> None:
+    # The program adds its tasks at every start, with fixed ids.
     for task_id, rules in TASKS.items():
-        if only_missing and scheduler.get_task(task_id) is not None:
-            continue  # in the store already: keep it, and its next run time
-        scheduler.add_task(refresh, "cron", minute="*", id=task_id, replace_existing=True, **rules)
+        scheduler.add_task(
+            refresh, "cron", minute=minute, id=task_id, replace_existing=replace_existing, **rules
+        )
 
 
 async def first_run(url: str) -> None:
@@ -75,11 +81,29 @@ async def first_run(url: str) -> None:
     clock.advance(timedelta(minutes=3, seconds=30))  # down from 00:01 to 00:04:30
 
 
-async def restart_replacing(url: str) -> None:
-    # Re-adding with replace_existing=True gives each task a new schedule, counted from
-    # now: the runs of 00:02, 00:03 and 00:04 are neither run nor reported.
+async def restart_same_code(url: str) -> None:
+    # The same code adds the same tasks again (replace_existing=True): each stored task
+    # keeps its next run time (00:02), so the runs that fell due while the program was
+    # down follow each task's mistrigger_grace_time and coalesce.
     scheduler = new_scheduler(url)
     add_tasks(scheduler)
+    async with scheduler:
+        await wait_for(lambda: len(outcomes) == 5)
+    assert sorted(outcomes) == [
+        ("catch-up-each", "ran", "00:02"),  # coalesce=False: every due run, oldest first
+        ("catch-up-each", "ran", "00:03"),
+        ("catch-up-each", "ran", "00:04"),
+        ("catch-up-once", "ran", "00:04"),  # coalesce=True: the due runs fold into one
+        ("default-rules", "missed", "00:04"),  # 30 s late, more than the 1 s grace time
+    ]
+
+
+async def restart_new_schedule(url: str) -> None:
+    # A new version of the program runs the tasks every 5 minutes: a changed trigger
+    # applies from now (first run 00:05). The old schedule's runs of 00:02 to 00:04 are
+    # not run; a warning in the log names them.
+    scheduler = new_scheduler(url)
+    add_tasks(scheduler, minute="*/5")
     async with scheduler:
         await asyncio.sleep(0.3)
         assert outcomes == []
@@ -90,31 +114,24 @@ async def restart_replacing(url: str) -> None:
 
 
 async def restart_keeping(url: str) -> None:
-    # Start paused, add only the tasks the store does not have, then resume: the stored
-    # tasks keep their next run time, and what fell due while the program was down
-    # follows each task's mistrigger_grace_time and coalesce.
+    # replace_existing="keep": a stored task stays exactly as it is (here: every minute,
+    # although this code says every 5 minutes); only tasks the store lacks are added.
     scheduler = new_scheduler(url)
-    scheduler.start(paused=True)  # the stored tasks are loaded, nothing runs yet
-    add_tasks(scheduler, only_missing=True)
-    scheduler.resume()
-    await wait_for(lambda: len(outcomes) == 5)
-    await scheduler.shutdown_async()
-    assert sorted(outcomes) == [
-        ("catch-up-each", "ran", "00:02"),  # coalesce=False: every due run, oldest first
-        ("catch-up-each", "ran", "00:03"),
-        ("catch-up-each", "ran", "00:04"),
-        ("catch-up-once", "ran", "00:04"),  # coalesce=True: the due runs fold into one
-        ("default-rules", "missed", "00:04"),  # 30 s late, more than the 1 s grace time
-    ]
+    add_tasks(scheduler, minute="*/5", replace_existing="keep")
+    async with scheduler:
+        await wait_for(lambda: len(outcomes) == 5)
+        every_minute = CronTrigger(minute="*", timezone="UTC")
+        assert all(task.trigger == every_minute for task in scheduler.get_tasks())
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
-        await first_run(f"sqlite:///{directory}/replacing.sqlite")
-        await restart_replacing(f"sqlite:///{directory}/replacing.sqlite")
-        clock.set(datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC))
-        await first_run(f"sqlite:///{directory}/keeping.sqlite")
-        await restart_keeping(f"sqlite:///{directory}/keeping.sqlite")
+        for restart in (restart_same_code, restart_new_schedule, restart_keeping):
+            clock.set(datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC))
+            url = f"sqlite:///{directory}/{restart.__name__}.sqlite"
+            await first_run(url)
+            await restart(url)
+            outcomes.clear()
 
 
 asyncio.run(main())
