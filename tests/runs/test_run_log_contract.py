@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from run_log_support import T0, record
 
 from tickwork.runs import FINAL_OUTCOMES, OUTCOMES, RunRecord, make_run_id
@@ -31,14 +30,8 @@ def test_a_final_record_replaces_a_running_one(log: RunLog) -> None:
     assert log.get(record().run_id).outcome == "error"  # type: ignore[union-attr]
 
 
-def test_a_running_record_replaces_a_running_one(
-    log: RunLog, request: pytest.FixtureRequest
-) -> None:
-    # base.py: "a record replaces a running one with the same id". MemoryRunLog keeps
-    # the first running record instead (a start written again, by a scheduler taking
-    # over an abandoned run, say, keeps the old scheduler's name there).
-    if "memory" in request.node.callspec.id:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="MemoryRunLog keeps the first"))
+def test_a_running_record_replaces_a_running_one(log: RunLog) -> None:
+    # base.py: "a record replaces a running one with the same id".
     log.write([record(outcome="running")])
     again = replace(record(outcome="running"), scheduler="host-2")
     log.write([again])

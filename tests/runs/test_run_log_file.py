@@ -16,7 +16,8 @@ from run_log_support import T0, record
 
 from tickwork.runs import RunRecord
 from tickwork.runs import file as file_module
-from tickwork.runs.file import FileRunLog, encode_record
+from tickwork.runs._records import encode_record
+from tickwork.runs.file import FileRunLog
 
 NOW = T0 + timedelta(days=1)
 

@@ -13,8 +13,8 @@ import servers
 from run_log_support import T0, LogSpec, record
 
 from tickwork.runs import RunRecord
+from tickwork.runs._records import encode_record
 from tickwork.runs.base import RunLog
-from tickwork.runs.file import encode_record
 from tickwork.runs.redis import RedisRunLog
 
 LOG_KINDS = ("redis",)

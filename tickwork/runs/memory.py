@@ -30,7 +30,7 @@ class MemoryRunLog(RunLog):
             stored = self._records
             for record in records:
                 old = stored.get(record.run_id)
-                if old is None or (not old.finished and record.finished):
+                if old is None or not old.finished:
                     stored[record.run_id] = record
             if len(stored) > self.max_records:
                 self._drop_oldest(len(stored) - self.max_records)

@@ -47,8 +47,7 @@ from typing import cast
 import redis
 
 from tickwork.runs import RunRecord
-from tickwork.runs.base import RunLog
-from tickwork.runs.file import (
+from tickwork.runs._records import (
     DamagedRecord,
     DamageLog,
     apply_rule,
@@ -56,6 +55,7 @@ from tickwork.runs.file import (
     encode_record,
     task_of_run_id,
 )
+from tickwork.runs.base import RunLog
 
 __all__ = ["RedisRunLog"]
 

@@ -89,8 +89,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tickwork.exceptions import ConfigurationError
 from tickwork.runs import RunRecord
+from tickwork.runs._records import DamagedRecord, DamageLog, apply_rule, check_record
 from tickwork.runs.base import RunLog
-from tickwork.runs.file import DamagedRecord, DamageLog, apply_rule, check_record
 from tickwork.stores._sql_conflicts import CONFLICT_ATTEMPTS, conflict_pause, is_lock_conflict
 from tickwork.stores._sql_schema import MYSQL, TaskId, meta_table
 
