@@ -248,7 +248,7 @@ def random_task(rng: random.Random, index: int) -> Task:
         executor=rng.choice(["default", "threads"]),
         coalesce=rng.random() < 0.5,
         max_instances=rng.randrange(1, 5),
-        mistrigger_grace_time=rng.choice([None, 0, 1.5, 30, timedelta(minutes=2)]),
+        mistrigger_grace_time=rng.choice([None, 0.25, 1.5, 30, timedelta(minutes=2)]),
         next_run_time=None if rng.random() < 0.15 else random_datetime(rng),  # None: paused
     )
     return task

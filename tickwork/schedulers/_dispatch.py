@@ -23,6 +23,7 @@ from tickwork.events import (
 from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
 from tickwork.executors.base import BaseExecutor, run_log_extra
 from tickwork.schedulers._events import EventHub
+from tickwork.schedulers._history import RunRecorder
 from tickwork.tasks import Task
 
 __all__ = ["Dispatcher"]
@@ -35,26 +36,43 @@ class Dispatcher:
     see :func:`~tickwork.executors.base.run_log_extra`)."""
 
     def __init__(
-        self, executors: Mapping[str, BaseExecutor], events: EventHub, logger: logging.Logger
+        self,
+        executors: Mapping[str, BaseExecutor],
+        events: EventHub,
+        logger: logging.Logger,
+        history: RunRecorder | None = None,
     ) -> None:
         self._executors = executors
         self._events = events
         self._logger = logger
+        #: Notes every run for the run history (None: the scheduler keeps none).
+        self.history = history
 
     def submit(
-        self, task: Task, run_times: list[datetime], raise_max_instances: bool = False
+        self,
+        task: Task,
+        run_times: list[datetime],
+        raise_max_instances: bool = False,
+        attempt: int = 1,
     ) -> bool:
         """Hand runs to the task's executor and report the outcome as events. Returns
         False when the executor refused them for ``max_instances`` (no run events
         follow then); True otherwise (a failure to submit is reported as ``TASK_ERROR``
-        for each run)."""
+        for each run). ``attempt`` numbers the run records (a run taken over from a dead
+        scheduler is the next attempt of its run)."""
         events = self._events
+        history = self.history
         executor = self._executors.get(task._profile.executor)
+        if history is not None:
+            # Noted first: a synchronous executor ends the runs inside send_task.
+            history.starting(task, run_times, attempt)
         try:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
             executor.send_task(task, run_times)
         except MaxInstancesReachedError as exc:
+            if history is not None:
+                history.forget(task, run_times)
             self.report_max_instances(task, run_times, exc)
             if raise_max_instances:
                 raise
@@ -85,6 +103,8 @@ class Dispatcher:
         """Log and report (``TASK_MISSED``) runs that will not start: too late for
         ``mistrigger_grace_time``, or for the reason ``why`` says."""
         reason = why or f"mistrigger_grace_time {task.mistrigger_grace_time}s"
+        if self.history is not None:
+            self.history.not_started(task, missed, "missed")
         for run_time in missed:
             self._logger.warning(
                 "run of task %r scheduled at %s was missed by %s (%s)",
@@ -102,6 +122,8 @@ class Dispatcher:
     def report_max_instances(self, task: Task, run_times: list[datetime], reason: object) -> None:
         """Log and report (``TASK_MAX_INSTANCES``) runs skipped because too many
         instances of the task are running."""
+        if self.history is not None:
+            self.history.not_started(task, run_times, "max_instances")
         self._logger.warning(
             "run of task %r at %s skipped: %s",
             task.id,

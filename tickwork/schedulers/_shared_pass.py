@@ -133,10 +133,10 @@ class SharedStorePass:
                     f"{self._alias!r} (max_instances {task.max_instances})",
                 )
 
-    def _start(self, task: Task, run_times: list[datetime]) -> None:
+    def _start(self, task: Task, run_times: list[datetime], attempt: int = 1) -> None:
         # Tracked first: a synchronous executor finishes the runs inside submit().
         self._runs.track(self._alias, task.id, run_times)
-        if not self._dispatcher.submit(task, run_times):
+        if not self._dispatcher.submit(task, run_times, attempt=attempt):
             self._runs.finish(self._alias, task.id, run_times)
 
     def _take_over(self, now: datetime, lease: timedelta, limit: int) -> None:
@@ -154,6 +154,11 @@ class SharedStorePass:
                 break
 
     def _resume(self, task: Task, run_time: datetime, owner: str, now: datetime) -> None:
+        """A run whose scheduler died: its record ends as an error (exactly once: only
+        one scheduler takes a record over), and the run is tried again as its next
+        attempt within its grace time, else reported missed."""
+        history = self._dispatcher.history
+        abandoned = f"abandoned by {owner}"
         if self._planner.within_grace(task.mistrigger_grace_time, run_time, now):
             self._logger.warning(
                 "run of task %r scheduled at %s was abandoned by %s; running it again",
@@ -161,8 +166,12 @@ class SharedStorePass:
                 run_time.isoformat(),
                 owner,
             )
-            self._start(task, [run_time])
+            if history is not None:
+                history.not_started(task, [run_time], "error", error=abandoned)
+            self._start(task, [run_time], attempt=2)
         else:
-            self._dispatcher.report_missed(task, [run_time], now, f"abandoned by {owner}")
+            self._dispatcher.report_missed(task, [run_time], now, abandoned)
+            if history is not None:  # (after report_missed: the error is the outcome)
+                history.not_started(task, [run_time], "error", error=abandoned)
             self._runs.track(self._alias, task.id, [run_time])
             self._runs.finish(self._alias, task.id, [run_time])

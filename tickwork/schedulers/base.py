@@ -19,6 +19,7 @@ are drivers: they only sleep and wake around the pass.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -45,6 +46,8 @@ from tickwork.events import (
     SCHEDULER_STARTED,
     STORE_ADDED,
     STORE_REMOVED,
+    TASK_ERROR,
+    TASK_EXECUTED,
     SchedulerEvent,
 )
 from tickwork.exceptions import (
@@ -55,9 +58,11 @@ from tickwork.exceptions import (
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor, ExecutorHost
 from tickwork.locks import format_lock_path
+from tickwork.runs import OUTCOMES, RunRecord
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
 from tickwork.schedulers._gate import StoreGate
+from tickwork.schedulers._history import DEFAULT_RUN_HISTORY, RunRecorder, check_run_history
 from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
@@ -102,6 +107,9 @@ class BaseScheduler(TaskAPI, ABC):
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
     * ``batch_size``: how many due tasks one step of a pass handles before letting the
       event loop (or other threads) run.
+    * ``run_history``: how long the records of runs are kept (see :meth:`get_runs`):
+      ``{"max_age": seconds or None, "max_per_task": count or None}``, by default a week
+      and 100 per task; ``None`` keeps no records at all.
     * ``shutdown_timeout``: seconds a shutdown (also leaving ``with`` / ``async with`` and
       the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
       and runs in threads or processes are reported and left behind. ``None`` (the
@@ -123,6 +131,7 @@ class BaseScheduler(TaskAPI, ABC):
         clock: Clock | None = None,
         batch_size: int = 256,
         shutdown_timeout: float | None = None,
+        run_history: Mapping[str, Any] | None = DEFAULT_RUN_HISTORY,
         jobstores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
         job_defaults: Mapping[str, Any] | None = None,
     ) -> None:
@@ -149,7 +158,17 @@ class BaseScheduler(TaskAPI, ABC):
         self._events = EventHub(self.logger)
         self._planner = Planner(self.timezone)
         self._plugins = Plugins(self._make_gate, self.logger)
-        self._dispatcher = Dispatcher(self._plugins.executors, self._events, self.logger)
+        history = check_run_history(run_history)
+        self._history = (
+            None
+            if history is None
+            else RunRecorder(self._plugins.stores, history, self.identity, self.clock, self.logger)
+        )
+        if self._history is not None:
+            self._events.add(self._history.finished, TASK_EXECUTED | TASK_ERROR)
+        self._dispatcher = Dispatcher(
+            self._plugins.executors, self._events, self.logger, self._history
+        )
         self._runs = RunKeeper(
             self._plugins.stores, self._events, self.identity, self.clock, self.logger
         )
@@ -401,6 +420,8 @@ class BaseScheduler(TaskAPI, ABC):
         the shutdown."""
         # Runs that ended must be recorded in shared stores before those close.
         self._runs.close()
+        if self._history is not None:
+            self._history.close()
         self._plugins.close_stores()
         self.logger.info("scheduler shut down")
         self._events.emit(SchedulerEvent(SCHEDULER_SHUTDOWN))
@@ -534,6 +555,52 @@ class BaseScheduler(TaskAPI, ABC):
     def remove_listener(self, callback: Listener) -> None:
         """Stop calling ``callback`` (every registration of it)."""
         self._events.remove(callback)
+
+    # -- run history ---------------------------------------------------------------------
+
+    def get_runs(
+        self,
+        task_id: str | None = None,
+        *,
+        store: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Records of runs, newest first (by scheduled time): every run of every
+        scheduler sharing the stores, with the identity that ran it. Filters: a task, a
+        store, an outcome (``"running"``, ``"success"``, ``"error"``, ``"timeout"``,
+        ``"cancelled"``, ``"missed"``, ``"max_instances"``) and scheduled times at or after
+        ``since``. Empty with ``run_history=None``. Reads the stores: from a coroutine,
+        use :meth:`get_runs_async`."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ConfigurationError(f"unknown outcome {outcome!r}; known: {list(OUTCOMES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be an integer >= 1, got {limit!r}")
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise ConfigurationError(f"since must be a timezone-aware datetime, got {since!r}")
+        if self._history is None:
+            return []
+        aliases = [store] if store is not None else list(self._plugins.stores)
+        if store is not None:
+            self._plugins.store(store)  # an unknown alias fails by name
+        return self._history.query(aliases, task_id, outcome, since, limit)
+
+    async def get_runs_async(
+        self,
+        task_id: str | None = None,
+        *,
+        store: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """:meth:`get_runs` off the event loop."""
+
+        def query() -> list[RunRecord]:
+            return self.get_runs(task_id, store=store, outcome=outcome, since=since, limit=limit)
+
+        return await asyncio.to_thread(query)
 
     def get_scheduler_info(self) -> dict[str, Any]:
         """A plain-dict summary of the scheduler."""

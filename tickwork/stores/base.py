@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from tickwork.exceptions import TaskLookupError
+from tickwork.runs.base import RunLog
+from tickwork.runs.memory import MemoryRunLog
 from tickwork.tasks import Task
 
 __all__ = ["BaseStore", "InProgressRun", "RunKey"]
@@ -95,6 +97,23 @@ class BaseStore(ABC):
     def __init__(self) -> None:
         self.alias: str | None = None
         self.logger = logging.getLogger(f"tickwork.stores.{type(self).__name__}")
+        self._run_log: RunLog | None = None
+
+    @property
+    def run_log(self) -> RunLog:
+        """Where the records of this store's runs are kept (see :mod:`tickwork.runs`).
+        Persistent stores keep them beside their tasks (files, a table, Redis keys), so
+        every scheduler sharing the store reads the same history; the default is a
+        bounded log in this process's memory."""
+        log: RunLog | None = getattr(self, "_run_log", None)  # (a subclass may skip __init__)
+        if log is None:
+            log = self._run_log = self._make_run_log()
+        return log
+
+    def _make_run_log(self) -> RunLog:
+        """The run log of this store (override in stores that keep records elsewhere);
+        called once, at first use."""
+        return MemoryRunLog()
 
     # -- lifecycle ------------------------------------------------------------------------
 
