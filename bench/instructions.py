@@ -14,7 +14,8 @@ the figure is the same from run to run on the same machine and build.
 * ``add``: ``add_task(fn, "interval", seconds=3600)`` on a running ``AsyncIOScheduler``
   with the memory store (``add_job`` for APScheduler 3);
 * ``run``: one run of a coroutine task in a burst: N interval tasks come due at once, four
-  times, on a fake clock (tickwork only: APScheduler has no clock to drive).
+  times, on a fake clock (tickwork only: APScheduler has no clock to drive), with the run
+  history off and on (on: the writing of the records counts too).
 
 Needs valgrind (Debian: ``apt-get install valgrind``); the peers come from bench/.venv
 as for ``bench/run.py``.
@@ -90,7 +91,8 @@ PROGRAMS = {
         async def main(n: int) -> None:
             t0 = datetime(2026, 1, 1, tzinfo=UTC)
             clock = FakeClock(t0)
-            scheduler = AsyncIOScheduler(timezone=UTC, clock=clock)
+            history = {} if sys.argv[3] == "on" else None
+            scheduler = AsyncIOScheduler(timezone=UTC, clock=clock, run_history=history)
             scheduler.start()
             for _ in range(int(sys.argv[2])):
                 scheduler.add_task(job, "interval", seconds=10, start_at=t0 + timedelta(seconds=10))
@@ -133,13 +135,14 @@ def instructions(program: str, argv: list[str], python: str) -> int:
     return int(found.group(1))
 
 
-def per_operation(op: str, lib: str, n: int, python: str) -> float:
+def per_operation(op: str, lib: str, n: int, python: str, history: str = "on") -> float:
     program = PROGRAMS[(op, lib)]
     if op == "run":
-        # Adding the tasks is in both runs; only the N runs (4 per task) differ.
+        # Adding the tasks is in both runs; only the N runs (4 per task) differ, the
+        # writing of their records included (the history's thread counts too).
         return (
-            instructions(program, ["1", str(n)], python)
-            - instructions(program, ["0", str(n)], python)
+            instructions(program, ["1", str(n), history], python)
+            - instructions(program, ["0", str(n), history], python)
         ) / (4 * n)
     return (instructions(program, [str(n)], python) - instructions(program, ["0"], python)) / n
 
@@ -167,6 +170,15 @@ def main(argv: list[str]) -> None:
     for op in args.ops:
         for lib in libs:
             if (op, lib) not in PROGRAMS:
+                continue
+            if op == "run" and lib == "tickwork":
+                for history in ("off", "on"):
+                    cost = per_operation(op, lib, args.n, python, history)
+                    print(
+                        f"{op:4s} {lib:12s} {cost:10,.0f} instructions per {op} "
+                        f"(run history {history})",
+                        flush=True,
+                    )
                 continue
             cost = per_operation(op, lib, args.n, python)
             print(f"{op:4s} {lib:12s} {cost:10,.0f} instructions per {op}", flush=True)

@@ -7,7 +7,6 @@ fixture gives each test a log of every backend on a fresh location.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,7 +32,7 @@ def test_a_final_record_replaces_a_running_one(log: RunLog) -> None:
 def test_a_running_record_replaces_a_running_one(log: RunLog) -> None:
     # base.py: "a record replaces a running one with the same id".
     log.write([record(outcome="running")])
-    again = replace(record(outcome="running"), scheduler="host-2")
+    again = record(outcome="running")._replace(scheduler="host-2")
     log.write([again])
     assert log.get(again.run_id) == again
     log.write([record(outcome="running"), again])  # in one batch, the same

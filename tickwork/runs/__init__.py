@@ -15,9 +15,8 @@ start written late (after a quick run's end, in the same batch) changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "FINAL_OUTCOMES",
@@ -25,6 +24,7 @@ __all__ = [
     "Outcome",
     "RunRecord",
     "make_run_id",
+    "utc_text",
 ]
 
 Outcome = Literal["running", "success", "error", "timeout", "cancelled", "missed", "max_instances"]
@@ -44,9 +44,9 @@ OUTCOMES: Final[tuple[Outcome, ...]] = (
 FINAL_OUTCOMES: Final[frozenset[str]] = frozenset(OUTCOMES) - {"running"}
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One attempt of one run of a task.
+class RunRecord(NamedTuple):
+    """One attempt of one run of a task (immutable; ``record._replace(...)`` makes a
+    changed copy).
 
     ``scheduled_run_time`` is the fire time the run is for; ``started_at`` and
     ``finished_at`` are when it actually ran (``None`` for runs that never started, and
@@ -83,5 +83,23 @@ def make_run_id(task_id: str, scheduled_run_time: datetime, attempt: int = 1) ->
     talks about the same run (the one that ran it, the one that takes over its abandoned
     record, an engine such as Celery that receives it) names it the same way.
     """
-    moment = scheduled_run_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return f"{task_id}@{moment}#{attempt}"
+    return f"{task_id}@{utc_text(scheduled_run_time)}#{attempt}"
+
+
+#: The last time :func:`utc_text` wrote, and its text. The runs of a burst share one
+#: datetime object (triggers share their answers), so their ids cost one conversion, not
+#: one each (converting and formatting is most of an id's cost).
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
+def utc_text(moment: datetime) -> str:
+    """``moment`` in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    global _last_text
+    last = _last_text
+    if last[0] is moment:
+        return last[1]
+    if moment.tzinfo is not UTC:  # (datetime.UTC is datetime.timezone.utc)
+        moment = moment.astimezone(UTC)
+    text = moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_text = (moment, text)
+    return text

@@ -17,23 +17,28 @@ thread, every :data:`PRUNE_EVERY` seconds, in the backends' own bounded batches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from tickwork.clock import Clock
 from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError
 from tickwork.runs import RunRecord, make_run_id
-from tickwork.runs.base import RunLog, newest_first
+from tickwork.runs.base import newest_first
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_RUN_HISTORY", "RunRecorder", "check_run_history"]
+
+#: ``_record(values)`` builds a RunRecord from a tuple of its fields, in C (a NamedTuple's
+#: own constructor is Python code and matches keywords).
+_record: Callable[[tuple[Any, ...]], RunRecord] = functools.partial(tuple.__new__, RunRecord)
 
 #: Retention when the scheduler is not told otherwise: a week, and 100 runs per task.
 DEFAULT_RUN_HISTORY: dict[str, float | int | None] = {"max_age": 7 * 86400.0, "max_per_task": 100}
@@ -46,10 +51,12 @@ PRUNE_EVERY = 60.0
 #: ones are dropped, with a warning: memory must stay bounded.
 MAX_BUFFERED = 100_000
 
-#: A buffered run: [task id, task name, scheduled time, outcome, started at, finished
-#: at, duration, attempt, error, traceback, executor] (see RunRecord).
-_Note = list[Any]
-_Key = tuple[str, float, int]
+#: A run to write: (task, scheduled time, outcome, started at, duration, attempt, error,
+#: traceback); a plain tuple, turned into a RunRecord on the writer's thread.
+_Note = tuple[Task, datetime, str, datetime | None, float | None, int, str | None, str | None]
+#: A run in progress: (store alias, attempt, task, started at, whether its running record
+#: was written, scheduled time).
+_Started = tuple[str, int, Task, datetime, bool, datetime]
 
 
 def check_run_history(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -81,7 +88,13 @@ def check_run_history(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 class RunRecorder:
     """Notes runs and writes them to the run logs of the stores (see the module
-    docstring). ``run_log`` finds the log of a store alias (None: the store is gone)."""
+    docstring).
+
+    The hot path is two small steps per run: :meth:`starting` puts one tuple in
+    ``_running``; :meth:`finished` moves it, with its outcome, to the store's list of
+    ended runs. A flush writes the ended runs, and a ``running`` record for each run
+    still going that has none yet: a run that starts and ends between two flushes costs
+    one record, built on the writer's thread."""
 
     def __init__(
         self,
@@ -98,32 +111,46 @@ class RunRecorder:
         self._logger = logger
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        #: Per store alias, the runs noted and not yet written, by (task, time, attempt).
-        self._buffer: dict[str, dict[_Key, _Note]] = {}
-        #: Runs started and not yet ended: their store and attempt, by (task id, time).
-        self._running: dict[tuple[str, float], tuple[str, int]] = {}
+        #: Runs started and not ended, by (task id, scheduled timestamp); see _Started.
+        self._running: dict[tuple[str, float], _Started] = {}
+        #: Per store alias, the records to write (ended runs, runs that never started).
+        self._ended: dict[str, list[_Note]] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._next_prune = 0.0
         self._warned_full: set[str] = set()
 
-    # -- noting runs (the hot path: appends only) ---------------------------------------------
+    # -- noting runs (the hot path) ---------------------------------------------------------------
 
     def starting(self, task: Task, run_times: Iterable[datetime], attempt: int = 1) -> None:
         """Runs of ``task`` are about to be handed to its executor."""
-        alias = task.store_alias or "default"
-        now = self._clock.now()
-        name, executor = task.name, task._profile.executor
+        alias, now, task_id = task.store_alias or "default", self._clock.now(), task.id
         with self._lock:
-            buffer = self._buffer.setdefault(alias, {})
             running = self._running
             for run_time in run_times:
-                stamp = run_time.timestamp()
-                buffer[(task.id, stamp, attempt)] = [
-                    task.id, name, run_time, "running", now, None, None, attempt, None, None, executor
-                ]  # fmt: skip
-                running[(task.id, stamp)] = (alias, attempt)
-        self._ensure_thread()
+                running[(task_id, run_time.timestamp())] = (
+                    alias, attempt, task, now, False, run_time
+                )  # fmt: skip
+        if self._thread is None:
+            self._start_thread()
+
+    def finished(self, event: TaskExecutionEvent) -> None:
+        """A listener for ``TASK_EXECUTED`` and ``TASK_ERROR``: the run's end."""
+        run_time = event.scheduled_run_time
+        with self._lock:
+            started = self._running.pop((event.task_id, run_time.timestamp()), None)
+        if started is None:
+            return  # not a run this recorder saw start (a store without history)
+        alias, attempt, task, started_at = started[:4]
+        if event.code == TASK_EXECUTED:
+            outcome, error, text = "success", None, None
+        else:
+            exc = event.exception
+            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            error, text = _describe(exc), event.traceback
+        note = (task, run_time, outcome, started_at, event.duration, attempt, error, text)
+        with self._lock:
+            self._ended.setdefault(alias, []).append(note)
 
     def not_started(
         self,
@@ -136,53 +163,19 @@ class RunRecorder:
         """Runs of ``task`` that will not run (``"missed"``, ``"max_instances"``), or an
         attempt given up for ``error`` (a run abandoned by a dead scheduler)."""
         alias = task.store_alias or "default"
-        now = self._clock.now()
         with self._lock:
-            buffer = self._buffer.setdefault(alias, {})
+            ended = self._ended.setdefault(alias, [])
             for run_time in run_times:
-                stamp = run_time.timestamp()
-                key = (task.id, stamp, attempt)
-                self._running.pop((task.id, stamp), None)
-                buffer[key] = [
-                    task.id, task.name, run_time, outcome, None, now, None, attempt, error, None,
-                    task._profile.executor,
-                ]  # fmt: skip
-        self._ensure_thread()
-
-    def finished(self, event: TaskExecutionEvent) -> None:
-        """A listener for ``TASK_EXECUTED`` and ``TASK_ERROR``: the run's end."""
-        stamp = event.scheduled_run_time.timestamp()
-        with self._lock:
-            where = self._running.pop((event.task_id, stamp), None)
-            if where is None:
-                return  # not a run this recorder saw start (a store without history)
-            alias, attempt = where
-            note = self._buffer.setdefault(alias, {}).get((event.task_id, stamp, attempt))
-            if note is None:  # its start was written already: a note of its end alone,
-                # whose name and start _records takes from the written record
-                note = [event.task_id, None, event.scheduled_run_time, "running",
-                        None, None, None, attempt, None, None, None]  # fmt: skip
-                self._buffer[alias][(event.task_id, stamp, attempt)] = note
-            if event.code == TASK_EXECUTED:
-                note[3] = "success"
-            else:
-                exc = event.exception
-                note[3] = "cancelled" if _is_cancellation(exc) else "error"
-                note[8] = _describe(exc)
-                note[9] = event.traceback
-            note[5] = self._clock.now()
-            note[6] = event.duration
-        self._ensure_thread()
+                self._running.pop((task.id, run_time.timestamp()), None)
+                ended.append((task, run_time, outcome, None, None, attempt, error, None))
+        if self._thread is None:
+            self._start_thread()
 
     def forget(self, task: Task, run_times: Iterable[datetime]) -> None:
         """Runs noted as starting that never reached the executor (refused)."""
         with self._lock:
-            buffer = self._buffer.get(task.store_alias or "default", {})
             for run_time in run_times:
-                stamp = run_time.timestamp()
-                where = self._running.pop((task.id, stamp), None)
-                if where is not None:
-                    buffer.pop((task.id, stamp, where[1]), None)
+                self._running.pop((task.id, run_time.timestamp()), None)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -208,18 +201,28 @@ class RunRecorder:
     # -- writing --------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write everything buffered to the run logs (on the calling thread). A store whose
+        """Write what was noted to the run logs (on the calling thread): ended runs, and
+        a ``running`` record for each run still going that has none yet. A store whose
         log fails keeps its notes for the next flush."""
+        now = self._clock.now()
         with self._lock:
-            taken = {alias: notes for alias, notes in self._buffer.items() if notes}
-            for alias in taken:
-                self._buffer[alias] = {}
-        for alias, notes in taken.items():
+            ended, self._ended = self._ended, {}
+            starts: dict[str, list[_Note]] = {}
+            for key, started in self._running.items():
+                if not started[4]:
+                    alias, attempt, task, started_at, _, run_time = started
+                    self._running[key] = (alias, attempt, task, started_at, True, run_time)
+                    starts.setdefault(alias, []).append(
+                        (task, run_time, "running", started_at, None, attempt, None, None)
+                    )
+        for alias in set(ended) | set(starts):
+            # Starts first: an end noted later for the same run must win the write.
+            notes = starts.get(alias, []) + ended.get(alias, [])
             store = self._stores.get(alias)
             if store is None:
                 continue  # the store was removed: its runs have nowhere to go
             try:
-                store.run_log.write(self._records(store.run_log, notes.values()))
+                store.run_log.write(self._records(notes, now))
             except Exception as exc:
                 self._logger.warning(
                     "could not write %d run record(s) to store %r (%s: %s); retrying",
@@ -228,47 +231,52 @@ class RunRecorder:
                     type(exc).__name__,
                     exc,
                 )
-                self._requeue(alias, notes)
+                self._requeue(alias, ended.get(alias, []), starts.get(alias, []))
 
-    def _records(self, log: RunLog, notes: Iterable[_Note]) -> list[RunRecord]:
+    def _records(self, notes: Iterable[_Note], now: datetime) -> list[RunRecord]:
+        identity = self._identity
         records = []
-        for note in notes:
-            task_id, name, run_time, outcome, started, finished, duration, attempt = note[:8]
-            run_id = make_run_id(task_id, run_time, attempt)
-            executor = note[10]
-            if name is None:  # its start was written already: keep what that said
-                earlier = log.get(run_id)
-                name = earlier.task_name if earlier is not None else task_id
-                started = earlier.started_at if earlier is not None else None
-                executor = earlier.executor if earlier is not None else None
+        for task, run_time, outcome, started, duration, attempt, error, text in notes:
+            if outcome == "running":
+                finished = None
+            elif started is not None and duration is not None:
+                finished = started + timedelta(seconds=duration)
+            else:
+                finished = now
+            # Positionally, in RunRecord's field order: this runs once per run.
             records.append(
-                RunRecord(
-                    run_id=run_id,
-                    task_id=task_id,
-                    task_name=name,
-                    scheduled_run_time=run_time,
-                    outcome=outcome,
-                    started_at=started,
-                    finished_at=finished,
-                    duration=duration,
-                    attempt=attempt,
-                    error=note[8],
-                    traceback=note[9],
-                    scheduler=self._identity,
-                    executor=executor,
+                _record(
+                    (
+                        make_run_id(task.id, run_time, attempt),
+                        task.id,
+                        task.name,
+                        run_time,
+                        outcome,
+                        started,
+                        finished,
+                        duration,
+                        attempt,
+                        error,
+                        text,
+                        identity,
+                        task._profile.executor,
+                    )
                 )
             )
         return records
 
-    def _requeue(self, alias: str, notes: dict[_Key, _Note]) -> None:
+    def _requeue(self, alias: str, ended: list[_Note], starts: list[_Note]) -> None:
         with self._lock:
-            buffer = self._buffer.setdefault(alias, {})
-            for key, note in notes.items():
-                buffer.setdefault(key, note)  # (a newer note of the same run wins)
-            excess = len(buffer) - MAX_BUFFERED
+            pending = self._ended.setdefault(alias, [])
+            pending[:0] = ended
+            for task, run_time, *_ in starts:  # their running records: written later
+                key = (task.id, run_time.timestamp())
+                started = self._running.get(key)
+                if started is not None:
+                    self._running[key] = (*started[:4], False, started[5])
+            excess = len(pending) - MAX_BUFFERED
             if excess > 0:
-                for key in [k for k, n in buffer.items() if n[3] != "running"][:excess]:
-                    del buffer[key]
+                del pending[:excess]
                 if alias not in self._warned_full:
                     self._warned_full.add(alias)
                     self._logger.warning(
@@ -291,14 +299,13 @@ class RunRecorder:
 
     # -- the writer thread ----------------------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._stopping:
-                    self._thread = threading.Thread(
-                        target=self._loop, name="tickwork-run-history", daemon=True
-                    )
-                    self._thread.start()
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(
+                    target=self._loop, name="tickwork-run-history", daemon=True
+                )
+                self._thread.start()
 
     def _loop(self) -> None:
         monotonic = time.monotonic
@@ -332,7 +339,3 @@ def _describe(exc: BaseException | None) -> str | None:
         return None
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _is_cancellation(exc: BaseException | None) -> bool:
-    return isinstance(exc, asyncio.CancelledError)

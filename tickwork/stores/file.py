@@ -38,6 +38,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from tickwork.exceptions import ConflictIdError, StoreUnavailableError, TaskLookupError
+from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._task_file import (
@@ -445,6 +446,13 @@ class FileStore(BaseStore):
         tasks = [task for task in map(self._load, names) if task is not None]
         tasks.sort(key=_sort_key)
         return tasks
+
+    def _make_run_log(self) -> RunLog:
+        """The run records, one file each under ``<directory>/runs`` (see
+        :mod:`tickwork.runs.file`); ``cleanup_directory`` removes them with the tasks."""
+        from tickwork.runs.file import FileRunLog
+
+        return FileRunLog(self.directory / "runs", logger=self.logger)
 
     def __repr__(self) -> str:
         return f"<FileStore alias={self.alias!r} directory={str(self.directory)!r}>"

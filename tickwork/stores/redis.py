@@ -40,6 +40,7 @@ from tickwork.exceptions import (
     StoreUnavailableError,
     TaskLookupError,
 )
+from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
@@ -529,6 +530,13 @@ class RedisStore(BaseStore):
         ids = [task_id for task_id, _ in scored if task_id in blobs] + paused
         tasks = [self._load(task_id, blobs[task_id]) for task_id in ids]
         return [task for task in tasks if task is not None]
+
+    def _make_run_log(self) -> RunLog:
+        """The run records, under ``<prefix>:run_log:*`` (see :mod:`tickwork.runs.redis`):
+        every scheduler sharing the store reads the same."""
+        from tickwork.runs.redis import RedisRunLog
+
+        return RedisRunLog(self.client, self.prefix, logger=self.logger)
 
     def __repr__(self) -> str:
         return f"<RedisStore alias={self.alias!r} prefix={self.prefix!r}>"

@@ -68,6 +68,7 @@ from tickwork.exceptions import (
     StoreUnavailableError,
     TaskLookupError,
 )
+from tickwork.runs.sql import SQLRunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._sql_conflicts import (
@@ -177,7 +178,20 @@ class SQLAlchemyStore(BaseStore):
         self._bounds.attach()  # again after a shutdown
         with self._unavailable("create its schema"):
             create_schema(self.engine, self._metadata, self._meta, self.tablename)
+        with self._unavailable("create its run history table"):
+            self.run_log.create()  # (created and upgraded with the store, never dropped)
         self._schema_ready = True
+
+    @property
+    def run_log(self) -> SQLRunLog:
+        """The run records, in the table ``<tablename>_history`` beside the tasks (see
+        :mod:`tickwork.runs.sql`): every scheduler sharing the store reads the same."""
+        log = getattr(self, "_run_log", None)
+        if not isinstance(log, SQLRunLog):
+            log = self._run_log = SQLRunLog(
+                self.engine, f"{self.tablename}_history", logger=self.logger
+            )
+        return log
 
     def shutdown(self) -> None:
         """Close the pooled connections of an engine this store created; stop adding the
