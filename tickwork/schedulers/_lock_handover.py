@@ -35,28 +35,26 @@ The progress file is only a hint from another process: a time in the future (a f
 clock on another host, a file planted in /tmp) is clamped to now and logged, so it
 cannot stop the store for hours or make the catch-up walk to the year 2100.
 
-A store that outlives its schedulers (SQL, Redis: shared by a fleet, no lock) has the
-same gap at a reload: every worker stops, and the new ones re-add their tasks with
-``replace_existing=True``, which gives each task a new schedule counted from now (the
-documented meaning, see docs/deploying.md). The runs its stored copy still had due were
-processed by nobody, and that schedule drops them: :func:`log_dropped_runs` names them
-in a warning first, so a reload never loses them without a trace.
+A store that outlives its schedulers (SQL, Redis: shared by a fleet, no lock) has no
+such gap to give back: its tasks keep their stored next run times, and a worker that
+re-adds its tasks with ``replace_existing=True`` keeps them too when the trigger is
+unchanged (see ``TaskManager.store_task``), so the runs due during a reload run or are
+reported missed by the usual rules.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 
 from tickwork.locks import FileLockProtected
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._planner import Planner
 from tickwork.stores.base import BaseStore
-from tickwork.tasks import UNSET, Task
+from tickwork.tasks import Task
 
-__all__ = ["LOOK_BACK", "LockHandover", "log_dropped_runs"]
+__all__ = ["LOOK_BACK", "LockHandover"]
 
 #: How far back a new holder looks for slots that fell due after the last holder's last
 #: pass (:meth:`LockHandover._rewind`). A reload leaves a gap of seconds (up to the
@@ -248,45 +246,3 @@ class LockHandover:
         while first is not None and first <= moment:  # (a first fire time may equal it)
             first = trigger.get_next_trigger_time(zone, first, now)
         return first
-
-
-def log_dropped_runs(
-    stores: Mapping[str, BaseStore],
-    task: Task,
-    now: datetime,
-    timezone: tzinfo,
-    logger: logging.Logger,
-) -> None:
-    """Before ``task`` replaces its stored copy (``replace_existing``), log the runs that
-    copy still had due: no scheduler processed them, and the new schedule, counted from
-    ``now``, drops them. The incident: a gunicorn ``kill -HUP`` replaced every worker of
-    a fleet sharing a PostgreSQL table; the slots between the old workers' stop and the
-    new ones' start were neither run nor reported. (Only logged, not ``TASK_MISSED``:
-    dropping them is what ``replace_existing`` is documented to do.) It only reads; a
-    failing read is the store's business when the task is written just after."""
-    store = stores.get(task.store_alias or "default")
-    try:
-        stored = store.lookup_task(task.id) if store is not None else None
-    except Exception as exc:
-        logger.debug("task %r: stored copy not checked for due runs: %s", task.id, exc)
-        return
-    due = stored.next_run_time if stored is not None else None
-    if due is None or due > now:
-        return
-    ours = task.next_run_time
-    try:
-        if ours is UNSET:  # what store_task will compute
-            ours = task.trigger.get_next_trigger_time(timezone, None, now)
-    except Exception:  # the trigger's error is raised where the task is stored
-        ours = None
-    if ours is not None and ours <= due:
-        return  # the new schedule still runs them
-    logger.warning(
-        "task %r: its runs due from %s until %s were processed by no scheduler (none was "
-        "running, e.g. during a reload) and are not run: replace_existing gives the task "
-        "a new schedule from now",
-        task.id,
-        due.isoformat(),
-        ours.isoformat() if ours is not None else "its end",
-        extra={"task_id": task.id},
-    )
