@@ -251,3 +251,20 @@ def test_a_scheduler_keeps_running_good_tasks_next_to_records_of_wrong_types(
     assert runs.count("good") > 3, runs
     assert set(runs) == {"good"}
     assert {task_id: stored_bytes(writer, task_id) for task_id in damage} == kept
+
+
+@pytest.mark.parametrize("value", [-1e300, 1e300])
+def test_an_out_of_range_next_run_time_column_does_not_stop_the_sql_store(
+    make_sql_store: StoreMaker, value: float
+) -> None:
+    store = make_sql_store()
+    assert isinstance(store, SQLAlchemyStore)
+    store.add_task(make_task("good", at(60)))
+    with store.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(f"UPDATE {store.tablename} SET next_run_time = :v WHERE id = 'good'"),
+            {"v": value},
+        )
+    when = store.get_next_run_time()  # a -1e300 row made this raise OverflowError
+    assert when is not None
+    assert when.year == (1 if value < 0 else 9999)

@@ -97,6 +97,10 @@ from tickwork.tasks import Task
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
 
 # Rows per page when looking for the next run time past claimed tasks.
+#: What an out-of-range next_run_time column reads as (see SQLAlchemyStore._time_of).
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
 _NEXT_PAGE = 20
 # Bound parameters per IN (...) list: below every backend's limit (SQLite's is 999 on old
 # builds).
@@ -605,13 +609,28 @@ class SQLAlchemyStore(BaseStore):
                 rows = conn.execute(query.offset(offset).limit(_NEXT_PAGE)).all()
                 for when, owner, expires in rows:
                     if best is not None and when >= best:
-                        return datetime.fromtimestamp(best, UTC)
+                        return self._time_of(best)
                     if owner is not None and expires is not None and expires > when:
                         when = expires
                     best = when if best is None else min(best, when)
                 if len(rows) < _NEXT_PAGE:
                     break
-        return datetime.fromtimestamp(best, UTC) if best is not None else None
+        return self._time_of(best) if best is not None else None
+
+    def _time_of(self, stamp: float) -> datetime:
+        """A ``next_run_time`` column value as a datetime. A value outside datetime's
+        range (a row written by hand: -1e300) reads as the earliest or latest time there
+        is, so the store goes on: an early one makes the task due, and the pass reads its
+        stored state and writes the column back from it."""
+        try:
+            return datetime.fromtimestamp(stamp, UTC)
+        except (OverflowError, OSError, ValueError):
+            self.logger.warning(
+                "store %r: a next_run_time column holds %r, outside the datetimes there are",
+                self.alias,
+                stamp,
+            )
+            return _EARLIEST if not stamp > 0 else _LATEST
 
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
