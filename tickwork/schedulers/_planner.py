@@ -14,7 +14,7 @@ the task's shared profile (``task._profile``: the properties cost a Python frame
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from tickwork.tasks import Task
 from tickwork.triggers.shutdown import ShutdownTrigger
@@ -88,6 +88,10 @@ class Planner:
         (:meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`); from its answer,
         or from ``due`` when it has none, the rest is walked, one call per fire time."""
         trigger, zone = task.trigger, self.timezone
+        if not is_fixed_offset(now.tzinfo):
+            # Two datetimes sharing a zone with DST compare by wall time, which is wrong
+            # in the repeated hour; in UTC the walk below compares instants.
+            now = now.astimezone(UTC)
         last = trigger.latest_fire_time(zone, due, now)
         if last is not None:
             due = last
