@@ -25,7 +25,7 @@ scheduler.add_task(sync_prices, id="prices")
 
 with scheduler:
     time.sleep(0.3)
-    latest = scheduler.get_runs("invoices", limit=1)[0]
+    latest = scheduler.get_runs("invoices", outcome="success", limit=1)[0]
     failures = scheduler.get_runs(outcome="error")
 
 print(latest.outcome, f"{latest.duration:.6f} s", latest.run_id)
