@@ -99,3 +99,43 @@ def test_only_the_lock_holder_runs_tasks_and_a_standby_takes_over(tmp_path: Path
         for scheduler in (a, b):
             if scheduler.running:
                 scheduler.shutdown()
+
+
+def _warnings_in_a_process(template: str, own_group: bool) -> list[str]:
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from tickwork.locks import lock_path_warnings\n"
+        "print(json.dumps(lock_path_warnings(sys.argv[1])))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, template],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=own_group,
+        timeout=30,
+    )
+    found: list[str] = json.loads(done.stdout)
+    return found
+
+
+def test_pgrp_in_a_process_started_on_its_own_is_named() -> None:
+    # Two separately launched uvicorns each lead a process group: {pgrp} gave each a
+    # lock of its own, and every task ran twice.
+    (warning,) = _warnings_in_a_process("/tmp/tw-{pgrp}-{store}.lock", own_group=True)
+    assert "{pgrp}" in warning
+    assert "fixed path" in warning
+    assert _warnings_in_a_process("/tmp/tw-{pgrp}-{store}.lock", own_group=False) == []
+
+
+def test_pid_is_always_named_and_fixed_paths_are_fine() -> None:
+    from tickwork.locks import lock_path_warnings
+
+    (warning,) = lock_path_warnings("/tmp/tw-{pid}.lock")
+    assert "{pid}" in warning
+    assert lock_path_warnings("/tmp/tw-{store}.lock") == []
+    assert lock_path_warnings("/tmp/tw-{ppid}-{store}.lock") == []

@@ -27,7 +27,13 @@ import filelock
 
 from tickwork.exceptions import LockPathError
 
-__all__ = ["FileLockProtected", "LockProtected", "NullLockProtected", "format_lock_path"]
+__all__ = [
+    "FileLockProtected",
+    "LockProtected",
+    "NullLockProtected",
+    "format_lock_path",
+    "lock_path_warnings",
+]
 
 PLACEHOLDERS = ("store", "pgrp", "ppid", "pid")
 
@@ -50,6 +56,34 @@ def format_lock_path(template: str, store: str = "default") -> str:
         "pid": os.getpid(),
     }
     return template.format(**values)
+
+
+def lock_path_warnings(template: str) -> list[str]:
+    """What is wrong with ``template`` for this process, in words (an empty list when
+    nothing is): the placeholders that give processes meant to share a lock a lock each,
+    so that each of them runs every task.
+
+    * ``{pid}``: every process has its own, always.
+    * ``{pgrp}``: shared by the workers a master forks (gunicorn, uvicorn ``--workers``),
+      who inherit its process group; a process that leads a group of its own was started
+      on its own (two ``uvicorn`` commands, two systemd units), and shares it with nobody.
+    """
+    fields = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    found = []
+    if "pid" in fields:
+        found.append(
+            f"lock path {template!r} has {{pid}}: every process gets a lock of its own, so "
+            "each runs every task; use a fixed path (processes on one host), or {ppid} "
+            "for the workers of one master"
+        )
+    if "pgrp" in fields and os.getpgrp() == os.getpid():
+        found.append(
+            f"lock path {template!r} has {{pgrp}}, and this process leads its own process "
+            "group: it was started on its own, not forked by a master with others, so "
+            "processes started like it each get a lock of their own and each run every "
+            "task; use a fixed path to share one lock between separately started processes"
+        )
+    return found
 
 
 class LockProtected(ABC):

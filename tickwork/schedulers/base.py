@@ -57,7 +57,7 @@ from tickwork.exceptions import (
 )
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor, ExecutorHost
-from tickwork.locks import format_lock_path
+from tickwork.locks import format_lock_path, lock_path_warnings
 from tickwork.runs import OUTCOMES, RunRecord
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
@@ -145,6 +145,8 @@ class BaseScheduler(TaskAPI, ABC):
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
         if lock_path is not None:
             format_lock_path(lock_path)  # an unknown placeholder fails here, by name
+            for warning in lock_path_warnings(lock_path):
+                self.logger.warning(warning)
         self.lock_path = lock_path
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
