@@ -115,6 +115,9 @@ class RunRecorder:
         self._running: dict[tuple[str, float], _Started] = {}
         #: Per store alias, the records to write (ended runs, runs that never started).
         self._ended: dict[str, list[_Note]] = {}
+        #: The keys of the runs started since the last flush: the flush looks at these,
+        #: not at every run in progress (a burst leaves thousands in progress).
+        self._new: list[tuple[str, float]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._next_prune = 0.0
@@ -126,11 +129,11 @@ class RunRecorder:
         """Runs of ``task`` are about to be handed to its executor."""
         alias, now, task_id = task.store_alias or "default", self._clock.now(), task.id
         with self._lock:
-            running = self._running
+            running, new = self._running, self._new
             for run_time in run_times:
-                running[(task_id, run_time.timestamp())] = (
-                    alias, attempt, task, now, False, run_time
-                )  # fmt: skip
+                key = (task_id, run_time.timestamp())
+                running[key] = (alias, attempt, task, now, False, run_time)
+                new.append(key)
         if self._thread is None:
             self._start_thread()
 
@@ -207,11 +210,14 @@ class RunRecorder:
         now = self._clock.now()
         with self._lock:
             ended, self._ended = self._ended, {}
+            new, self._new = self._new, []
             starts: dict[str, list[_Note]] = {}
-            for key, started in self._running.items():
-                if not started[4]:
+            running = self._running
+            for key in new:
+                started = running.get(key)
+                if started is not None and not started[4]:  # (still going, unwritten)
                     alias, attempt, task, started_at, _, run_time = started
-                    self._running[key] = (alias, attempt, task, started_at, True, run_time)
+                    running[key] = (alias, attempt, task, started_at, True, run_time)
                     starts.setdefault(alias, []).append(
                         (task, run_time, "running", started_at, None, attempt, None, None)
                     )
@@ -274,6 +280,7 @@ class RunRecorder:
                 started = self._running.get(key)
                 if started is not None:
                     self._running[key] = (*started[:4], False, started[5])
+                    self._new.append(key)
             excess = len(pending) - MAX_BUFFERED
             if excess > 0:
                 del pending[:excess]
@@ -332,6 +339,7 @@ class RunRecorder:
         with self._lock:
             self._thread, self._stopping = None, False
             self._running.clear()
+            self._new.clear()
 
 
 def _describe(exc: BaseException | None) -> str | None:
