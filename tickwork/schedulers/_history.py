@@ -45,6 +45,8 @@ DEFAULT_RUN_HISTORY: dict[str, float | int | None] = {"max_age": 7 * 86400.0, "m
 
 #: Seconds between flushes of the buffer while runs are being noted.
 FLUSH_EVERY = 0.5
+#: Records built and written at a time by a flush (see flush: the loop breathes between).
+WRITE_CHUNK = 500
 #: Seconds between retention passes over the run logs.
 PRUNE_EVERY = 60.0
 #: Past this many buffered runs per store (its log failing for long), the oldest finished
@@ -228,7 +230,12 @@ class RunRecorder:
             if store is None:
                 continue  # the store was removed: its runs have nowhere to go
             try:
-                store.run_log.write(self._records(notes, now))
+                for first in range(0, len(notes), WRITE_CHUNK):
+                    if first:
+                        # Let the other threads (the event loop above all) have the GIL:
+                        # a burst's thousands of records are built in one flush.
+                        time.sleep(0)
+                    store.run_log.write(self._records(notes[first : first + WRITE_CHUNK], now))
             except Exception as exc:
                 self._logger.warning(
                     "could not write %d run record(s) to store %r (%s: %s); retrying",
