@@ -456,8 +456,9 @@ class BaseScheduler(TaskAPI, ABC):
         """The executor a ``default`` alias gets when none was configured."""
 
     @abstractmethod
-    async def shutdown_async(self, wait: bool = True) -> None:
-        """Shut down without blocking the calling event loop (ASGI, ``async with``)."""
+    async def shutdown_async(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Shut down without blocking the calling event loop (ASGI, ``async with``);
+        ``timeout`` as for ``shutdown`` (default: the scheduler's ``shutdown_timeout``)."""
 
     @abstractmethod
     async def _start_for_asgi(self) -> None:
