@@ -165,6 +165,14 @@ async def main(seconds: float) -> None:
         else:
             print(f"  {name:<10} ran {runs[name]} time(s), raised {errors[name]} time(s)")
     print(f"  tasks kept in the memory store: {len(scheduler.get_tasks('default'))}")
+    # Every run is on record in its store (tickwork.runs): what ran, how long, how it ended.
+    records = await scheduler.get_runs_async(store="default", limit=10_000)
+    print(f"run history of the memory store: {len(records)} record(s); the failures:")
+    for record in await scheduler.get_runs_async(store="default", outcome="error", limit=3):
+        print(
+            f"  {record.scheduled_run_time:%H:%M:%S} {record.task_id:<10} "
+            f"{record.outcome} after {record.duration or 0:.4f} s: {record.error}"
+        )
 
 
 if __name__ == "__main__":

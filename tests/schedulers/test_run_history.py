@@ -194,3 +194,19 @@ def test_events_and_records_agree_on_the_run_id() -> None:
     with scheduler:
         wait_for(lambda: events and scheduler.get_runs("t", outcome="success"))
     assert events[0].run_id == scheduler.get_runs("t")[0].run_id
+
+
+def test_a_run_log_that_cannot_be_read_names_its_store(tmp_path: Any) -> None:
+    from tickwork.exceptions import StoreUnavailableError
+
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        stores={"db": {"type": "sqlalchemy", "url": f"sqlite:///{tmp_path}/gone/x.db"}},
+    )
+    (tmp_path / "gone").mkdir()
+    scheduler.start()
+    scheduler.shutdown()
+    (tmp_path / "gone" / "x.db").unlink()
+    (tmp_path / "gone").rmdir()
+    with pytest.raises(StoreUnavailableError, match="'db'"):
+        scheduler.get_runs(store="db")

@@ -28,7 +28,7 @@ from typing import Any
 
 from tickwork.clock import Clock
 from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
-from tickwork.exceptions import ConfigurationError
+from tickwork.exceptions import ConfigurationError, StoreUnavailableError, TickworkError
 from tickwork.runs import RunRecord, make_run_id
 from tickwork.runs.base import newest_first
 from tickwork.stores.base import BaseStore
@@ -198,8 +198,17 @@ class RunRecorder:
         found: list[RunRecord] = []
         for alias in aliases:
             store = self._stores.get(alias)
-            if store is not None:
+            if store is None:
+                continue
+            try:
                 found.extend(store.run_log.query(task_id, outcome, since, limit))
+            except TickworkError:
+                raise
+            except Exception as exc:  # a driver's own error: say which store, and why
+                raise StoreUnavailableError(
+                    f"store {alias!r}: could not read its run history "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
         found.sort(key=newest_first, reverse=True)
         return found[:limit]
 
