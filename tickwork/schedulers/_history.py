@@ -206,8 +206,7 @@ class RunRecorder:
                 raise
             except Exception as exc:  # a driver's own error: say which store, and why
                 raise StoreUnavailableError(
-                    f"store {alias!r}: could not read its run history "
-                    f"({type(exc).__name__}: {exc})"
+                    f"store {alias!r}: could not read its run history ({type(exc).__name__}: {exc})"
                 ) from exc
         found.sort(key=newest_first, reverse=True)
         return found[:limit]
