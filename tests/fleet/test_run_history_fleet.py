@@ -316,14 +316,6 @@ def test_a_member_killed_mid_run_leaves_one_abandoned_record(backend: str, tmp_p
     assert (strict.id, strict_slot) in reported  # TASK_MISSED, by a survivor
     assert (strict.id, strict_slot, 2) not in by_run  # too late to run again
     strict_record = by_run[(strict.id, strict_slot, 1)]
-    # Checked last, so that every check above runs whatever this one finds.
-    if strict_record.outcome == "missed" and strict_record.error is None:
-        pytest.xfail(
-            "tickwork bug: SharedStorePass._resume (schedulers/_shared_pass.py), outside "
-            "the grace time, notes 'missed' (Dispatcher.report_missed) before 'error: "
-            "abandoned by ...' for the same run id; the first final outcome wins, so the "
-            "abandoned error is never recorded"
-        )
     assert strict_record.outcome == "error", strict_record
     assert strict_record.error == ABANDONED + dead, strict_record
     assert strict_record.scheduler in others, strict_record
@@ -370,13 +362,5 @@ def test_a_member_killed_just_after_a_run_keeps_its_success(backend: str, tmp_pa
     # The lease was let go: nobody takes the run over, nobody runs it again.
     assert (task.id, run.slot, 2) not in by_run, by_run[(task.id, run.slot, 2)]
     record = by_run[(task.id, run.slot, 1)]
-    if record.outcome == "running":
-        pytest.xfail(
-            "tickwork bug: a run's lease record is deleted (RunKeeper, schedulers/_runs.py, "
-            "at once on TASK_EXECUTED) before its final run record is written (RunRecorder, "
-            "schedulers/_history.py, up to FLUSH_EVERY later): a member killed in between "
-            "leaves the record 'running' for ever, with no lease for a survivor to take "
-            "over, and the run's success is lost"
-        )
     assert record.outcome == "success", record
     assert record.scheduler == dead, record

@@ -213,10 +213,12 @@ class RunRecorder:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self) -> set[str]:
         """Write what was noted to the run logs (on the calling thread): ended runs, and
         a ``running`` record for each run still going that has none yet. A store whose
-        log fails keeps its notes for the next flush."""
+        log fails keeps its notes for the next flush; the aliases of those stores are
+        returned."""
+        failed: set[str] = set()
         now = self._clock.now()
         with self._lock:
             ended, self._ended = self._ended, {}
@@ -253,6 +255,8 @@ class RunRecorder:
                     exc,
                 )
                 self._requeue(alias, ended.get(alias, []), starts.get(alias, []))
+                failed.add(alias)
+        return failed
 
     def _records(self, notes: Iterable[_Note], now: datetime) -> list[RunRecord]:
         identity = self._identity

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,8 +54,12 @@ class RunKeeper:
         identity: str,
         clock: Clock,
         logger: logging.Logger,
+        before_finish: Callable[[], set[str]] | None = None,
     ) -> None:
         self._stores = stores
+        #: Writes the run history, returning the store aliases it could not write (see
+        #: _flush); None without history.
+        self._before_finish = before_finish
         self._events = events
         self._identity = identity
         self._clock = clock
@@ -155,9 +159,21 @@ class RunKeeper:
 
     def _flush(self, finished: dict[str, dict[_Key, datetime]], retry_later: bool = False) -> None:
         """Delete the records of ended runs; on failure they stay queued for a retry
-        (after a pause, unless ``retry_later``: then the keeper thread retries)."""
+        (after a pause, unless ``retry_later``: then the keeper thread retries).
+
+        The run history is written first: once a run's lease is gone nobody can take the
+        run over, so a scheduler dying between the two would leave its history record
+        ``running`` for good. A store whose history could not be written keeps its
+        leases until it can."""
+        if not finished:
+            return
+        unwritten = self._before_finish() if self._before_finish is not None else set()
         for alias, runs in finished.items():
             store = self._stores.get(alias)
+            if alias in unwritten:
+                if not retry_later:
+                    time.sleep(RETRY_DELAY)  # on the keeper thread only
+                continue
             if store is not None:
                 try:
                     store.finish_runs(self._identity, [(t, when) for (t, _), when in runs.items()])

@@ -170,8 +170,8 @@ class SharedStorePass:
                 history.not_started(task, [run_time], "error", error=abandoned)
             self._start(task, [run_time], attempt=2)
         else:
-            self._dispatcher.report_missed(task, [run_time], now, abandoned)
-            if history is not None:  # (after report_missed: the error is the outcome)
+            if history is not None:  # (first: the first final outcome noted is the one kept)
                 history.not_started(task, [run_time], "error", error=abandoned)
+            self._dispatcher.report_missed(task, [run_time], now, abandoned)
             self._runs.track(self._alias, task.id, [run_time])
             self._runs.finish(self._alias, task.id, [run_time])

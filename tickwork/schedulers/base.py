@@ -172,7 +172,12 @@ class BaseScheduler(TaskAPI, ABC):
             self._plugins.executors, self._events, self.logger, self._history
         )
         self._runs = RunKeeper(
-            self._plugins.stores, self._events, self.identity, self.clock, self.logger
+            self._plugins.stores,
+            self._events,
+            self.identity,
+            self.clock,
+            self.logger,
+            None if self._history is None else self._history.flush,
         )
         self._tasks = TaskManager(
             self._plugins,
