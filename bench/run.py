@@ -117,6 +117,9 @@ class Job:
     repeats: int = 1
     by: str = ""
     quick_repeats: int | None = None  # rounds with --quick (default: ``repeats``)
+    #: A job that runs tickwork only and shows the peers' figures of this other job (the
+    #: same scenario with tickwork set otherwise): selecting it runs that job too.
+    peers_from: str = ""
 
     def params(self, quick: bool) -> dict[str, Any] | None:
         return self.quick if quick else self.full
@@ -157,8 +160,16 @@ class Results:
     data: dict[str, dict[str, Result]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def value(self, job: str, lib: str, metric: str) -> float | None:
+    def result(self, job: str, lib: str) -> Result | None:
+        """``lib``'s result in ``job``; a peer's comes from the job's ``peers_from`` job
+        when the job did not run that peer."""
         result = self.data.get(job, {}).get(lib)
+        if result is None and lib != "tickwork" and PEERS_FROM.get(job):
+            result = self.data.get(PEERS_FROM[job], {}).get(lib)
+        return result
+
+    def value(self, job: str, lib: str, metric: str) -> float | None:
+        result = self.result(job, lib)
         if not result or "error" in result or "skipped" in result:
             return None
         value = result.get(metric)
@@ -220,19 +231,40 @@ JOBS = [
     Job("add_100k", "add", "add", {"n": 100_000}, None),
     Job("mem_100k", "memory", "memory", {"n": 100_000}, {"n": 100_000}, parallel=True),
     Job("mem_1m", "memory", "memory", {"n": 1_000_000}, None, parallel=True, timeout=900),
+    # Burst and steady: tickwork with its run history off (run_history=None), like for
+    # like with the peers, which keep no record of runs; then tickwork alone with the
+    # history on (its default), shown against the same peer figures.
     Job(
         "burst_asyncio",
         "burst",
         "burst",
-        {"n": 10_000, "executor": "asyncio"},
-        {"n": 10_000, "executor": "asyncio", "timeout": 30},
+        {"n": 10_000, "executor": "asyncio", "history": "off"},
+        {"n": 10_000, "executor": "asyncio", "timeout": 30, "history": "off"},
+    ),
+    Job(
+        "burst_asyncio_history",
+        "burst",
+        "burst",
+        {"n": 10_000, "executor": "asyncio", "history": "on"},
+        {"n": 10_000, "executor": "asyncio", "timeout": 30, "history": "on"},
+        libs=("tickwork",),
+        peers_from="burst_asyncio",
     ),
     Job(
         "burst_threads",
         "burst",
         "burst",
-        {"n": 10_000, "executor": "threadpool"},
-        {"n": 10_000, "executor": "threadpool", "timeout": 30},
+        {"n": 10_000, "executor": "threadpool", "history": "off"},
+        {"n": 10_000, "executor": "threadpool", "timeout": 30, "history": "off"},
+    ),
+    Job(
+        "burst_threads_history",
+        "burst",
+        "burst",
+        {"n": 10_000, "executor": "threadpool", "history": "on"},
+        {"n": 10_000, "executor": "threadpool", "timeout": 30, "history": "on"},
+        libs=("tickwork",),
+        peers_from="burst_threads",
     ),
     # The bare timer (the floor) takes turns with the libraries, three rounds of 8 s each:
     # the floor moves by up to 0.2 ms from one 10 s measurement to the next on this
@@ -260,7 +292,22 @@ JOBS = [
         by="p50_ms",
         quick_repeats=1,
     ),
-    Job("steady", "steady", "steady", {"duration": 10}, {"duration": 5}),
+    Job(
+        "steady",
+        "steady",
+        "steady",
+        {"duration": 10, "history": "off"},
+        {"duration": 5, "history": "off"},
+    ),
+    Job(
+        "steady_history",
+        "steady",
+        "steady",
+        {"duration": 10, "history": "on"},
+        {"duration": 5, "history": "on"},
+        libs=("tickwork",),
+        peers_from="steady",
+    ),
     Job("sqlite_add", "sql", "sql_add", {"db": "sqlite", "n": 1000}, {"db": "sqlite", "n": 300}),
     Job(
         "sqlite_burst",
@@ -273,6 +320,8 @@ JOBS = [
     Job("pg_burst", "sql", "burst", {"n": 1000, "store": "postgres", "grace": "none"}, None),
     Job("cron", "cron", "cron", {"quick": 0}, {"quick": 1}, libs=("tickwork",)),
 ]
+
+PEERS_FROM = {job.key: job.peers_from for job in JOBS if job.peers_from}
 
 ROWS = [
     Row(
@@ -315,7 +364,7 @@ ROWS = [
     ),
     Row(
         "burst_asyncio",
-        "burst of 10,000 due at once, asyncio executor (coroutines)",
+        "burst of 10,000 due at once, asyncio executor (coroutines), run history off",
         "runs/s",
         "burst_asyncio",
         "runs_per_s",
@@ -342,8 +391,42 @@ ROWS = [
         ratios=False,
     ),
     Row(
+        "burst_asyncio_cpu",
+        "  CPU per run, all threads",
+        "µs",
+        "burst_asyncio",
+        "cpu_us_per_run",
+        False,
+    ),
+    Row(
+        "burst_asyncio_history",
+        "burst (asyncio), run history on (peers: the row above)",
+        "runs/s",
+        "burst_asyncio_history",
+        "runs_per_s",
+        True,
+        Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    Row(
+        "burst_asyncio_history_lag",
+        "  max event-loop lag during that burst",
+        "ms",
+        "burst_asyncio_history",
+        "max_lag_ms",
+        False,
+        fmt="ms",
+    ),
+    Row(
+        "burst_asyncio_history_cpu",
+        "  CPU per run, all threads, until its record is written",
+        "µs",
+        "burst_asyncio_history",
+        "cpu_us_per_run",
+        False,
+    ),
+    Row(
         "burst_threads",
-        "burst of 10,000 due at once, thread pool (sync, 10 threads)",
+        "burst of 10,000 due at once, thread pool (sync, 10 threads), run history off",
         "runs/s",
         "burst_threads",
         "runs_per_s",
@@ -368,6 +451,40 @@ ROWS = [
         False,
         fmt="int",
         ratios=False,
+    ),
+    Row(
+        "burst_threads_cpu",
+        "  CPU per run, all threads",
+        "µs",
+        "burst_threads",
+        "cpu_us_per_run",
+        False,
+    ),
+    Row(
+        "burst_threads_history",
+        "burst (thread pool), run history on (peers: the row above)",
+        "runs/s",
+        "burst_threads_history",
+        "runs_per_s",
+        True,
+        Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    Row(
+        "burst_threads_history_lag",
+        "  max event-loop lag during that burst",
+        "ms",
+        "burst_threads_history",
+        "max_lag_ms",
+        False,
+        fmt="ms",
+    ),
+    Row(
+        "burst_threads_history_cpu",
+        "  CPU per run, all threads, until its record is written",
+        "µs",
+        "burst_threads_history",
+        "cpu_us_per_run",
+        False,
     ),
     Row(
         "precision_p50",
@@ -411,9 +528,19 @@ ROWS = [
     ),
     Row(
         "steady_cpu",
-        "steady load, 1,000 coroutine tasks every second",
+        "steady load, 1,000 coroutine tasks every second, run history off",
         "CPU s / 1,000 runs",
         "steady",
+        "cpu_per_1000",
+        False,
+        Target("≤ 1/3 of APScheduler", peer_ratio("apscheduler", 1 / 3, False)),
+        fmt="cpu",
+    ),
+    Row(
+        "steady_history_cpu",
+        "steady load, run history on (peers: the row above)",
+        "CPU s / 1,000 runs",
+        "steady_history",
         "cpu_per_1000",
         False,
         Target("≤ 1/3 of APScheduler", peer_ratio("apscheduler", 1 / 3, False)),
@@ -529,6 +656,26 @@ _PRECISION_NOTE = (
     "the raw results: the floor's own p50 moves by up to 0.2 ms from round to round."
 )
 
+_HISTORY_NOTE = (
+    "**Why.** The run history costs about as much as the rest of a run's bookkeeping: "
+    "with it on, a run in a burst takes about 114,000 instructions against 58,000 with it "
+    "off (`bench/instructions.py run`, 2026-12-04), and in seconds the gap is wider where "
+    "caches are cold (steady load: 19-28 µs of CPU per run against 9-10 in our runs) or "
+    "where two threads take turns with the GIL (thread pool: about a third of the "
+    "history-off rate). Timed apart, warm, per run: `RunRecorder.starting` 1.2 µs (a clock "
+    "read, the lock, a dict entry); a `TaskExecutionEvent` built for every run, because the "
+    "recorder listens to `TASK_EXECUTED` (with no listener none is built) 1.1 µs; its emit "
+    "and `RunRecorder.finished` 1.3 µs; the writer's flush 2.3 µs per record (run id, "
+    "`RunRecord`, the log's write). In the steady load, where each second's runs start "
+    "cold, the same three parts (event, start and end notes, flush) cost about 4, 6 and "
+    "7 µs. The writer's thread is not what slows the thread-pool burst: with it never "
+    "started, that burst is as slow.\n\n"
+    "**What would meet it** (not tried): take the recorder off the event path (the "
+    "executors hand it the run's end directly, no event built for a recorder that needs "
+    "a few fields), and note the starts of a pass step in one call (one clock read and one "
+    "lock per batch, not per task)."
+)
+
 _SQL_BULK_NOTE = (
     "**Why.** Not expected: each task is serialized once on the `add_tasks` path of a "
     "running scheduler and the rows go to the driver's `executemany` in one transaction; "
@@ -556,8 +703,9 @@ DESIGN_NOTES = (
     "- **Counting instructions, not seconds.** The add path was tuned under "
     "`valgrind --tool=callgrind`, whose count is the same whether the other core is busy or "
     "not: `python bench/instructions.py` prints (I(N) - I(0)) / N per add and per run. On "
-    "2026-12-02: 65,403 instructions per add (about 95,000 before the two sharing changes "
-    "above), against 325,607 for APScheduler 3's `add_job`; 57,625 per run in a burst.\n"
+    "2026-12-04: 66,109 instructions per add (about 95,000 before the two sharing changes "
+    "above), against 325,281 for APScheduler 3's `add_job`; 57,817 per run in a burst with "
+    "the run history off, 114,150 with it on (writing the records included).\n"
     "- **Warm caches for the wake-up that matters.** A scheduler wakes after long sleeps, "
     "and after 50 ms of sleep every line of its pass runs cold (the first "
     "`datetime.now(UTC)` took 6.7 µs here, the next 0.3 µs). A pass 1.5 ms before each "
@@ -575,7 +723,10 @@ MISS_NOTES: dict[str, str] = {
     "mem_1m": _MEMORY_NOTE,
     "burst_asyncio": _BURST_NOTE,
     "burst_threads": _BURST_NOTE,
+    "burst_asyncio_history": _HISTORY_NOTE,
+    "burst_threads_history": _HISTORY_NOTE,
     "steady_cpu": _STEADY_NOTE,
+    "steady_history_cpu": _HISTORY_NOTE,
     "precision_p50": _PRECISION_NOTE,
     "precision_p99": _PRECISION_NOTE,
     "precision_idle_p50": _PRECISION_NOTE,
@@ -709,7 +860,7 @@ def fmt_value(value: float | None, fmt: str) -> str:
 
 
 def cell(results: Results, row: Row, lib: str) -> str:
-    result = results.data.get(row.job, {}).get(lib)
+    result = results.result(row.job, lib)
     if result is None:
         return "—"
     if "skipped" in result:
@@ -933,14 +1084,23 @@ def render_docs(results: Results) -> str:
         "- **burst**: the tasks are interval tasks (1 h) whose next run time is the same instant; "
         "runs/s is the number of runs divided by the time from that instant to the last run. A "
         "coroutine sleeping 1 ms in a loop records the worst event-loop lag meanwhile. Missed "
-        "runs are those each library reports with its default grace time (1 s in all three).",
+        "runs are those each library reports with its default grace time (1 s in all three). "
+        "CPU per run is the process's CPU time (all threads) from 0.1 s before that instant "
+        "until the last run, per run due. tickwork runs with its run history off "
+        "(`run_history=None`) in the rows so labelled, like for like with the peers, which "
+        'keep no record of runs; the "run history on" rows run tickwork alone with its '
+        "default history and show the peers' figures of the row above. With the history on, "
+        "the CPU time runs until the last run's record is written: the history's thread "
+        "writes every 0.5 s, after a burst this short is over, so runs/s alone would not "
+        "show that work.",
         "- **precision**: a 50 ms interval coroutine task on a grid fixed by `start_at`; lateness "
         "is `time.time()` at the start of the run minus its grid point. The floor is a bare "
         "`loop.call_at` timer starting the same coroutine. Each row runs three rounds of 8 s, "
         "the floor taking turns with the libraries, and shows each one's round with the "
         "median p50; the bounds come from the floor's rounds in the same row.",
         "- **steady load**: 1,000 coroutine tasks on the same 1 s grid; process CPU time (all "
-        "threads) over the window, per 1,000 runs.",
+        "threads, so the run history's writer too) over the window, per 1,000 runs; tickwork "
+        "with its run history off, then on, as for the burst.",
         "- **SQL**: a fresh SQLite file / PostgreSQL database per process; adds are timed with an "
         "explicit first run time for every library; the burst lets every run happen however late "
         "(`mistrigger_grace_time=None` / `misfire_grace_time=None`), since with the default 1 s "
@@ -1000,10 +1160,11 @@ def main(argv: list[str]) -> None:
         started = time.perf_counter()
         results.meta["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         results.meta["machine"] = machine()
+        chosen = {j.key for j in JOBS if not only or j.group in only or j.key in only}
+        chosen |= {PEERS_FROM[key] for key in chosen if key in PEERS_FROM}
         for job in JOBS:
-            if only and job.group not in only and job.key not in only:
-                continue
-            run_job(job, results, verbose=not args.quiet)
+            if job.key in chosen:
+                run_job(job, results, verbose=not args.quiet)
         results.meta["duration_s"] = time.perf_counter() - started
         RESULTS.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

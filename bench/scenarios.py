@@ -10,7 +10,10 @@ for another's garbage, imports or threads. Libraries: ``tickwork``, ``asyncz``,
 
 Every library runs with its defaults except where a scenario says otherwise: the same
 UTC zone for all, memory store, the asyncio scheduler on a loop of this process, the
-default (asyncio) executor or a 10-thread pool.
+default (asyncio) executor or a 10-thread pool. The burst and steady scenarios take
+``history=on|off``: tickwork's run history (``on``: its default, a record of every run
+written from a thread of its own; ``off``: ``run_history=None``); the peers keep no
+record of runs either way.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC as _UTC_FIXED
 from datetime import datetime
 from pathlib import Path
@@ -87,15 +91,40 @@ def runs_so_far() -> int:
 # One adapter per library: the same five operations, each in that library's own idiom.
 
 
+class RecordWatch:
+    """Counts the final run records a tickwork run log has written (from the history's
+    writer thread) and sets ``done``, noting the wall time, once ``expected`` are in."""
+
+    def __init__(self) -> None:
+        self.expected: float = math.inf
+        self.finals = 0
+        self.done = threading.Event()
+        self.done_at = math.nan
+
+    def wrote(self, records: list[Any]) -> None:
+        self.finals += sum(1 for record in records if record.finished is not None)
+        if self.finals >= self.expected and not self.done.is_set():
+            self.done_at = time.time()
+            self.done.set()
+
+
 class Adapter:
-    """Start a scheduler on the running loop, add tasks, count missed runs, stop."""
+    """Start a scheduler on the running loop, add tasks, count missed runs, stop.
+
+    ``history``: tickwork's run history on (its default) or off (``run_history=None``);
+    the peers have none. With it on and the memory store, ``records`` watches what the
+    run log writes."""
 
     name = "?"
 
-    def __init__(self, executor: str = "asyncio", store: str = "memory", url: str = "") -> None:
+    def __init__(
+        self, executor: str = "asyncio", store: str = "memory", url: str = "", history: bool = True
+    ) -> None:
         self.executor = executor
         self.store = store
         self.url = url
+        self.history = history
+        self.records: RecordWatch | None = None
         self.missed = itertools.count()
         self.scheduler: Any = None
 
@@ -165,9 +194,36 @@ class TickworkAdapter(AsynczStyleAdapter):
             from tickwork.stores.sqlalchemy import SQLAlchemyStore  # type: ignore[import-not-found,unused-ignore]
 
             options["stores"] = {"default": SQLAlchemyStore(url=self.url)}
+        elif self.history:
+            options["stores"] = {"default": self._watched_memory_store()}
+        if not self.history:
+            options["run_history"] = None
         self.scheduler = AsyncIOScheduler(**options)
         self.scheduler.add_listener(self._on_missed, TASK_MISSED)
         self.scheduler.start()
+
+    def _watched_memory_store(self) -> Any:
+        """tickwork's memory store (what the scheduler makes when given none), its run log
+        telling ``self.records`` what it writes (a sum over each batch: about 30 ns per
+        record, on the writer's thread)."""
+        from tickwork.runs import RunRecord
+        from tickwork.runs.base import RunLog
+        from tickwork.runs.memory import MemoryRunLog
+        from tickwork.stores.memory import MemoryStore
+
+        watch = self.records = RecordWatch()
+
+        class WatchedRunLog(MemoryRunLog):
+            def write(self, records: Iterable[RunRecord]) -> None:
+                batch = list(records)
+                super().write(batch)
+                watch.wrote(batch)
+
+        class WatchedMemoryStore(MemoryStore):
+            def _make_run_log(self) -> RunLog:
+                return WatchedRunLog()
+
+        return WatchedMemoryStore()
 
     def add_bulk(
         self, fn: Callable[..., Any], seconds: float, count: int, next_run_time: datetime | None
@@ -311,6 +367,13 @@ def utc(wall: float) -> datetime:
     return datetime.fromtimestamp(wall, _UTC_FIXED).astimezone(UTC)
 
 
+def history_flag(history: str) -> bool:
+    """The ``history`` parameter (``on`` or ``off``) as a bool."""
+    if history not in ("on", "off"):
+        raise ValueError(f"history must be on or off, got {history!r}")
+    return history == "on"
+
+
 def sql_url(db: str, lib: str) -> str:
     """A fresh, empty database for this process: a temp SQLite file, or a PostgreSQL
     database dropped and created anew."""
@@ -408,11 +471,18 @@ async def scenario_burst(
     store: str = "memory",
     grace: str = "default",
     timeout: float = 120,
+    history: str = "on",
 ) -> Result:
     """``n`` interval tasks (1 h) whose next run time is the same instant T; measure from T
     until every run has happened (or been reported missed). ``grace=none`` lets every
     run happen however late (to compare throughput where the default grace would make a
-    slow library skip everything)."""
+    slow library skip everything).
+
+    ``cpu_us_per_run`` is the process's CPU time (all threads) from just before T, per
+    run due: until the last run, or, with tickwork's history on and the memory store,
+    until the last run's record is written (the history's writer flushes every 0.5 s,
+    after a short burst is over: the runs/s figure alone would not show that work)."""
+    on = history_flag(history)
     url = ""
     if store != "memory":
         reason = sql_available(lib, store)
@@ -420,9 +490,11 @@ async def scenario_burst(
             return {"skipped": reason}
         url = sql_url(store, lib)
     adapter = ADAPTERS[lib](
-        executor=executor, store="memory" if store == "memory" else "sql", url=url
+        executor=executor, store="memory" if store == "memory" else "sql", url=url, history=on
     )
     adapter.start()
+    if adapter.records is not None:
+        adapter.records.expected = n
     fn = count_async if executor == "asyncio" else count_sync
     no_grace = grace == "none"
     # Calibrate: time a few adds (due in 2 h, they stay idle) to pick an instant T that
@@ -448,9 +520,10 @@ async def scenario_burst(
     cpu0 = time.process_time()
     complete = await wait_for_runs(adapter, n, timeout)
     lag = probe.stop()
+    cpu = time.process_time() - cpu0
     runs = runs_so_far()
     elapsed = LAST_RUN[0] - due if runs else float("nan")
-    return {
+    result: Result = {
         "n": n,
         "runs": runs,
         "missed": adapter.missed_count(),
@@ -458,9 +531,25 @@ async def scenario_burst(
         "elapsed_s": elapsed,
         "runs_per_s": runs / elapsed if runs and elapsed > 0 else 0.0,
         "max_lag_ms": lag * 1000,
-        "cpu_s": time.process_time() - cpu0,
+        "cpu_s": cpu,
+        "cpu_us_per_run": cpu / n * 1e6,
+        "cpu_until": "last run",
+        "history": history if lib == "tickwork" else "none",
         "add_s": adding,
     }
+    watch = adapter.records
+    if watch is not None:
+        # Waiting in a thread: polling from the loop would add CPU time of its own.
+        written = await asyncio.to_thread(watch.done.wait, timeout)
+        cpu = time.process_time() - cpu0
+        result.update(
+            records_written=watch.finals,
+            records_s=watch.done_at - due if written else float("nan"),
+            history_cpu_s=cpu - result["cpu_s"],
+            cpu_us_per_run=cpu / n * 1e6,
+            cpu_until="records written" if written else "timeout waiting for the records",
+        )
+    return result
 
 
 async def scenario_precision(
@@ -523,10 +612,12 @@ def lateness_result(samples: list[float], idle: int) -> Result:
     }
 
 
-async def scenario_steady(lib: str, tasks: int = 1000, duration: float = 10.0) -> Result:
+async def scenario_steady(
+    lib: str, tasks: int = 1000, duration: float = 10.0, history: str = "on"
+) -> Result:
     """``tasks`` coroutine tasks every second (all on the same 1 s grid) for ``duration`` s:
-    process CPU time (all threads) per 1,000 runs."""
-    adapter = ADAPTERS[lib]()
+    process CPU time (all threads, so tickwork's history writer too) per 1,000 runs."""
+    adapter = ADAPTERS[lib](history=history_flag(history))
     adapter.start()
     start = round(time.time() + 0.6 + tasks * 400e-6, 2)
     for _ in range(tasks):
@@ -546,6 +637,7 @@ async def scenario_steady(lib: str, tasks: int = 1000, duration: float = 10.0) -
         "missed": adapter.missed_count(),
         "cpu_s": cpu,
         "cpu_per_1000": cpu / runs * 1000 if runs else float("nan"),
+        "history": history if lib == "tickwork" else "none",
     }
 
 
