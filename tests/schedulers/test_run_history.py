@@ -210,3 +210,20 @@ def test_a_run_log_that_cannot_be_read_names_its_store(tmp_path: Any) -> None:
     (tmp_path / "gone").rmdir()
     with pytest.raises(StoreUnavailableError, match="'db'"):
         scheduler.get_runs(store="db")
+
+
+def test_the_writer_thread_ends_when_there_is_nothing_to_write() -> None:
+    scheduler = BackgroundScheduler(timezone="UTC", executors={"default": DebugExecutor()})
+    scheduler.add_task(print, "interval", hours=1, args=["tick"], id="hourly")
+    scheduler.start()
+    try:
+        scheduler.run_task("hourly")
+        wait_for(lambda: scheduler.get_runs("hourly", outcome="success"))
+        history = scheduler._history
+        assert history is not None
+        wait_for(lambda: history._thread is None)
+        time.sleep(0.01)  # (run_task's record time differs from the first's)
+        scheduler.run_task("hourly")  # a new run starts a new writer
+        wait_for(lambda: len(scheduler.get_runs("hourly", outcome="success")) == 2)
+    finally:
+        scheduler.shutdown()

@@ -344,6 +344,14 @@ class RunRecorder:
             if monotonic() >= self._next_prune:
                 self._next_prune = monotonic() + PRUNE_EVERY
                 self.prune()
+            with self._lock:
+                # Nothing in progress and nothing to write: the thread ends (the next run
+                # starts another), so an idle scheduler, or one dropped without a
+                # shutdown, keeps no thread waking twice a second. Retention waits for
+                # the next run.
+                if not (self._running or self._new or any(self._ended.values())):
+                    self._thread = None
+                    return
 
     def close(self) -> None:
         """Stop the thread and write what is buffered (shutdown, before the stores close).
