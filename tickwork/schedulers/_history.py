@@ -142,20 +142,22 @@ class RunRecorder:
     def finished(self, event: TaskExecutionEvent) -> None:
         """A listener for ``TASK_EXECUTED`` and ``TASK_ERROR``: the run's end."""
         run_time = event.scheduled_run_time
-        with self._lock:
-            started = self._running.pop((event.task_id, run_time.timestamp()), None)
-        if started is None:
-            return  # not a run this recorder saw start (a store without history)
-        alias, attempt, task, started_at = started[:4]
         if event.code == TASK_EXECUTED:
             outcome, error, text = "success", None, None
         else:
             exc = event.exception
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             error, text = _describe(exc), event.traceback
-        note = (task, run_time, outcome, started_at, event.duration, attempt, error, text)
+        # One hold of the lock: the run moves from in progress to ended at once, so the
+        # writer thread never sees it in neither (and ends, leaving it unwritten).
         with self._lock:
-            self._ended.setdefault(alias, []).append(note)
+            started = self._running.pop((event.task_id, run_time.timestamp()), None)
+            if started is None:
+                return  # not a run this recorder saw start (a store without history)
+            alias, attempt, task, started_at = started[:4]
+            self._ended.setdefault(alias, []).append(
+                (task, run_time, outcome, started_at, event.duration, attempt, error, text)
+            )
 
     def not_started(
         self,
