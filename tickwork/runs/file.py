@@ -73,6 +73,7 @@ from tickwork.runs._records import (
     encode_record,
 )
 from tickwork.runs.base import RunLog, newest_first
+from tickwork.stores._task_file import fsync_directory
 
 __all__ = ["FileRunLog"]
 
@@ -220,7 +221,7 @@ class FileRunLog(RunLog):
             touched.add(directory)
         if self.durable:
             for directory in touched:
-                _fsync_directory(directory)
+                fsync_directory(directory)
 
     def _make_directory(self, directory: Path) -> bool:
         """Create the log's and the task's directory if missing; True if the task's was."""
@@ -492,7 +493,7 @@ class FileRunLog(RunLog):
         self._remove_stale_temps(directory, wall)
         if deleted:
             if self.durable:
-                _fsync_directory(directory)
+                fsync_directory(directory)
             # Fails (and is meant to) unless the directory is empty now; a writer that
             # loses its directory to this makes it again.
             with contextlib.suppress(OSError):
@@ -530,18 +531,3 @@ class FileRunLog(RunLog):
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make the names created or deleted in ``path`` durable (POSIX; skipped elsewhere)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
-            raise
-    finally:
-        os.close(fd)

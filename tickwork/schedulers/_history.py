@@ -240,7 +240,13 @@ class RunRecorder:
             notes = starts.get(alias, []) + ended.get(alias, [])
             store = self._stores.get(alias)
             if store is None:
-                continue  # the store was removed: its runs have nowhere to go
+                # The store was removed: its runs have nowhere to go, which is said.
+                self._logger.warning(
+                    "%d run record(s) of store %r not written: the store was removed",
+                    len(notes),
+                    alias,
+                )
+                continue
             try:
                 for first in range(0, len(notes), WRITE_CHUNK):
                     if first:
