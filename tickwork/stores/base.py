@@ -16,10 +16,18 @@ stores) also keep *leases*, so that every run happens once across the whole flee
 * records whose lease expired belong to a scheduler that died: another one **takes
   them over** (:meth:`BaseStore.take_over_runs`) and re-runs or reports them missed;
 * ``max_instances`` is checked against the records of the whole fleet
-  (:meth:`BaseStore.count_runs`).
+  (:meth:`BaseStore.count_runs`);
+* a run that failed and is to be tried again becomes a **pending retry**
+  (:meth:`BaseStore.retry_runs`): its record loses its owner and is due at the retry
+  time, when exactly one scheduler takes it over (:meth:`BaseStore.take_over_runs`),
+  also when the scheduler that failed the run died right after;
+* a request to **cancel** a run is stored on its record
+  (:meth:`BaseStore.cancel_runs`); the scheduler running it finds it when it renews
+  its records (:meth:`BaseStore.cancel_requests`).
 
 Single-process stores (memory, file) keep the defaults below: claims are plain reads,
-and the run-record methods do nothing.
+and the run-record methods do nothing, except for pending retries, which every store
+keeps (in this process's memory by default; the file store keeps them on disk).
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+import threading
+
 from tickwork.exceptions import TaskLookupError
 from tickwork.runs.base import RunLog
 from tickwork.runs.memory import MemoryRunLog
 from tickwork.tasks import Task
 
-__all__ = ["BaseStore", "InProgressRun", "RunKey"]
+__all__ = ["BaseStore", "InProgressRun", "PendingRetry", "RunKey"]
 
 #: A run as the store knows it: (task id, scheduled run time).
 RunKey = tuple[str, datetime]
@@ -54,7 +64,31 @@ class InProgressRun:
 
     task: Task
     run_time: datetime
+    #: The scheduler that held the record before; ``""`` for a pending retry (nobody
+    #: held it: it waited for its time).
     owner: str
+    #: The attempt to make now: the abandoned attempt's number + 1, or the retry's.
+    attempt: int = 1
+    #: When a pending retry was due (``None`` for an abandoned run): the grace time
+    #: counts from it, not from the scheduled time.
+    due: datetime | None = None
+
+    @property
+    def is_retry(self) -> bool:
+        """True for a pending retry that came due (not a run abandoned by its owner)."""
+        return self.due is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """A failed run to try again (see :meth:`BaseStore.retry_runs`): ``task`` as it was
+    run, the run's scheduled ``run_time`` (its key, unchanged across attempts), the
+    ``attempt`` to make and when it is ``due``."""
+
+    task: Task
+    run_time: datetime
+    attempt: int
+    due: datetime
 
 
 class BaseStore(ABC):
@@ -226,7 +260,7 @@ class BaseStore(ABC):
 
     def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
         """How many runs of each of ``task_ids`` are recorded as in progress, by any
-        owner (ids without runs may be left out). The default knows of none: the
+        owner (ids without runs may be left out; pending retries do not count). The default knows of none: the
         executor of the single scheduler counts its own runs."""
         return {}
 
@@ -243,12 +277,101 @@ class BaseStore(ABC):
         self, now: datetime, limit: int, owner: str, expires: datetime
     ) -> list[InProgressRun]:
         """Take over up to ``limit`` run records whose lease expired before ``now``
-        (their owner died or lost the store): they become ``owner``'s until
-        ``expires``, and are returned with the task as it was handed over and the
-        previous owner. A record whose task cannot be loaded is taken over but not
-        returned (it expires again, for a scheduler that can load it). The default has
-        no records."""
+        (their owner died or lost the store) and pending retries due at ``now``: they
+        become ``owner``'s runs in progress until ``expires``, and are returned with the
+        task as it was handed over, the previous owner (``""`` for a retry), the attempt
+        to make (an abandoned record's attempt + 1, which the record now holds; a
+        retry's own) and, for a retry, when it was due. A record whose task cannot be
+        loaded is taken over but not returned (it expires again, for a scheduler that
+        can load it).
+
+        The default has no records of runs in progress: it hands out the pending
+        retries due at ``now`` (removing them)."""
+        return self._retries().take_due(now, limit)
+
+    def retry_runs(self, owner: str, retries: Collection[PendingRetry]) -> None:
+        """Make each of ``retries`` a pending retry, due at its ``due`` time, kept with
+        the task as it was run. With leases, ``owner``'s record of the run (task id and
+        run time) becomes the pending retry in one write: it has no owner, holds the
+        attempt, and is taken over when due; a record that is no longer ``owner``'s is
+        left alone. The default keeps pending retries in this process's memory."""
+        self._retries().add(retries)
+
+    def next_retry_time(self) -> datetime | None:
+        """When the earliest pending retry is due (``None``: there is none). A scheduler
+        sleeps no longer than that. Stores that are polled (``poll_interval``) may
+        return ``None``: their retries are found by the poll."""
+        return self._retries().next_due()
+
+    def cancel_runs(self, task_id: str, run_time: datetime | None = None) -> int:
+        """Ask for the runs of ``task_id`` (only the one scheduled at ``run_time``, when
+        given) to be cancelled: their pending retries are deleted, and, with leases,
+        each record of a run in progress is marked, for its owner to find
+        (:meth:`cancel_requests`). Returns how many retries were deleted plus how many
+        records were marked."""
+        return self._retries().remove(task_id, run_time)
+
+    def cancel_requests(self, owner: str) -> list[RunKey]:
+        """The runs of ``owner`` in progress whose cancellation was asked for
+        (:meth:`cancel_runs`), each returned until its record is finished. The default
+        has no records."""
         return []
+
+    def _retries(self) -> PendingRetries:
+        """The pending retries kept in this process's memory (default stores only)."""
+        kept: PendingRetries | None = getattr(self, "_pending_retries", None)
+        if kept is None:
+            kept = self._pending_retries = PendingRetries()
+        return kept
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"
+
+
+class PendingRetries:
+    """Pending retries in this process's memory, by (task id, run time): what the
+    stores without records of runs keep by default."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._retries: dict[tuple[str, float], PendingRetry] = {}
+
+    def add(self, retries: Iterable[PendingRetry]) -> None:
+        """Keep each retry (replacing one of the same run)."""
+        with self._lock:
+            for retry in retries:
+                self._retries[(retry.task.id, retry.run_time.timestamp())] = retry
+
+    def take_due(self, now: datetime, limit: int) -> list[InProgressRun]:
+        """Remove and return up to ``limit`` retries due at ``now``, earliest first."""
+        with self._lock:
+            if not self._retries:
+                return []
+            due = sorted(
+                (retry for retry in self._retries.values() if retry.due <= now),
+                key=lambda retry: retry.due,
+            )[:limit]
+            for retry in due:
+                del self._retries[(retry.task.id, retry.run_time.timestamp())]
+        return [
+            InProgressRun(retry.task, retry.run_time, "", retry.attempt, retry.due)
+            for retry in due
+        ]
+
+    def next_due(self) -> datetime | None:
+        """The earliest due time, or ``None``."""
+        with self._lock:
+            return min((retry.due for retry in self._retries.values()), default=None)
+
+    def remove(self, task_id: str, run_time: datetime | None) -> int:
+        """Delete the retries of ``task_id`` (of its run at ``run_time`` only, when
+        given); return how many."""
+        with self._lock:
+            keys = [
+                key
+                for key in self._retries
+                if key[0] == task_id and (run_time is None or key[1] == run_time.timestamp())
+            ]
+            for key in keys:
+                del self._retries[key]
+        return len(keys)
