@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
-
-import threading
 
 from tickwork.exceptions import TaskLookupError
 from tickwork.runs.base import RunLog
@@ -354,8 +353,7 @@ class PendingRetries:
             for retry in due:
                 del self._retries[(retry.task.id, retry.run_time.timestamp())]
         return [
-            InProgressRun(retry.task, retry.run_time, "", retry.attempt, retry.due)
-            for retry in due
+            InProgressRun(retry.task, retry.run_time, "", retry.attempt, retry.due) for retry in due
         ]
 
     def next_due(self) -> datetime | None:
