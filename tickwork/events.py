@@ -28,17 +28,21 @@ __all__ = [
     "STORE_REMOVED",
     "STORE_UNAVAILABLE",
     "TASK_ADDED",
+    "TASK_CANCELLED",
     "TASK_ERROR",
     "TASK_EXECUTED",
     "TASK_MAX_INSTANCES",
     "TASK_MISSED",
     "TASK_MODIFIED",
     "TASK_REMOVED",
+    "TASK_RETRY",
     "TASK_SET_ASIDE",
     "TASK_SUBMITTED",
+    "TASK_TIMEOUT",
     "SchedulerEvent",
     "TaskEvent",
     "TaskExecutionEvent",
+    "TaskRetryEvent",
     "TaskSubmissionEvent",
 ]
 
@@ -70,7 +74,19 @@ STORE_UNAVAILABLE = 2**18
 #: A store that was unavailable answered again; processing it resumed.
 STORE_RECOVERED = 2**19
 
-ALL_EVENTS = 2**20 - 1
+#: A run went past its task's ``timeout`` (``TaskExecutionEvent``, ``exception`` a
+#: :class:`~tickwork.exceptions.RunTimeoutError`): a coroutine was cancelled, a
+#: process-pool worker terminated; a thread goes on (it cannot be stopped) and keeps
+#: its ``max_instances`` slot until it returns. The run's outcome, instead of
+#: ``TASK_EXECUTED`` / ``TASK_ERROR``.
+TASK_TIMEOUT = 2**20
+#: A failed run will be tried again (``TaskRetryEvent``: the ``attempt`` to be made and
+#: ``retry_at``). Sent after the failed attempt's own ``TASK_ERROR`` / ``TASK_TIMEOUT``.
+TASK_RETRY = 2**21
+#: A run was cancelled (``TaskExecutionEvent``, ``exception`` a
+#: :class:`~tickwork.exceptions.RunCancelledError` saying why): the run's outcome.
+TASK_CANCELLED = 2**22
+ALL_EVENTS = 2**23 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +149,11 @@ class TaskExecutionEvent:
     def run_id(self) -> str:
         """The id of this attempt's run record: ``"<task id>@<UTC time>#<attempt>"``."""
         return make_run_id(self.task_id, self.scheduled_run_time, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetryEvent(TaskExecutionEvent):
+    """``TASK_RETRY``: the run scheduled at ``scheduled_run_time`` failed and is tried
+    again at ``retry_at`` as attempt ``attempt``; ``exception`` is the failure."""
+
+    retry_at: datetime | None = None

@@ -17,7 +17,9 @@ The hierarchy, with the builtin each class also derives from so that ordinary
     ├── MaxInstancesReachedError                  an extra run refused by an executor
     ├── SchedulerAlreadyRunningError (RuntimeError)
     ├── SchedulerNotRunningError (RuntimeError)
-    └── StoreUnavailableError (ConnectionError)   a store's backend cannot be reached
+    ├── StoreUnavailableError (ConnectionError)   a store's backend cannot be reached
+    ├── RunTimeoutError (TimeoutError)            a run went past its task's timeout
+    └── RunCancelledError                         a run cancelled by cancel_run & co.
 
 Every message names the offending value, so the log line alone says what to fix.
 """
@@ -28,6 +30,8 @@ from typing import Any
 
 __all__ = [
     "ConfigurationError",
+    "RunCancelledError",
+    "RunTimeoutError",
     "ConflictIdError",
     "InvalidTaskError",
     "InvalidTriggerError",
@@ -178,3 +182,19 @@ class StoreUnavailableError(TickworkError, ConnectionError):
         error.operation = operation
         error.io_timeout = io_timeout
         return error
+
+
+class RunTimeoutError(TickworkError, TimeoutError):
+    """The ``exception`` of a ``TASK_TIMEOUT`` event: the run went past its task's
+    ``timeout``."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(f"run of task {task_id!r} went past its timeout of {timeout:g} s")
+
+
+class RunCancelledError(TickworkError):
+    """The ``exception`` of a ``TASK_CANCELLED`` event: the run was cancelled (by
+    ``cancel_run`` / ``cancel_task_runs``, here or on another scheduler of the fleet);
+    the message says why."""

@@ -230,6 +230,17 @@ class BaseExecutor(ABC):
         ``reason``); a thread cannot be stopped, nor can this base class stop anything,
         so the default does nothing and such runs go on, reported by the scheduler."""
 
+    def cancel_run(self, task_id: str, run_time: datetime | None, reason: str) -> int:
+        """Cancel the active run of ``task_id`` scheduled at ``run_time`` (every active
+        run of the task when ``None``); return how many runs were cancelled. A cancelled
+        run ends with a ``TASK_CANCELLED`` event whose ``exception`` is a
+        :class:`~tickwork.exceptions.RunCancelledError` saying ``reason`` (runs of its
+        instance that had not started yet end so too). What cannot be stopped is not
+        counted: the default stops nothing, the asyncio executor cancels coroutines,
+        the process pool terminates the worker process (and starts another), threads
+        run on."""
+        return 0
+
     def _run_finished(self, task_id: str, events: Sequence[TaskExecutionEvent]) -> None:
         """Release the instance slot, then report each run's event; a failed run is
         logged at ERROR with its traceback and duration."""
