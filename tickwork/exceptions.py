@@ -30,8 +30,6 @@ from typing import Any
 
 __all__ = [
     "ConfigurationError",
-    "RunCancelledError",
-    "RunTimeoutError",
     "ConflictIdError",
     "InvalidTaskError",
     "InvalidTriggerError",
@@ -39,6 +37,8 @@ __all__ = [
     "MaxInstancesReachedError",
     "MissingDependencyError",
     "ReferenceResolutionError",
+    "RunCancelledError",
+    "RunTimeoutError",
     "SchedulerAlreadyRunningError",
     "SchedulerNotRunningError",
     "SerializationError",
