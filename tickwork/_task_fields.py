@@ -91,6 +91,11 @@ MODIFIABLE_FIELDS = frozenset(
         "max_instances",
         "mistrigger_grace_time",
         "next_run_time",
+        "timeout",
+        "retries",
+        "retry_delay",
+        "retry_backoff",
+        "retry_on",
     }
 )
 

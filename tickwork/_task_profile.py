@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from tickwork._run_policy import RunPolicy
     from tickwork._task_owner import TaskOwner
 
 __all__ = ["TaskProfile", "intern_profile", "make_profile"]
@@ -39,6 +40,8 @@ class TaskProfile(NamedTuple):
     mistrigger_grace_time: float | None
     #: A weak reference to the scheduler the task was added to (None: not added yet).
     scheduler: weakref.ref[TaskOwner] | None
+    #: ``timeout`` and the retry options (see :mod:`tickwork._run_policy`).
+    policy: RunPolicy
 
 
 #: ``make_profile((fn, fn_ref, ...))`` builds a profile from a tuple of its fields, in C:

@@ -9,6 +9,14 @@ from datetime import timezone as fixed_zone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from tickwork._run_policy import (
+    DEFAULT_POLICY,
+    changed_policy,
+    fill_policy,
+    policy_from_state,
+    policy_state,
+    resolve_policy,
+)
 from tickwork._task_fields import (
     EMPTY_ARGS,
     EMPTY_KWARGS,
@@ -42,7 +50,7 @@ _TRIGGER_TYPES: set[type] = set()
 
 #: Fields kept in the task's shared profile, by their name on the task.
 _PROFILE_FIELDS = frozenset(
-    {"fn", "_fn_ref", "executor", "coalesce", "max_instances", "mistrigger_grace_time"}
+    {"fn", "_fn_ref", "executor", "coalesce", "max_instances", "mistrigger_grace_time", "policy"}
 )
 
 
@@ -60,7 +68,10 @@ class Task:
     * ``coalesce``: when several runs are due at once, run once instead of once each;
     * ``max_instances``: how many runs of this task may be active at the same time;
     * ``mistrigger_grace_time``: seconds a run may be late and still run (``None``: always);
-    * ``next_run_time``: when it runs next; ``None`` means paused.
+    * ``next_run_time``: when it runs next; ``None`` means paused;
+    * ``timeout``: seconds a run may take (``None``: no limit); ``retries``: how many more
+      tries a failed run gets, ``retry_delay`` seconds later, growing by the factor
+      ``retry_backoff`` per attempt, for the exception classes ``retry_on``.
 
     A task built with ``scheduler=`` is added to that scheduler at once; one built without
     is passed to ``scheduler.add_task(task)`` later.
@@ -101,10 +112,17 @@ class Task:
         mistrigger_grace_time: float | timedelta | None = UNSET,
         next_run_time: datetime | None = UNSET,
         scheduler: TaskOwner | None = None,
+        *,
+        timeout: float | timedelta | None = UNSET,
+        retries: int = UNSET,
+        retry_delay: float | timedelta = UNSET,
+        retry_backoff: float = UNSET,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
             trigger = _trigger_from_alias(trigger, trigger_args)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
         self._fill(
             fn,
             trigger,
@@ -118,6 +136,9 @@ class Task:
             max_instances,
             mistrigger_grace_time,
             next_run_time,
+            None,
+            None,
+            None if all(value is UNSET for value in policy) else policy,
         )
         if scheduler is not None:
             scheduler.add_task(self)
@@ -138,6 +159,7 @@ class Task:
         next_run_time: datetime | None,
         defaults: Mapping[str, Any] | None = None,
         scheduler: weakref.ref[TaskOwner] | None = None,
+        policy: tuple[Any, ...] | None = None,
     ) -> None:
         """Check and set every field. ``add_task`` calls this on ``Task.__new__(Task)``
         itself, positionally (keyword matching costs on every call), with the scheduler's
@@ -177,6 +199,7 @@ class Task:
                 max_instances,
                 grace,
                 scheduler,
+                resolve_policy(policy, defaults),
             )
         )
         self.store_alias = store_alias
@@ -213,6 +236,31 @@ class Task:
         return self._profile.mistrigger_grace_time
 
     @property
+    def timeout(self) -> float | None:
+        """Seconds a run may take (``None``: no limit); see :data:`~tickwork.events.TASK_TIMEOUT`."""
+        return self._profile.policy.timeout
+
+    @property
+    def retries(self) -> int:
+        """How many more tries a failed run gets (0: none)."""
+        return self._profile.policy.retries
+
+    @property
+    def retry_delay(self) -> float:
+        """Seconds from a failure to the first retry."""
+        return self._profile.policy.retry_delay
+
+    @property
+    def retry_backoff(self) -> float:
+        """The factor the delay between tries grows by per attempt."""
+        return self._profile.policy.retry_backoff
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """The exception classes a failed run is tried again for."""
+        return self._profile.policy.retry_on
+
+    @property
     def _fn_ref(self) -> str | None:
         return self._profile.fn_ref
 
@@ -228,17 +276,27 @@ class Task:
     def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[TaskOwner]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
         ``scheduler``, in one change of profile."""
-        fn, fn_ref, executor, coalesce, max_instances, grace, bound = self._profile
+        fn, fn_ref, executor, coalesce, max_instances, grace, bound, policy = self._profile
         if (
             bound is scheduler
             and coalesce is not UNSET
             and max_instances is not UNSET
             and grace is not UNSET
+            and UNSET not in policy
         ):
             return  # (a task from add_task: built with both)
         coalesce, max_instances, grace = resolve_rules(coalesce, max_instances, grace, defaults)
         self._profile = intern_profile(
-            (fn, fn_ref, executor, coalesce, max_instances, grace, scheduler)
+            (
+                fn,
+                fn_ref,
+                executor,
+                coalesce,
+                max_instances,
+                grace,
+                scheduler,
+                fill_policy(policy, defaults),
+            )
         )
 
     # -- validation: every later change goes through here ---------------------------------
@@ -283,6 +341,9 @@ class Task:
             values["mistrigger_grace_time"] = check_grace(changes["mistrigger_grace_time"])
         if changes.get("next_run_time", UNSET) is not UNSET:
             values["next_run_time"] = check_next_run_time(changes["next_run_time"])
+        policy = changed_policy(self._profile.policy, changes)
+        if policy is not None:
+            values["policy"] = policy
         if "fn" in changes or "args" in changes or "kwargs" in changes:
             check_callable_args(
                 values.get("fn", fn),
@@ -421,6 +482,7 @@ class Task:
             "max_instances": self.max_instances,
             "mistrigger_grace_time": self.mistrigger_grace_time,
             "next_run_time": self.next_run_time,
+            **policy_state(self._profile.policy),
         }
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
@@ -494,7 +556,11 @@ class Task:
         self.store_alias = None
         self.id = task_id
         self.name = name
-        self._profile = intern_profile((fn, fn_ref, executor, coalesce, max_instances, grace, None))
+        # (The policy's five entries are written only when they differ from the defaults.)
+        policy = DEFAULT_POLICY if len(state) <= 12 else policy_from_state(state)
+        self._profile = intern_profile(
+            (fn, fn_ref, executor, coalesce, max_instances, grace, None, policy)
+        )
         self.args = tuple(args) if args else EMPTY_ARGS
         self.kwargs = dict(kwargs) if kwargs else EMPTY_KWARGS
         self.trigger = trigger

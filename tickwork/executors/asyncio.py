@@ -14,11 +14,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from tickwork._task_fields import is_coroutine_function
 from tickwork.events import TaskExecutionEvent
-from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError
+from tickwork.exceptions import ConfigurationError, MaxInstancesReachedError, RunCancelledError
 from tickwork.executors._workers import ThreadWorkers
 from tickwork.executors.base import (
     BaseExecutor,
     ExecutorHost,
+    _error_event,
     _is_foreign_loop_error,
     await_per_run,
 )
@@ -71,6 +72,8 @@ class AsyncIOExecutor(BaseExecutor):
         self._unstarted: dict[asyncio.Future[None], _Unstarted] = {}
         self._guard: Callable[[asyncio.Future[None]], None] = self._ended_unstarted
         self._keys = itertools.count()
+        #: Runs cancelled by cancel_run, by key, with the reason: their events say so.
+        self._cancelled: dict[int, str] = {}
 
     def start(self, host: ExecutorHost, alias: str) -> None:
         """Bind to the scheduler's event loop."""
@@ -111,7 +114,13 @@ class AsyncIOExecutor(BaseExecutor):
             self._instances[task_id] = active + 1
         try:
             self._launch(
-                task_id, task.store_alias, profile.fn, task.args, task.kwargs, list(run_times)
+                task_id,
+                task.store_alias,
+                profile.fn,
+                task.args,
+                task.kwargs,
+                list(run_times),
+                profile.policy.timeout,
             )
         except BaseException:
             self._release_instance(task_id)
@@ -122,15 +131,23 @@ class AsyncIOExecutor(BaseExecutor):
         elsewhere), a plain function straight in the thread pool."""
         assert self._loop is not None, "executor not started"
         assert self._threads is not None, "executor not started"
-        fn = task._profile.fn
+        profile = task._profile
+        fn, timeout = profile.fn, profile.policy.timeout
         if not is_coroutine_function(fn):
             # Submitted and finished in the worker thread without touching the loop: a
             # burst of thousands of sync runs then costs the loop nothing.
             self._threads.submit(
-                self._execute, task.id, task.store_alias, fn, task.args, task.kwargs, run_times
+                self._execute,
+                task.id,
+                task.store_alias,
+                fn,
+                task.args,
+                task.kwargs,
+                run_times,
+                timeout,
             )
             return
-        job = (task.id, task.store_alias, fn, task.args, task.kwargs, run_times)
+        job = (task.id, task.store_alias, fn, task.args, task.kwargs, run_times, timeout)
         if self._on_loop_thread():
             self._launch(*job)
         else:
@@ -144,12 +161,13 @@ class AsyncIOExecutor(BaseExecutor):
         args: Any,
         kwargs: Any,
         run_times: list[datetime],
+        timeout: float | None = None,
     ) -> None:
         """:meth:`_launch`, called on the loop for a run sent from another thread: its
         ``send_task`` has returned, so a failure to start (a task factory raising) is
         reported as the run's outcome here, and releases its slot."""
         try:
-            self._launch(task_id, store, fn, args, kwargs, run_times)
+            self._launch(task_id, store, fn, args, kwargs, run_times, timeout)
         except BaseException as exc:
             self._run_crashed(task_id, store, run_times, exc)
             if not isinstance(exc, Exception):
@@ -163,12 +181,13 @@ class AsyncIOExecutor(BaseExecutor):
         args: Any,
         kwargs: Any,
         run_times: list[datetime],
+        timeout: float | None = None,
     ) -> None:
         loop = self._loop
         if loop is None:
             raise ConfigurationError(f"executor {self.alias!r} is not started")
         key = next(self._keys)
-        coroutine = self._run_coroutine(key, task_id, store, fn, args, kwargs, run_times)
+        coroutine = self._run_coroutine(key, task_id, store, fn, args, kwargs, run_times, timeout)
         factory = loop.get_task_factory()
         try:
             # asyncio.Task directly unless the loop has a task factory: the same task,
@@ -197,7 +216,10 @@ class AsyncIOExecutor(BaseExecutor):
         key, task_id, store, run_times = self._unstarted.pop(run)
         self._pending.pop(key, None)
         exc = None if run.cancelled() else run.exception()
-        if exc is None:
+        reason = self._cancelled.pop(key, None)
+        if reason is not None:
+            exc = RunCancelledError(reason)
+        elif exc is None:
             exc = asyncio.CancelledError("run cancelled before it started")
         self._run_crashed(task_id, store, run_times, exc)
 
@@ -217,6 +239,7 @@ class AsyncIOExecutor(BaseExecutor):
         args: Any,
         kwargs: Any,
         run_times: list[datetime],
+        timeout: float | None = None,
     ) -> None:
         """Await the instance's runs, then finish it, all inside its asyncio task: no done
         callback (one loop round-trip less per run) and, unless a listener wants
@@ -231,10 +254,12 @@ class AsyncIOExecutor(BaseExecutor):
             except KeyError:
                 log = self._debug_logger()
             await await_per_run(
-                task_id, store, fn, args, kwargs, run_times, events, self._wants, log
+                task_id, store, fn, args, kwargs, run_times, events, self._wants, log, timeout
             )
         finally:
             self._pending.pop(key, None)
+            if self._cancelled:
+                self._as_cancelled(key, events)
             if events:
                 self._run_finished(task_id, events)
             else:
@@ -242,6 +267,60 @@ class AsyncIOExecutor(BaseExecutor):
             # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
             # must not keep the events once it has returned.
             del events
+
+    def cancel_run(self, task_id: str, run_time: datetime | None, reason: str) -> int:
+        """Cancel the coroutine runs of ``task_id`` (the instance holding ``run_time``,
+        when given; see :meth:`BaseExecutor.cancel_run`). Runs in the thread pool cannot
+        be stopped and are not counted. Call it on the loop's thread, or from another
+        thread: then it waits for the loop to do it."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return 0
+        if self._on_loop_thread():
+            return self._cancel_on_loop(task_id, run_time, reason)
+        future = asyncio.run_coroutine_threadsafe(
+            _call(self._cancel_on_loop, task_id, run_time, reason), loop
+        )
+        return future.result(CANCEL_TIMEOUT)
+
+    def _cancel_on_loop(self, task_id: str, run_time: datetime | None, reason: str) -> int:
+        cancelled = 0
+        wanted = None if run_time is None else run_time.timestamp()
+        for key, run in list(self._pending.items()):
+            # What a run is running is read from its coroutine's arguments (a frame's
+            # locals) rather than kept per run: cancelling is rare, and a burst of
+            # thousands of runs pays nothing for it this way.
+            coroutine = run.get_coro() if isinstance(run, asyncio.Task) else None
+            frame = getattr(coroutine, "cr_frame", None)
+            if frame is None or run.done():
+                continue
+            local = frame.f_locals
+            if local.get("task_id") != task_id:
+                continue
+            if wanted is not None and all(
+                when.timestamp() != wanted for when in local.get("run_times", ())
+            ):
+                continue
+            self._cancelled[key] = reason
+            run.cancel(reason)
+            cancelled += 1
+        return cancelled
+
+    def _as_cancelled(self, key: int, events: list[TaskExecutionEvent]) -> None:
+        """Turn the cancellation events of a run :meth:`cancel_run` cancelled into
+        ``TASK_CANCELLED`` ones carrying its reason."""
+        reason = self._cancelled.pop(key, None)
+        if reason is None:
+            return
+        for index, event in enumerate(events):
+            if isinstance(event.exception, asyncio.CancelledError):
+                events[index] = _error_event(
+                    event.task_id,
+                    event.store,
+                    event.scheduled_run_time,
+                    RunCancelledError(reason),
+                    event.duration,
+                )
 
     def cancel_active(self, reason: str) -> None:
         """Cancel the active coroutine runs (see :meth:`BaseExecutor.cancel_active`);
@@ -326,3 +405,11 @@ class AsyncIOExecutor(BaseExecutor):
                     return False
             else:
                 return True
+
+
+#: How long a cancel_run from another thread waits for the loop.
+CANCEL_TIMEOUT = 10.0
+
+
+async def _call(fn: Callable[..., int], *args: Any) -> int:
+    return fn(*args)

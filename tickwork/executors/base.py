@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -30,8 +31,16 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
-from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
-from tickwork.exceptions import MaxInstancesReachedError
+from tickwork._task_fields import is_coroutine_function
+from tickwork.events import (
+    TASK_CANCELLED,
+    TASK_ERROR,
+    TASK_EXECUTED,
+    TASK_TIMEOUT,
+    TaskExecutionEvent,
+)
+from tickwork.exceptions import MaxInstancesReachedError, RunCancelledError, RunTimeoutError
+from tickwork.executors._watchdog import Watchdog
 from tickwork.tasks import Task
 
 __all__ = [
@@ -114,6 +123,8 @@ class BaseExecutor(ABC):
         self._wants: Callable[[int], bool] = _wants_everything
         self._instances: dict[str, int] = {}
         self._instances_lock = threading.Lock()
+        #: Deadlines of runs in threads with a timeout (made at the first one).
+        self._deadlines: Watchdog | None = None
         # Notified whenever the last active instance finishes (see wait_until_idle).
         self._idle = threading.Condition(self._instances_lock)
         #: Set (under the lock) by shutdown: send_task refuses runs from then on, so no
@@ -249,7 +260,7 @@ class BaseExecutor(ABC):
             return
         host = self._host
         for event in events:
-            if event.code == TASK_ERROR:
+            if event.code & _FAILED:
                 self._log_error(event, event.duration)
                 if event.exception is not None:
                     _clear_own_frames(event.exception)
@@ -262,10 +273,18 @@ class BaseExecutor(ABC):
         run_time = event.scheduled_run_time
         took = f" after {duration:.6f} s" if duration is not None else ""
         hint = self._error_hint(event.exception) if event.exception is not None else None
+        verb = (
+            "went past its timeout"
+            if event.code == TASK_TIMEOUT
+            else "was cancelled"
+            if event.code == TASK_CANCELLED
+            else "raised"
+        )
         self.logger.error(
-            "task %r (run scheduled at %s) raised%s:\n%s%s",
+            "task %r (run scheduled at %s) %s%s:\n%s%s",
             event.task_id,
             run_time.isoformat(),
+            verb,
             took,
             event.traceback,
             f"\n{hint}" if hint else "",
@@ -325,12 +344,17 @@ class BaseExecutor(ABC):
         args: Sequence[Any],
         kwargs: dict[str, Any],
         run_times: Sequence[datetime],
+        timeout: float | None = None,
     ) -> None:
         """Run an instance of a plain function in the calling (worker) thread, then
         finish it: the work a thread pool does, with no future callback to hop through.
 
         Like :func:`run_task`, except that a ``TASK_EXECUTED`` event is built only when a
-        listener wants it when the run ends (errors are always logged and built)."""
+        listener wants it when the run ends (errors are always logged and built). With
+        a ``timeout``, see :meth:`_execute_timed`."""
+        if timeout:  # (UNSET, falsy, on a task no scheduler filled in: no limit)
+            self._execute_timed(task_id, store, fn, args, kwargs, run_times, timeout)
+            return
         events: list[TaskExecutionEvent] = []
         try:
             _call_per_run(
@@ -349,6 +373,79 @@ class BaseExecutor(ABC):
             # The failed runs' tracebacks reach this frame (see _clear_own_frames): it
             # must not keep the events once it has returned.
             del events
+
+    def _execute_timed(
+        self,
+        task_id: str,
+        store: str | None,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        run_times: Sequence[datetime],
+        timeout: float,
+    ) -> None:
+        """:meth:`_execute` for a task with a ``timeout``, one deadline per run.
+
+        An ``async def`` task (run with ``asyncio.run`` in this thread) is cancelled at
+        its deadline. A plain function cannot be stopped: at its deadline the watchdog
+        reports the run ``TASK_TIMEOUT`` (see :mod:`tickwork.executors._watchdog`), and
+        what the function does when it returns at last is logged and dropped; the
+        instance keeps its ``max_instances`` slot until then."""
+        events: list[TaskExecutionEvent] = []
+        log = self._debug_logger()
+        try:
+            if is_coroutine_function(fn):
+                bounded = functools.partial(_within_call, task_id, timeout, fn)
+                _call_per_run(
+                    task_id, store, bounded, args, kwargs, run_times, events, self._wants, log
+                )
+                return
+            watchdog = self._watchdog()
+            for run_time in run_times:
+                ran: list[TaskExecutionEvent] = []
+                began = _clock()
+                token = watchdog.arm(
+                    timeout, functools.partial(self._overdue, task_id, store, run_time, timeout)
+                )
+                try:
+                    _call_per_run(
+                        task_id, store, fn, args, kwargs, [run_time], ran, self._wants, log
+                    )
+                finally:
+                    if watchdog.disarm(token):
+                        events.extend(ran)
+                    else:
+                        self.logger.warning(
+                            "run of task %r scheduled at %s returned %.3f s after its "
+                            "timeout of %g s (reported then); what it returned is dropped",
+                            task_id,
+                            run_time.isoformat(),
+                            _clock() - began - timeout,
+                            timeout,
+                            extra=run_log_extra(task_id, run_time, _clock() - began),
+                        )
+        finally:
+            self._run_finished(task_id, events)
+            del events
+
+    def _watchdog(self) -> Watchdog:
+        watchdog = self._deadlines
+        if watchdog is None:
+            watchdog = self._deadlines = Watchdog(f"tickwork-deadlines-{self.alias}")
+        return watchdog
+
+    def _overdue(self, task_id: str, store: str | None, run_time: datetime, timeout: float) -> None:
+        """A run in a thread went past its timeout: report it now (it goes on)."""
+        event = _error_event(task_id, store, run_time, RunTimeoutError(task_id, timeout), timeout)
+        self._log_error(event, timeout)
+        self.logger.warning(
+            "the thread running task %r cannot be stopped: the run goes on, and keeps its "
+            "max_instances slot until it returns",
+            task_id,
+            extra=run_log_extra(task_id, run_time, timeout),
+        )
+        if self._host is not None:
+            self._host.emit(event)
 
     def _reset_after_fork(self) -> None:
         """In a forked child: no run of the parent is active here (its threads are gone,
@@ -374,6 +471,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: The codes of runs that ended without success: logged at ERROR with their traceback.
+_FAILED = TASK_ERROR | TASK_TIMEOUT | TASK_CANCELLED
+
+
 def _wants_everything(code: int) -> bool:
     return True
 
@@ -385,9 +486,19 @@ def _error_event(
     exc: BaseException,
     duration: float | None = None,
 ) -> TaskExecutionEvent:
+    """The event of a run that raised ``exc``: ``TASK_ERROR``, or ``TASK_TIMEOUT`` /
+    ``TASK_CANCELLED`` when the executor stopped it (``RunTimeoutError`` /
+    ``RunCancelledError``)."""
     text = "".join(tb.format_exception(exc))
+    code = (
+        TASK_TIMEOUT
+        if isinstance(exc, RunTimeoutError)
+        else TASK_CANCELLED
+        if isinstance(exc, RunCancelledError)
+        else TASK_ERROR
+    )
     return TaskExecutionEvent(
-        TASK_ERROR, task_id, store, run_time, exception=exc, traceback=text, duration=duration
+        code, task_id, store, run_time, exception=exc, traceback=text, duration=duration
     )
 
 
@@ -473,6 +584,26 @@ def _report_interrupted(
     for index, run_time in enumerate(run_times):
         took = _clock() - began if index == 0 and began is not None else None
         events.append(_error_event(task_id, store, run_time, exc, took))
+
+
+def _within_call(
+    task_id: str, timeout: float, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """``fn(*args, **kwargs)`` for ``asyncio.run``, bounded by ``timeout``."""
+    return _within(task_id, timeout, fn(*args, **kwargs))
+
+
+async def _within(task_id: str, timeout: float, awaitable: Any) -> Any:
+    """Await ``awaitable``, cancelled past ``timeout`` seconds with a
+    :class:`RunTimeoutError` (a ``TimeoutError`` the task raises itself stays its own)."""
+    limit = asyncio.timeout(timeout)
+    try:
+        async with limit:
+            return await awaitable
+    except TimeoutError:
+        if limit.expired():
+            raise RunTimeoutError(task_id, timeout) from None
+        raise
 
 
 def run_task(
@@ -576,13 +707,15 @@ async def await_per_run(
     events: list[TaskExecutionEvent],
     wants: Callable[[int], bool] | None,
     log: logging.Logger | None = None,
+    timeout: float | None = None,
 ) -> None:
     """:func:`_call_per_run` for ``async def`` tasks: await ``fn`` once per run time,
     appending one event per run (with its duration; start and end lines on ``log``, as
     there). Cancelled (or a ``BaseException`` from the task), the
     runs not done yet are reported failed, then it propagates; a cancellation's event
     carries a fresh ``CancelledError`` (the one raised holds this frame) with the
-    canceller's message, so ``run.cancel("why")`` says why."""
+    canceller's message, so ``run.cancel("why")`` says why. With a ``timeout``, each run
+    is cancelled when it goes past it and reported ``TASK_TIMEOUT``."""
     done = 0
     began: float | None = None
     try:
@@ -591,7 +724,10 @@ async def await_per_run(
                 _log_start(log, task_id, run_time)
             began = _clock()
             try:
-                result = await fn(*args, **kwargs)
+                if not timeout:  # (None, or UNSET on a task no scheduler filled in)
+                    result = await fn(*args, **kwargs)
+                else:
+                    result = await _within(task_id, timeout, fn(*args, **kwargs))
             except Exception as exc:  # the task's failure is reported, never propagated
                 events.append(_error_event(task_id, store, run_time, exc, _clock() - began))
             else:

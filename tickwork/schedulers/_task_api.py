@@ -25,6 +25,9 @@ __all__ = ["TaskAPI"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The run-policy keywords of add_task, none given.
+_NO_POLICY = (UNSET,) * 5
+
 
 class TaskAPI:
     """add_task, get_task(s), update/reschedule/pause/resume/delete/run, inspection, and
@@ -57,6 +60,12 @@ class TaskAPI:
         store: str | None = None,
         executor: str | None = None,
         replace_existing: bool | Literal["keep"] = False,
+        *,
+        timeout: float | timedelta | None = UNSET,
+        retries: int = UNSET,
+        retry_delay: float | timedelta = UNSET,
+        retry_backoff: float = UNSET,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -84,7 +93,12 @@ class TaskAPI:
         import), ``ConflictIdError`` (duplicate id without ``replace_existing``) and
         ``SerializationError`` (a task a persistent store cannot keep),
         ``ConfigurationError`` (a ``replace_existing`` other than True, False, "keep").
+
+        ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff`` and ``retry_on``
+        set the task's run policy (see :doc:`run history </run-history>`); unset ones
+        come from ``task_defaults``.
         """
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
         return self._tasks.add_task(
             fn_or_task,
             trigger,
@@ -100,6 +114,7 @@ class TaskAPI:
             executor,
             replace_existing,
             trigger_args,
+            None if policy == _NO_POLICY else policy,
         )
 
     def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from tickwork._run_policy import POLICY_FIELDS
 from tickwork._spelling import ADD_TASK_SYNONYMS, either
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock
@@ -191,9 +192,11 @@ class TaskManager:
         executor: str | None,
         replace_existing: Conflict,
         trigger_args: dict[str, Any],
+        policy: tuple[Any, ...] | None = None,
     ) -> Task | Callable[[F], F]:
         """:meth:`BaseScheduler.add_task`, its keywords passed positionally (this runs on
-        every add, and keyword matching costs)."""
+        every add, and keyword matching costs); ``policy`` holds the five run-policy
+        keywords (``UNSET`` where not given), ``None`` when none was."""
         if replace_existing is not False and replace_existing is not True:
             _check_conflict(replace_existing)
         if fn_or_task is not None and not isinstance(fn_or_task, Task):
@@ -215,6 +218,7 @@ class TaskManager:
                     next_run_time,
                     self.task_defaults,
                     self._self_ref,
+                    policy,
                 )
             except TickworkError:
                 # Only now, so the common call pays nothing for them: a trigger alias
@@ -238,6 +242,7 @@ class TaskManager:
                     executor,
                     replace_existing,
                     trigger_args,
+                    policy,
                 )
             return self._add(task, store or "default", replace_existing)
         if trigger_args and not ADD_TASK_SYNONYMS.keys().isdisjoint(trigger_args):
@@ -257,6 +262,7 @@ class TaskManager:
                 executor,
                 replace_existing,
                 trigger_args,
+                policy,
             )
         options: dict[str, Any] = {
             "args": args,
@@ -269,6 +275,8 @@ class TaskManager:
             "next_run_time": next_run_time,
             "executor": executor,
         }
+        if policy is not None:
+            options.update({name: value for name, value in zip(POLICY_FIELDS, policy, strict=True)})
         if fn_or_task is None:
             if id is not None and replace_existing is False:
                 # As asyncz does: a decorated function with an id is the same task at
@@ -314,6 +322,7 @@ class TaskManager:
         executor: str | None,
         replace_existing: Conflict,
         trigger_args: dict[str, Any],
+        policy: tuple[Any, ...] | None,
     ) -> Task | Callable[[F], F]:
         """:meth:`add_task` with the other spellings among ``trigger_args``
         (:data:`~tickwork._spelling.ADD_TASK_SYNONYMS`: ``fn``, ``func``,
@@ -355,6 +364,7 @@ class TaskManager:
             executor,
             replace_existing,
             rest,
+            policy,
         )
 
     def _new_task(
@@ -849,6 +859,8 @@ def _task_info(task: Task, pending: bool) -> dict[str, Any]:
         "coalesce": task.coalesce,
         "max_instances": task.max_instances,
         "mistrigger_grace_time": task.mistrigger_grace_time,
+        "timeout": task.timeout,
+        "retries": task.retries,
     }
 
 

@@ -32,6 +32,7 @@ from datetime import datetime, tzinfo
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._run_policy import DEFAULT_POLICY, POLICY_CHECKS
 from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
 from tickwork._task_owner import TaskOwner
@@ -88,7 +89,16 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "coalesce": True,
     "max_instances": 1,
     "mistrigger_grace_time": 1.0,
+    # The run policy (tickwork/_run_policy.py): no time limit, no retries.
+    "timeout": DEFAULT_POLICY.timeout,
+    "retries": DEFAULT_POLICY.retries,
+    "retry_delay": DEFAULT_POLICY.retry_delay,
+    "retry_backoff": DEFAULT_POLICY.retry_backoff,
+    "retry_on": DEFAULT_POLICY.retry_on,
 }
+
+#: The check of every ``task_defaults`` key.
+_DEFAULT_CHECKS = {**RULE_CHECKS, **POLICY_CHECKS}
 
 
 class BaseScheduler(TaskAPI, ABC):
@@ -101,7 +111,9 @@ class BaseScheduler(TaskAPI, ABC):
     * ``executors``: the same for executors (``"asyncio"``, ``"threadpool"``, ``"processpool"``,
       ``"debug"``); the variant supplies the ``default`` one.
     * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
-      tasks that don't set them (defaults: True, 1, 1.0 s).
+      tasks that don't set them (defaults: True, 1, 1.0 s), and ``timeout``,
+      ``retries``, ``retry_delay``, ``retry_backoff``, ``retry_on`` (defaults: None, 0,
+      1.0 s, 2.0, ``(Exception,)``).
     * ``timezone``: the zone for triggers without one (default: the local zone).
     * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
@@ -279,7 +291,11 @@ class BaseScheduler(TaskAPI, ABC):
             )
         # The same checks a task's own values go through (tickwork/_task_fields.py).
         self.task_defaults.update(
-            {key: RULE_CHECKS[key](value) for key, value in overrides.items() if value is not UNSET}
+            {
+                key: _DEFAULT_CHECKS[key](value)
+                for key, value in overrides.items()
+                if value is not UNSET
+            }
         )
 
     # -- state -----------------------------------------------------------------------------
