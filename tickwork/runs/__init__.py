@@ -24,6 +24,7 @@ __all__ = [
     "Outcome",
     "RunRecord",
     "make_run_id",
+    "parse_run_id",
     "utc_text",
 ]
 
@@ -84,6 +85,29 @@ def make_run_id(task_id: str, scheduled_run_time: datetime, attempt: int = 1) ->
     record, an engine such as Celery that receives it) names it the same way.
     """
     return f"{task_id}@{utc_text(scheduled_run_time)}#{attempt}"
+
+
+def parse_run_id(run_id: str) -> tuple[str, datetime, int]:
+    """The task id, scheduled time (UTC) and attempt a run id names (the inverse of
+    :func:`make_run_id`). Raises :class:`~tickwork.exceptions.ConfigurationError`
+    naming a string that is not a run id."""
+    from tickwork.exceptions import ConfigurationError  # (tickwork.exceptions is light)
+
+    task_id, at, rest = run_id.rpartition("@") if isinstance(run_id, str) else ("", "", "")
+    when, hash_, attempt = rest.rpartition("#")
+    try:
+        if not (task_id and at and hash_ and when.endswith("Z")):
+            raise ValueError(run_id)
+        moment = datetime.fromisoformat(when[:-1]).replace(tzinfo=UTC)
+        number = int(attempt)
+        if number < 1:
+            raise ValueError(run_id)
+    except ValueError:
+        raise ConfigurationError(
+            f"{run_id!r} is not a run id; run ids look like "
+            "'<task id>@2026-01-31T09:00:00Z#1' (RunRecord.run_id, event.run_id)"
+        ) from None
+    return task_id, moment, number
 
 
 #: The last time :func:`utc_text` wrote, and its text. The runs of a burst share one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tickwork.events import (
     TASK_ERROR,
@@ -24,7 +25,11 @@ from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
 from tickwork.executors.base import BaseExecutor, run_log_extra
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._history import RunRecorder
+from tickwork.stores.base import InProgressRun
 from tickwork.tasks import Task
+
+if TYPE_CHECKING:
+    from tickwork.schedulers._retries import Retrier
 
 __all__ = ["Dispatcher"]
 
@@ -43,6 +48,8 @@ class Dispatcher:
         history: RunRecorder | None = None,
     ) -> None:
         self._executors = executors
+        #: Follows the runs that may be retried (set by the scheduler once it exists).
+        self.retrier: Retrier | None = None
         self._events = events
         self._logger = logger
         #: Notes every run for the run history (None: the scheduler keeps none).
@@ -66,14 +73,19 @@ class Dispatcher:
         if history is not None:
             # Noted first: a synchronous executor ends the runs inside send_task.
             history.starting(task, run_times, attempt)
+        retrier = self.retrier
+        if retrier is not None and (attempt != 1 or task._profile.policy.retries):
+            retrier.note(task, run_times, attempt)
         try:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
             executor.send_task(task, run_times)
         except MaxInstancesReachedError as exc:
             if history is not None:
-                history.forget(task, run_times)
-            self.report_max_instances(task, run_times, exc)
+                history.forget(task, run_times, attempt)
+            if retrier is not None:
+                retrier.forget(task, run_times)
+            self.report_max_instances(task, run_times, exc, attempt)
             if raise_max_instances:
                 raise
             return False
@@ -98,13 +110,18 @@ class Dispatcher:
         return True
 
     def report_missed(
-        self, task: Task, missed: list[datetime], now: datetime, why: str | None = None
+        self,
+        task: Task,
+        missed: list[datetime],
+        now: datetime,
+        why: str | None = None,
+        attempt: int = 1,
     ) -> None:
         """Log and report (``TASK_MISSED``) runs that will not start: too late for
         ``mistrigger_grace_time``, or for the reason ``why`` says."""
         reason = why or f"mistrigger_grace_time {task.mistrigger_grace_time}s"
         if self.history is not None:
-            self.history.not_started(task, missed, "missed")
+            self.history.not_started(task, missed, "missed", attempt=attempt)
         for run_time in missed:
             self._logger.warning(
                 "run of task %r scheduled at %s was missed by %s (%s)",
@@ -116,14 +133,35 @@ class Dispatcher:
             )
             if self._events.wants(TASK_MISSED):
                 self._events.emit(
-                    TaskExecutionEvent(TASK_MISSED, task.id, task.store_alias, run_time)
+                    TaskExecutionEvent(
+                        TASK_MISSED, task.id, task.store_alias, run_time, attempt=attempt
+                    )
                 )
 
-    def report_max_instances(self, task: Task, run_times: list[datetime], reason: object) -> None:
+    def start_due(self, run: InProgressRun, now: datetime) -> bool:
+        """Start a pending retry that came due, or a run taken over from a dead
+        scheduler, as its next attempt, if still within the task's grace time (counted
+        from the retry's due time, or the run's scheduled time); else report it missed.
+        Returns whether it was handed to the executor."""
+        task, run_time = run.task, run.run_time
+        since = run.due if run.due is not None else run_time
+        grace = task.mistrigger_grace_time
+        if grace is None or (now - since).total_seconds() <= grace:
+            return self.submit(task, [run_time], attempt=run.attempt)
+        why = (
+            f"attempt {run.attempt} was due at {since.isoformat()}, past mistrigger_grace_time "
+            f"{grace}s"
+        )
+        self.report_missed(task, [run_time], now, why, run.attempt)
+        return False
+
+    def report_max_instances(
+        self, task: Task, run_times: list[datetime], reason: object, attempt: int = 1
+    ) -> None:
         """Log and report (``TASK_MAX_INSTANCES``) runs skipped because too many
         instances of the task are running."""
         if self.history is not None:
-            self.history.not_started(task, run_times, "max_instances")
+            self.history.not_started(task, run_times, "max_instances", attempt=attempt)
         self._logger.warning(
             "run of task %r at %s skipped: %s",
             task.id,

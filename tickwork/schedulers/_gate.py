@@ -229,6 +229,10 @@ class StoreGate:
             removed += local_removed
         # A full batch means more may be due: the caller comes back at once.
         next_time = now if count >= limit else store.get_next_run_time()
+        if self._shared is None and count < limit:  # (shared stores are polled)
+            retry_time = store.next_retry_time()
+            if retry_time is not None and (next_time is None or retry_time < next_time):
+                next_time = retry_time
         if handover is not None and self._shared is None:
             handover.after_batch(now, count < limit, next_time)
         return BatchResult(count, next_time, tuple(removed))
@@ -241,6 +245,9 @@ class StoreGate:
         if self._unreleased is not None:
             store.release_tasks(owner, *self._unreleased)
             self._unreleased = None
+        # Pending retries that came due first: they were due before the tasks' new runs.
+        for run in store.take_over_runs(now, limit, owner, now + LOCAL_LEASE):
+            self._dispatcher.start_due(run, now)
         tasks = store.acquire_due_tasks(now, limit, owner, LOCAL_LEASE)
         if not tasks:
             return 0, []

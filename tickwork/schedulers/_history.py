@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tickwork.clock import Clock
-from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
+from tickwork.events import TASK_CANCELLED, TASK_EXECUTED, TASK_TIMEOUT, TaskExecutionEvent
 from tickwork.exceptions import ConfigurationError, StoreUnavailableError, TickworkError
 from tickwork.runs import RunRecord, make_run_id
 from tickwork.runs.base import newest_first
@@ -114,12 +114,14 @@ class RunRecorder:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         #: Runs started and not ended, by (task id, scheduled timestamp); see _Started.
-        self._running: dict[tuple[str, float], _Started] = {}
+        #: By (task id, scheduled time as epoch seconds, attempt): a retry due at once
+        #: may start before the failed attempt's end is noted.
+        self._running: dict[tuple[str, float, int], _Started] = {}
         #: Per store alias, the records to write (ended runs, runs that never started).
         self._ended: dict[str, list[_Note]] = {}
         #: The keys of the runs started since the last flush: the flush looks at these,
         #: not at every run in progress (a burst leaves thousands in progress).
-        self._new: list[tuple[str, float]] = []
+        self._new: list[tuple[str, float, int]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._next_prune = 0.0
@@ -133,25 +135,32 @@ class RunRecorder:
         with self._lock:
             running, new = self._running, self._new
             for run_time in run_times:
-                key = (task_id, run_time.timestamp())
+                key = (task_id, run_time.timestamp(), attempt)
                 running[key] = (alias, attempt, task, now, False, run_time)
                 new.append(key)
         if self._thread is None:
             self._start_thread()
 
     def finished(self, event: TaskExecutionEvent) -> None:
-        """A listener for ``TASK_EXECUTED`` and ``TASK_ERROR``: the run's end."""
+        """A listener for the outcomes of runs (``TASK_EXECUTED``, ``TASK_ERROR``,
+        ``TASK_TIMEOUT``, ``TASK_CANCELLED``): the run's end."""
         run_time = event.scheduled_run_time
-        if event.code == TASK_EXECUTED:
+        code = event.code
+        if code == TASK_EXECUTED:
             outcome, error, text = "success", None, None
         else:
             exc = event.exception
-            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            if code == TASK_TIMEOUT:
+                outcome = "timeout"
+            elif code == TASK_CANCELLED or isinstance(exc, asyncio.CancelledError):
+                outcome = "cancelled"
+            else:
+                outcome = "error"
             error, text = _describe(exc), event.traceback
         # One hold of the lock: the run moves from in progress to ended at once, so the
         # writer thread never sees it in neither (and ends, leaving it unwritten).
         with self._lock:
-            started = self._running.pop((event.task_id, run_time.timestamp()), None)
+            started = self._running.pop((event.task_id, run_time.timestamp(), event.attempt), None)
             if started is None:
                 return  # not a run this recorder saw start (a store without history)
             alias, attempt, task, started_at = started[:4]
@@ -173,16 +182,16 @@ class RunRecorder:
         with self._lock:
             ended = self._ended.setdefault(alias, [])
             for run_time in run_times:
-                self._running.pop((task.id, run_time.timestamp()), None)
+                self._running.pop((task.id, run_time.timestamp(), attempt), None)
                 ended.append((task, run_time, outcome, None, None, attempt, error, None))
         if self._thread is None:
             self._start_thread()
 
-    def forget(self, task: Task, run_times: Iterable[datetime]) -> None:
+    def forget(self, task: Task, run_times: Iterable[datetime], attempt: int = 1) -> None:
         """Runs noted as starting that never reached the executor (refused)."""
         with self._lock:
             for run_time in run_times:
-                self._running.pop((task.id, run_time.timestamp()), None)
+                self._running.pop((task.id, run_time.timestamp(), attempt), None)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -302,8 +311,8 @@ class RunRecorder:
         with self._lock:
             pending = self._ended.setdefault(alias, [])
             pending[:0] = ended
-            for task, run_time, *_ in starts:  # their running records: written later
-                key = (task.id, run_time.timestamp())
+            for task, run_time, _, _, _, attempt, *_ in starts:  # written later
+                key = (task.id, run_time.timestamp(), attempt)
                 started = self._running.get(key)
                 if started is not None:
                     self._running[key] = (*started[:4], False, started[5])

@@ -11,7 +11,13 @@ each one when its run ends:
 * a thread of its own deletes finished records at once and renews the others every
   third of the store's lease. It runs only while there is something to track, and it
   also works while the scheduler is paused (paused schedulers make no passes, yet their
-  runs go on and must not be taken over).
+  runs go on and must not be taken over);
+* a run to be tried again (:meth:`RunKeeper.retry`, from the
+  :class:`~tickwork.schedulers._retries.Retrier`) is written as a pending retry
+  (``store.retry_runs``) instead of being deleted: for a tracked run, in place of its
+  record; for a store without records, as the store keeps retries;
+* at each renewal it asks the store for requests to cancel its runs (made by
+  ``cancel_run`` on any scheduler of the fleet) and hands them to ``on_cancel``.
 
 Store I/O happens on that thread only, never on an event loop (events of ``async def``
 tasks arrive on the loop's thread).
@@ -27,9 +33,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tickwork.clock import Clock
-from tickwork.events import TASK_ERROR, TASK_EXECUTED
+from tickwork.events import TASK_CANCELLED, TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT
 from tickwork.schedulers._events import EventHub
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, PendingRetry, RunKey
 
 __all__ = ["RunKeeper"]
 
@@ -55,8 +61,18 @@ class RunKeeper:
         clock: Clock,
         logger: logging.Logger,
         before_finish: Callable[[], set[str]] | None = None,
+        on_retry: Callable[[str, datetime], None] | None = None,
+        on_cancel: Callable[[list[RunKey]], None] | None = None,
     ) -> None:
         self._stores = stores
+        #: Told (store alias, due time) when a pending retry was written.
+        self._on_retry = on_retry
+        #: Given the runs whose cancellation another scheduler asked for.
+        self._on_cancel = on_cancel
+        #: Tracked runs to be written as pending retries when they finish, by alias.
+        self._retry_for: dict[str, dict[_Key, PendingRetry]] = {}
+        #: Retries of untracked runs (stores without records), to be written.
+        self._retries_out: dict[str, list[PendingRetry]] = {}
         #: Writes the run history, returning the store aliases it could not write (see
         #: _flush); None without history.
         self._before_finish = before_finish
@@ -78,18 +94,16 @@ class RunKeeper:
         """Start keeping the records of these runs alive (they were just written)."""
         if not self._listening:
             self._listening = True
-            self._events.add(self._on_event, TASK_EXECUTED | TASK_ERROR)
+            self._events.add(
+                self._on_event, TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT | TASK_CANCELLED
+            )
         with self._cond:
             running = self._running.setdefault(alias, {})
             if not running:  # records just written last a full lease
                 self._renew_at[alias] = time.monotonic() + self._renew_every(alias)
             for run_time in run_times:
                 running[(task_id, run_time.timestamp())] = run_time
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="tickwork-run-keeper", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
 
     def finish(self, alias: str | None, task_id: str, run_times: Iterable[datetime]) -> None:
         """Mark runs ended: their records are deleted soon. Unknown runs are ignored, so
@@ -116,6 +130,27 @@ class RunKeeper:
         if runs:
             self._flush({alias: runs}, retry_later=True)
 
+    def retry(self, alias: str, retry: PendingRetry) -> None:
+        """Write ``retry`` as a pending retry of store ``alias``: for a tracked run, in
+        place of deleting its record when it finishes (call this before the run is
+        marked finished); otherwise on the keeper's thread, soon."""
+        key = (retry.task.id, retry.run_time.timestamp())
+        with self._cond:
+            if key in self._running.get(alias, {}):
+                self._retry_for.setdefault(alias, {})[key] = retry
+                return
+            self._retries_out.setdefault(alias, []).append(retry)
+            self._ensure_thread()
+            self._cond.notify()
+
+    def _ensure_thread(self) -> None:
+        """Start the keeper thread unless it runs (call with the condition held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="tickwork-run-keeper", daemon=True
+            )
+            self._thread.start()
+
     def _on_event(self, event: Any) -> None:
         self.finish(event.store, event.task_id, [event.scheduled_run_time])
 
@@ -137,11 +172,47 @@ class RunKeeper:
                     return
                 finished = {alias: dict(runs) for alias, runs in self._finished.items() if runs}
                 renew = self._renewals_due()
+                retries, self._retries_out = self._retries_out, {}
+            self._write_retries(retries)
             self._flush(finished)
             self._renew(renew)
 
     def _work_due(self) -> bool:
-        return any(self._finished.values()) or self._seconds_to_renewal() <= 0
+        return (
+            any(self._finished.values())
+            or any(self._retries_out.values())
+            or self._seconds_to_renewal() <= 0
+        )
+
+    def _write_retries(self, retries: dict[str, list[PendingRetry]], wait: bool = True) -> None:
+        """Write pending retries of untracked runs; those that fail are queued again
+        (after a pause on the keeper's thread, unless ``wait`` is False)."""
+        for alias, pending in retries.items():
+            store = self._stores.get(alias)
+            if store is None:
+                self._logger.warning(
+                    "store %r was removed: %d pending retry(ies) dropped", alias, len(pending)
+                )
+                continue
+            try:
+                store.retry_runs(self._identity, pending)
+            except Exception as exc:
+                self._logger.warning(
+                    "could not record %d pending retry(ies) in store %r (%s); trying again",
+                    len(pending),
+                    alias,
+                    exc,
+                )
+                with self._cond:
+                    self._retries_out.setdefault(alias, []).extend(pending)
+                if wait:
+                    time.sleep(RETRY_DELAY)
+                continue
+            self._retried(alias, pending)
+
+    def _retried(self, alias: str, written: list[PendingRetry]) -> None:
+        if self._on_retry is not None and written:
+            self._on_retry(alias, min(retry.due for retry in written))
 
     def _seconds_to_renewal(self) -> float:
         now = time.monotonic()
@@ -174,9 +245,16 @@ class RunKeeper:
                 if not retry_later:
                     time.sleep(RETRY_DELAY)  # on the keeper thread only
                 continue
+            retries: list[PendingRetry] = []
             if store is not None:
+                with self._cond:
+                    marked = self._retry_for.get(alias, {})
+                    retries = [marked[key] for key in runs if key in marked]
+                ended = [(t, when) for (t, ts), when in runs.items() if (t, ts) not in marked]
                 try:
-                    store.finish_runs(self._identity, [(t, when) for (t, _), when in runs.items()])
+                    if retries:
+                        store.retry_runs(self._identity, retries)
+                    store.finish_runs(self._identity, ended)
                 except Exception as exc:
                     self._logger.warning(
                         "could not record %d finished run(s) in store %r (%s); retrying",
@@ -189,8 +267,11 @@ class RunKeeper:
                     continue
             with self._cond:
                 queued = self._finished.get(alias, {})
+                marked = self._retry_for.get(alias, {})
                 for key in runs:
                     queued.pop(key, None)
+                    marked.pop(key, None)
+            self._retried(alias, retries)
 
     def _renew(self, renew: dict[str, list[_Key]]) -> None:
         for alias, keys in renew.items():
@@ -221,6 +302,7 @@ class RunKeeper:
                 with self._cond:
                     self._renew_at[alias] = time.monotonic() + RETRY_DELAY
                 continue
+            self._check_cancels(alias, store)
             if renewed < len(runs):
                 self._logger.warning(
                     "%d run(s) of store %r were taken over by another scheduler: this one "
@@ -229,6 +311,18 @@ class RunKeeper:
                     alias,
                     store.lease_time,
                 )
+
+    def _check_cancels(self, alias: str, store: BaseStore) -> None:
+        """Hand the requests to cancel this scheduler's runs to ``on_cancel``."""
+        if self._on_cancel is None:
+            return
+        try:
+            requested = store.cancel_requests(self._identity)
+        except Exception as exc:
+            self._logger.warning("could not read cancel requests of store %r (%s)", alias, exc)
+            return
+        if requested:
+            self._on_cancel(requested)
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -244,11 +338,16 @@ class RunKeeper:
             thread.join(CLOSE_TIMEOUT)
         with self._cond:
             finished = {alias: dict(runs) for alias, runs in self._finished.items() if runs}
+            retries, self._retries_out = self._retries_out, {}
+        self._write_retries(retries, wait=False)
         self._flush(finished)
         with self._cond:
             abandoned = sum(len(runs) for runs in self._running.values())
             self._running.clear()
             self._finished.clear()
+            self._retry_for.clear()
+            unwritten = sum(len(pending) for pending in self._retries_out.values())
+            self._retries_out.clear()
             self._renew_at.clear()
             self._thread = None
             self._stopping = False
@@ -257,4 +356,9 @@ class RunKeeper:
                 "%d run(s) still in progress at shutdown; their records expire and another "
                 "scheduler takes them over",
                 abandoned,
+            )
+        if unwritten:
+            self._logger.warning(
+                "%d pending retry(ies) could not be recorded before shutdown: they are lost",
+                unwritten,
             )

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._planner import Planner, RunPlan, write_back
 from tickwork.schedulers._runs import RunKeeper
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, InProgressRun
 from tickwork.tasks import Task
 
 __all__ = ["TAKE_OVER_INTERVAL", "SharedStorePass"]
@@ -149,29 +149,34 @@ class SharedStorePass:
         for _ in range(MAX_TAKE_OVER_ROUNDS):
             runs = self._store.take_over_runs(now, limit, self._identity, now + lease)
             for run in runs:
-                self._resume(run.task, run.run_time, run.owner, now)
+                self._resume(run, now)
             if len(runs) < limit:
                 break
 
-    def _resume(self, task: Task, run_time: datetime, owner: str, now: datetime) -> None:
-        """A run whose scheduler died: its record ends as an error (exactly once: only
-        one scheduler takes a record over), and the run is tried again as its next
-        attempt within its grace time, else reported missed."""
-        history = self._dispatcher.history
-        abandoned = f"abandoned by {owner}"
-        if self._planner.within_grace(task.mistrigger_grace_time, run_time, now):
+    def _resume(self, run: InProgressRun, now: datetime) -> None:
+        """Start a run taken over: a pending retry that came due, or a run whose
+        scheduler died. The abandoned attempt's record ends as an error (exactly once:
+        only one scheduler takes a record over); either way the run is tried again as
+        its next attempt within its grace time, else reported missed."""
+        task, run_time = run.task, run.run_time
+        if not run.is_retry:
             self._logger.warning(
-                "run of task %r scheduled at %s was abandoned by %s; running it again",
+                "run of task %r scheduled at %s (attempt %d) was abandoned by %s; running it again",
                 task.id,
                 run_time.isoformat(),
-                owner,
+                run.attempt - 1,
+                run.owner,
             )
-            if history is not None:
-                history.not_started(task, [run_time], "error", error=abandoned)
-            self._start(task, [run_time], attempt=2)
-        else:
+            history = self._dispatcher.history
             if history is not None:  # (first: the first final outcome noted is the one kept)
-                history.not_started(task, [run_time], "error", error=abandoned)
-            self._dispatcher.report_missed(task, [run_time], now, abandoned)
-            self._runs.track(self._alias, task.id, [run_time])
+                history.not_started(
+                    task,
+                    [run_time],
+                    "error",
+                    error=f"abandoned by {run.owner}",
+                    attempt=run.attempt - 1,
+                )
+        # Tracked first: a synchronous executor finishes the run inside submit().
+        self._runs.track(self._alias, task.id, [run_time])
+        if not self._dispatcher.start_due(run, now):
             self._runs.finish(self._alias, task.id, [run_time])

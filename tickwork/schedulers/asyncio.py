@@ -467,7 +467,7 @@ class _LoopHost:
     def __init__(self, scheduler: AsyncIOScheduler) -> None:
         self._scheduler = scheduler
         self.wants = scheduler._events.wants
-        self.emit = scheduler._events.emit
+        self.emit = scheduler._retrier.emit  # (it passes the events on to the hub)
         #: Named in an executor's error when it needs another kind of scheduler.
         self.scheduler_name = type(scheduler).__name__
 

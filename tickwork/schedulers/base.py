@@ -47,8 +47,10 @@ from tickwork.events import (
     SCHEDULER_STARTED,
     STORE_ADDED,
     STORE_REMOVED,
+    TASK_CANCELLED,
     TASK_ERROR,
     TASK_EXECUTED,
+    TASK_TIMEOUT,
     SchedulerEvent,
 )
 from tickwork.exceptions import (
@@ -59,7 +61,8 @@ from tickwork.exceptions import (
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor, ExecutorHost
 from tickwork.locks import format_lock_path, lock_path_warnings
-from tickwork.runs import OUTCOMES, RunRecord
+from tickwork.runs import OUTCOMES, RunRecord, parse_run_id
+from tickwork.schedulers._cancel import Canceller
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
 from tickwork.schedulers._gate import StoreGate
@@ -67,6 +70,7 @@ from tickwork.schedulers._history import DEFAULT_RUN_HISTORY, RunRecorder, check
 from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
+from tickwork.schedulers._retries import Retrier
 from tickwork.schedulers._runs import RunKeeper
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
@@ -179,7 +183,13 @@ class BaseScheduler(TaskAPI, ABC):
             else RunRecorder(self._plugins.stores, history, self.identity, self.clock, self.logger)
         )
         if self._history is not None:
-            self._events.add(self._history.finished, TASK_EXECUTED | TASK_ERROR)
+            self._events.add(
+                self._history.finished,
+                TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT | TASK_CANCELLED,
+            )
+        self._canceller = Canceller(
+            self._plugins.executors, self._plugins.stores, self.identity, self.logger
+        )
         self._dispatcher = Dispatcher(
             self._plugins.executors, self._events, self.logger, self._history
         )
@@ -190,7 +200,12 @@ class BaseScheduler(TaskAPI, ABC):
             self.clock,
             self.logger,
             None if self._history is None else self._history.flush,
+            self._retry_written,
+            self._canceller.requested,
         )
+        # Between the executors and the hub: attempts, retries (see _retries.py).
+        self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
+        self._dispatcher.retrier = self._retrier
         self._tasks = TaskManager(
             self._plugins,
             self._events,
@@ -248,7 +263,7 @@ class BaseScheduler(TaskAPI, ABC):
 
     def _executor_host(self) -> ExecutorHost:
         """What executors are started with (the asyncio variant adds its loop)."""
-        return _Host(self._events, type(self).__name__)
+        return _Host(self._events, self._retrier, type(self).__name__)
 
     @property
     def batch_size(self) -> int:
@@ -626,6 +641,39 @@ class BaseScheduler(TaskAPI, ABC):
 
         return await asyncio.to_thread(query)
 
+    # -- cancelling runs -----------------------------------------------------------------
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel the run ``run_id`` names (``RunRecord.run_id``, ``event.run_id``)
+        wherever it runs: here at once, on another scheduler of a shared store within
+        its lease-renewal interval; a pending retry of it is dropped. Its outcome is
+        ``TASK_CANCELLED``. Returns False when no such run was found, or it cannot be
+        stopped (a thread: logged). Does store I/O: from a coroutine, use
+        :meth:`cancel_run_async`."""
+        task_id, run_time, _ = parse_run_id(run_id)
+        return self._canceller.cancel(task_id, run_time, f"cancel_run({run_id!r})") > 0
+
+    def cancel_task_runs(self, task_id: str) -> int:
+        """Cancel every run of ``task_id`` in progress, wherever it runs, and drop its
+        pending retries (see :meth:`cancel_run`); return how many."""
+        return self._canceller.cancel(task_id, None, f"cancel_task_runs({task_id!r})")
+
+    async def cancel_run_async(self, run_id: str) -> bool:
+        """:meth:`cancel_run` off the event loop."""
+        return await asyncio.to_thread(self.cancel_run, run_id)
+
+    async def cancel_task_runs_async(self, task_id: str) -> int:
+        """:meth:`cancel_task_runs` off the event loop."""
+        return await asyncio.to_thread(self.cancel_task_runs, task_id)
+
+    def _retry_written(self, alias: str, due: datetime) -> None:
+        """A pending retry was written to store ``alias``: process the store when it is
+        due (a store only this scheduler processes sleeps until its next task)."""
+        gate = self._plugins.gates.get(alias)
+        if gate is not None:
+            gate.dirty = True
+        self._wakeup_for(due)
+
     def get_scheduler_info(self) -> dict[str, Any]:
         """A plain-dict summary of the scheduler."""
         return {
@@ -658,10 +706,11 @@ def _check_shutdown_timeout(value: float | None) -> float | None:
 
 
 class _Host:
-    """An :class:`~tickwork.executors.base.ExecutorHost`: the event hub's two methods,
-    and the scheduler's kind for error messages."""
+    """An :class:`~tickwork.executors.base.ExecutorHost`: the event hub's ``wants``, the
+    retrier's ``emit`` (which passes the events on to the hub), and the scheduler's kind
+    for error messages."""
 
-    def __init__(self, events: EventHub, scheduler_name: str) -> None:
+    def __init__(self, events: EventHub, retrier: Retrier, scheduler_name: str) -> None:
         self.wants = events.wants
-        self.emit = events.emit
+        self.emit = retrier.emit
         self.scheduler_name = scheduler_name
