@@ -51,14 +51,16 @@ class _PoolExecutor(BaseExecutor):
         to hop through, no event built that no listener wants)."""
         if self._pool is None:
             raise ConfigurationError(f"executor {self.alias!r} is not started")
+        profile = task._profile  # (not the properties: this runs per run)
         self._pool.submit(
             self._execute,
             task.id,
             task.store_alias,
-            task._profile.fn,  # (not the property: this runs per run)
+            profile.fn,
             task.args,
             task.kwargs,
             run_times,
+            profile.policy.timeout,
         )
 
     def runs_caller(self) -> bool:
