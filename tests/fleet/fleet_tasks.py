@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from datetime import UTC, datetime
 
@@ -32,3 +33,25 @@ def blocker() -> None:
 
 def quick() -> None:
     """A run that ends at once."""
+
+
+async def flaky(path: str, failures: int, seconds: float) -> str:
+    """An attempt of a run that fails while fewer than ``failures`` attempts started
+    before it (counted across processes in the file ``path``), after ``seconds``; each
+    attempt appends ``start <pid>`` when it starts and ``fail <pid>`` / ``ok <pid>``
+    when it ends, so a test sees every attempt, who made it, and when to kill whom."""
+    before = _note(path, "start")
+    await asyncio.sleep(seconds)
+    _note(path, "fail" if before < failures else "ok")
+    if before < failures:
+        raise ConnectionError(f"attempt {before + 1} fails on purpose")
+    return "ok"
+
+
+def _note(path: str, word: str) -> int:
+    """Append ``<word> <pid>`` to ``path``; return how many attempts had started."""
+    with open(path, "a+") as lines:
+        lines.seek(0)
+        started = sum(line.startswith("start") for line in lines)
+        lines.write(f"{word} {os.getpid()}\n")
+    return started

@@ -14,38 +14,26 @@ Run with ``-s`` to see the figures.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import servers
-from fleet_support import HERE, ROOT, Fleet, Record, _read_line, add_tasks, fleet, interval_task
+from fleet_support import Fleet, Record, add_tasks, fleet, interval_task
 from fleet_worker import make_store
+from history_support import LEASE, read_run_log, shared_store, start_members
 
 from tickwork.runs import RunRecord, make_run_id
-from tickwork.schedulers import BackgroundScheduler
 from tickwork.stores import BaseStore
-from tickwork.stores.redis import RedisStore
-from tickwork.stores.sqlalchemy import SQLAlchemyStore
 from tickwork.tasks import Task
 
 pytestmark = pytest.mark.slow
 
-WORKER = HERE / "history_worker.py"
 MEMBERS = ("member-a", "member-b", "member-c")
-#: Short, so the survivors take the killed member's run over ~2 s after the kill (its
-#: record is renewed every third of this, so it expires 1.3 to 2 s after the kill).
-LEASE = 2.0
 #: Each run lasts this long: a kill 0.2 s into a slot finds the run in progress.
 RUN_SECONDS = 0.5
 #: Seconds the fleet runs before the kill (at the latest whole second + 0.2 after it),
@@ -75,47 +63,6 @@ class Summary:
             f"\n{self.backend}: {len(self.records)} run records; by outcome {dict(outcomes)}; "
             f"by scheduler {dict(members)}; by attempt {dict(attempts)}; {self.what}"
         )
-
-
-@contextlib.contextmanager
-def shared_store(backend: str) -> Iterator[tuple[str, str, BaseStore]]:
-    """(worker kind, location, a store object on it) on a fresh database / prefix."""
-    if backend == "postgresql":
-        with servers.temporary_database("postgresql") as url:
-            yield "sql", url, SQLAlchemyStore(url)
-    else:
-        url = servers.redis_url()
-        with servers.redis_prefix() as prefix:
-            yield "redis", f"{url}#{prefix}", RedisStore(url, prefix=prefix)
-
-
-def start_members(running: Fleet, identities: tuple[str, ...]) -> dict[int, str]:
-    """Start one ``history_worker.py`` per identity, registered in ``running`` (so its
-    stop, kill, records and errors cover them); return pid -> identity once all are
-    ready. (Fleet.start runs fleet_worker.py, which takes no identity.)"""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
-    started: dict[int, str] = {}
-    for index, identity in enumerate(identities):
-        out = running.directory / f"worker-{index}.log"
-        with (running.directory / f"{out.stem}.err").open("w") as errors:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, str(WORKER), str(out), running.kind, running.location),
-                    *(identity, "--lease", str(LEASE)),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                text=True,
-                env=env,
-            )
-        running.processes[process.pid] = process
-        started[process.pid] = identity
-    for pid, identity in started.items():
-        stdout = running.processes[pid].stdout
-        assert stdout is not None
-        line = _read_line(stdout, timeout=30)
-        assert line.startswith("ready"), f"{identity} did not start: {line!r}"
-    return started
 
 
 def kill_mid_run(running: Fleet, task_ids: list[str]) -> tuple[int, float]:
@@ -166,17 +113,6 @@ def kill_after_run(
                 return run, running.kill(run.pid), None if record is None else record.outcome
             time.sleep(0.002)
     raise AssertionError(f"no run of {task_id} ended and let go of its lease\n{running.errors()}")
-
-
-def read_run_log(store: BaseStore) -> list[RunRecord]:
-    """Every record of the store, read the way an application reads them: get_runs()
-    of a scheduler that shares the store (paused: it runs and takes over nothing)."""
-    reader = BackgroundScheduler(stores={"default": store}, identity="reader", timezone="UTC")
-    reader.start(paused=True)
-    try:
-        return reader.get_runs(limit=10_000)
-    finally:
-        reader.shutdown()
 
 
 RunKey = tuple[str, float, int]  # (task id, scheduled time as epoch seconds, attempt)
