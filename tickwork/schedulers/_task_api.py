@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from tickwork._spelling import SCHEDULER_METHODS
+from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers.base import BaseTrigger
@@ -34,6 +35,7 @@ class TaskAPI:
     their awaitable twins."""
 
     _tasks: TaskManager
+    _run_now: RunNow
 
     @overload
     def add_task(
@@ -170,6 +172,37 @@ class TaskAPI:
         command, not part of it. Raises ``MaxInstancesReachedError`` when it is already
         running ``max_instances`` times."""
         return self._tasks.run_task(task_id, store)
+
+    async def run_task_now(self, task_id: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run a task now, through its executor (with its events, run record,
+        ``max_instances`` and ``timeout``), and return what it returns, or raise what it
+        raises (``RunTimeoutError`` past its timeout, ``RunCancelledError`` when
+        cancelled). Arguments given replace the task's own (checked against its
+        function); without any, it runs with its own. Made once: ``retries`` do not
+        apply. Raises ``TaskLookupError`` for an unknown id, ``MaxInstancesReachedError``
+        when ``max_instances`` runs are active, ``SchedulerNotRunningError`` when the
+        scheduler is not running."""
+        task = await asyncio.to_thread(self._tasks.find_for_run, task_id)
+        given = bool(args or kwargs)
+        future = self._run_now.start(task, args if given else None, kwargs if given else None)
+        return await asyncio.wrap_future(future)
+
+    def run_task_now_sync(
+        self, task_id: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """:meth:`run_task_now` for synchronous code (a ``BackgroundScheduler``'s
+        program): blocks until the run ends (at most ``timeout`` seconds, then raises
+        ``TimeoutError``; the run goes on). Not from the scheduler's own event loop,
+        whose runs it would wait for: use ``await run_task_now(...)`` there."""
+        self._refuse_on_own_loop("run_task_now_sync", "await scheduler.run_task_now(...)")
+        task = self._tasks.find_for_run(task_id)
+        given = bool(args or kwargs)
+        future = self._run_now.start(task, args if given else None, kwargs if given else None)
+        return future.result(timeout)
+
+    def _refuse_on_own_loop(self, method: str, instead: str) -> None:
+        """Raise when called on the thread of the scheduler's event loop (overridden by
+        the asyncio schedulers; others have no loop)."""
 
     def preview_task_runs(
         self, task_id: str, count: int = 5, store: str | None = None

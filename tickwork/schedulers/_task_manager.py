@@ -782,6 +782,14 @@ class TaskManager:
         self._dispatcher.submit(task, [self.clock.now()], raise_max_instances=True)
         return task
 
+    def find_for_run(self, task_id: str) -> Task:
+        """The stored task ``task_id`` (in any store), for a run started by a command;
+        raises ``SchedulerNotRunningError`` unless the scheduler runs (or is paused)."""
+        if not self.running:
+            raise SchedulerNotRunningError("running a task now needs a started scheduler")
+        task, _ = self._find(task_id, None)
+        return task
+
     # -- inspection ----------------------------------------------------------------------------
 
     def preview_task_runs(

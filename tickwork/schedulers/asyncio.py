@@ -245,6 +245,14 @@ class AsyncIOScheduler(BaseScheduler):
         else:
             loop.call_soon_threadsafe(self._on_wake)
 
+    def _refuse_on_own_loop(self, method: str, instead: str) -> None:
+        """A blocking wait on the loop's own thread would wait for itself."""
+        if threading.get_ident() == self.event_loop_thread_id:
+            raise RuntimeError(
+                f"{method}() blocks until the run ends, and the run needs this event "
+                f"loop: write {instead} in a coroutine"
+            )
+
     # -- stopping -----------------------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:

@@ -71,6 +71,7 @@ from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._retries import Retrier
+from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._runs import RunKeeper
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
@@ -206,6 +207,7 @@ class BaseScheduler(TaskAPI, ABC):
         # Between the executors and the hub: attempts, retries (see _retries.py).
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
+        self._run_now = RunNow(self._dispatcher, self._events, self.clock)
         self._tasks = TaskManager(
             self._plugins,
             self._events,
