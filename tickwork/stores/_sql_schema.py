@@ -27,6 +27,7 @@ that lasted (8 s of a PostgreSQL ``ACCESS EXCLUSIVE`` lock in production). Two l
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from typing import Any
 
@@ -42,6 +43,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -49,6 +51,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tickwork.exceptions import ConfigurationError
@@ -62,6 +65,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SessionBounds",
     "TaskId",
+    "add_missing_columns",
     "check_io_timeout",
     "create_engine_for",
     "create_schema",
@@ -72,7 +76,8 @@ __all__ = [
 
 DEFAULT_URL = "sqlite:///tickwork.sqlite"
 #: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
-SCHEMA_VERSION = 2
+#: 2 added the runs table and the lease columns, 3 the runs' ``attempt`` and ``cancel``.
+SCHEMA_VERSION = 3
 #: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
 MAX_ID_LENGTH = 191
 MYSQL = ("mysql", "mariadb")
@@ -138,9 +143,15 @@ def meta_table(metadata: MetaData, tablename: str) -> Table:
     )
 
 
-def create_schema(engine: Engine, metadata: MetaData, meta: Table, tablename: str) -> None:
+def create_schema(
+    engine: Engine,
+    metadata: MetaData,
+    meta: Table,
+    tablename: str,
+    logger: logging.Logger | None = None,
+) -> None:
     """Create the tables if missing, and record the schema version or check it (an older
-    one is upgraded, a newer one refused)."""
+    one is upgraded in place, never dropped; a newer one refused)."""
     # Two processes starting at once may both try CREATE TABLE; the loser's error
     # (which differs per backend) is harmless once the table exists. A timeout is no such
     # race: trying again would wait out the bound again (three times in all).
@@ -160,15 +171,49 @@ def create_schema(engine: Engine, metadata: MetaData, meta: Table, tablename: st
     version = int(found)
     if version < SCHEMA_VERSION:
         # 1 -> 2: the runs table (just created) and leases; the data is unchanged.
+        # 2 -> 3: the runs table gains ``attempt`` and ``cancel`` (with server defaults:
+        # its rows are first attempts, not cancelled). The columns go in before the
+        # version is recorded, so an upgrade cut short is done again by the next start.
+        for table in metadata.sorted_tables:
+            add_missing_columns(engine, table, logger or logging.getLogger(__name__))
         with engine.begin() as conn:
             conn.execute(
-                update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+                update(meta)
+                .where(meta.c.key == "schema_version", meta.c.value == found)
+                .values(value=str(SCHEMA_VERSION))
             )
     if version > SCHEMA_VERSION:
         raise ConfigurationError(
             f"table {tablename!r} follows tickwork schema version {version}, newer than "
             f"this tickwork's ({SCHEMA_VERSION}); upgrade tickwork"
         )
+
+
+def add_missing_columns(engine: Engine, table: Table, logger: logging.Logger) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` each column of ``table`` that the database's table
+    lacks (columns a later schema version added: nullable, or with a server default, so
+    the rows already there stay valid). Safe when several processes do it at once."""
+    dialect = engine.dialect
+    where = dialect.identifier_preparer.format_table(table)
+    for attempt in range(3):
+        with engine.connect() as conn:
+            present = {
+                column["name"] for column in inspect(conn).get_columns(table.name, table.schema)
+            }
+        missing = [column for column in table.columns if column.name not in present]
+        if not missing:
+            return
+        try:
+            for column in missing:
+                definition = CreateColumn(column).compile(dialect=dialect)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {where} ADD COLUMN {definition}")
+                logger.info("table %s: added column %r (schema upgrade)", where, column.name)
+        except (sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
+            # Another process added it first (each backend words that differently):
+            # look again; only a column still missing after that is an error.
+            if attempt == 2 or is_timeout(exc):
+                raise
 
 
 def _schema_version(engine: Engine, meta: Table) -> str | None:

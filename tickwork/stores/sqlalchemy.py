@@ -13,9 +13,11 @@ The schema (created by :meth:`SQLAlchemyStore.start` when missing):
 * ``<tablename>_runs``: one row per run in progress (see :mod:`tickwork.stores._sql_runs`).
 * ``<tablename>_meta``: key/value rows; ``schema_version`` says which tickwork schema the
   table follows, so a later tickwork can migrate it, and an older one refuses to touch
-  a newer schema. Version 2 added the runs table and the use of the lease columns; a
-  version 1 table is upgraded in place by :meth:`SQLAlchemyStore.start` (after which
-  a tickwork that ignores leases refuses it, rather than running tasks twice).
+  a newer schema. Version 2 added the runs table and the use of the lease columns;
+  version 3 the runs' ``attempt`` and ``cancel`` columns (pending retries and cancel
+  requests). An older table is upgraded in place by :meth:`SQLAlchemyStore.start`
+  (columns are added, nothing is dropped), after which an older tickwork refuses it
+  rather than mishandling what it does not know.
 
 Several schedulers, on any number of hosts, may share one table (PostgreSQL, MariaDB /
 MySQL; SQLite on one host): due tasks are claimed with ``SELECT ... FOR UPDATE SKIP
@@ -91,7 +93,7 @@ from tickwork.stores._sql_schema import (
     meta_table,
     tasks_table,
 )
-from tickwork.stores.base import BaseStore, InProgressRun, RunKey
+from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
@@ -181,7 +183,7 @@ class SQLAlchemyStore(BaseStore):
         super().start(alias)
         self._bounds.attach()  # again after a shutdown
         with self._unavailable("create its schema"):
-            create_schema(self.engine, self._metadata, self._meta, self.tablename)
+            create_schema(self.engine, self._metadata, self._meta, self.tablename, self.logger)
         with self._unavailable("create its run history table"):
             self.run_log.create()  # (created and upgraded with the store, never dropped)
         self._schema_ready = True
@@ -579,13 +581,42 @@ class SQLAlchemyStore(BaseStore):
     def take_over_runs(
         self, now: datetime, limit: int, owner: str, expires: datetime
     ) -> list[InProgressRun]:
-        """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
+        """Take over expired run records and due pending retries (see
+        :meth:`BaseStore.take_over_runs`)."""
         return self._write(
-            "take over abandoned runs",
+            "take over abandoned runs and due retries",
             lambda conn: self._runs.take_over(
                 conn, now, limit, owner, expires, self._row_locks, self.alias
             ),
         )
+
+    def retry_runs(self, owner: str, retries: Collection[PendingRetry]) -> None:
+        """Turn ``owner``'s run records into pending retries, in one transaction (see
+        :meth:`BaseStore.retry_runs`). A run without a record gets one; a record
+        another scheduler holds now is left alone; a record whose cancellation was
+        requested is deleted instead (the run is not tried again; logged)."""
+        if not retries:
+            return
+        self._write("record pending retries", lambda conn: self._runs.retry(conn, owner, retries))
+
+    def next_retry_time(self) -> datetime | None:
+        """When the earliest pending retry is due (over every scheduler sharing the
+        table)."""
+        with self._unavailable("query the next retry time"), self.engine.connect() as conn:
+            return self._runs.next_retry(conn)
+
+    def cancel_runs(self, task_id: str, run_time: datetime | None = None) -> int:
+        """Delete the pending retries of the runs and mark their records in progress, in
+        one transaction (see :meth:`BaseStore.cancel_runs`). A record already marked
+        is not counted again."""
+        return self._write(
+            "request cancellation of runs", lambda conn: self._runs.cancel(conn, task_id, run_time)
+        )
+
+    def cancel_requests(self, owner: str) -> list[RunKey]:
+        """``owner``'s runs in progress whose cancellation was requested (one query)."""
+        with self._unavailable("read cancel requests"), self.engine.connect() as conn:
+            return self._runs.cancel_requests(conn, owner)
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest time a loadable task needs attention: its next run time,
