@@ -10,7 +10,15 @@ Redis runs a script atomically, so each of these is one transaction. Keys, for
 * ``tickwork:runs``: hash, run key -> the task as handed over (serialized);
 * ``tickwork:run_owners``: hash, run key -> the scheduler running it;
 * ``tickwork:run_leases``: sorted set, run key scored by when its record expires;
-* ``tickwork:run_counts``: hash, task id -> runs in progress (for ``max_instances``).
+* ``tickwork:run_counts``: hash, task id -> runs in progress (for ``max_instances``);
+* ``tickwork:run_attempts``: hash, run key -> the attempt in progress or to make (schema
+  version 3; a record without one is a first attempt);
+* ``tickwork:run_cancels``: set of the run keys whose cancellation was requested (schema
+  version 3), read by their owner at each renewal.
+
+A **pending retry** is a run record whose owner is ``""``: nobody runs it, its score in
+``run_leases`` is when it is due, and it is not counted in ``run_counts``.
+:data:`TAKE_OVER` hands it out when due, like an expired record (and counts it again).
 
 A run key is ``"<scheduled time as repr(epoch seconds)>|<task id>"``. Times travel as
 strings (``repr`` of a float, ``%.17g`` from Lua): a Lua number returned to Redis would be
@@ -28,7 +36,8 @@ the scheduler in a busy loop. What the scripts meet and what they do:
   store rewrites it from the task itself (:data:`RESCORE`);
 * a run count that is not an integer: reset before it is changed;
 * a run record whose key does not read as ``"<time>|<id>"``: dropped; one whose task copy
-  is missing: dropped, and its run uncounted.
+  is missing: dropped, and its run uncounted (a pending retry was not counted);
+* an attempt that is not a positive integer: read as 1.
 
 Scripts that can meet such data return ``{answer, notes}``: ``notes`` is a flat list of
 ``kind, subject, value`` triples the store logs (once each).
@@ -38,14 +47,19 @@ from __future__ import annotations
 
 __all__ = [
     "ACQUIRE",
+    "CANCEL",
+    "CANCEL_REQUESTS",
     "DUE",
     "FINISH",
+    "NEXT_RETRY",
     "NEXT_TIME",
     "RELEASE",
     "RENEW",
     "RESCORE",
+    "RETRY",
     "TAKE_OVER",
     "TIME_RANGE",
+    "UNTAKE",
 ]
 
 #: The epoch seconds Python's datetime can represent (years 1 to 9999, UTC).
@@ -79,6 +93,35 @@ local function add_count(key, id, delta)
     end
     local total = redis.call('HINCRBY', key, id, delta)
     if total <= 0 then redis.call('HDEL', key, id) end
+end
+"""
+
+# Run records: KEYS[1] runs, KEYS[2] run_owners, KEYS[3] run_leases, KEYS[4] run_counts,
+# KEYS[5] run_attempts, KEYS[6] run_cancels.
+_RECORDS = """
+-- Delete every trace of a run record (not its count: the caller knows if it had one).
+local function drop(key)
+    redis.call('HDEL', KEYS[1], key)
+    redis.call('HDEL', KEYS[2], key)
+    redis.call('ZREM', KEYS[3], key)
+    redis.call('HDEL', KEYS[5], key)
+    redis.call('SREM', KEYS[6], key)
+end
+-- The attempt a record holds: 1 when it has none (written before schema version 3).
+local function attempt_of(key)
+    local found = redis.call('HGET', KEYS[5], key)
+    local number = found and tonumber(found)
+    if found and not (number and number >= 1 and number == math.floor(number)) then
+        note('attempt', key, found)
+        number = nil
+    end
+    return number or 1
+end
+-- The task id of a run key "<time>|<id>" (nil when it does not read so).
+local function id_of(key)
+    local sep = string.find(key, '|', 1, true)
+    if not sep or sep == #key then return nil end
+    return string.sub(key, sep + 1)
 end
 """
 
@@ -166,8 +209,8 @@ return {out, notes}
 """
 )
 
-# KEYS: tasks, run_times, claims, runs, run_owners, run_leases, run_counts.
-# ARGV: owner, n, n x (id, blob, score or ""), m, m x id, expires, r,
+# KEYS: tasks, run_times, claims, runs, run_owners, run_leases, run_counts,
+# run_attempts, run_cancels. ARGV: owner, n, n x (id, blob, score or ""), m, m x id, expires, r,
 #       r x (task id, run key, blob or "" for the blob of the task's update).
 # Returns {ids whose runs must not start (claimed by another owner: nothing written; or
 # a run already recorded for the same time); notes}.
@@ -241,6 +284,8 @@ for _, run in ipairs(runs) do
         redis.call('HSET', KEYS[4], key, blob)
         redis.call('HSET', KEYS[5], key, owner)
         redis.call('ZADD', KEYS[6], expires, key)
+        redis.call('HDEL', KEYS[8], key)  -- (a first attempt, not cancelled)
+        redis.call('SREM', KEYS[9], key)
         add_count(KEYS[7], id, 1)
     end
 end
@@ -261,17 +306,15 @@ end
 return renewed
 """
 
-# KEYS: runs, run_owners, run_leases, run_counts. ARGV: owner, (run key, task id)...
-# Returns {0; notes}.
+# KEYS: the run keys (see _RECORDS). ARGV: owner, (run key, task id)... Returns {0; notes}.
 FINISH = (
     _HELPERS
+    + _RECORDS
     + """
 for i = 2, #ARGV, 2 do
     local key, id = ARGV[i], ARGV[i + 1]
     if redis.call('HGET', KEYS[2], key) == ARGV[1] then
-        redis.call('HDEL', KEYS[1], key)
-        redis.call('HDEL', KEYS[2], key)
-        redis.call('ZREM', KEYS[3], key)
+        drop(key)
         add_count(KEYS[4], id, -1)
     end
 end
@@ -279,43 +322,173 @@ return {0, notes}
 """
 )
 
-# KEYS: runs, run_owners, run_leases, run_counts. ARGV: now, limit, owner, expires.
-# Takes over records that expired before `now`; returns {key, previous owner, blob, ...;
-# notes}. Records that can never run again are dropped (see the module docstring).
+# KEYS: the run keys. ARGV: now, limit, owner, expires.
+# Takes over records that expired before `now` and pending retries due at `now`; returns
+# {key, previous owner ('' for a retry), blob, attempt, due ('' unless a retry), ...;
+# notes}. An abandoned record's attempt goes up by one (the attempt made now); a retry
+# becomes a run in progress again, and is counted. Records that can never run again are
+# dropped (see the module docstring).
 TAKE_OVER = (
     _HELPERS
+    + _RECORDS
     + """
-local keys = redis.call('ZRANGE', KEYS[3], '-inf', '(' .. ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+local now = tonumber(ARGV[1])
+local found = redis.call(
+    'ZRANGE', KEYS[3], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2], 'WITHSCORES')
 local out = {}
-local function drop(key)
-    redis.call('HDEL', KEYS[1], key)
-    redis.call('HDEL', KEYS[2], key)
-    redis.call('ZREM', KEYS[3], key)
-end
-for _, key in ipairs(keys) do
+for j = 1, #found, 2 do
+    local key, score = found[j], found[j + 1]
     local sep = string.find(key, '|', 1, true)
     local when = sep and tonumber(string.sub(key, 1, sep - 1))
     local blob = redis.call('HGET', KEYS[1], key)
+    local previous = redis.call('HGET', KEYS[2], key) or ''
     if not valid_time(when) or sep == #key then
         -- Not a key tickwork writes, so its run was never counted either.
         drop(key)
         note('run', key, 'malformed')
     elseif not blob then
         drop(key)
-        add_count(KEYS[4], string.sub(key, sep + 1), -1)
+        if previous ~= '' then add_count(KEYS[4], string.sub(key, sep + 1), -1) end
         note('run', key, 'dangling')
+    elseif previous ~= '' and tonumber(score) >= now then
+        -- in progress, its lease ends right now: not expired yet
     else
-        local previous = redis.call('HGET', KEYS[2], key) or ''
+        local attempt, due = attempt_of(key), ''
+        if previous == '' then
+            due = score
+            add_count(KEYS[4], string.sub(key, sep + 1), 1)
+        else
+            attempt = attempt + 1
+        end
+        redis.call('HSET', KEYS[5], key, attempt)
         redis.call('HSET', KEYS[2], key, ARGV[3])
         redis.call('ZADD', KEYS[3], ARGV[4], key)
         out[#out + 1] = key
         out[#out + 1] = previous
         out[#out + 1] = blob
+        out[#out + 1] = tostring(attempt)
+        out[#out + 1] = due
     end
 end
 return {out, notes}
 """
 )
+
+# KEYS: the run keys. ARGV: owner, (run key, previous owner, attempt held before)...
+# Undoes TAKE_OVER's counting for records whose task could not be loaded (they are not
+# run): a retry stays a pending retry (due again at its new score), an abandoned record
+# keeps the attempt it had. Records no longer `owner`'s are left alone. Returns {0; notes}.
+UNTAKE = (
+    _HELPERS
+    + _RECORDS
+    + """
+for i = 2, #ARGV, 3 do
+    local key, previous, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    if redis.call('HGET', KEYS[2], key) == ARGV[1] then
+        redis.call('HSET', KEYS[5], key, attempt)
+        if previous == '' then
+            redis.call('HSET', KEYS[2], key, '')
+            add_count(KEYS[4], id_of(key), -1)
+        end
+    end
+end
+return {0, notes}
+"""
+)
+
+# KEYS: the run keys. ARGV: owner, then (run key, task id, attempt, due, blob)...
+# Each of `owner`'s records becomes a pending retry (owner '', scored by its due time,
+# uncounted); a run without a record gets one; a record another scheduler holds, or
+# already a retry, is left alone. A record of `owner` marked for cancellation is deleted
+# instead. Returns {keys deleted so; notes}.
+RETRY = (
+    _HELPERS
+    + _RECORDS
+    + """
+local cancelled = {}
+for i = 2, #ARGV, 5 do
+    local key, id, attempt, due, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local holder = redis.call('HGET', KEYS[2], key)
+    if holder == ARGV[1] then
+        add_count(KEYS[4], id, -1)
+        if redis.call('SISMEMBER', KEYS[6], key) == 1 then
+            drop(key)
+            cancelled[#cancelled + 1] = key
+        else
+            redis.call('HSET', KEYS[2], key, '')
+            redis.call('ZADD', KEYS[3], due, key)
+            redis.call('HSET', KEYS[5], key, attempt)
+        end
+    elseif not holder then
+        redis.call('HSET', KEYS[1], key, blob)
+        redis.call('HSET', KEYS[2], key, '')
+        redis.call('ZADD', KEYS[3], due, key)
+        redis.call('HSET', KEYS[5], key, attempt)
+        redis.call('SREM', KEYS[6], key)
+    end
+end
+return {cancelled, notes}
+"""
+)
+
+# KEYS: the run keys. ARGV: task id, run key ('' for every run of the task).
+# Deletes the task's pending retries and marks its records in progress; returns how
+# many were deleted plus how many were newly marked. Without a run key it reads every
+# record's key (the records are the runs in progress and the retries: few).
+CANCEL = (
+    _HELPERS
+    + _RECORDS
+    + """
+local keys = {}
+if ARGV[2] ~= '' then
+    keys[1] = ARGV[2]
+else
+    for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
+        if id_of(key) == ARGV[1] then keys[#keys + 1] = key end
+    end
+end
+local changed = 0
+for _, key in ipairs(keys) do
+    local holder = redis.call('HGET', KEYS[2], key)
+    if holder == '' then
+        drop(key)
+        changed = changed + 1
+    elseif holder then
+        changed = changed + redis.call('SADD', KEYS[6], key)
+    end
+end
+return changed
+"""
+)
+
+# KEYS: run_owners, run_cancels. ARGV: owner. Returns the keys of `owner`'s records
+# whose cancellation was requested; marks of records gone meanwhile are removed.
+CANCEL_REQUESTS = """
+local out = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local holder = redis.call('HGET', KEYS[1], key)
+    if holder == ARGV[1] then
+        out[#out + 1] = key
+    elseif not holder then
+        redis.call('SREM', KEYS[2], key)
+    end
+end
+return out
+"""
+
+# KEYS: run_owners, run_leases. Returns when the earliest pending retry is due (a
+# string), or false. Walks the records by score: the runs in progress before it (few).
+NEXT_RETRY = """
+local offset = 0
+while true do
+    local page = redis.call('ZRANGE', KEYS[2], offset, offset + 99, 'WITHSCORES')
+    if #page == 0 then return false end
+    for j = 1, #page, 2 do
+        if redis.call('HGET', KEYS[1], page[j]) == '' then return page[j + 1] end
+    end
+    offset = offset + 100
+end
+"""
 
 # KEYS: run_times, claims, tasks. ARGV: ids to skip (tasks that cannot load)...
 # The earliest time a task needs attention: its next run time, or when the claim of the

@@ -9,7 +9,10 @@ Layout of ``directory``:
   it over the task file (``os.replace``, atomic) and fsyncs the directory, so a reader
   or a crash sees the old task or the new one, never a mix.
 * ``.lock``: held by writers (``flock``), so several processes can share the directory.
-* ``corrupt/``: task files that could not be read, moved aside with a log line.
+* ``corrupt/``: task files (and retry files) that could not be read, moved aside with a
+  log line.
+* ``retries/``: pending retries, one file per run, written the same way (see
+  :mod:`tickwork.stores._retry_file`): a retry survives a restart of the scheduler.
 
 Several processes (or store objects) may use one directory. Each keeps an in-memory
 index of next run times and refreshes it before answering a query when the directory's
@@ -28,7 +31,6 @@ import contextlib
 import heapq
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
@@ -41,8 +43,8 @@ from tickwork.exceptions import ConflictIdError, StoreUnavailableError, TaskLook
 from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores._retry_file import RetryFiles, write_atomically
 from tickwork.stores._task_file import (
-    SUFFIX,
     StatKey,
     Unreadable,
     encode,
@@ -52,7 +54,7 @@ from tickwork.stores._task_file import (
     parse,
     stat_key,
 )
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry
 from tickwork.tasks import Task
 
 __all__ = ["FileStore", "file_name_for"]
@@ -90,6 +92,7 @@ class FileStore(BaseStore):
             self.directory / ".lock", mode=0o600, thread_local=False, preserve_lock_file=True
         )
         self._broken = BrokenTasks(self.logger)
+        self._retry_files = RetryFiles(self.directory, self.serializer, self.logger)
         self._prepared = False
         self._reset_index()
 
@@ -99,6 +102,7 @@ class FileStore(BaseStore):
         self._heap: list[tuple[float, str]] = []
         self._dir_mtime_ns = -1
         self._racy = True
+        self._retry_files.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -223,18 +227,7 @@ class FileStore(BaseStore):
     def _write(self, task: Task, blob: bytes) -> None:
         """Atomically replace the task's file; the caller holds the write lock."""
         name = file_name_for(task.id)
-        fd, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(blob)
-                stream.flush()
-                os.fsync(stream.fileno())
-                stat = os.fstat(stream.fileno())
-            os.replace(temp_path, self.directory / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_path)
-            raise
+        stat = write_atomically(self.directory, name, blob)
         when = task.next_run_time.timestamp() if task.next_run_time is not None else None
         self._index(name, stat_key(stat), task.id, when)
         self._broken.forget(task.id)
@@ -266,6 +259,42 @@ class FileStore(BaseStore):
             raise StoreUnavailableError(
                 f"file store {self.alias!r} could not {action} in {str(self.directory)!r}: {exc}"
             ) from exc
+
+    # -- pending retries (files in retries/, see tickwork.stores._retry_file) -------------
+
+    def retry_runs(self, owner: str, retries: Collection[PendingRetry]) -> None:
+        """Keep each retry in a file of its own under ``retries/``, durably (see
+        :meth:`BaseStore.retry_runs`; this store has no records of runs, so ``owner``
+        does not matter)."""
+        if not retries:
+            return
+        with self._writing("record pending retries"):
+            self._retry_files.add(retries)
+
+    def take_over_runs(
+        self, now: datetime, limit: int, owner: str, expires: datetime
+    ) -> list[InProgressRun]:
+        """Hand out (and delete) up to ``limit`` pending retries due at ``now``, earliest
+        first. A retry whose task cannot be loaded is logged and left in place."""
+        # Called at every pass: without a retry due, a look at the directory's mtime
+        # (no file lock) is all it costs.
+        due = self.next_retry_time()
+        if due is None or due > now:
+            return []
+        with self._writing("take due retries"):
+            return self._retry_files.take_due(now, limit, self.alias)
+
+    def next_retry_time(self) -> datetime | None:
+        """When the earliest pending retry is due."""
+        with self._lock, self._io_errors("read the pending retries"):
+            self._prepare()
+            return self._retry_files.next_due()
+
+    def cancel_runs(self, task_id: str, run_time: datetime | None = None) -> int:
+        """Delete the pending retries of ``task_id`` (of its run at ``run_time`` only,
+        when given); return how many (see :meth:`BaseStore.cancel_runs`)."""
+        with self._writing("delete pending retries"):
+            return self._retry_files.remove(task_id, run_time)
 
     # -- the index ------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ tag in the prefix (``prefix="{tickwork}"``) so all keys live in one slot.
 Several schedulers, on any number of hosts, may share one prefix: due tasks are
 claimed, and every run is recorded before it starts, by atomic scripts (see
 :mod:`tickwork.stores.base` and ``docs/many-workers.md``). Schema version 2 added those
-keys; a version 1 prefix is upgraded by :meth:`RedisStore.start`.
+keys, version 3 the attempts and cancel requests of runs (pending retries are run records
+without an owner); an older prefix is upgraded by :meth:`RedisStore.start` (new keys
+only: a record without an attempt is a first attempt).
 
 Bad data under the prefix (a run time without its task, a garbled claim or run record)
 is skipped and repaired by the scripts, and logged once; see
@@ -44,7 +46,7 @@ from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
-from tickwork.stores.base import BaseStore, InProgressRun, RunKey
+from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
 # An optional dependency: without it this module still imports (a store configuration
@@ -64,7 +66,7 @@ except ModuleNotFoundError as missing:
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
 #: The key layout this tickwork writes; recorded in ``<prefix>:meta``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Seconds a call may wait for the server (``io_timeout``).
 DEFAULT_IO_TIMEOUT = 5.0
 # Repairs already logged, (kind, subject, value); forgotten past this many.
@@ -157,9 +159,19 @@ class RedisStore(BaseStore):
         self.meta_key = f"{prefix}:meta"
         self.claims_key = f"{prefix}:claims"
         self._keys = [self.tasks_key, self.run_times_key]
-        # runs, run_owners, run_leases, run_counts
-        self._run_keys = [f"{prefix}:{name}" for name in ("runs", "run_owners", "run_leases")]
-        self._run_keys.append(f"{prefix}:run_counts")
+        # runs, run_owners, run_leases, run_counts, run_attempts, run_cancels (the order
+        # of KEYS in the scripts of runs)
+        self._run_keys = [
+            f"{prefix}:{name}"
+            for name in (
+                "runs",
+                "run_owners",
+                "run_leases",
+                "run_counts",
+                "run_attempts",
+                "run_cancels",
+            )
+        ]
         self._add = self.client.register_script(_ADD)
         self._write = self.client.register_script(_WRITE)
         self._due = self.client.register_script(scripts.DUE)
@@ -168,6 +180,11 @@ class RedisStore(BaseStore):
         self._renew = self.client.register_script(scripts.RENEW)
         self._finish = self.client.register_script(scripts.FINISH)
         self._take_over = self.client.register_script(scripts.TAKE_OVER)
+        self._untake = self.client.register_script(scripts.UNTAKE)
+        self._retry = self.client.register_script(scripts.RETRY)
+        self._cancel = self.client.register_script(scripts.CANCEL)
+        self._cancel_requests = self.client.register_script(scripts.CANCEL_REQUESTS)
+        self._next_retry = self.client.register_script(scripts.NEXT_RETRY)
         self._next_time = self.client.register_script(scripts.NEXT_TIME)
         self._rescore = self.client.register_script(scripts.RESCORE)
         self._broken = BrokenTasks(self.logger)
@@ -197,6 +214,7 @@ class RedisStore(BaseStore):
         version = self._schema_version(found)
         if version < SCHEMA_VERSION:
             # 1 -> 2: claims and run records are new keys; the tasks are unchanged.
+            # 2 -> 3: attempts and cancel requests are new keys (no attempt: the first).
             with self._unavailable("start"):
                 self.client.hset(self.meta_key, "schema_version", str(SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
@@ -461,27 +479,99 @@ class RedisStore(BaseStore):
     def take_over_runs(
         self, now: datetime, limit: int, owner: str, expires: datetime
     ) -> list[InProgressRun]:
-        """Take over expired run records (see :meth:`BaseStore.take_over_runs`)."""
+        """Take over expired run records and due pending retries, in one atomic script
+        (see :meth:`BaseStore.take_over_runs`)."""
         args: list[Any] = [repr(now.timestamp()), limit, owner, repr(expires.timestamp())]
-        with self._unavailable("take over abandoned runs"):
+        with self._unavailable("take over abandoned runs and due retries"):
             reply = self._take_over(keys=self._run_keys, args=args)
         flat = self._noted(reply)
         taken: list[InProgressRun] = []
-        for index in range(0, len(flat), 3):
-            key, previous, blob = flat[index : index + 3]
-            score, _, task_id = key.decode("utf-8").partition("|")
+        unloaded: list[Any] = [owner]
+        for index in range(0, len(flat), 5):
+            key, previous, blob, attempt, due = (
+                _text(flat[index]),
+                _text(flat[index + 1]),
+                flat[index + 2],
+                int(flat[index + 3]),
+                _text(flat[index + 4]),
+            )
+            score, _, task_id = key.partition("|")
             try:
                 task = self.serializer.deserialize(blob)
             except SerializationError as exc:
                 # Left to expire again: a scheduler that can load it may take it over.
                 self.logger.error("cannot take over a run of task %r: %s", task_id, exc)
+                unloaded.extend([key, previous, attempt if previous == "" else attempt - 1])
                 continue
             task.store_alias = self.alias
-            when = datetime.fromtimestamp(float(score), UTC)
-            zone = getattr(task.trigger, "timezone", None)
-            run_time = when.astimezone(zone) if zone is not None else when
-            taken.append(InProgressRun(task, run_time, previous.decode("utf-8")))
+            taken.append(
+                InProgressRun(
+                    task,
+                    _in_zone(float(score), task),
+                    previous,
+                    attempt,
+                    _in_zone(float(due), task) if previous == "" else None,
+                )
+            )
+        if len(unloaded) > 1:
+            with self._unavailable("take over abandoned runs and due retries"):
+                self._noted(self._untake(keys=self._run_keys, args=unloaded))
         return taken
+
+    def retry_runs(self, owner: str, retries: Collection[PendingRetry]) -> None:
+        """Turn ``owner``'s run records into pending retries, in one atomic script (see
+        :meth:`BaseStore.retry_runs`). A run without a record gets one; a record
+        another scheduler holds now is left alone; a record whose cancellation was
+        requested is deleted instead (the run is not tried again; logged)."""
+        if not retries:
+            return
+        args: list[Any] = [owner]
+        for retry in retries:
+            args.extend(
+                [
+                    _run_key(retry.task.id, retry.run_time),
+                    retry.task.id,
+                    retry.attempt,
+                    repr(retry.due.timestamp()),
+                    self.serializer.serialize(retry.task),
+                ]
+            )
+        with self._unavailable("record pending retries"):
+            reply = self._retry(keys=self._run_keys, args=args)
+        for key in self._noted(reply):
+            score, _, task_id = _text(key).partition("|")
+            self.logger.warning(
+                "run of task %r scheduled at %s was to be retried, but its cancellation was "
+                "requested: not retried",
+                task_id,
+                datetime.fromtimestamp(float(score), UTC).isoformat(),
+            )
+
+    def next_retry_time(self) -> datetime | None:
+        """When the earliest pending retry is due (over every scheduler sharing the
+        prefix)."""
+        with self._unavailable("query the next retry time"):
+            found = self._next_retry(keys=self._run_keys[1:3])
+        return datetime.fromtimestamp(float(found), UTC) if found else None
+
+    def cancel_runs(self, task_id: str, run_time: datetime | None = None) -> int:
+        """Delete the pending retries of the runs and mark their records in progress, in
+        one atomic script (see :meth:`BaseStore.cancel_runs`). A record already marked is
+        not counted again. Without ``run_time`` the script reads the keys of every run
+        record of the prefix (runs in progress and pending retries)."""
+        key = _run_key(task_id, run_time) if run_time is not None else ""
+        with self._unavailable("request cancellation of runs"):
+            return int(self._cancel(keys=self._run_keys, args=[task_id, key]))
+
+    def cancel_requests(self, owner: str) -> list[RunKey]:
+        """``owner``'s runs in progress whose cancellation was requested (one script)."""
+        with self._unavailable("read cancel requests"):
+            keys = self._cancel_requests(keys=[self._run_keys[1], self._run_keys[5]], args=[owner])
+        requests: list[RunKey] = []
+        for key in keys:
+            score, _, task_id = _text(key).partition("|")
+            requests.append((task_id, datetime.fromtimestamp(float(score), UTC)))
+        return requests
 
     def get_next_run_time(self) -> datetime | None:
         """Return the earliest time a loadable task needs attention: its next run time,
@@ -550,6 +640,7 @@ _REPAIR_MESSAGES = {
     "count": "the count of runs in progress of task {subject!r} is not an integer "
     "({value!r}); reset",
     "run": "dropped the record of run {subject!r} ({value}): it cannot be run again",
+    "attempt": "the attempt of run {subject!r} is not a positive integer ({value!r}); read as 1",
 }
 
 
@@ -573,6 +664,13 @@ def _check_io_timeout(value: object) -> float:
             f"io_timeout must be a positive finite number of seconds, got {value!r}"
         )
     return float(value)
+
+
+def _in_zone(timestamp: float, task: Task) -> datetime:
+    """The time in the zone of the task's trigger, when it has one (else UTC)."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    zone = getattr(task.trigger, "timezone", None)
+    return moment.astimezone(zone) if zone is not None else moment
 
 
 def _run_key(task_id: str, run_time: datetime) -> str:
