@@ -158,3 +158,20 @@ def test_backoff_and_retry_on_rules() -> None:
     assert not is_retried(policy, 4, ValueError())  # attempts used up
     assert not is_retried(policy._replace(retry_on=(OSError,)), 1, ValueError())
     assert not is_retried(policy, 1, None)
+
+
+def test_a_task_stored_without_a_scheduler_keeps_the_options_it_was_given() -> None:
+    task = Task(
+        job,
+        "interval",
+        seconds=5,
+        id="t",
+        retries=2,
+        coalesce=True,
+        max_instances=1,
+        mistrigger_grace_time=1,
+        next_run_time=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    serializer = JSONSerializer()
+    loaded = serializer.deserialize(serializer.serialize(task))
+    assert (loaded.retries, loaded.timeout, loaded.retry_on) == (2, None, (Exception,))

@@ -203,8 +203,16 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
     (records written before these options existed look the same), else all five, the
     ``retry_on`` classes by reference (``"module:QualName"``). A class without an
     importable reference raises :class:`~tickwork.exceptions.ReferenceResolutionError`
-    naming it, which a persistent store reports when the task is added."""
-    if policy == DEFAULT_POLICY or UNSET in policy:
+    naming it, which a persistent store reports when the task is added. Options a task
+    built outside a scheduler left unset are saved as the built-in defaults."""
+    if UNSET in policy:  # (a task no scheduler filled in: the built-in defaults)
+        policy = RunPolicy(
+            *(
+                default if value is UNSET else value
+                for value, default in zip(policy, DEFAULT_POLICY, strict=True)
+            )
+        )
+    if policy == DEFAULT_POLICY:
         return {}
     return {
         "timeout": policy.timeout,
