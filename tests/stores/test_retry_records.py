@@ -18,16 +18,21 @@ import sqlalchemy
 from storetest_funcs import NOW, at, make_task
 from storetest_support import StoreMaker
 
-from tickwork.stores import BaseStore, _retry_file
+from tickwork.exceptions import SerializationError
+from tickwork.stores import BaseStore
 from tickwork.stores._sql_schema import MAX_ID_LENGTH, MYSQL, TaskId
+from tickwork.stores._task_file import encode
 from tickwork.stores.base import InProgressRun, PendingRetry
 from tickwork.stores.file import FileStore
+from tickwork.stores.redis import RedisStore
 from tickwork.stores.sqlalchemy import SCHEMA_VERSION, SQLAlchemyStore
 
 LEASE = timedelta(seconds=30)
 
 
-def record(store: BaseStore, owner: str, task_id: str, *run_times: float, args: tuple = ()) -> None:
+def record(
+    store: BaseStore, owner: str, task_id: str, *run_times: float, args: tuple[object, ...] = ()
+) -> None:
     """Hand over runs of a task as a pass does: the task is claimed, written back and
     its runs recorded for ``owner`` (stores without leases record nothing)."""
     if store.lookup_task(task_id) is None:
@@ -45,7 +50,7 @@ def record(store: BaseStore, owner: str, task_id: str, *run_times: float, args: 
 
 
 def retry(
-    task_id: str, run_time: float, attempt: int, due: float, args: tuple = ()
+    task_id: str, run_time: float, attempt: int, due: float, args: tuple[object, ...] = ()
 ) -> PendingRetry:
     return PendingRetry(make_task(task_id, args=args), at(run_time), attempt, at(due))
 
@@ -276,7 +281,7 @@ def test_a_file_retry_whose_task_cannot_load_is_logged_and_kept(
     inner, task_bytes = payload.split(b"\n", 1)
     broken = inner + b"\n" + task_bytes.replace(b"storetest_funcs:noop", b"storetest_funcs:gone")
     key = json.loads(header)
-    blob = _retry_file.encode(key["id"], key["next"], broken)
+    blob = encode(key["id"], key["next"], broken)
     path.write_bytes(blob)
     with caplog.at_level(logging.ERROR):
         assert store.take_over_runs(at(5), 10, "me", at(6)) == []
@@ -383,3 +388,67 @@ def test_run_times_come_back_in_the_trigger_zone(make_persistent_store: StoreMak
     (run,) = store.take_over_runs(at(2), 10, "me", at(3))
     assert run.run_time == at(-1)
     assert str(run.run_time.tzinfo) == "Europe/Paris"  # the trigger's zone
+
+
+def test_a_retry_whose_task_cannot_load_stays_a_retry(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not store.supports_leases:
+        pytest.skip("the file store's case is tested on its files below")
+    record(store, "me", "a", -1)
+    record(store, "me", "b", -1)
+    store.retry_runs("me", [retry("a", -1, 2, 0.1)])
+    expires = NOW + timedelta(seconds=20)
+    serializer = store.serializer  # type: ignore[attr-defined]
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            serializer,
+            "deserialize",
+            lambda data: (_ for _ in ()).throw(SerializationError("gone")),
+        )
+        assert store.take_over_runs(at(0.1), 10, "heir", expires) == []
+    # Neither run nor counted: still a pending retry of the same attempt, due again when
+    # the take-over's lease would have ended.
+    assert store.count_runs(["a", "b"]) == {"b": 1}
+    assert store.next_retry_time() == expires
+    assert shape(store.take_over_runs(expires, 10, "heir", at(1))) == [
+        ("a", at(-1), "", 2, expires)
+    ]
+    # An abandoned record that cannot load keeps its attempt too.
+    later = NOW + LEASE + timedelta(seconds=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            serializer,
+            "deserialize",
+            lambda data: (_ for _ in ()).throw(SerializationError("gone")),
+        )
+        assert store.take_over_runs(later, 10, "heir", at(0.9)) == []
+    assert shape(store.take_over_runs(at(0.95), 10, "third", at(2))) == [
+        ("b", at(-1), "heir", 2, None)
+    ]
+
+
+# -- Redis: records of schema version 2, bad attempts ------------------------------------------
+
+
+@pytest.mark.external_service("redis")
+def test_redis_records_without_an_attempt_are_first_attempts(
+    make_persistent_store: StoreMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    if make_persistent_store.kind != "redis":
+        pytest.skip("Redis only")
+    store = make_persistent_store()
+    assert isinstance(store, RedisStore)
+    record(store, "old", "a", -1, -2)
+    # As version 2 left them: no attempts key; the prefix records version 2.
+    store.client.delete(f"{store.prefix}:run_attempts")
+    store.client.hset(store.meta_key, "schema_version", "2")
+    upgraded = make_persistent_store()
+    assert isinstance(upgraded, RedisStore)
+    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == b"3"
+    upgraded.client.hset(f"{store.prefix}:run_attempts", f"{at(-2).timestamp()!r}|a", "x")
+    later = NOW + LEASE + timedelta(seconds=1)
+    with caplog.at_level(logging.WARNING):
+        taken = upgraded.take_over_runs(later, 10, "heir", later + LEASE)
+    assert sorted(shape(taken)) == [("a", at(-2), "old", 2, None), ("a", at(-1), "old", 2, None)]
+    assert "is not a positive integer ('x'); read as 1" in caplog.text
