@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from tickwork._task_fields import UNSET
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
@@ -46,17 +46,58 @@ __all__ = [
 POLICY_FIELDS: Final = ("timeout", "retries", "retry_delay", "retry_backoff", "retry_on")
 
 
-class RunPolicy(NamedTuple):
+class RunPolicy:
     """A task's ``timeout`` (seconds or None), ``retries`` (how many more tries a failed
     run gets), ``retry_delay`` (seconds before the first retry), ``retry_backoff`` (the
     factor the delay grows by per attempt) and ``retry_on`` (the exception classes a
-    retry is made for). Fields are ``UNSET`` on a task not added to a scheduler yet."""
+    retry is made for). Fields are ``UNSET`` on a task not added to a scheduler yet.
+
+    Policies are interned (:func:`resolve_policy` & co. return the one object for each
+    set of values), so they compare and hash by identity: the task profile that holds
+    one is hashed on every ``add_task``, and a tuple of five fields (one of them a tuple
+    of classes) would be hashed anew each time."""
+
+    __slots__ = (*POLICY_FIELDS, "filled")
 
     timeout: float | None
     retries: int
     retry_delay: float
     retry_backoff: float
     retry_on: tuple[type[BaseException], ...]
+    #: True when no field is ``UNSET`` (asked on every add: a loop would cost more).
+    filled: bool
+
+    def __init__(
+        self,
+        timeout: float | None,
+        retries: int,
+        retry_delay: float,
+        retry_backoff: float,
+        retry_on: tuple[type[BaseException], ...],
+    ) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.retry_backoff = retry_backoff
+        self.retry_on = retry_on
+        self.filled = UNSET not in (timeout, retries, retry_delay, retry_backoff, retry_on)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(
+            (self.timeout, self.retries, self.retry_delay, self.retry_backoff, self.retry_on)
+        )
+
+    def _replace(self, **changes: Any) -> RunPolicy:
+        """The interned policy with ``changes`` (values already checked) applied."""
+        return _intern(
+            tuple(changes.get(name, value) for name, value in zip(POLICY_FIELDS, self, strict=True))
+        )
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(POLICY_FIELDS, self, strict=True)
+        )
+        return f"RunPolicy({fields})"
 
 
 #: The policy of a task that sets none of the options, under default ``task_defaults``.
@@ -138,7 +179,7 @@ POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
 }
 
 #: Policies by their fields: equal policies are one object (tasks share their profile).
-_POLICIES: dict[tuple[Any, ...], RunPolicy] = {DEFAULT_POLICY: DEFAULT_POLICY}
+_POLICIES: dict[tuple[Any, ...], RunPolicy] = {tuple(DEFAULT_POLICY): DEFAULT_POLICY}
 _lock = threading.Lock()
 
 
@@ -148,8 +189,10 @@ def _intern(fields: tuple[Any, ...]) -> RunPolicy:
         policy = RunPolicy(*fields)
         with _lock:
             if len(_POLICIES) >= 1024:  # (bounded: policies made per task are possible)
+                # Kept: the default one, so that a default policy stays that object.
                 _POLICIES.clear()
-            policy = _POLICIES.setdefault(policy, policy)
+                _POLICIES[tuple(DEFAULT_POLICY)] = DEFAULT_POLICY
+            policy = _POLICIES.setdefault(fields, policy)
     return policy
 
 
@@ -161,7 +204,16 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
     if given is None:
         if defaults is None:
             return _intern((UNSET,) * 5)
-        return _intern(tuple(defaults[name] for name in POLICY_FIELDS))
+        # (Spelt out, not a loop: this runs on every add_task.)
+        fields = (
+            defaults["timeout"],
+            defaults["retries"],
+            defaults["retry_delay"],
+            defaults["retry_backoff"],
+            defaults["retry_on"],
+        )
+        policy = _POLICIES.get(fields)
+        return policy if policy is not None else _intern(fields)
     values = []
     for name, value in zip(POLICY_FIELDS, given, strict=True):
         if value is not UNSET:
@@ -173,7 +225,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
 
 def fill_policy(policy: RunPolicy, defaults: Mapping[str, Any]) -> RunPolicy:
     """``policy`` with its ``UNSET`` fields taken from ``defaults``."""
-    if UNSET not in policy:
+    if policy.filled:
         return policy
     return _intern(
         tuple(
@@ -205,14 +257,14 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
     importable reference raises :class:`~tickwork.exceptions.ReferenceResolutionError`
     naming it, which a persistent store reports when the task is added. Options a task
     built outside a scheduler left unset are saved as the built-in defaults."""
-    if UNSET in policy:  # (a task no scheduler filled in: the built-in defaults)
-        policy = RunPolicy(
-            *(
+    if not policy.filled:  # (a task no scheduler filled in: the built-in defaults)
+        policy = _intern(
+            tuple(
                 default if value is UNSET else value
                 for value, default in zip(policy, DEFAULT_POLICY, strict=True)
             )
         )
-    if policy == DEFAULT_POLICY:
+    if policy is DEFAULT_POLICY:
         return {}
     return {
         "timeout": policy.timeout,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from tickwork._run_policy import (
+    _POLICIES,
     DEFAULT_POLICY,
     changed_policy,
     fill_policy,
@@ -199,7 +200,22 @@ class Task:
                 max_instances,
                 grace,
                 scheduler,
-                resolve_policy(policy, defaults),
+                # The defaults' policy, found without a call when it exists (the common
+                # case: this runs on every add_task).
+                (
+                    _POLICIES.get(
+                        (
+                            defaults["timeout"],
+                            defaults["retries"],
+                            defaults["retry_delay"],
+                            defaults["retry_backoff"],
+                            defaults["retry_on"],
+                        )
+                    )
+                    if policy is None and defaults is not None
+                    else None
+                )
+                or resolve_policy(policy, defaults),
             )
         )
         self.store_alias = store_alias
@@ -282,7 +298,7 @@ class Task:
             and coalesce is not UNSET
             and max_instances is not UNSET
             and grace is not UNSET
-            and UNSET not in policy
+            and policy.filled
         ):
             return  # (a task from add_task: built with both)
         coalesce, max_instances, grace = resolve_rules(coalesce, max_instances, grace, defaults)

@@ -26,9 +26,6 @@ __all__ = ["TaskAPI"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The run-policy keywords of add_task, none given.
-_NO_POLICY = (UNSET,) * 5
-
 
 class TaskAPI:
     """add_task, get_task(s), update/reschedule/pause/resume/delete/run, inspection, and
@@ -100,7 +97,16 @@ class TaskAPI:
         set the task's run policy (see :doc:`run history </run-history>`); unset ones
         come from ``task_defaults``.
         """
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
+        # (Identity checks, not a tuple compared: this runs on every add.)
+        policy = (
+            None
+            if timeout is UNSET
+            and retries is UNSET
+            and retry_delay is UNSET
+            and retry_backoff is UNSET
+            and retry_on is UNSET
+            else (timeout, retries, retry_delay, retry_backoff, retry_on)
+        )
         return self._tasks.add_task(
             fn_or_task,
             trigger,
@@ -116,7 +122,7 @@ class TaskAPI:
             executor,
             replace_existing,
             trigger_args,
-            None if policy == _NO_POLICY else policy,
+            policy,
         )
 
     def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
