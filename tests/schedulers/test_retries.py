@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,42 @@ async def test_a_thread_past_its_timeout_is_reported_at_the_limit(harness: Harne
     await asyncio.sleep(0.1)
     assert harness.codes(TASK_EXECUTED) == []  # what it returned late is dropped
     await wait_until(lambda: [r.outcome for r in scheduler.get_runs("slow")] == ["timeout"])
+
+
+def fails_once_per_file(path: str) -> str:
+    """Fails on its first attempt (an importable function, for the file store)."""
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise ConnectionError("first attempt fails")
+    return "second attempt"
+
+
+def test_a_pending_retry_in_a_file_store_survives_a_restart(tmp_path: Path) -> None:
+    from tickwork import BackgroundScheduler
+    from tickwork.stores import FileStore
+
+    directory = str(tmp_path / "tasks")
+    marker = str(tmp_path / "marker")
+    first = BackgroundScheduler(stores={"default": FileStore(directory)}, timezone="UTC")
+    retried: list[Any] = []
+    first.add_listener(retried.append, TASK_RETRY)
+    with first:
+        first.add_task(fails_once_per_file, args=[marker], id="once", retries=1, retry_delay=1.5)
+        deadline = time.monotonic() + 5
+        while not retried or first._plugins.stores["default"].next_retry_time() is None:
+            assert time.monotonic() < deadline, "no retry was written"
+            time.sleep(0.01)
+    # The retry was due 1.5 s after the failure; the first scheduler is gone by then.
+    second = BackgroundScheduler(stores={"default": FileStore(directory)}, timezone="UTC")
+    done: list[Any] = []
+    second.add_listener(done.append, TASK_EXECUTED)
+    with second:
+        deadline = time.monotonic() + 5
+        while not done:
+            assert time.monotonic() < deadline, "the retry was not made after the restart"
+            time.sleep(0.01)
+        records = second.get_runs("once")
+    (event,) = done
+    assert (event.attempt, event.return_value) == (2, "second attempt")
+    assert sorted((r.attempt, r.outcome) for r in records) == [(1, "error"), (2, "success")]
