@@ -247,6 +247,7 @@ class StoreGate:
             self._unreleased = None
         # Pending retries that came due first: they were due before the tasks' new runs.
         for run in store.take_over_runs(now, limit, owner, now + LOCAL_LEASE):
+            run.task.store_alias = self.alias  # (the snapshot a store kept may not say)
             self._dispatcher.start_due(run, now)
         tasks = store.acquire_due_tasks(now, limit, owner, LOCAL_LEASE)
         if not tasks:

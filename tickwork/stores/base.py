@@ -293,7 +293,9 @@ class BaseStore(ABC):
         the task as it was run. With leases, ``owner``'s record of the run (task id and
         run time) becomes the pending retry in one write: it has no owner, holds the
         attempt, and is taken over when due; a record that is no longer ``owner``'s is
-        left alone. The default keeps pending retries in this process's memory."""
+        left alone, and one marked for cancelling (:meth:`cancel_runs`) is deleted
+        instead (a cancelled run is not tried again). The default keeps pending retries
+        in this process's memory."""
         self._retries().add(retries)
 
     def next_retry_time(self) -> datetime | None:
