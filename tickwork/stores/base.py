@@ -345,9 +345,9 @@ class PendingRetries:
 
     def take_due(self, now: datetime, limit: int) -> list[InProgressRun]:
         """Remove and return up to ``limit`` retries due at ``now``, earliest first."""
+        if not self._retries:  # (every pass asks: no lock while there are none)
+            return []
         with self._lock:
-            if not self._retries:
-                return []
             due = sorted(
                 (retry for retry in self._retries.values() if retry.due <= now),
                 key=lambda retry: retry.due,
@@ -360,6 +360,8 @@ class PendingRetries:
 
     def next_due(self) -> datetime | None:
         """The earliest due time, or ``None``."""
+        if not self._retries:
+            return None
         with self._lock:
             return min((retry.due for retry in self._retries.values()), default=None)
 
