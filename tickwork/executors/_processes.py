@@ -406,6 +406,8 @@ class ProcessPool:
     def _on_message(self, worker: _Worker) -> bool:
         """A worker's answer: the events of the run it was at (or its failure to load
         the job). False when there was none: the worker's pipe is closed."""
+        if worker.conn.closed:  # (reaped earlier in the same batch of ready pipes)
+            return False
         try:
             message = ForkingPickler.loads(worker.conn.recv_bytes())
         except (EOFError, OSError):
@@ -459,14 +461,19 @@ class ProcessPool:
                 return
             self._forget(worker)
             instance, worker.instance = worker.instance, None
-            if instance is not None:
+            if instance is None:
+                # Dead while idle (e.g. a spawned worker that cannot import the main
+                # module): the pool grows back on demand, instead of restarting one
+                # that dies at once in a loop.
+                self._size = max(self._size - 1, 0)
+            else:
                 error = BrokenProcessPool(
                     f"the worker process running task {instance.task_id!r} died (exit code {code})"
                 )
                 instance.end_rest(error, _clock() - worker.began)
         self._host.logger.error(
             "worker process %s died (exit code %s)%s; rebuilding the process pool with a "
-            "new worker in its place",
+            "new worker in its place when one is needed",
             worker.process.pid,
             code,
             "" if instance is None else f" running task {instance.task_id!r}",
@@ -597,7 +604,7 @@ class ProcessPool:
 
     def _unregister(self, fileobj: Any) -> None:
         assert self._selector is not None
-        with contextlib.suppress(KeyError, ValueError):
+        with contextlib.suppress(KeyError, ValueError, OSError):  # (not registered)
             self._selector.unregister(fileobj)
 
     # -- exit and fork ---------------------------------------------------------------------
