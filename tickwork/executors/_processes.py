@@ -36,7 +36,6 @@ import os
 import selectors
 import threading
 import time
-import traceback as tb
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -47,9 +46,10 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Literal, Protocol
 
-from tickwork.events import TASK_ERROR, TaskExecutionEvent
+from tickwork.events import TaskExecutionEvent
 from tickwork.exceptions import RunCancelledError, RunTimeoutError
-from tickwork.executors.base import _call_per_run, _error_event
+from tickwork.executors._process_worker import serve
+from tickwork.executors.base import _error_event
 
 __all__ = ["GRACE", "Instance", "PoolHost", "ProcessPool"]
 
@@ -154,70 +154,6 @@ class _Worker:
         #: it has not ended by then (``None`` once it got it).
         self.stopped = False
         self.kill_at: float | None = None
-
-
-def _serve(conn: Connection) -> None:
-    """The main function of a worker process: run the instances the parent sends, one
-    message back per run time (its events), until told to stop or the parent is gone."""
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the
-            continue  # parent decides when its workers end
-        except (EOFError, OSError):
-            return  # the parent is gone
-        try:
-            job = ForkingPickler.loads(data)
-        except BaseException as exc:  # e.g. the task's function cannot be imported here
-            _send(conn, exc)
-            continue
-        if job is None:
-            return
-        task_id, store, fn, args, kwargs, run_times = job
-        for run_time in run_times:
-            events: list[TaskExecutionEvent] = []
-            # SystemExit & co. from the task: reported in events; this worker goes on.
-            with contextlib.suppress(BaseException):
-                _call_per_run(task_id, store, fn, args, kwargs, [run_time], events, None)
-            _send(conn, events)
-
-
-def _send(conn: Connection, message: list[TaskExecutionEvent] | BaseException) -> None:
-    """Send a run's events (or a failure to load the job) to the parent; what cannot be
-    pickled (a return value, an exception) is replaced by an error saying so."""
-    try:
-        data = ForkingPickler.dumps(message)
-    except Exception as exc:
-        data = ForkingPickler.dumps(_picklable(message, exc))
-    conn.send_bytes(data)
-
-
-def _picklable(
-    message: list[TaskExecutionEvent] | BaseException, exc: Exception
-) -> list[TaskExecutionEvent] | BaseException:
-    if isinstance(message, BaseException):
-        return RuntimeError(f"the job could not be loaded in the worker process: {message!r}")
-    events = []
-    for event in message:
-        try:
-            ForkingPickler.dumps(event)
-        except Exception:
-            what = "exception" if event.exception is not None else "return value"
-            error = TypeError(
-                f"the run's {what} cannot be sent back from the worker process: {exc}"
-            )
-            text = "".join(tb.format_exception_only(error))
-            event = TaskExecutionEvent(
-                TASK_ERROR,
-                event.task_id,
-                event.store,
-                event.scheduled_run_time,
-                exception=error,
-                traceback=f"{event.traceback or ''}{text}",
-                duration=event.duration,
-            )
-        events.append(event)
-    return events
 
 
 class ProcessPool:
@@ -375,7 +311,7 @@ class ProcessPool:
         """Start a worker process (lock not held: a fork or a spawn takes a while)."""
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
-            target=_serve, args=(child_end,), name=f"{self._name}-worker", daemon=False
+            target=serve, args=(child_end,), name=f"{self._name}-worker", daemon=False
         )
         try:
             process.start()
