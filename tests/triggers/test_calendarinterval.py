@@ -166,14 +166,36 @@ def test_a_start_at_in_the_past_fires_first_at_the_next_grid_point_from_now() ->
     )
 
 
-def test_without_start_at_the_trigger_anchors_on_the_day_it_is_first_asked() -> None:
+def test_without_start_at_the_grid_is_carried_by_the_run_times() -> None:
     trigger = CalendarIntervalTrigger(months=1, hour=9, timezone=UTC)
-    assert not trigger.shareable
+    assert trigger.shareable
+    state = trigger.__getstate__()
     now = datetime(2027, 1, 31, 10, tzinfo=UTC)  # 09:00 has passed today
     times = fire_times(trigger, now, 3)
-    assert [t.date() for t in times] == [date(2027, 2, 28), date(2027, 3, 31), date(2027, 4, 30)]
+    # From the previous fire date: a day that clamped stays clamped.
+    assert [t.date() for t in times] == [date(2027, 2, 28), date(2027, 3, 28), date(2027, 4, 28)]
+    assert trigger.__getstate__() == state  # asking anchored nothing
+    early = datetime(2027, 1, 31, 8, tzinfo=UTC)
+    assert trigger.get_next_trigger_time(UTC, None, early) == datetime(2027, 1, 31, 9, tzinfo=UTC)
+
+
+def test_without_start_at_a_previous_time_moved_by_a_gap_keeps_its_date() -> None:
+    daily = CalendarIntervalTrigger(days=1, hour=2, minute=30, timezone=BERLIN)
+    gap_end = datetime(2026, 3, 29, 3, tzinfo=BERLIN)  # 02:30 that day, moved to 03:00
+    following = daily.get_next_trigger_time(UTC, gap_end, gap_end)
+    assert following == datetime(2026, 3, 30, 2, 30, tzinfo=BERLIN)
+    # set by hand off the grid: the next run is a period after that date's fire time
+    odd = datetime(2026, 5, 4, 1, tzinfo=BERLIN)  # before 02:30: belongs to 3 May
+    assert daily.get_next_trigger_time(UTC, odd, odd) == datetime(2026, 5, 4, 2, 30, tzinfo=BERLIN)
+
+
+def test_jitter_without_start_at_anchors_on_first_use() -> None:
+    trigger = CalendarIntervalTrigger(months=1, hour=9, timezone=UTC, jitter=60)
+    assert not trigger.shareable
+    now = datetime(2027, 1, 31, 8, tzinfo=UTC)
+    times = fire_times(trigger, now, 3)
     assert trigger.start_at == now
-    assert trigger.shareable
+    assert [t.date() for t in times] == [date(2027, 1, 31), date(2027, 2, 28), date(2027, 3, 31)]
 
 
 def test_anchored_returns_an_anchored_copy() -> None:
@@ -307,34 +329,50 @@ def test_repr() -> None:
     )
 
 
-def test_a_persistent_store_keeps_the_anchor_across_a_restart(tmp_path: Path) -> None:
-    """The anchor day (31) survives a restart: after 28 February comes 31 March."""
+def send_report() -> None:
+    """A task function a persistent store can name."""
+
+
+@pytest.mark.parametrize("start_at", [None, "2027-01-31"])
+def test_a_program_that_adds_its_task_at_every_start_keeps_the_schedule(
+    tmp_path: Path, start_at: str | None
+) -> None:
+    """Restarted on another day, the same task added again (replace_existing=True) is the
+    same schedule: its stored next run time stays, and the grid with it."""
     url = f"sqlite:///{tmp_path / 'tasks.sqlite'}"
     clock = FakeClock(datetime(2027, 1, 31, 8, tzinfo=UTC))
 
-    def make() -> BackgroundScheduler:
-        return BackgroundScheduler(
+    def start() -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(
             stores={"default": SQLAlchemyStore(url)},
             executors={"default": DebugExecutor()},
             timezone="UTC",
             clock=clock,
         )
+        options = {} if start_at is None else {"start_at": start_at}
+        scheduler.add_task(
+            send_report,
+            "calendarinterval",
+            months=1,
+            hour=9,
+            id="report",
+            replace_existing=True,
+            **options,
+        )
+        scheduler.start(paused=True)
+        return scheduler
 
-    first = make()
-    first.add_task(print, "calendarinterval", months=1, hour=9, id="report")
-    first.start(paused=True)
-    first.shutdown()
-    second = make()
-    second.start(paused=True)
+    start().shutdown()
+    clock.set(datetime(2027, 2, 10, tzinfo=UTC))
+    second = start()
     task = second.get_task("report")
     assert task is not None
     assert isinstance(task.trigger, CalendarIntervalTrigger)
     assert task.next_run_time == datetime(2027, 1, 31, 9, tzinfo=UTC)
-    assert task.trigger.start_at == datetime(2027, 1, 31, 8, tzinfo=UTC)
     assert [t.date() for t in second.preview_task_runs("report", 3)] == [
         date(2027, 1, 31),
         date(2027, 2, 28),
-        date(2027, 3, 31),
+        date(2027, 3, 28) if start_at is None else date(2027, 3, 31),
     ]
     second.shutdown()
 
@@ -425,3 +463,41 @@ def test_fire_times_match_the_oracle(
     assert latest.astimezone(UTC) == expected[-1]
     assert latest.utcoffset() == got[-1].utcoffset()
     assert trigger.latest_fire_time(UTC, got[0], got[0]) == got[0]
+
+
+@settings(
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    zone_name=st.sampled_from([*DST_ZONES, "UTC"]),
+    first=valid_dates(),
+    period=PERIODS,
+    clock=st.tuples(st.integers(0, 23), st.sampled_from([0, 15, 30, 45, 59])),
+)
+def test_without_start_at_each_date_is_the_previous_plus_the_period(
+    zone_name: str, first: date, period: tuple[int, int, int, int], clock: tuple[int, int]
+) -> None:
+    zone = ZoneInfo(zone_name)
+    years, months, weeks, days = period
+    trigger = CalendarIntervalTrigger(years, months, weeks, days, *clock, timezone=zone)
+    month_step, day_step = years * 12 + months, weeks * 7 + days
+    day = first
+    expected = [oracle_instant(zone, datetime.combine(day, time(*clock)))]
+    for _ in range(8):
+        day = oracle_date(day, 1, month_step, day_step)
+        instant = oracle_instant(zone, datetime.combine(day, time(*clock)))
+        if instant > expected[-1]:
+            expected.append(instant)
+    # The first, asked at that very instant (due); then each from the previous.
+    previous = trigger.get_next_trigger_time(UTC, None, expected[0])
+    got = [previous]
+    while len(got) < len(expected):
+        assert previous is not None
+        previous = trigger.get_next_trigger_time(UTC, previous, previous)
+        got.append(previous)
+    assert [t.astimezone(UTC) for t in got if t is not None] == expected
+    latest = trigger.latest_fire_time(UTC, expected[0], expected[-1] + timedelta(minutes=1))
+    if latest is not None:  # (None: the walk it asks for finds the same)
+        assert latest.astimezone(UTC) == expected[-1]
+    if not month_step or (first.day <= 28 and not day_step):
+        assert latest is not None

@@ -3,10 +3,17 @@
 APScheduler 3's ``calendarinterval``, with its rules decided and written down here
 (``docs/triggers.md`` has a runnable example of each):
 
-* **Counted from the anchor, never from the previous run.** The k-th fire date is the
-  anchor date (``start_at``'s, or the day the task was scheduled) plus ``k * (years,
-  months)``, then plus ``k * (weeks, days)``. A schedule never drifts: one anchored on
-  31 January fires on 31 March even though February had no 31st.
+* **With ``start_at``, counted from the anchor, never from the previous run.** The
+  k-th fire date is ``start_at``'s date plus ``k * (years, months)``, then plus
+  ``k * (weeks, days)``. The schedule never drifts: anchored on 31 January, it fires on
+  31 March even though February had no 31st.
+* **Without it, counted from the previous fire date**, as an ``interval`` without
+  ``start_at`` is: the first run is on the grid anchored on the day the task is
+  scheduled, and the task's run times carry the grid, so the trigger holds no state, any
+  number of tasks share it, and a program that adds its tasks at every start finds the
+  same trigger (its schedule goes on). A day that clamped stays clamped (31 January, 28
+  February, 28 March): give ``start_at`` to keep the 31st. (With jitter the trigger
+  anchors itself on first use instead, as an ``interval`` does.)
 * **Month ends clamp.** A day that the target month lacks becomes that month's last day:
   31 January + 1 month is 28 February (29 in a leap year), and 29 February + 1 year is
   28 February. APScheduler 3 *skips* such months instead (no February run at all); a
@@ -70,12 +77,13 @@ class CalendarIntervalTrigger(BaseTrigger):
     on the wall clock of ``timezone``.
 
     The units add up (``months=1, days=1``); each is a whole number, at least one must
-    be positive, and the period is at most 1000 years. The k-th fire date is the anchor
-    date plus ``k`` times the years and months (a day the month lacks clamps to its last
-    day), then plus ``k`` times the weeks and days; the anchor is ``start_at``'s date in
-    ``timezone``, or, without ``start_at``, the date on which the trigger is first asked
-    (the day the task is scheduled). The rules, and how they differ from APScheduler 3's,
-    are in the module docstring and ``docs/triggers.md``.
+    be positive, and the period is at most 1000 years. With ``start_at`` the k-th fire
+    date is ``start_at``'s date (in ``timezone``) plus ``k`` times the years and months
+    (a day the month lacks clamps to its last day), then plus ``k`` times the weeks and
+    days. Without it, the first fire date is the day the task is scheduled (or the next
+    period, once that day's time has passed) and each next one the previous fire date
+    plus the period. The rules, and how they differ from APScheduler 3's, are in the
+    module docstring and ``docs/triggers.md``.
 
     ``start_at`` is the earliest instant a run may be scheduled at: a grid date whose
     time of day is earlier is passed over. ``end_at`` is the latest; given as a date (or
@@ -188,13 +196,13 @@ class CalendarIntervalTrigger(BaseTrigger):
 
     @property
     def shareable(self) -> bool:
-        """True with ``start_at``; without it the trigger anchors on the day it is first
-        asked, so it belongs to one task."""
-        return self.start_at is not None
+        """True unless the trigger anchors itself on first use (jitter without
+        ``start_at``)."""
+        return self.start_at is not None or self.jitter is None
 
     def anchored(self, now: datetime) -> CalendarIntervalTrigger:
-        """A copy anchored at ``now`` when this trigger has no ``start_at``; otherwise
-        this trigger."""
+        """A copy whose grid is anchored at ``now``, when this trigger has no
+        ``start_at``; otherwise this trigger."""
         if self.start_at is not None:
             return self
         copy = CalendarIntervalTrigger.__new__(CalendarIntervalTrigger)
@@ -205,8 +213,8 @@ class CalendarIntervalTrigger(BaseTrigger):
     # -- the grid ---------------------------------------------------------------------------
 
     def _fire_time(self, anchor: date, k: int) -> datetime:
-        """The k-th grid point, as a UTC instant (``ValueError``/``OverflowError`` past
-        the year 9999)."""
+        """The k-th grid point from ``anchor``, as a UTC instant (``ValueError`` or
+        ``OverflowError`` past the year 9999)."""
         day = _add_months(anchor, k * self._months_step()) + timedelta(days=k * self._days_step())
         return first_instant(self.timezone, datetime.combine(day, self._time))
 
@@ -225,9 +233,13 @@ class CalendarIntervalTrigger(BaseTrigger):
             fire_time = self._fire_time(anchor, k)
         return k, fire_time
 
-    def _anchor(self) -> date:
-        assert self.start_at is not None  # (anchored before the grid is asked)
-        return self.start_at.astimezone(self.timezone).date()
+    def _grid_date(self, moment: datetime) -> date:
+        """The last date whose fire time is not after ``moment``: the date a fire time
+        belongs to, also when a DST gap moved it (or it was set off the grid by hand)."""
+        day = wall(self.timezone, moment).date()
+        if first_instant(self.timezone, datetime.combine(day, self._time)) > moment:
+            day -= timedelta(days=1)
+        return day
 
     def get_next_trigger_time(
         self, timezone: tzinfo, previous_time: datetime | None, now: datetime | None = None
@@ -235,45 +247,75 @@ class CalendarIntervalTrigger(BaseTrigger):
         """Return the first grid point strictly after ``previous_time`` (at or after
         ``now`` when there is none), never before ``start_at``; ``None`` past ``end_at``
         or the year 9999."""
-        if self.start_at is None:
+        if self.start_at is None and previous_time is None and now is None:
+            raise InvalidTriggerError("a calendarinterval trigger without start_at needs 'now'")
+        try:
+            if self.start_at is None and self.jitter is None:
+                fire_time = self._next_from(previous_time, now)
+            else:
+                fire_time = self._next_on_grid(previous_time, now)
+        except (OverflowError, ValueError):  # the grid reached the year 9999: it ends
+            return None
+        end = None if self.end_at is None else self.end_at.astimezone(UTC)
+        if end is not None and fire_time > end:
+            return None
+        return self._apply_jitter(fire_time, self.jitter, end).astimezone(self.timezone)
+
+    def _next_from(self, previous_time: datetime | None, now: datetime | None) -> datetime:
+        """Without ``start_at``: the grid is the task's own, carried by its run times (so
+        one trigger serves any number of tasks, and a restart finds it equal). The first
+        run is on the grid anchored on the day of ``now``; each next one a period after
+        the date of the previous one."""
+        if previous_time is not None:
+            return self._fire_time(self._grid_date(previous_time.astimezone(UTC)), 1)
+        assert now is not None  # (checked by the caller)
+        return self._first_at_or_after(wall(self.timezone, now).date(), now.astimezone(UTC))[1]
+
+    def _next_on_grid(self, previous_time: datetime | None, now: datetime | None) -> datetime:
+        """With ``start_at`` (or jitter, anchored on first use): the k-th grid point from
+        the anchor, never drifting, whatever the jitter or a late scheduler did."""
+        if self.start_at is None:  # (jitter without start_at: anchor the grid here, once)
             first = now if previous_time is None else previous_time
-            if first is None:
-                raise InvalidTriggerError("a calendarinterval trigger without start_at needs 'now'")
-            self.start_at = first.astimezone(self.timezone)  # the anchor: the day of scheduling
+            assert first is not None  # (checked by the caller)
+            self.start_at = first.astimezone(self.timezone)
         start = self.start_at.astimezone(UTC)
         if previous_time is not None:
             earliest = previous_time.astimezone(UTC) + _TICK
         else:
             earliest = start if now is None else now.astimezone(UTC)
-        end = None if self.end_at is None else self.end_at.astimezone(UTC)
-        try:
-            _, fire_time = self._first_at_or_after(self._anchor(), max(earliest, start))
-            if end is not None and fire_time > end:
-                return None
-            return self._apply_jitter(fire_time, self.jitter, end).astimezone(self.timezone)
-        except (OverflowError, ValueError):  # the grid reached the year 9999: it ends
-            return None
+        return self._first_at_or_after(self._anchor(), max(earliest, start))[1]
+
+    def _anchor(self) -> date:
+        assert self.start_at is not None  # (anchored before the grid is asked)
+        return self.start_at.astimezone(self.timezone).date()
 
     def latest_fire_time(self, timezone: tzinfo, due: datetime, now: datetime) -> datetime | None:
-        """The last grid point in ``[due, now]`` (and within ``end_at``), computed as the
+        """The last fire time in ``[due, now]`` (and within ``end_at``), computed as the
         forward answer is; see :meth:`~tickwork.triggers.base.BaseTrigger.latest_fire_time`.
-        ``None`` with jitter (each walk draws new delays) or before the trigger anchored."""
-        if self.jitter is not None or self.start_at is None:
+
+        ``None`` (walk) with jitter, which draws new delays on every walk, and without
+        ``start_at`` where stepping from one fire date to the next is not k times one
+        step: a day past the 28th that months may clamp, or months and days together."""
+        if self.jitter is not None:
             return None
+        due_utc = due.astimezone(UTC)
         bound = now.astimezone(UTC)
         if self.end_at is not None:
             bound = min(bound, self.end_at.astimezone(UTC))
-        due_utc = due.astimezone(UTC)
         if bound <= due_utc:
             return due
         try:
-            k, _ = self._first_at_or_after(self._anchor(), bound + _TICK)
-            if k == 0:
-                return due
-            latest = self._fire_time(self._anchor(), k - 1)
+            if self.start_at is None:
+                anchor = self._grid_date(due_utc)
+                if self._months_step() and (anchor.day > 28 or self._days_step()):
+                    return None
+            else:
+                anchor = self._anchor()
+            k, _ = self._first_at_or_after(anchor, bound + _TICK)
+            latest = self._fire_time(anchor, k - 1) if k > 0 else due_utc
         except (OverflowError, ValueError):
             return None
-        if latest <= due_utc or latest < self.start_at.astimezone(UTC):
+        if latest <= due_utc or (self.start_at is not None and latest < self.start_at):
             return due
         return latest.astimezone(self.timezone)
 
