@@ -16,7 +16,8 @@ never duplicated, never a ``ConflictIdError``.
 
 Routers nest (``router.include_router(other)``); options given to ``TaskRouter(...)`` are
 defaults for every task of that router and of the routers included in it (the nearest
-router's value wins, a task's own beats them all; ``tags`` add up).
+router's value wins, a task's own beats them all; ``tags``, once tasks have them, add
+up).
 
 Mistakes are refused where they are made, with :class:`~tickwork.exceptions.RouterError`:
 a router included twice (in one scheduler, or in two routers), a router included in
@@ -49,7 +50,8 @@ __all__ = ["TaskRouter"]
 F = TypeVar("F", bound=Callable[..., Any])
 _logger = logging.getLogger("tickwork.routers")
 
-#: Options whose router defaults and task values add up instead of replacing each other.
+#: Options whose router defaults and task values add up instead of replacing each other
+#: (``tags``: issue 17's task groups; inert until add_task takes them).
 _MERGED = frozenset({"tags"})
 #: ``add_task`` keywords that are not options a router can default.
 _NOT_DEFAULTS = frozenset({"args", "kwargs", "id", "name", "next_run_time"})
@@ -124,7 +126,7 @@ class TaskRouter:
 
     ``name`` names the router in error messages (default: the module that made it).
     Every other keyword is an ``add_task`` option (``store``, ``executor``, ``coalesce``,
-    ``max_instances``, ``mistrigger_grace_time``, ``replace_existing``, ``tags`` ...)
+    ``max_instances``, ``mistrigger_grace_time``, ``replace_existing`` ...)
     that becomes the default of each task declared on this router and on the routers
     included in it.
     """
