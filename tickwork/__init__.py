@@ -2,8 +2,9 @@
 DST, safe with many processes, and fast.
 
 The most used names are importable from here; every name also lives in its own module
-(``tickwork.schedulers``, ``tickwork.triggers``, ``tickwork.stores``, ``tickwork.executors``,
-``tickwork.events``, ``tickwork.exceptions``, ``tickwork.utils``, ``tickwork.locks``).
+(``tickwork.schedulers``, ``tickwork.routers``, ``tickwork.triggers``, ``tickwork.stores``,
+``tickwork.executors``, ``tickwork.events``, ``tickwork.exceptions``, ``tickwork.utils``,
+``tickwork.locks``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from tickwork._version import __version__
 from tickwork.clock import Clock, FakeClock, SystemClock
 from tickwork.exceptions import TickworkError
+from tickwork.routers import TaskRouter
 from tickwork.schedulers import (
     AsyncIOScheduler,
     BackgroundScheduler,
@@ -37,6 +39,7 @@ __all__ = [
     "ShutdownTrigger",
     "SystemClock",
     "Task",
+    "TaskRouter",
     "TickworkError",
     "__version__",
     "make_async_function",

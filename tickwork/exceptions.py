@@ -9,6 +9,7 @@ The hierarchy, with the builtin each class also derives from so that ordinary
     │   ├── InvalidTriggerError        bad trigger arguments (negative interval, minute=60 ...)
     │   ├── InvalidTaskError           max_instances < 1, args not matching fn, changing id ...
     │   ├── LockPathError              lock_path template or directory unusable
+    │   ├── RouterError                a router included twice, two tasks with one id ...
     │   └── MissingDependencyError (ImportError)   a store's driver is not installed
     ├── ReferenceResolutionError (ImportError)   "module:function" that cannot be imported
     ├── SerializationError (ValueError)          a task a persistent store cannot keep
@@ -37,6 +38,7 @@ __all__ = [
     "MaxInstancesReachedError",
     "MissingDependencyError",
     "ReferenceResolutionError",
+    "RouterError",
     "RunCancelledError",
     "RunTimeoutError",
     "SchedulerAlreadyRunningError",
@@ -77,6 +79,12 @@ class InvalidTaskError(ConfigurationError):
 
 class LockPathError(ConfigurationError):
     """A ``lock_path`` template that cannot be formatted, or whose directory is unusable."""
+
+
+class RouterError(ConfigurationError):
+    """A :class:`~tickwork.routers.TaskRouter` used in a way that would lose or repeat
+    tasks: included twice (or in itself), two tasks with one id, a task declared after
+    a scheduler included the router."""
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

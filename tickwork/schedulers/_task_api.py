@@ -14,13 +14,16 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from tickwork._spelling import SCHEDULER_METHODS
 from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers.base import BaseTrigger
+
+if TYPE_CHECKING:
+    from tickwork.routers import TaskRouter
 
 __all__ = ["TaskAPI"]
 
@@ -128,6 +131,19 @@ class TaskAPI:
     def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
         """Add prepared tasks in one go (one transaction on SQL stores when running)."""
         return self._tasks.add_tasks(tasks, store)
+
+    def include_router(self, router: TaskRouter) -> list[Task]:
+        """Add every task declared on ``router`` and on the routers included in it
+        (:class:`~tickwork.routers.TaskRouter`), in declaration order, each with
+        ``add_task`` and ``replace_existing=True`` unless it says otherwise; returns them.
+
+        Raises :class:`~tickwork.exceptions.RouterError` for a router this scheduler has
+        already included (also through a router holding it), and for two tasks with one
+        id; otherwise what ``add_task`` raises.
+        """
+        from tickwork.routers import include_router  # (routers import the task API)
+
+        return include_router(self, router)
 
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
         """Return the task with this id, or ``None``. Before start() a pending task is
@@ -241,6 +257,10 @@ class TaskAPI:
     async def add_tasks_async(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
         """:meth:`add_tasks` off the event loop."""
         return await asyncio.to_thread(self._tasks.add_tasks, list(tasks), store)
+
+    async def include_router_async(self, router: TaskRouter) -> list[Task]:
+        """:meth:`include_router` off the event loop."""
+        return await asyncio.to_thread(self.include_router, router)
 
     async def get_task_async(self, task_id: str, store: str | None = None) -> Task | None:
         """:meth:`get_task` off the event loop."""

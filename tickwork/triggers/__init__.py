@@ -13,6 +13,7 @@ from tickwork._spelling import RENAMED, unknown_names_message
 from tickwork.exceptions import ConfigurationError, InvalidTriggerError
 from tickwork.triggers._shared import SharedTriggers
 from tickwork.triggers.base import BaseTrigger
+from tickwork.triggers.calendarinterval import CalendarIntervalTrigger
 from tickwork.triggers.combining import AndTrigger, OrTrigger
 from tickwork.triggers.cron import CronTrigger
 from tickwork.triggers.date import DateTrigger
@@ -22,6 +23,7 @@ from tickwork.triggers.shutdown import ShutdownTrigger
 __all__ = [
     "AndTrigger",
     "BaseTrigger",
+    "CalendarIntervalTrigger",
     "CronTrigger",
     "DateTrigger",
     "IntervalTrigger",
@@ -43,6 +45,7 @@ trigger_registry = Registry(
         "interval": "tickwork.triggers.interval:IntervalTrigger",
         "shutdown": "tickwork.triggers.shutdown:ShutdownTrigger",
         "cron": "tickwork.triggers.cron:CronTrigger",
+        "calendarinterval": "tickwork.triggers.calendarinterval:CalendarIntervalTrigger",
         "and": "tickwork.triggers.combining:AndTrigger",
         "or": "tickwork.triggers.combining:OrTrigger",
     },

@@ -25,7 +25,6 @@ The next fire time is computed, not searched for: the field-by-field wall-clock 
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import timezone as fixed_zone
 from typing import Any, Never
@@ -34,6 +33,11 @@ from tickwork._spelling import unknown_names_message
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.triggers._cron_fields import FIELD_NAMES, parse_crontab, parse_fields, with_defaults
 from tickwork.triggers._cron_spec import CronSpec
+from tickwork.triggers._wall_time import instant as _instant
+from tickwork.triggers._wall_time import offset as _offset
+from tickwork.triggers._wall_time import offsets as _offsets
+from tickwork.triggers._wall_time import transition as _transition
+from tickwork.triggers._wall_time import wall as _wall
 from tickwork.triggers.base import BaseTrigger, synonym
 from tickwork.utils import local_timezone, same_instant, to_timezone
 
@@ -399,7 +403,8 @@ class CronTrigger(BaseTrigger):
 
 
 # ---------------------------------------------------------------------------------------
-# Wall time ↔ real time. Instants are aware UTC datetimes, wall times naive ones.
+# Wall time ↔ real time (tickwork.triggers._wall_time). Instants are aware UTC datetimes,
+# wall times naive ones.
 
 
 def _as_utc(value: datetime | None, zone: tzinfo) -> datetime | None:
@@ -408,47 +413,6 @@ def _as_utc(value: datetime | None, zone: tzinfo) -> datetime | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)
-
-
-def _wall(zone: tzinfo, instant: datetime) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None)
-
-
-def _offset(moment: datetime) -> timedelta:
-    offset = moment.utcoffset()
-    if offset is None:
-        raise InvalidTriggerError(f"time zone {moment.tzinfo!r} gives no UTC offset")
-    return offset
-
-
-def _offsets(zone: tzinfo, wall: datetime) -> tuple[timedelta, timedelta]:
-    """The offsets a wall time maps with before and after a transition (PEP 495 folds).
-
-    Equal: the wall time is ordinary. ``before > after``: it occurs twice (clocks set
-    back). ``before < after``: it does not exist (clocks sprang forward over it).
-    """
-    return _offset(wall.replace(tzinfo=zone)), _offset(wall.replace(tzinfo=zone, fold=1))
-
-
-def _instant(wall: datetime, offset: timedelta) -> datetime:
-    return (wall - offset).replace(tzinfo=UTC)
-
-
-def _transition(zone: tzinfo, before: datetime, after: datetime) -> datetime:
-    """Return the instant in ``(before, after]`` at which the zone's offset changes.
-
-    tzinfo has no API for its transitions, so bisect on whole seconds (tz data has no
-    finer transitions): about 15 offset look-ups for a one-hour change.
-    """
-    target = _offset(after.astimezone(zone))
-    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _offset(datetime.fromtimestamp(middle, zone)) == target:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, UTC)
 
 
 def _next_by_wall_time(spec: CronSpec, zone: tzinfo, earliest: datetime) -> datetime | None:
