@@ -245,3 +245,15 @@ def test_a_router_needs_no_scheduler_and_no_loop() -> None:
     router = TaskRouter()
     router.add_task(poll, "interval", seconds=1)
     assert repr(router) == f"TaskRouter({__name__!r}, 1 tasks)"
+
+
+def test_run_policy_options_are_router_options() -> None:
+    router = TaskRouter(retries=2, retry_delay=5)
+    router.interval(seconds=5, timeout=3, retry_on=ConnectionError)(_policy_job)
+    (task,) = BackgroundScheduler().include_router(router)
+    assert (task.retries, task.retry_delay, task.timeout) == (2, 5.0, 3.0)
+    assert task.retry_on == (ConnectionError,)
+
+
+def _policy_job() -> None:
+    """A module-level function for the run-policy router test."""

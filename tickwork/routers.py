@@ -72,7 +72,7 @@ def _task_options() -> frozenset[str]:
     from tickwork.schedulers._task_api import TaskAPI  # (the schedulers import tasks)
 
     parameters = inspect.signature(TaskAPI.add_task).parameters.values()
-    names = {p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD}
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     names -= {"self", "fn_or_task", "trigger"}
     return frozenset(names | ADD_TASK_SYNONYMS.keys() - {"fn", "func"})
 
