@@ -90,6 +90,8 @@ class Dispatcher:
                 raise
             return False
         except Exception as exc:
+            if retrier is not None:  # (its outcome below is not an executor's)
+                retrier.forget(task, run_times)
             self._logger.exception(
                 "could not submit task %r to executor %r",
                 task.id,
