@@ -71,7 +71,9 @@ class Task:
     * ``next_run_time``: when it runs next; ``None`` means paused;
     * ``timeout``: seconds a run may take (``None``: no limit); ``retries``: how many more
       tries a failed run gets, ``retry_delay`` seconds later, growing by the factor
-      ``retry_backoff`` per attempt, for the exception classes ``retry_on``.
+      ``retry_backoff`` per attempt, for the exception classes ``retry_on``;
+    * ``cooldown``: seconds after a run ends before the task may run again, on any
+      scheduler sharing its store (``None``: none).
 
     A task built with ``scheduler=`` is added to that scheduler at once; one built without
     is passed to ``scheduler.add_task(task)`` later.
@@ -118,11 +120,12 @@ class Task:
         retry_delay: float | timedelta = UNSET,
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
+        cooldown: float | timedelta | None = UNSET,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
             trigger = _trigger_from_alias(trigger, trigger_args)
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown)
         self._fill(
             fn,
             trigger,
@@ -259,6 +262,12 @@ class Task:
     def retry_on(self) -> tuple[type[BaseException], ...]:
         """The exception classes a failed run is tried again for."""
         return self._profile.policy.retry_on
+
+    @property
+    def cooldown(self) -> float | None:
+        """Seconds after a run ended before the task may run again, on any scheduler
+        sharing its store (``None``: no cooldown); see :doc:`task options </task-options>`."""
+        return self._profile.policy.cooldown
 
     @property
     def _fn_ref(self) -> str | None:

@@ -27,7 +27,7 @@ __all__ = ["TaskAPI"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The run-policy keywords of add_task, none given.
-_NO_POLICY = (UNSET,) * 5
+_NO_POLICY = (UNSET,) * 6
 
 
 class TaskAPI:
@@ -68,6 +68,7 @@ class TaskAPI:
         retry_delay: float | timedelta = UNSET,
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
+        cooldown: float | timedelta | None = UNSET,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -98,9 +99,11 @@ class TaskAPI:
 
         ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff`` and ``retry_on``
         set the task's run policy (see :doc:`run history </run-history>`); unset ones
-        come from ``task_defaults``.
+        come from ``task_defaults``. ``cooldown`` (seconds) keeps the task from running
+        again sooner than that after a run ended, on any scheduler sharing its store (see
+        :doc:`task options </task-options>`).
         """
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown)
         return self._tasks.add_task(
             fn_or_task,
             trigger,

@@ -73,6 +73,7 @@ from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._retries import Retrier
 from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._runs import RunKeeper
+from tickwork.schedulers._spacing import RunSpacer
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers._task_manager import PendingTask, TaskManager
@@ -100,6 +101,7 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "retry_delay": DEFAULT_POLICY.retry_delay,
     "retry_backoff": DEFAULT_POLICY.retry_backoff,
     "retry_on": DEFAULT_POLICY.retry_on,
+    "cooldown": DEFAULT_POLICY.cooldown,
 }
 
 #: The check of every ``task_defaults`` key.
@@ -118,7 +120,7 @@ class BaseScheduler(TaskAPI, ABC):
     * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
       tasks that don't set them (defaults: True, 1, 1.0 s), and ``timeout``,
       ``retries``, ``retry_delay``, ``retry_backoff``, ``retry_on`` (defaults: None, 0,
-      1.0 s, 2.0, ``(Exception,)``).
+      1.0 s, 2.0, ``(Exception,)``), and ``cooldown`` (default None).
     * ``timezone``: the zone for triggers without one (default: the local zone).
     * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
@@ -194,19 +196,22 @@ class BaseScheduler(TaskAPI, ABC):
         self._dispatcher = Dispatcher(
             self._plugins.executors, self._events, self.logger, self._history
         )
+        # Moves the next run times of spaced tasks (fixed delay, cooldown) as runs end.
+        self._spacer = RunSpacer(self._plugins.gates, self.identity, self.clock, self.logger)
         self._runs = RunKeeper(
             self._plugins.stores,
             self._events,
             self.identity,
             self.clock,
             self.logger,
-            None if self._history is None else self._history.flush,
+            self._before_finish,
             self._retry_written,
             self._canceller.requested,
         )
         # Between the executors and the hub: attempts, retries (see _retries.py).
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
+        self._retrier.spacer = self._spacer
         self._run_now = RunNow(self._dispatcher, self._events, self.clock)
         self._tasks = TaskManager(
             self._plugins,
@@ -238,6 +243,15 @@ class BaseScheduler(TaskAPI, ABC):
         subscribe = getattr(self.clock, "subscribe", None)
         if subscribe is not None:
             subscribe(self._wakeup_from_clock)
+
+    def _before_finish(self) -> set[str]:
+        """What must be written before the records of ended runs leave a shared store:
+        spaced tasks' next run times, then the run history (see RunKeeper._flush); the
+        aliases of the stores where that failed."""
+        unwritten = self._spacer.flush()
+        if self._history is not None:
+            unwritten |= self._history.flush()
+        return unwritten
 
     def _make_gate(self, alias: str, store: BaseStore) -> StoreGate:
         return StoreGate(
@@ -459,6 +473,7 @@ class BaseScheduler(TaskAPI, ABC):
         """Shut the stores down (they keep their tasks), release store locks, and report
         the shutdown."""
         # Runs that ended must be recorded in shared stores before those close.
+        self._spacer.close()
         self._runs.close()
         if self._history is not None:
             self._history.close()

@@ -16,6 +16,7 @@ from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.combining import AndTrigger, OrTrigger
 from tickwork.triggers.cron import CronTrigger
 from tickwork.triggers.date import DateTrigger
+from tickwork.triggers.delay import DelayTrigger
 from tickwork.triggers.interval import IntervalTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
@@ -24,6 +25,7 @@ __all__ = [
     "BaseTrigger",
     "CronTrigger",
     "DateTrigger",
+    "DelayTrigger",
     "IntervalTrigger",
     "OrTrigger",
     "ShutdownTrigger",
@@ -43,6 +45,7 @@ trigger_registry = Registry(
         "interval": "tickwork.triggers.interval:IntervalTrigger",
         "shutdown": "tickwork.triggers.shutdown:ShutdownTrigger",
         "cron": "tickwork.triggers.cron:CronTrigger",
+        "delay": "tickwork.triggers.delay:DelayTrigger",
         "and": "tickwork.triggers.combining:AndTrigger",
         "or": "tickwork.triggers.combining:OrTrigger",
     },
