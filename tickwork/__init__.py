@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tickwork._version import __version__
 from tickwork.clock import Clock, FakeClock, SystemClock
+from tickwork.context import TaskContext
 from tickwork.exceptions import TickworkError
 from tickwork.schedulers import (
     AsyncIOScheduler,
@@ -37,6 +38,7 @@ __all__ = [
     "ShutdownTrigger",
     "SystemClock",
     "Task",
+    "TaskContext",
     "TickworkError",
     "__version__",
     "make_async_function",

@@ -35,6 +35,7 @@ from tickwork._task_fields import (
     resolve_rules,
 )
 from tickwork._task_profile import TaskProfile, intern_profile
+from tickwork.context import context_parameter, pass_context
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
 from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
@@ -50,7 +51,16 @@ _TRIGGER_TYPES: set[type] = set()
 
 #: Fields kept in the task's shared profile, by their name on the task.
 _PROFILE_FIELDS = frozenset(
-    {"fn", "_fn_ref", "executor", "coalesce", "max_instances", "mistrigger_grace_time", "policy"}
+    {
+        "fn",
+        "_fn_ref",
+        "executor",
+        "coalesce",
+        "max_instances",
+        "mistrigger_grace_time",
+        "policy",
+        "context",
+    }
 )
 
 
@@ -180,7 +190,11 @@ class Task:
             fn_ref = None
         self.args = args = EMPTY_ARGS if args is None else check_args(args)
         self.kwargs = kwargs = EMPTY_KWARGS if kwargs is None else check_kwargs(kwargs)
-        check_callable_args(fn, args, kwargs)
+        context = context_parameter(fn)
+        if context is None:
+            check_callable_args(fn, args, kwargs)
+        else:
+            check_callable_args(fn, *pass_context(context, args, kwargs, None))
         if trigger is None:
             self.trigger = UNSET
         elif type(trigger) in _TRIGGER_TYPES or isinstance(trigger, BaseTrigger):
@@ -203,6 +217,7 @@ class Task:
                 grace,
                 scheduler,
                 resolve_policy(policy, defaults),
+                context,
             )
         )
         self.store_alias = store_alias
@@ -285,7 +300,7 @@ class Task:
     def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[TaskOwner]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
         ``scheduler``, in one change of profile."""
-        fn, fn_ref, executor, coalesce, max_instances, grace, bound, policy = self._profile
+        fn, fn_ref, executor, coalesce, max_instances, grace, bound, policy, context = self._profile
         if (
             bound is scheduler
             and coalesce is not UNSET
@@ -305,6 +320,7 @@ class Task:
                 grace,
                 scheduler,
                 fill_policy(policy, defaults),
+                context,
             )
         )
 
@@ -354,11 +370,14 @@ class Task:
         if policy is not None:
             values["policy"] = policy
         if "fn" in changes or "args" in changes or "kwargs" in changes:
-            check_callable_args(
-                values.get("fn", fn),
-                values.get("args", self.args),
-                values.get("kwargs", self.kwargs),
-            )
+            context = context_parameter(values.get("fn", fn))
+            if "fn" in values:
+                values["context"] = context
+            given_kwargs = values.get("kwargs", self.kwargs)
+            given_args = values.get("args", self.args)
+            if context is not None:
+                given_args, given_kwargs = pass_context(context, given_args, given_kwargs, None)
+            check_callable_args(values.get("fn", fn), given_args, given_kwargs)
         shared = {
             ("fn_ref" if key == "_fn_ref" else key): values.pop(key)
             for key in _PROFILE_FIELDS.intersection(values)
@@ -568,7 +587,17 @@ class Task:
         # (The policy's five entries are written only when they differ from the defaults.)
         policy = DEFAULT_POLICY if len(state) <= 12 else policy_from_state(state)
         self._profile = intern_profile(
-            (fn, fn_ref, executor, coalesce, max_instances, grace, None, policy)
+            (
+                fn,
+                fn_ref,
+                executor,
+                coalesce,
+                max_instances,
+                grace,
+                None,
+                policy,
+                context_parameter(fn),
+            )
         )
         self.args = tuple(args) if args else EMPTY_ARGS
         self.kwargs = dict(kwargs) if kwargs else EMPTY_KWARGS

@@ -1,10 +1,12 @@
-"""Task functions of the spacing tests (importable by name, for persistent stores)."""
+"""Task functions of the spacing and task-context tests (importable by name, for persistent stores)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from itertools import pairwise
+
+from tickwork import TaskContext
 
 #: (key, start, end) per run, in monotonic seconds.
 runs: list[tuple[str, float, float]] = []
@@ -33,3 +35,12 @@ def gaps(key: str) -> list[float]:
     """Seconds from each run's end to the next run's start (negative: they overlapped)."""
     spans = runs_of(key)
     return [nxt[0] - prev[1] for prev, nxt in pairwise(spans)]
+
+
+#: What tasks with a context saw: (key, resource, task id, attempt, argument).
+contexts: list[tuple[str, object, str, int, object]] = []
+
+
+def with_context(ctx: TaskContext, key: str) -> None:
+    """A task that asks for its context (first parameter) and records what it got."""
+    contexts.append((key, ctx.resources.db, ctx.task_id, ctx.attempt, ctx.run_id))

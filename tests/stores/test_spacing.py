@@ -158,3 +158,26 @@ def test_two_members_keep_the_spacing_between_each_others_runs(
         member.shutdown()
     check_spaced(key, 0.5)
     assert not [e for e in events if e.code in (TASK_MAX_INSTANCES, TASK_MISSED)]
+
+
+def test_a_task_context_reaches_a_stored_task_and_nothing_of_it_is_stored(
+    make_store: StoreMaker, schedulers: Callable[..., BackgroundScheduler]
+) -> None:
+    from spacing_funcs import contexts
+
+    key = f"ctx-{uuid.uuid4().hex[:6]}"
+    pool = object()  # not serialisable by either serializer: it must never be stored
+    scheduler = schedulers(make_store(start=False), resources={"db": pool})
+    task = scheduler.add_task("spacing_funcs:with_context", args=[key], id=key)
+    assert task.args == (key,)
+    assert "ctx" not in task.kwargs
+    scheduler.start()
+    deadline = time.monotonic() + 10
+    while not [c for c in contexts if c[0] == key] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.shutdown()
+    [(_, db, task_id, attempt, run_id)] = [c for c in contexts if c[0] == key]
+    assert db is pool
+    assert task_id == key
+    assert attempt == 1
+    assert run_id == scheduler.get_runs(key)[0].run_id

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tickwork.context import Resources, with_context
 from tickwork.events import (
     TASK_ERROR,
     TASK_MAX_INSTANCES,
@@ -55,6 +56,8 @@ class Dispatcher:
         self._logger = logger
         #: Notes every run for the run history (None: the scheduler keeps none).
         self.history = history
+        #: The scheduler's resources, for tasks that ask for a TaskContext.
+        self.resources = Resources()
 
     def submit(
         self,
@@ -86,7 +89,13 @@ class Dispatcher:
         try:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
-            executor.send_task(task, run_times)
+            context = task._profile.context  # (one read per run for tasks without one)
+            executor.send_task(
+                task
+                if context is None
+                else with_context(task, context, self.resources, run_times, attempt),
+                run_times,
+            )
         except MaxInstancesReachedError as exc:
             if history is not None:
                 history.forget(task, run_times, attempt)

@@ -46,6 +46,7 @@ from tickwork.exceptions import (
     TickworkError,
     UnknownAliasError,
 )
+from tickwork.executors.pool import ProcessPoolExecutor
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._planner import Planner
@@ -423,6 +424,8 @@ class TaskManager:
         task._adopt(self.task_defaults, self._self_ref)
         if task.trigger.spacing is not None or task._profile.policy.cooldown is not None:
             check_spacing(task)  # (inline test first: this runs on every add)
+        if task._profile.context is not None:
+            self._check_context(task)
         task.store_alias = store_alias
         running = self._life.state is not _STOPPED
         if running and task.executor not in self._executors:
@@ -435,6 +438,19 @@ class TaskManager:
             # it. A running scheduler hands it to the store at once, and the store refuses
             # it before writing anything (BaseStore contract), so it is not encoded twice.
             target.validate_task(task)
+
+    def _check_context(self, task: Task) -> None:
+        """Refuse a task that asks for a TaskContext on a process pool (see
+        :mod:`tickwork.context`)."""
+        executor = self._executors.get(task.executor)
+        if isinstance(executor, ProcessPoolExecutor):
+            raise InvalidTaskError(
+                f"task {task.id!r}: {task.name} asks for a TaskContext (parameter "
+                f"{task._profile.context!r}), which cannot go to the process pool "
+                f"{task.executor!r}: its runs are pickled to another process, and the "
+                "scheduler's resources (pools, clients) cannot be; run it on a thread pool "
+                "or the asyncio executor"
+            )
 
     def _add(self, task: Task, store_alias: str, replace_existing: Conflict) -> Task:
         """Add ``task`` (pending before start); returns the task that is kept (the stored

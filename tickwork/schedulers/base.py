@@ -29,6 +29,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
+from types import SimpleNamespace
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
@@ -37,6 +38,7 @@ from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock, SystemClock
+from tickwork.context import Resources, check_resources
 from tickwork.events import (
     ALL_EVENTS,
     EXECUTOR_ADDED,
@@ -129,6 +131,8 @@ class BaseScheduler(TaskAPI, ABC):
     * ``run_history``: how long the records of runs are kept (see :meth:`get_runs`):
       ``{"max_age": seconds or None, "max_per_task": count or None}``, by default a week
       and 100 per task; ``None`` keeps no records at all.
+    * ``resources``: shared objects for tasks (a dict or ``SimpleNamespace``), see
+      :attr:`resources`.
     * ``shutdown_timeout``: seconds a shutdown (also leaving ``with`` / ``async with`` and
       the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
       and runs in threads or processes are reported and left behind. ``None`` (the
@@ -151,6 +155,7 @@ class BaseScheduler(TaskAPI, ABC):
         batch_size: int = 256,
         shutdown_timeout: float | None = None,
         run_history: Mapping[str, Any] | None = DEFAULT_RUN_HISTORY,
+        resources: Mapping[str, Any] | SimpleNamespace | None = None,
         jobstores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
         job_defaults: Mapping[str, Any] | None = None,
     ) -> None:
@@ -196,6 +201,7 @@ class BaseScheduler(TaskAPI, ABC):
         self._dispatcher = Dispatcher(
             self._plugins.executors, self._events, self.logger, self._history
         )
+        self._dispatcher.resources = check_resources(resources)
         # Moves the next run times of spaced tasks (fixed delay, cooldown) as runs end.
         self._spacer = RunSpacer(self._plugins.gates, self.identity, self.clock, self.logger)
         self._runs = RunKeeper(
@@ -264,6 +270,18 @@ class BaseScheduler(TaskAPI, ABC):
             self.identity,
             self.logger,
         )
+
+    @property
+    def resources(self) -> Resources:
+        """The application's shared objects for tasks (a DB pool, an HTTP client), given
+        as ``resources=`` or set as attributes (``scheduler.resources.db = pool``); a
+        task gets them through a parameter annotated :class:`~tickwork.TaskContext`
+        (see :mod:`tickwork.context`). Never stored or serialised."""
+        return self._dispatcher.resources
+
+    @resources.setter
+    def resources(self, value: Mapping[str, Any] | SimpleNamespace | None) -> None:
+        self._dispatcher.resources = check_resources(value)
 
     @property
     def state(self) -> SchedulerState:
