@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tickwork._version import __version__
 from tickwork.clock import Clock, FakeClock, SystemClock
+from tickwork.context import TaskContext
 from tickwork.exceptions import TickworkError
 from tickwork.routers import TaskRouter
 from tickwork.schedulers import (
@@ -39,6 +40,7 @@ __all__ = [
     "ShutdownTrigger",
     "SystemClock",
     "Task",
+    "TaskContext",
     "TaskRouter",
     "TickworkError",
     "__version__",

@@ -1,7 +1,7 @@
 """A task's run policy: how long a run may take and how a failed run is tried again.
 
-The five task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff`` and
-``retry_on`` travel together as one :class:`RunPolicy`, a field of the task's shared
+The six task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff``,
+``retry_on`` and ``cooldown`` travel together as one :class:`RunPolicy`, a field of the task's shared
 profile (:mod:`tickwork._task_profile`): tasks that leave them at their defaults share
 one object, and the add path handles one value instead of five.
 
@@ -28,6 +28,7 @@ __all__ = [
     "POLICY_FIELDS",
     "RunPolicy",
     "changed_policy",
+    "check_cooldown",
     "check_retries",
     "check_retry_backoff",
     "check_retry_delay",
@@ -43,7 +44,14 @@ __all__ = [
 ]
 
 #: The options, in :class:`RunPolicy` order.
-POLICY_FIELDS: Final = ("timeout", "retries", "retry_delay", "retry_backoff", "retry_on")
+POLICY_FIELDS: Final = (
+    "timeout",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_on",
+    "cooldown",
+)
 
 
 class RunPolicy:
@@ -64,6 +72,9 @@ class RunPolicy:
     retry_delay: float
     retry_backoff: float
     retry_on: tuple[type[BaseException], ...]
+    #: Seconds no run may start after a run of the task ended, on any member of a
+    #: fleet (``None``: none); see :mod:`tickwork.schedulers._spacing`.
+    cooldown: float | None
     #: True when no field is ``UNSET`` (asked on every add: a loop would cost more).
     filled: bool
 
@@ -74,17 +85,33 @@ class RunPolicy:
         retry_delay: float,
         retry_backoff: float,
         retry_on: tuple[type[BaseException], ...],
+        cooldown: float | None = None,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
         self.retry_delay = retry_delay
         self.retry_backoff = retry_backoff
         self.retry_on = retry_on
-        self.filled = UNSET not in (timeout, retries, retry_delay, retry_backoff, retry_on)
+        self.cooldown = cooldown
+        self.filled = UNSET not in (
+            timeout,
+            retries,
+            retry_delay,
+            retry_backoff,
+            retry_on,
+            cooldown,
+        )
 
     def __iter__(self) -> Iterator[Any]:
         return iter(
-            (self.timeout, self.retries, self.retry_delay, self.retry_backoff, self.retry_on)
+            (
+                self.timeout,
+                self.retries,
+                self.retry_delay,
+                self.retry_backoff,
+                self.retry_on,
+                self.cooldown,
+            )
         )
 
     def _replace(self, **changes: Any) -> RunPolicy:
@@ -101,7 +128,7 @@ class RunPolicy:
 
 
 #: The policy of a task that sets none of the options, under default ``task_defaults``.
-DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,))
+DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,), None)
 
 
 def _seconds(value: Any) -> float | None:
@@ -169,6 +196,20 @@ def check_retry_on(value: Any) -> tuple[type[BaseException], ...]:
     return classes
 
 
+def check_cooldown(value: Any) -> float | None:
+    """Seconds above 0 (a number or a timedelta), or ``None`` (no cooldown)."""
+    if value is None:
+        return None
+    seconds = _seconds(value)
+    if seconds is None or not 0 < seconds < math.inf:
+        hint = "; use None for no cooldown" if seconds == 0.0 else ""
+        raise InvalidTaskError(
+            f"cooldown must be seconds > 0 (how long after a run ends the task may run "
+            f"again), a timedelta or None, got {value!r}{hint}"
+        )
+    return seconds
+
+
 #: The check of each option, by name: the one list of them.
 POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "timeout": check_timeout,
@@ -176,6 +217,7 @@ POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "retry_delay": check_retry_delay,
     "retry_backoff": check_retry_backoff,
     "retry_on": check_retry_on,
+    "cooldown": check_cooldown,
 }
 
 #: Policies by their fields: equal policies are one object (tasks share their profile).
@@ -203,7 +245,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
     through this same function when it is added)."""
     if given is None:
         if defaults is None:
-            return _intern((UNSET,) * 5)
+            return _intern((UNSET,) * len(POLICY_FIELDS))
         # (Spelt out, not a loop: this runs on every add_task.)
         fields = (
             defaults["timeout"],
@@ -211,6 +253,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
             defaults["retry_delay"],
             defaults["retry_backoff"],
             defaults["retry_on"],
+            defaults["cooldown"],
         )
         policy = _POLICIES.get(fields)
         return policy if policy is not None else _intern(fields)
@@ -252,11 +295,13 @@ def changed_policy(policy: RunPolicy, changes: Mapping[str, Any]) -> RunPolicy |
 
 def policy_state(policy: RunPolicy) -> dict[str, Any]:
     """The entries a task's saved state gets for its policy: none for the default one
-    (records written before these options existed look the same), else all five, the
-    ``retry_on`` classes by reference (``"module:QualName"``). A class without an
-    importable reference raises :class:`~tickwork.exceptions.ReferenceResolutionError`
-    naming it, which a persistent store reports when the task is added. Options a task
-    built outside a scheduler left unset are saved as the built-in defaults."""
+    (records written before these options existed look the same); else the five retry
+    and timeout entries when any of them differs from its default, the ``retry_on``
+    classes by reference (``"module:QualName"``), and ``cooldown`` when it is set. A class
+    without an importable reference raises
+    :class:`~tickwork.exceptions.ReferenceResolutionError` naming it, which a persistent
+    store reports when the task is added. Options a task built outside a scheduler left
+    unset are saved as the built-in defaults."""
     if not policy.filled:  # (a task no scheduler filled in: the built-in defaults)
         policy = _intern(
             tuple(
@@ -266,20 +311,27 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
         )
     if policy is DEFAULT_POLICY:
         return {}
-    return {
-        "timeout": policy.timeout,
-        "retries": policy.retries,
-        "retry_delay": policy.retry_delay,
-        "retry_backoff": policy.retry_backoff,
-        "retry_on": [obj_to_ref(cls) for cls in policy.retry_on],
-    }
+    state: dict[str, Any] = {}
+    if tuple(policy)[:5] != tuple(DEFAULT_POLICY)[:5]:
+        state = {
+            "timeout": policy.timeout,
+            "retries": policy.retries,
+            "retry_delay": policy.retry_delay,
+            "retry_backoff": policy.retry_backoff,
+            "retry_on": [obj_to_ref(cls) for cls in policy.retry_on],
+        }
+    if policy.cooldown is not None:
+        state["cooldown"] = policy.cooldown
+    return state
 
 
 def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
     """The policy of a saved task state (see :func:`policy_state`); every value checked
     as at ``add_task``, the classes imported from their references."""
     if "retries" not in state:
-        return DEFAULT_POLICY
+        if "cooldown" not in state:
+            return DEFAULT_POLICY
+        return resolve_policy((*tuple(DEFAULT_POLICY)[:5], state["cooldown"]), None)
     refs = state.get("retry_on")
     if not isinstance(refs, list) or not all(isinstance(ref, str) for ref in refs):
         raise InvalidTaskError(f"field 'retry_on' = {refs!r} is not a list of class references")
@@ -295,6 +347,7 @@ def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
         state.get("retry_delay", DEFAULT_POLICY.retry_delay),
         state.get("retry_backoff", DEFAULT_POLICY.retry_backoff),
         classes,
+        state.get("cooldown"),
     )
     return resolve_policy(given, None)
 

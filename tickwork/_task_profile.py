@@ -42,6 +42,9 @@ class TaskProfile(NamedTuple):
     scheduler: weakref.ref[TaskOwner] | None
     #: ``timeout`` and the retry options (see :mod:`tickwork._run_policy`).
     policy: RunPolicy
+    #: The parameter of ``fn`` that asks for a :class:`~tickwork.context.TaskContext`
+    #: (``None``: none), read from its signature once (see :mod:`tickwork.context`).
+    context: tuple[str, int] | None = None
 
 
 #: ``make_profile((fn, fn_ref, ...))`` builds a profile from a tuple of its fields, in C:

@@ -36,6 +36,7 @@ from tickwork._task_fields import (
     resolve_rules,
 )
 from tickwork._task_profile import TaskProfile, intern_profile
+from tickwork.context import context_parameter, pass_context
 from tickwork.exceptions import InvalidTaskError, ReferenceResolutionError
 from tickwork.triggers.base import BaseTrigger
 from tickwork.utils import check_callable_args, obj_to_ref, ref_to_obj
@@ -51,7 +52,16 @@ _TRIGGER_TYPES: set[type] = set()
 
 #: Fields kept in the task's shared profile, by their name on the task.
 _PROFILE_FIELDS = frozenset(
-    {"fn", "_fn_ref", "executor", "coalesce", "max_instances", "mistrigger_grace_time", "policy"}
+    {
+        "fn",
+        "_fn_ref",
+        "executor",
+        "coalesce",
+        "max_instances",
+        "mistrigger_grace_time",
+        "policy",
+        "context",
+    }
 )
 
 
@@ -72,7 +82,9 @@ class Task:
     * ``next_run_time``: when it runs next; ``None`` means paused;
     * ``timeout``: seconds a run may take (``None``: no limit); ``retries``: how many more
       tries a failed run gets, ``retry_delay`` seconds later, growing by the factor
-      ``retry_backoff`` per attempt, for the exception classes ``retry_on``.
+      ``retry_backoff`` per attempt, for the exception classes ``retry_on``;
+    * ``cooldown``: seconds after a run ends before the task may run again, on any
+      scheduler sharing its store (``None``: none).
 
     A task built with ``scheduler=`` is added to that scheduler at once; one built without
     is passed to ``scheduler.add_task(task)`` later.
@@ -119,11 +131,12 @@ class Task:
         retry_delay: float | timedelta = UNSET,
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
+        cooldown: float | timedelta | None = UNSET,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
             trigger = _trigger_from_alias(trigger, trigger_args)
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown)
         self._fill(
             fn,
             trigger,
@@ -178,7 +191,11 @@ class Task:
             fn_ref = None
         self.args = args = EMPTY_ARGS if args is None else check_args(args)
         self.kwargs = kwargs = EMPTY_KWARGS if kwargs is None else check_kwargs(kwargs)
-        check_callable_args(fn, args, kwargs)
+        context = context_parameter(fn)
+        if context is None:
+            check_callable_args(fn, args, kwargs)
+        else:
+            check_callable_args(fn, *pass_context(context, args, kwargs, None))
         if trigger is None:
             self.trigger = UNSET
         elif type(trigger) in _TRIGGER_TYPES or isinstance(trigger, BaseTrigger):
@@ -210,12 +227,14 @@ class Task:
                             defaults["retry_delay"],
                             defaults["retry_backoff"],
                             defaults["retry_on"],
+                            defaults["cooldown"],
                         )
                     )
                     if policy is None and defaults is not None
                     else None
                 )
                 or resolve_policy(policy, defaults),
+                context,
             )
         )
         self.store_alias = store_alias
@@ -277,6 +296,12 @@ class Task:
         return self._profile.policy.retry_on
 
     @property
+    def cooldown(self) -> float | None:
+        """Seconds after a run ended before the task may run again, on any scheduler
+        sharing its store (``None``: no cooldown); see :doc:`task options </task-options>`."""
+        return self._profile.policy.cooldown
+
+    @property
     def _fn_ref(self) -> str | None:
         return self._profile.fn_ref
 
@@ -292,7 +317,7 @@ class Task:
     def _adopt(self, defaults: Mapping[str, Any], scheduler: weakref.ref[TaskOwner]) -> None:
         """Fill the run rules left ``UNSET`` from ``defaults`` and bind the task to
         ``scheduler``, in one change of profile."""
-        fn, fn_ref, executor, coalesce, max_instances, grace, bound, policy = self._profile
+        fn, fn_ref, executor, coalesce, max_instances, grace, bound, policy, context = self._profile
         if (
             bound is scheduler
             and coalesce is not UNSET
@@ -312,6 +337,7 @@ class Task:
                 grace,
                 scheduler,
                 fill_policy(policy, defaults),
+                context,
             )
         )
 
@@ -361,11 +387,14 @@ class Task:
         if policy is not None:
             values["policy"] = policy
         if "fn" in changes or "args" in changes or "kwargs" in changes:
-            check_callable_args(
-                values.get("fn", fn),
-                values.get("args", self.args),
-                values.get("kwargs", self.kwargs),
-            )
+            context = context_parameter(values.get("fn", fn))
+            if "fn" in values:
+                values["context"] = context
+            given_kwargs = values.get("kwargs", self.kwargs)
+            given_args = values.get("args", self.args)
+            if context is not None:
+                given_args, given_kwargs = pass_context(context, given_args, given_kwargs, None)
+            check_callable_args(values.get("fn", fn), given_args, given_kwargs)
         shared = {
             ("fn_ref" if key == "_fn_ref" else key): values.pop(key)
             for key in _PROFILE_FIELDS.intersection(values)
@@ -572,10 +601,20 @@ class Task:
         self.store_alias = None
         self.id = task_id
         self.name = name
-        # (The policy's five entries are written only when they differ from the defaults.)
+        # (The policy's entries are written only when they differ from the defaults.)
         policy = DEFAULT_POLICY if len(state) <= 12 else policy_from_state(state)
         self._profile = intern_profile(
-            (fn, fn_ref, executor, coalesce, max_instances, grace, None, policy)
+            (
+                fn,
+                fn_ref,
+                executor,
+                coalesce,
+                max_instances,
+                grace,
+                None,
+                policy,
+                context_parameter(fn),
+            )
         )
         self.args = tuple(args) if args else EMPTY_ARGS
         self.kwargs = dict(kwargs) if kwargs else EMPTY_KWARGS

@@ -31,6 +31,8 @@ PERSISTENT = [
 BACKENDS = [pytest.param("memory", id="memory"), *PERSISTENT]
 SQL = [p for p in PERSISTENT if p.values[0] in ("sqlite", "postgresql", "mariadb")]
 SQL_SERVERS = [p for p in SQL if p.values[0] != "sqlite"]
+#: The backends several schedulers can share (leases): SQL and Redis.
+SHARED = [*SQL, *(p for p in PERSISTENT if p.values[0] == "redis")]
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +102,12 @@ def make_sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
 @pytest.fixture(params=SQL_SERVERS)
 def make_sql_server_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """Makes started SQLAlchemy stores on the PostgreSQL and MariaDB servers."""
+    yield from _maker(request, tmp_path)
+
+
+@pytest.fixture(params=SHARED)
+def make_shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
+    """Makes started stores of the backends several schedulers can share."""
     yield from _maker(request, tmp_path)
 
 

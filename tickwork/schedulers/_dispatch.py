@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tickwork.context import Resources, with_context
 from tickwork.events import (
     TASK_ERROR,
     TASK_MAX_INSTANCES,
@@ -25,6 +26,7 @@ from tickwork.exceptions import MaxInstancesReachedError, UnknownAliasError
 from tickwork.executors.base import BaseExecutor, run_log_extra
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._history import RunRecorder
+from tickwork.schedulers._spacing import is_spaced
 from tickwork.stores.base import InProgressRun
 from tickwork.tasks import Task
 
@@ -54,6 +56,8 @@ class Dispatcher:
         self._logger = logger
         #: Notes every run for the run history (None: the scheduler keeps none).
         self.history = history
+        #: The scheduler's resources, for tasks that ask for a TaskContext.
+        self.resources = Resources()
 
     def submit(
         self,
@@ -74,20 +78,36 @@ class Dispatcher:
             # Noted first: a synchronous executor ends the runs inside send_task.
             history.starting(task, run_times, attempt)
         retrier = self.retrier
-        if retrier is not None and (attempt != 1 or task._profile.policy.retries):
+        policy = task._profile.policy
+        if retrier is not None and (
+            attempt != 1
+            or policy.retries
+            or policy.cooldown is not None
+            or task.trigger.spacing is not None
+        ):
             retrier.note(task, run_times, attempt)
         try:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
-            executor.send_task(task, run_times)
+            context = task._profile.context  # (one read per run for tasks without one)
+            executor.send_task(
+                task
+                if context is None
+                else with_context(task, context, self.resources, run_times, attempt),
+                run_times,
+            )
         except MaxInstancesReachedError as exc:
             if history is not None:
                 history.forget(task, run_times, attempt)
             if retrier is not None:
                 retrier.forget(task, run_times)
-            self.report_max_instances(task, run_times, exc, attempt)
             if raise_max_instances:
+                self.report_max_instances(task, run_times, exc, attempt)
                 raise
+            if attempt == 1 and is_spaced(task):
+                self.report_held(task, run_times)
+            else:
+                self.report_max_instances(task, run_times, exc, attempt)
             return False
         except Exception as exc:
             if retrier is not None:  # (its outcome below is not an executor's)
@@ -175,6 +195,17 @@ class Dispatcher:
             self._events.emit(
                 TaskSubmissionEvent(TASK_MAX_INSTANCES, task.id, task.store_alias, tuple(run_times))
             )
+
+    def report_held(self, task: Task, run_times: list[datetime]) -> None:
+        """A spaced task (fixed delay, cooldown) came due while a run of it is in
+        progress: nothing is skipped (the run's end moves the task's next run time past
+        its spacing, see :mod:`~tickwork.schedulers._spacing`), so no event; a DEBUG line."""
+        self._logger.debug(
+            "task %r due at %s held: a run of it is in progress (its end sets the next run)",
+            task.id,
+            run_times[-1].isoformat(),
+            extra=run_log_extra(task.id, run_times[-1]),
+        )
 
     def report_removed(self, alias: str, task_ids: list[str]) -> None:
         """Report tasks the pass deleted because their triggers are finished."""

@@ -17,6 +17,10 @@ every attempt after the first (a retry, or a run taken over from a dead schedule
   lost, and made once);
 * reports it: a ``TASK_RETRY`` event and a log line.
 
+It also follows the runs of *spaced* tasks (a fixed delay, a ``cooldown``): their end
+goes to the :class:`~tickwork.schedulers._spacing.RunSpacer` before any listener sees it,
+so the run keeper deletes a run's record only after the task's next run was moved.
+
 Runs it does not follow cost nothing: while it follows none, no listener is added for
 ``TASK_EXECUTED``, so executors build no event for a success nobody listens to.
 """
@@ -42,6 +46,7 @@ from tickwork.events import (
 from tickwork.executors.base import run_log_extra
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._runs import RunKeeper
+from tickwork.schedulers._spacing import RunSpacer, is_spaced
 from tickwork.stores.base import PendingRetry
 from tickwork.tasks import Task
 
@@ -65,6 +70,8 @@ class Retrier:
     ) -> None:
         self._events = events
         self._keeper = keeper
+        #: Told when a run of a spaced task ends (set by the scheduler).
+        self.spacer: RunSpacer | None = None
         self._clock = clock
         self._logger = logger
         self._lock = threading.Lock()
@@ -73,8 +80,8 @@ class Retrier:
 
     def note(self, task: Task, run_times: list[datetime], attempt: int) -> None:
         """Follow these runs (called before they are handed to the executor) when the
-        task has retries or this is not a first attempt."""
-        if attempt == 1 and not task._profile.policy.retries:
+        task has retries or spacing, or this is not a first attempt."""
+        if attempt == 1 and not task._profile.policy.retries and not is_spaced(task):
             return
         with self._lock:
             if not self._flight:
@@ -106,6 +113,9 @@ class Retrier:
             self._events.emit(event)
             return
         task, attempt = followed
+        spacer = self.spacer
+        if spacer is not None and is_spaced(task):
+            spacer.ended(task)
         if attempt != 1:
             event = dataclasses.replace(event, attempt=attempt)
         retry = None

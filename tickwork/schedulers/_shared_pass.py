@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._planner import Planner, RunPlan, write_back
 from tickwork.schedulers._runs import RunKeeper
+from tickwork.schedulers._spacing import is_spaced
 from tickwork.stores.base import BaseStore, InProgressRun
 from tickwork.tasks import Task
 
@@ -125,7 +126,9 @@ class SharedStorePass:
             if missed:
                 self._dispatcher.report_missed(task, missed, now)
             count = in_progress.get(task.id, 0)
-            if run_times and not self._planner.may_start(task, count):
+            if run_times and not self._planner.may_start(task, count) and is_spaced(task):
+                self._dispatcher.report_held(task, run_times)  # (see _spacing.py)
+            elif run_times and not self._planner.may_start(task, count):
                 self._dispatcher.report_max_instances(
                     task,
                     run_times,

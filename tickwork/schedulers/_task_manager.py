@@ -46,10 +46,12 @@ from tickwork.exceptions import (
     TickworkError,
     UnknownAliasError,
 )
+from tickwork.executors.pool import ProcessPoolExecutor
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins
+from tickwork.schedulers._spacing import check_spacing
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.stores.base import BaseStore
 from tickwork.tasks import UNSET, Task
@@ -420,6 +422,10 @@ class TaskManager:
         if task.trigger is UNSET:
             task.trigger = DateTrigger(timezone=self.timezone)
         task._adopt(self.task_defaults, self._self_ref)
+        if task.trigger.spacing is not None or task._profile.policy.cooldown is not None:
+            check_spacing(task)  # (inline test first: this runs on every add)
+        if task._profile.context is not None:
+            self._check_context(task)
         task.store_alias = store_alias
         running = self._life.state is not _STOPPED
         if running and task.executor not in self._executors:
@@ -432,6 +438,19 @@ class TaskManager:
             # it. A running scheduler hands it to the store at once, and the store refuses
             # it before writing anything (BaseStore contract), so it is not encoded twice.
             target.validate_task(task)
+
+    def _check_context(self, task: Task) -> None:
+        """Refuse a task that asks for a TaskContext on a process pool (see
+        :mod:`tickwork.context`)."""
+        executor = self._executors.get(task.executor)
+        if isinstance(executor, ProcessPoolExecutor):
+            raise InvalidTaskError(
+                f"task {task.id!r}: {task.name} asks for a TaskContext (parameter "
+                f"{task._profile.context!r}), which cannot go to the process pool "
+                f"{task.executor!r}: its runs are pickled to another process, and the "
+                "scheduler's resources (pools, clients) cannot be; run it on a thread pool "
+                "or the asyncio executor"
+            )
 
     def _add(self, task: Task, store_alias: str, replace_existing: Conflict) -> Task:
         """Add ``task`` (pending before start); returns the task that is kept (the stored
@@ -696,7 +715,7 @@ class TaskManager:
             changes["trigger"] = self._make_trigger(changes["trigger"], {})
         task, alias = self._find(task_id, store)
         if alias is None:
-            task._apply(changes)
+            _apply_checked(task, changes)
             return task
         with self._store_lock(alias):
             task, _ = self._find(task_id, alias)
@@ -706,7 +725,7 @@ class TaskManager:
                 )
             if "executor" in changes and changes["executor"] not in self._executors:
                 raise UnknownAliasError("executor", changes["executor"], list(self._executors))
-            task._apply(changes)
+            _apply_checked(task, changes)
             target = self._lookup_store(alias)
             target.validate_task(task)
             target.update_task(task)
@@ -816,6 +835,15 @@ class TaskManager:
         """:meth:`get_task_info` for every task, in :meth:`get_tasks` order (built from
         one listing, not one look-up per task)."""
         return [_task_info(task, pending) for task, pending in self._listing(store)]
+
+
+def _apply_checked(task: Task, changes: dict[str, Any]) -> None:
+    """``task._apply(changes)``, refused whole when the changed task breaks a rule that
+    spans fields (a fixed delay with ``max_instances=2``, see ``_spacing.py``)."""
+    probe = task._shallow_copy()
+    probe._apply(changes)
+    check_spacing(probe)
+    task._apply(changes)
 
 
 def _check_conflict(value: object) -> None:

@@ -29,6 +29,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
+from types import SimpleNamespace
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
@@ -37,6 +38,7 @@ from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock, SystemClock
+from tickwork.context import Resources, check_resources
 from tickwork.events import (
     ALL_EVENTS,
     EXECUTOR_ADDED,
@@ -73,6 +75,7 @@ from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._retries import Retrier
 from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._runs import RunKeeper
+from tickwork.schedulers._spacing import RunSpacer
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers._task_manager import PendingTask, TaskManager
@@ -100,6 +103,7 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "retry_delay": DEFAULT_POLICY.retry_delay,
     "retry_backoff": DEFAULT_POLICY.retry_backoff,
     "retry_on": DEFAULT_POLICY.retry_on,
+    "cooldown": DEFAULT_POLICY.cooldown,
 }
 
 #: The check of every ``task_defaults`` key.
@@ -118,7 +122,7 @@ class BaseScheduler(TaskAPI, ABC):
     * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
       tasks that don't set them (defaults: True, 1, 1.0 s), and ``timeout``,
       ``retries``, ``retry_delay``, ``retry_backoff``, ``retry_on`` (defaults: None, 0,
-      1.0 s, 2.0, ``(Exception,)``).
+      1.0 s, 2.0, ``(Exception,)``), and ``cooldown`` (default None).
     * ``timezone``: the zone for triggers without one (default: the local zone).
     * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
@@ -127,6 +131,8 @@ class BaseScheduler(TaskAPI, ABC):
     * ``run_history``: how long the records of runs are kept (see :meth:`get_runs`):
       ``{"max_age": seconds or None, "max_per_task": count or None}``, by default a week
       and 100 per task; ``None`` keeps no records at all.
+    * ``resources``: shared objects for tasks (a dict or ``SimpleNamespace``), see
+      :attr:`resources`.
     * ``shutdown_timeout``: seconds a shutdown (also leaving ``with`` / ``async with`` and
       the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
       and runs in threads or processes are reported and left behind. ``None`` (the
@@ -149,6 +155,7 @@ class BaseScheduler(TaskAPI, ABC):
         batch_size: int = 256,
         shutdown_timeout: float | None = None,
         run_history: Mapping[str, Any] | None = DEFAULT_RUN_HISTORY,
+        resources: Mapping[str, Any] | SimpleNamespace | None = None,
         jobstores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
         job_defaults: Mapping[str, Any] | None = None,
     ) -> None:
@@ -194,19 +201,23 @@ class BaseScheduler(TaskAPI, ABC):
         self._dispatcher = Dispatcher(
             self._plugins.executors, self._events, self.logger, self._history
         )
+        self._dispatcher.resources = check_resources(resources)
+        # Moves the next run times of spaced tasks (fixed delay, cooldown) as runs end.
+        self._spacer = RunSpacer(self._plugins.gates, self.identity, self.clock, self.logger)
         self._runs = RunKeeper(
             self._plugins.stores,
             self._events,
             self.identity,
             self.clock,
             self.logger,
-            None if self._history is None else self._history.flush,
+            self._before_finish,
             self._retry_written,
             self._canceller.requested,
         )
         # Between the executors and the hub: attempts, retries (see _retries.py).
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
+        self._retrier.spacer = self._spacer
         self._run_now = RunNow(self._dispatcher, self._events, self.clock)
         self._tasks = TaskManager(
             self._plugins,
@@ -239,6 +250,15 @@ class BaseScheduler(TaskAPI, ABC):
         if subscribe is not None:
             subscribe(self._wakeup_from_clock)
 
+    def _before_finish(self) -> set[str]:
+        """What must be written before the records of ended runs leave a shared store:
+        spaced tasks' next run times, then the run history (see RunKeeper._flush); the
+        aliases of the stores where that failed."""
+        unwritten = self._spacer.flush()
+        if self._history is not None:
+            unwritten |= self._history.flush()
+        return unwritten
+
     def _make_gate(self, alias: str, store: BaseStore) -> StoreGate:
         return StoreGate(
             alias,
@@ -250,6 +270,18 @@ class BaseScheduler(TaskAPI, ABC):
             self.identity,
             self.logger,
         )
+
+    @property
+    def resources(self) -> Resources:
+        """The application's shared objects for tasks (a DB pool, an HTTP client), given
+        as ``resources=`` or set as attributes (``scheduler.resources.db = pool``); a
+        task gets them through a parameter annotated :class:`~tickwork.TaskContext`
+        (see :mod:`tickwork.context`). Never stored or serialised."""
+        return self._dispatcher.resources
+
+    @resources.setter
+    def resources(self, value: Mapping[str, Any] | SimpleNamespace | None) -> None:
+        self._dispatcher.resources = check_resources(value)
 
     @property
     def state(self) -> SchedulerState:
@@ -459,6 +491,7 @@ class BaseScheduler(TaskAPI, ABC):
         """Shut the stores down (they keep their tasks), release store locks, and report
         the shutdown."""
         # Runs that ended must be recorded in shared stores before those close.
+        self._spacer.close()
         self._runs.close()
         if self._history is not None:
             self._history.close()

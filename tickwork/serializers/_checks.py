@@ -34,6 +34,7 @@ from tickwork.triggers.base import BaseTrigger
 from tickwork.triggers.combining import AndTrigger, OrTrigger
 from tickwork.triggers.cron import CronTrigger
 from tickwork.triggers.date import DateTrigger
+from tickwork.triggers.delay import DelayTrigger
 from tickwork.triggers.interval import IntervalTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
@@ -264,6 +265,21 @@ def _check_cron(trigger: Any, reference: datetime | None) -> None:
         _check_jitter(trigger.jitter)
 
 
+def _check_delay(trigger: Any, reference: datetime | None) -> None:
+    """A DelayTrigger: a positive delay (its ``spacing`` follows from it), a zone, an
+    aware ``start_at``."""
+    delay = trigger.delay
+    if type(delay) is not timedelta or not _ZERO < delay <= _LONGEST:
+        raise _Bad(".delay", delay, f"is not a positive timedelta of at most {_LONGEST.days} days")
+    zone = trigger.timezone
+    if type(zone) not in _ZONES and not _is_zone(zone):
+        raise _Bad(".timezone", zone, "is not a time zone")
+    if trigger.start_at is not None:
+        _check_aware(trigger.start_at, ".start_at")
+    if reference is not None and reference.year > _SAFE_YEAR:
+        _check_advance(delay, reference)
+
+
 def _check_datetime(value: object, path: str) -> None:
     if not isinstance(value, datetime):
         raise _Bad(path, value, "is not a datetime")
@@ -307,6 +323,7 @@ TRIGGER_CHECKS: dict[type, Callable[[Any, datetime | None], None]] = {
     IntervalTrigger: _check_interval,
     CronTrigger: _check_cron,
     DateTrigger: _check_date,
+    DelayTrigger: _check_delay,
     ShutdownTrigger: _check_nothing,
     AndTrigger: _check_combination,
     OrTrigger: _check_combination,

@@ -17,6 +17,7 @@ from tickwork.triggers.calendarinterval import CalendarIntervalTrigger
 from tickwork.triggers.combining import AndTrigger, OrTrigger
 from tickwork.triggers.cron import CronTrigger
 from tickwork.triggers.date import DateTrigger
+from tickwork.triggers.delay import DelayTrigger
 from tickwork.triggers.interval import IntervalTrigger
 from tickwork.triggers.shutdown import ShutdownTrigger
 
@@ -26,6 +27,7 @@ __all__ = [
     "CalendarIntervalTrigger",
     "CronTrigger",
     "DateTrigger",
+    "DelayTrigger",
     "IntervalTrigger",
     "OrTrigger",
     "ShutdownTrigger",
@@ -46,6 +48,7 @@ trigger_registry = Registry(
         "shutdown": "tickwork.triggers.shutdown:ShutdownTrigger",
         "cron": "tickwork.triggers.cron:CronTrigger",
         "calendarinterval": "tickwork.triggers.calendarinterval:CalendarIntervalTrigger",
+        "delay": "tickwork.triggers.delay:DelayTrigger",
         "and": "tickwork.triggers.combining:AndTrigger",
         "or": "tickwork.triggers.combining:OrTrigger",
     },

@@ -55,6 +55,12 @@ class BaseTrigger(ABC):
     alias: ClassVar[str]
     #: The current version of this trigger's ``__getstate__`` format.
     state_version: ClassVar[int] = 1
+    #: Seconds the next run must keep from the *end* of the previous one (``None``: the
+    #: trigger's fire times alone decide). A fixed-delay trigger sets it; the scheduler
+    #: then moves the task's next run time to at least the end of each run plus this,
+    #: and holds the task while a run of it is in progress (see
+    #: :mod:`tickwork.schedulers._spacing`).
+    spacing: float | None = None
 
     @abstractmethod
     def get_next_trigger_time(
