@@ -1,9 +1,9 @@
 """A task's run policy: how long a run may take and how a failed run is tried again.
 
-The five task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff`` and
-``retry_on`` travel together as one :class:`RunPolicy`, a field of the task's shared
-profile (:mod:`tickwork._task_profile`): tasks that leave them at their defaults share
-one object, and the add path handles one value instead of five.
+The task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff``,
+``retry_on`` and ``leader_only`` travel together as one :class:`RunPolicy`, a field of
+the task's shared profile (:mod:`tickwork._task_profile`): tasks that leave them at
+their defaults share one object, and the add path handles one value instead of six.
 
 Each value goes through a ``check_*`` function here, which raises
 :class:`~tickwork.exceptions.InvalidTaskError` naming the value, at ``add_task`` (or
@@ -31,6 +31,7 @@ __all__ = [
     "check_retries",
     "check_retry_backoff",
     "check_retry_delay",
+    "check_leader_only",
     "check_retry_on",
     "check_timeout",
     "describe",
@@ -43,14 +44,23 @@ __all__ = [
 ]
 
 #: The options, in :class:`RunPolicy` order.
-POLICY_FIELDS: Final = ("timeout", "retries", "retry_delay", "retry_backoff", "retry_on")
+POLICY_FIELDS: Final = (
+    "timeout",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_on",
+    "leader_only",
+)
 
 
 class RunPolicy:
     """A task's ``timeout`` (seconds or None), ``retries`` (how many more tries a failed
     run gets), ``retry_delay`` (seconds before the first retry), ``retry_backoff`` (the
-    factor the delay grows by per attempt) and ``retry_on`` (the exception classes a
-    retry is made for). Fields are ``UNSET`` on a task not added to a scheduler yet.
+    factor the delay grows by per attempt), ``retry_on`` (the exception classes a
+    retry is made for) and ``leader_only`` (runs only on the fleet's leader, see
+    :mod:`tickwork.schedulers._leadership`). Fields are ``UNSET`` on a task not added to
+    a scheduler yet.
 
     Policies are interned (:func:`resolve_policy` & co. return the one object for each
     set of values), so they compare and hash by identity: the task profile that holds
@@ -64,6 +74,7 @@ class RunPolicy:
     retry_delay: float
     retry_backoff: float
     retry_on: tuple[type[BaseException], ...]
+    leader_only: bool
     #: True when no field is ``UNSET`` (asked on every add: a loop would cost more).
     filled: bool
 
@@ -74,17 +85,33 @@ class RunPolicy:
         retry_delay: float,
         retry_backoff: float,
         retry_on: tuple[type[BaseException], ...],
+        leader_only: bool,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
         self.retry_delay = retry_delay
         self.retry_backoff = retry_backoff
         self.retry_on = retry_on
-        self.filled = UNSET not in (timeout, retries, retry_delay, retry_backoff, retry_on)
+        self.leader_only = leader_only
+        self.filled = UNSET not in (
+            timeout,
+            retries,
+            retry_delay,
+            retry_backoff,
+            retry_on,
+            leader_only,
+        )
 
     def __iter__(self) -> Iterator[Any]:
         return iter(
-            (self.timeout, self.retries, self.retry_delay, self.retry_backoff, self.retry_on)
+            (
+                self.timeout,
+                self.retries,
+                self.retry_delay,
+                self.retry_backoff,
+                self.retry_on,
+                self.leader_only,
+            )
         )
 
     def _replace(self, **changes: Any) -> RunPolicy:
@@ -101,7 +128,7 @@ class RunPolicy:
 
 
 #: The policy of a task that sets none of the options, under default ``task_defaults``.
-DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,))
+DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,), False)
 
 
 def _seconds(value: Any) -> float | None:
@@ -169,6 +196,15 @@ def check_retry_on(value: Any) -> tuple[type[BaseException], ...]:
     return classes
 
 
+def check_leader_only(value: Any) -> bool:
+    """``True`` or ``False``, nothing else (``leader_only="no"`` would otherwise be true)."""
+    if value is True or value is False:
+        return value
+    raise InvalidTaskError(
+        f"leader_only must be True (run only on the fleet's leader) or False, got {value!r}"
+    )
+
+
 #: The check of each option, by name: the one list of them.
 POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "timeout": check_timeout,
@@ -176,6 +212,7 @@ POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "retry_delay": check_retry_delay,
     "retry_backoff": check_retry_backoff,
     "retry_on": check_retry_on,
+    "leader_only": check_leader_only,
 }
 
 #: Policies by their fields: equal policies are one object (tasks share their profile).
@@ -203,7 +240,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
     through this same function when it is added)."""
     if given is None:
         if defaults is None:
-            return _intern((UNSET,) * 5)
+            return _intern((UNSET,) * len(POLICY_FIELDS))
         # (Spelt out, not a loop: this runs on every add_task.)
         fields = (
             defaults["timeout"],
@@ -211,6 +248,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
             defaults["retry_delay"],
             defaults["retry_backoff"],
             defaults["retry_on"],
+            defaults["leader_only"],
         )
         policy = _POLICIES.get(fields)
         return policy if policy is not None else _intern(fields)
@@ -252,8 +290,10 @@ def changed_policy(policy: RunPolicy, changes: Mapping[str, Any]) -> RunPolicy |
 
 def policy_state(policy: RunPolicy) -> dict[str, Any]:
     """The entries a task's saved state gets for its policy: none for the default one
-    (records written before these options existed look the same), else all five, the
-    ``retry_on`` classes by reference (``"module:QualName"``). A class without an
+    (records written before these options existed look the same); else the five
+    timeout and retry entries when any of them differs from its default, the
+    ``retry_on`` classes by reference (``"module:QualName"``), and ``leader_only`` when
+    it is set. A class without an
     importable reference raises :class:`~tickwork.exceptions.ReferenceResolutionError`
     naming it, which a persistent store reports when the task is added. Options a task
     built outside a scheduler left unset are saved as the built-in defaults."""
@@ -266,20 +306,28 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
         )
     if policy is DEFAULT_POLICY:
         return {}
-    return {
-        "timeout": policy.timeout,
-        "retries": policy.retries,
-        "retry_delay": policy.retry_delay,
-        "retry_backoff": policy.retry_backoff,
-        "retry_on": [obj_to_ref(cls) for cls in policy.retry_on],
-    }
+    state: dict[str, Any] = {}
+    if tuple(policy)[:5] != tuple(DEFAULT_POLICY)[:5]:
+        state = {
+            "timeout": policy.timeout,
+            "retries": policy.retries,
+            "retry_delay": policy.retry_delay,
+            "retry_backoff": policy.retry_backoff,
+            "retry_on": [obj_to_ref(cls) for cls in policy.retry_on],
+        }
+    if policy.leader_only:
+        state["leader_only"] = True
+    return state
 
 
 def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
     """The policy of a saved task state (see :func:`policy_state`); every value checked
     as at ``add_task``, the classes imported from their references."""
+    leader_only = state.get("leader_only", False)
     if "retries" not in state:
-        return DEFAULT_POLICY
+        if leader_only is False:
+            return DEFAULT_POLICY
+        return resolve_policy((*tuple(DEFAULT_POLICY)[:5], leader_only), None)
     refs = state.get("retry_on")
     if not isinstance(refs, list) or not all(isinstance(ref, str) for ref in refs):
         raise InvalidTaskError(f"field 'retry_on' = {refs!r} is not a list of class references")
@@ -295,6 +343,7 @@ def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
         state.get("retry_delay", DEFAULT_POLICY.retry_delay),
         state.get("retry_backoff", DEFAULT_POLICY.retry_backoff),
         classes,
+        leader_only,
     )
     return resolve_policy(given, None)
 

@@ -94,6 +94,7 @@ TASK_OPTIONS: Final[frozenset[str]] = frozenset(
         "retry_delay",
         "retry_backoff",
         "retry_on",
+        "leader_only",
         "tags",
     }
 )

@@ -96,6 +96,7 @@ MODIFIABLE_FIELDS = frozenset(
         "retry_delay",
         "retry_backoff",
         "retry_on",
+        "leader_only",
     }
 )
 

@@ -72,7 +72,9 @@ class Task:
     * ``next_run_time``: when it runs next; ``None`` means paused;
     * ``timeout``: seconds a run may take (``None``: no limit); ``retries``: how many more
       tries a failed run gets, ``retry_delay`` seconds later, growing by the factor
-      ``retry_backoff`` per attempt, for the exception classes ``retry_on``.
+      ``retry_backoff`` per attempt, for the exception classes ``retry_on``;
+    * ``leader_only``: runs only on the leader of the schedulers sharing its store (see
+      :doc:`leadership </leadership>`).
 
     A task built with ``scheduler=`` is added to that scheduler at once; one built without
     is passed to ``scheduler.add_task(task)`` later.
@@ -119,11 +121,12 @@ class Task:
         retry_delay: float | timedelta = UNSET,
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
+        leader_only: bool = UNSET,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
             trigger = _trigger_from_alias(trigger, trigger_args)
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, leader_only)
         self._fill(
             fn,
             trigger,
@@ -210,6 +213,7 @@ class Task:
                             defaults["retry_delay"],
                             defaults["retry_backoff"],
                             defaults["retry_on"],
+                            defaults["leader_only"],
                         )
                     )
                     if policy is None and defaults is not None
@@ -275,6 +279,12 @@ class Task:
     def retry_on(self) -> tuple[type[BaseException], ...]:
         """The exception classes a failed run is tried again for."""
         return self._profile.policy.retry_on
+
+    @property
+    def leader_only(self) -> bool:
+        """True when the task runs only on the leader of the schedulers sharing its store
+        (see :doc:`leadership </leadership>`)."""
+        return self._profile.policy.leader_only
 
     @property
     def _fn_ref(self) -> str | None:

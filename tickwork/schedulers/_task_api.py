@@ -68,6 +68,7 @@ class TaskAPI:
         retry_delay: float | timedelta = UNSET,
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
+        leader_only: bool = UNSET,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -98,7 +99,9 @@ class TaskAPI:
 
         ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff`` and ``retry_on``
         set the task's run policy (see :doc:`run history </run-history>`); unset ones
-        come from ``task_defaults``.
+        come from ``task_defaults``. ``leader_only=True``: the task runs only on the
+        leader of the schedulers sharing its store (see :doc:`leadership </leadership>`);
+        refused with ``NoElectionError`` for a store that cannot elect one.
         """
         # (Identity checks, not a tuple compared: this runs on every add.)
         policy = (
@@ -108,7 +111,8 @@ class TaskAPI:
             and retry_delay is UNSET
             and retry_backoff is UNSET
             and retry_on is UNSET
-            else (timeout, retries, retry_delay, retry_backoff, retry_on)
+            and leader_only is UNSET
+            else (timeout, retries, retry_delay, retry_backoff, retry_on, leader_only)
         )
         return self._tasks.add_task(
             fn_or_task,

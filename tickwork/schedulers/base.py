@@ -100,6 +100,8 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "retry_delay": DEFAULT_POLICY.retry_delay,
     "retry_backoff": DEFAULT_POLICY.retry_backoff,
     "retry_on": DEFAULT_POLICY.retry_on,
+    # Leader-only tasks: tickwork/schedulers/_leadership.py.
+    "leader_only": DEFAULT_POLICY.leader_only,
 }
 
 #: The check of every ``task_defaults`` key.
@@ -118,7 +120,7 @@ class BaseScheduler(TaskAPI, ABC):
     * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
       tasks that don't set them (defaults: True, 1, 1.0 s), and ``timeout``,
       ``retries``, ``retry_delay``, ``retry_backoff``, ``retry_on`` (defaults: None, 0,
-      1.0 s, 2.0, ``(Exception,)``).
+      1.0 s, 2.0, ``(Exception,)``), ``leader_only`` (default False).
     * ``timezone``: the zone for triggers without one (default: the local zone).
     * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
