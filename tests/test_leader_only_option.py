@@ -50,19 +50,19 @@ def test_update_changes_it_and_a_stored_task_keeps_it(tmp_path: Path) -> None:
         scheduler.add_task(job, "interval", seconds=60, id="t")
         scheduler.update_task("t", leader_only=True)
         stored = scheduler.get_task("t")
-        assert stored is not None and stored.leader_only is True
+        assert stored is not None
+        assert stored.leader_only is True
         with pytest.raises(InvalidTaskError, match="leader_only"):
             scheduler.update_task("t", leader_only="no")
     again = BackgroundScheduler(stores={"default": sql(tmp_path)}, timezone="UTC")
     with again:
         found = again.get_task("t")
-        assert found is not None and found.leader_only is True
+        assert found is not None
+        assert found.leader_only is True
 
 
 @pytest.mark.parametrize("serializer", [JSONSerializer(), PickleSerializer()])
-def test_serializers_keep_it(
-    serializer: JSONSerializer | PickleSerializer, tmp_path: Path
-) -> None:
+def test_serializers_keep_it(serializer: JSONSerializer | PickleSerializer, tmp_path: Path) -> None:
     scheduler = BackgroundScheduler(lock_path=str(tmp_path / "{store}.lock"))
     task = scheduler.add_task(job, "interval", seconds=5, id="t", leader_only=True)
     task.next_run_time = None
@@ -85,7 +85,8 @@ def test_a_memory_store_without_lock_path_cannot_elect() -> None:
         scheduler.start()
     message = str(raised.value)
     assert "store 'default' (MemoryStore) cannot elect a leader" in message
-    assert "SQLAlchemyStore, RedisStore" in message and "lock_path" in message
+    assert "SQLAlchemyStore, RedisStore" in message
+    assert "lock_path" in message
     assert not scheduler.running
     running = BackgroundScheduler(stores={"default": MemoryStore()})
     with running:
@@ -117,6 +118,8 @@ def test_lock_path_lets_memory_and_file_stores_elect(tmp_path: Path) -> None:
 
 def test_the_error_is_a_configuration_error_and_pickles() -> None:
     error = NoElectionError("t", "default", "MemoryStore")
-    assert isinstance(error, ConfigurationError) and isinstance(error, ValueError)
+    assert isinstance(error, ConfigurationError)
+    assert isinstance(error, ValueError)
     copy = pickle.loads(pickle.dumps(error))
-    assert str(copy) == str(error) and copy.task_id == "t"
+    assert str(copy) == str(error)
+    assert copy.task_id == "t"

@@ -10,6 +10,7 @@ Run with ``-s`` to see the hand-over times.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def test_three_members_one_leader_through_two_kills(backend: str, tmp_path: Path
     # Never two leaders at once: the spans of all members, in order, do not overlap.
     spans = sorted(span for member in members.values() for span in member.spans)
     assert len(spans) >= 3
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, f"two leaders at once: {spans}"
 
     # Terms: each member was told of its own, generations grow with time.

@@ -364,9 +364,7 @@ def test_a_version_2_table_is_upgraded(make_sql_store: StoreMaker) -> None:
         columns = {
             c["name"] for c in sqlalchemy.inspect(conn).get_columns(f"{store.tablename}_runs")
         }
-        task_columns = {
-            c["name"] for c in sqlalchemy.inspect(conn).get_columns(store.tablename)
-        }
+        task_columns = {c["name"] for c in sqlalchemy.inspect(conn).get_columns(store.tablename)}
     assert {"attempt", "cancel"} <= columns
     assert "leader_only" in task_columns  # (4: leadership)
     # The old record is kept, as a first attempt, not cancelled.
