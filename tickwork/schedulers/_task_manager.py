@@ -878,6 +878,7 @@ def _task_info(task: Task, pending: bool) -> dict[str, Any]:
         "mistrigger_grace_time": task.mistrigger_grace_time,
         "timeout": task.timeout,
         "retries": task.retries,
+        "leader_only": task.leader_only,
     }
 
 
