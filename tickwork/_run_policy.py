@@ -1,7 +1,7 @@
 """A task's run policy: how long a run may take and how a failed run is tried again.
 
-The six task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff``,
-``retry_on`` and ``cooldown`` travel together as one :class:`RunPolicy`, a field of the task's shared
+The task options ``timeout``, ``retries``, ``retry_delay``, ``retry_backoff``,
+``retry_on``, ``cooldown`` and ``leader_only`` travel together as one :class:`RunPolicy`, a field of the task's shared
 profile (:mod:`tickwork._task_profile`): tasks that leave them at their defaults share
 one object, and the add path handles one value instead of five.
 
@@ -29,6 +29,7 @@ __all__ = [
     "RunPolicy",
     "changed_policy",
     "check_cooldown",
+    "check_leader_only",
     "check_retries",
     "check_retry_backoff",
     "check_retry_delay",
@@ -51,6 +52,7 @@ POLICY_FIELDS: Final = (
     "retry_backoff",
     "retry_on",
     "cooldown",
+    "leader_only",
 )
 
 
@@ -75,6 +77,8 @@ class RunPolicy:
     #: Seconds no run may start after a run of the task ended, on any member of a
     #: fleet (``None``: none); see :mod:`tickwork.schedulers._spacing`.
     cooldown: float | None
+    #: Runs only on the fleet's leader (see :mod:`tickwork.schedulers._leadership`).
+    leader_only: bool
     #: True when no field is ``UNSET`` (asked on every add: a loop would cost more).
     filled: bool
 
@@ -86,6 +90,7 @@ class RunPolicy:
         retry_backoff: float,
         retry_on: tuple[type[BaseException], ...],
         cooldown: float | None = None,
+        leader_only: bool = False,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
@@ -93,6 +98,7 @@ class RunPolicy:
         self.retry_backoff = retry_backoff
         self.retry_on = retry_on
         self.cooldown = cooldown
+        self.leader_only = leader_only
         self.filled = UNSET not in (
             timeout,
             retries,
@@ -100,6 +106,7 @@ class RunPolicy:
             retry_backoff,
             retry_on,
             cooldown,
+            leader_only,
         )
 
     def __iter__(self) -> Iterator[Any]:
@@ -111,6 +118,7 @@ class RunPolicy:
                 self.retry_backoff,
                 self.retry_on,
                 self.cooldown,
+                self.leader_only,
             )
         )
 
@@ -128,7 +136,7 @@ class RunPolicy:
 
 
 #: The policy of a task that sets none of the options, under default ``task_defaults``.
-DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,), None)
+DEFAULT_POLICY: Final = RunPolicy(None, 0, 1.0, 2.0, (Exception,), None, False)
 
 
 def _seconds(value: Any) -> float | None:
@@ -210,6 +218,15 @@ def check_cooldown(value: Any) -> float | None:
     return seconds
 
 
+def check_leader_only(value: Any) -> bool:
+    """``True`` or ``False``, nothing else (``leader_only="no"`` would otherwise be true)."""
+    if value is True or value is False:
+        return value
+    raise InvalidTaskError(
+        f"leader_only must be True (run only on the fleet's leader) or False, got {value!r}"
+    )
+
+
 #: The check of each option, by name: the one list of them.
 POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "timeout": check_timeout,
@@ -218,6 +235,7 @@ POLICY_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "retry_backoff": check_retry_backoff,
     "retry_on": check_retry_on,
     "cooldown": check_cooldown,
+    "leader_only": check_leader_only,
 }
 
 #: Policies by their fields: equal policies are one object (tasks share their profile).
@@ -254,6 +272,7 @@ def resolve_policy(given: tuple[Any, ...] | None, defaults: Mapping[str, Any] | 
             defaults["retry_backoff"],
             defaults["retry_on"],
             defaults["cooldown"],
+            defaults["leader_only"],
         )
         policy = _POLICIES.get(fields)
         return policy if policy is not None else _intern(fields)
@@ -297,7 +316,7 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
     """The entries a task's saved state gets for its policy: none for the default one
     (records written before these options existed look the same); else the five retry
     and timeout entries when any of them differs from its default, the ``retry_on``
-    classes by reference (``"module:QualName"``), and ``cooldown`` when it is set. A class
+    classes by reference (``"module:QualName"``), and ``cooldown`` and ``leader_only`` when they are set. A class
     without an importable reference raises
     :class:`~tickwork.exceptions.ReferenceResolutionError` naming it, which a persistent
     store reports when the task is added. Options a task built outside a scheduler left
@@ -322,16 +341,21 @@ def policy_state(policy: RunPolicy) -> dict[str, Any]:
         }
     if policy.cooldown is not None:
         state["cooldown"] = policy.cooldown
+    if policy.leader_only:
+        state["leader_only"] = True
     return state
 
 
 def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
     """The policy of a saved task state (see :func:`policy_state`); every value checked
     as at ``add_task``, the classes imported from their references."""
+    leader_only = state.get("leader_only", False)
     if "retries" not in state:
-        if "cooldown" not in state:
+        if "cooldown" not in state and leader_only is False:
             return DEFAULT_POLICY
-        return resolve_policy((*tuple(DEFAULT_POLICY)[:5], state["cooldown"]), None)
+        return resolve_policy(
+            (*tuple(DEFAULT_POLICY)[:5], state.get("cooldown"), leader_only), None
+        )
     refs = state.get("retry_on")
     if not isinstance(refs, list) or not all(isinstance(ref, str) for ref in refs):
         raise InvalidTaskError(f"field 'retry_on' = {refs!r} is not a list of class references")
@@ -348,6 +372,7 @@ def policy_from_state(state: Mapping[str, Any]) -> RunPolicy:
         state.get("retry_backoff", DEFAULT_POLICY.retry_backoff),
         classes,
         state.get("cooldown"),
+        leader_only,
     )
     return resolve_policy(given, None)
 

@@ -95,6 +95,7 @@ TASK_OPTIONS: Final[frozenset[str]] = frozenset(
         "retry_backoff",
         "retry_on",
         "cooldown",
+        "leader_only",
         "tags",
     }
 )

@@ -97,6 +97,7 @@ MODIFIABLE_FIELDS = frozenset(
         "retry_backoff",
         "retry_on",
         "cooldown",
+        "leader_only",
     }
 )
 

@@ -19,6 +19,7 @@ __all__ = [
     "ALL_TASKS_REMOVED",
     "EXECUTOR_ADDED",
     "EXECUTOR_REMOVED",
+    "LEADERSHIP_CHANGED",
     "SCHEDULER_PAUSED",
     "SCHEDULER_RESUMED",
     "SCHEDULER_SHUTDOWN",
@@ -39,6 +40,7 @@ __all__ = [
     "TASK_SET_ASIDE",
     "TASK_SUBMITTED",
     "TASK_TIMEOUT",
+    "LeadershipEvent",
     "SchedulerEvent",
     "TaskEvent",
     "TaskExecutionEvent",
@@ -86,7 +88,11 @@ TASK_RETRY = 2**21
 #: A run was cancelled (``TaskExecutionEvent``, ``exception`` a
 #: :class:`~tickwork.exceptions.RunCancelledError` saying why): the run's outcome.
 TASK_CANCELLED = 2**22
-ALL_EVENTS = 2**23 - 1
+#: This scheduler became the leader of a store's fleet, or stopped being it
+#: (``LeadershipEvent``: ``alias``, ``leader``, ``generation``); see
+#: :doc:`leadership </leadership>`. Leader-only tasks run on the leader only.
+LEADERSHIP_CHANGED = 2**23
+ALL_EVENTS = 2**24 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,19 @@ class SchedulerEvent:
     code: int
     alias: str | None = None
     exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipEvent:
+    """This scheduler (``identity``) became the leader of the schedulers sharing store
+    ``alias`` (``leader`` True) or stopped being it (False). ``generation`` numbers the
+    term, across the whole fleet: a later term has a larger one."""
+
+    code: int
+    alias: str
+    leader: bool
+    generation: int
+    identity: str
 
 
 @dataclass(frozen=True, slots=True)

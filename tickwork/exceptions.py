@@ -10,6 +10,7 @@ The hierarchy, with the builtin each class also derives from so that ordinary
     │   ├── InvalidTaskError           max_instances < 1, args not matching fn, changing id ...
     │   ├── LockPathError              lock_path template or directory unusable
     │   ├── RouterError                a router included twice, two tasks with one id ...
+    │   ├── NoElectionError            leader_only=True for a store that cannot elect a leader
     │   └── MissingDependencyError (ImportError)   a store's driver is not installed
     ├── ReferenceResolutionError (ImportError)   "module:function" that cannot be imported
     ├── SerializationError (ValueError)          a task a persistent store cannot keep
@@ -37,6 +38,7 @@ __all__ = [
     "LockPathError",
     "MaxInstancesReachedError",
     "MissingDependencyError",
+    "NoElectionError",
     "ReferenceResolutionError",
     "RouterError",
     "RunCancelledError",
@@ -85,6 +87,26 @@ class RouterError(ConfigurationError):
     """A :class:`~tickwork.routers.TaskRouter` used in a way that would lose or repeat
     tasks: included twice (or in itself), two tasks with one id, a task declared after
     a scheduler included the router."""
+
+
+class NoElectionError(ConfigurationError):
+    """``leader_only=True`` for a task whose store cannot elect a leader: a memory or
+    file store without ``lock_path`` belongs to one process, so there is no fleet to
+    lead. The message names the task, the store and what to use instead."""
+
+    def __init__(self, task_id: str, store: str, store_type: str) -> None:
+        self.task_id = task_id
+        self.store = store
+        self.store_type = store_type
+        super().__init__(
+            f"leader_only=True for task {task_id!r}: its store {store!r} ({store_type}) "
+            "cannot elect a leader (it is this process's own, with no fleet to lead); put "
+            "the task in a store the schedulers share (SQLAlchemyStore, RedisStore), or "
+            "give the schedulers a lock_path so that they elect one through its lock"
+        )
+
+    def __reduce__(self) -> tuple[type[NoElectionError], tuple[str, str, str]]:
+        return type(self), (self.task_id, self.store, self.store_type)
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

@@ -85,6 +85,8 @@ class Task:
       ``retry_backoff`` per attempt, for the exception classes ``retry_on``;
     * ``cooldown``: seconds after a run ends before the task may run again, on any
       scheduler sharing its store (``None``: none).
+    * ``leader_only``: runs only on the leader of the schedulers sharing its store (see
+      :doc:`leadership </leadership>`).
 
     A task built with ``scheduler=`` is added to that scheduler at once; one built without
     is passed to ``scheduler.add_task(task)`` later.
@@ -132,11 +134,12 @@ class Task:
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         cooldown: float | timedelta | None = UNSET,
+        leader_only: bool = UNSET,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
             trigger = _trigger_from_alias(trigger, trigger_args)
-        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown)
+        policy = (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown, leader_only)
         self._fill(
             fn,
             trigger,
@@ -228,6 +231,7 @@ class Task:
                             defaults["retry_backoff"],
                             defaults["retry_on"],
                             defaults["cooldown"],
+                            defaults["leader_only"],
                         )
                     )
                     if policy is None and defaults is not None
@@ -300,6 +304,12 @@ class Task:
         """Seconds after a run ended before the task may run again, on any scheduler
         sharing its store (``None``: no cooldown); see :doc:`task options </task-options>`."""
         return self._profile.policy.cooldown
+
+    @property
+    def leader_only(self) -> bool:
+        """True when the task runs only on the leader of the schedulers sharing its store
+        (see :doc:`leadership </leadership>`)."""
+        return self._profile.policy.leader_only
 
     @property
     def _fn_ref(self) -> str | None:

@@ -82,6 +82,8 @@ class Fleet:
     options: list[str] = field(default_factory=list)
     processes: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     killed: dict[int, float] = field(default_factory=dict)
+    #: The worker script (``leader_worker.py`` for the leadership tests).
+    worker: Path = WORKER
 
     def start(self, count: int, *extra: str) -> list[int]:
         """Start ``count`` workers; return their pids once every one is ready."""
@@ -93,7 +95,7 @@ class Fleet:
                 process = subprocess.Popen(
                     [
                         sys.executable,
-                        str(WORKER),
+                        str(self.worker),
                         str(out),
                         self.kind,
                         self.location,

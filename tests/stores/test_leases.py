@@ -223,7 +223,7 @@ def test_a_version_1_layout_is_upgraded(make_persistent_store: StoreMaker) -> No
     store.add_task(make_task("a", at(-1)))
     _schema_version(store, set_to="1")  # SQL: also drops the runs table, as in version 1
     upgraded = make_persistent_store()
-    assert _schema_version(upgraded) == "3"  # (1 -> 2 -> 3: runs, then retries)
+    assert _schema_version(upgraded) == "4"  # (1 -> 4: runs, retries, leadership)
     upgraded.acquire_due_tasks(NOW, 10, "me", LEASE)
     upgraded.release_tasks("me", [make_task("a", at(1))], [], [(make_task("a"), at(-1))])
     assert upgraded.count_runs(["a"]) == {"a": 1}

@@ -38,7 +38,15 @@ def test_next_run_time_is_indexed_and_lease_columns_exist(make_sql_store: StoreM
     indexes = inspector.get_indexes(store.tablename)
     assert [index["column_names"] for index in indexes] == [["next_run_time"]]
     columns = {column["name"]: column for column in inspector.get_columns(store.tablename)}
-    assert set(columns) == {"id", "next_run_time", "state", "lease_owner", "lease_expires"}
+    assert set(columns) == {
+        "id",
+        "next_run_time",
+        "state",
+        "lease_owner",
+        "lease_expires",
+        "leader_only",
+    }
+    assert not columns["leader_only"]["nullable"]
     assert columns["lease_owner"]["nullable"]
     assert columns["lease_expires"]["nullable"]
     assert inspector.get_pk_constraint(store.tablename)["constrained_columns"] == ["id"]

@@ -115,6 +115,12 @@ class StoreGate:
         self._launched_at: datetime | None = None
 
     @property
+    def lock_guard(self) -> FileLockProtected | None:
+        """This store's ``lock_path`` lock (None without ``lock_path``, or before
+        :meth:`open`): its holder is the store's leader (see ``_leadership.py``)."""
+        return None if self._handover is None else self._handover.guard
+
+    @property
     def blocking(self) -> bool:
         """True when the store does I/O: its batches run on the gate's own thread."""
         return self.store.blocking

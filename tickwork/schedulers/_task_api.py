@@ -69,6 +69,7 @@ class TaskAPI:
         retry_backoff: float = UNSET,
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         cooldown: float | timedelta | None = UNSET,
+        leader_only: bool = UNSET,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -102,6 +103,9 @@ class TaskAPI:
         come from ``task_defaults``. ``cooldown`` (seconds) keeps the task from running
         again sooner than that after a run ended, on any scheduler sharing its store (see
         :doc:`task options </task-options>`).
+        come from ``task_defaults``. ``leader_only=True``: the task runs only on the
+        leader of the schedulers sharing its store (see :doc:`leadership </leadership>`);
+        refused with ``NoElectionError`` for a store that cannot elect one.
         """
         # (Identity checks, not a tuple compared: this runs on every add.)
         policy = (
@@ -112,7 +116,8 @@ class TaskAPI:
             and retry_backoff is UNSET
             and retry_on is UNSET
             and cooldown is UNSET
-            else (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown)
+            and leader_only is UNSET
+            else (timeout, retries, retry_delay, retry_backoff, retry_on, cooldown, leader_only)
         )
         return self._tasks.add_task(
             fn_or_task,

@@ -49,6 +49,7 @@ from tickwork.exceptions import (
 from tickwork.executors.pool import ProcessPoolExecutor
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
+from tickwork.schedulers._leadership import check_leader_only
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins
 from tickwork.schedulers._spacing import check_spacing
@@ -116,6 +117,8 @@ class TaskManager:
         self.logger = logger
         #: Tasks added before start(), with their replace_existing.
         self._pending: list[PendingTask] = []
+        #: The scheduler's ``lock_path``: with it, memory and file stores elect a leader.
+        self.lock_path: str | None = None
         #: (store alias, task id) of the tasks with a shutdown trigger.
         self._shutdown_tasks: set[tuple[str, str]] = set()
 
@@ -135,13 +138,16 @@ class TaskManager:
 
     def check_pending_aliases(self) -> None:
         """Raise ``UnknownAliasError`` for a pending task naming a missing store or
-        executor (start() checks before anything starts)."""
+        executor, ``NoElectionError`` for a leader-only one in a store that cannot elect
+        (start() checks before anything starts)."""
         plugins = self._plugins
         for task, _ in self._pending:
             if task.executor not in plugins.executors:
                 raise UnknownAliasError("executor", task.executor, list(plugins.executors))
-            if (task.store_alias or "default") not in plugins.stores:
+            alias = task.store_alias or "default"
+            if alias not in plugins.stores:
                 raise UnknownAliasError("store", task.store_alias, list(plugins.stores))
+            check_leader_only(task, alias, plugins.stores[alias], self.lock_path)
 
     def take_pending(self) -> list[PendingTask]:
         """Hand over the tasks added before start (under the scheduler's lock)."""
@@ -433,6 +439,8 @@ class TaskManager:
         target = self._stores.get(store_alias)
         if target is None and (running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))
+        if target is not None and task._profile.policy.leader_only:  # (every add: no call)
+            check_leader_only(task, store_alias, target, self.lock_path)
         if target is not None and not running:
             # A pending task is only stored at start(): check now that the store can keep
             # it. A running scheduler hands it to the store at once, and the store refuses
@@ -727,6 +735,7 @@ class TaskManager:
                 raise UnknownAliasError("executor", changes["executor"], list(self._executors))
             _apply_checked(task, changes)
             target = self._lookup_store(alias)
+            check_leader_only(task, alias, target, self.lock_path)
             target.validate_task(task)
             target.update_task(task)
             if "next_run_time" in changes:  # a run held by a pause is no longer asked for
@@ -897,6 +906,7 @@ def _task_info(task: Task, pending: bool) -> dict[str, Any]:
         "mistrigger_grace_time": task.mistrigger_grace_time,
         "timeout": task.timeout,
         "retries": task.retries,
+        "leader_only": task.leader_only,
     }
 
 

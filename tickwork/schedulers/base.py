@@ -69,6 +69,7 @@ from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub, Listener
 from tickwork.schedulers._gate import StoreGate
 from tickwork.schedulers._history import DEFAULT_RUN_HISTORY, RunRecorder, check_run_history
+from tickwork.schedulers._leadership import Leadership
 from tickwork.schedulers._pass import PassRunner
 from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins, build_plugin
@@ -104,6 +105,8 @@ DEFAULT_TASK_DEFAULTS: dict[str, Any] = {
     "retry_backoff": DEFAULT_POLICY.retry_backoff,
     "retry_on": DEFAULT_POLICY.retry_on,
     "cooldown": DEFAULT_POLICY.cooldown,
+    # Leader-only tasks: tickwork/schedulers/_leadership.py.
+    "leader_only": DEFAULT_POLICY.leader_only,
 }
 
 #: The check of every ``task_defaults`` key.
@@ -122,7 +125,8 @@ class BaseScheduler(TaskAPI, ABC):
     * ``task_defaults``: ``coalesce``, ``max_instances``, ``mistrigger_grace_time`` for
       tasks that don't set them (defaults: True, 1, 1.0 s), and ``timeout``,
       ``retries``, ``retry_delay``, ``retry_backoff``, ``retry_on`` (defaults: None, 0,
-      1.0 s, 2.0, ``(Exception,)``), and ``cooldown`` (default None).
+      1.0 s, 2.0, ``(Exception,)``), ``cooldown`` (default None) and ``leader_only``
+      (default False).
     * ``timezone``: the zone for triggers without one (default: the local zone).
     * ``lock_path``: a file-lock path template; see :mod:`tickwork.locks`.
     * ``logger_name``, ``identity`` (this scheduler's name in a fleet), ``clock``.
@@ -232,6 +236,10 @@ class BaseScheduler(TaskAPI, ABC):
             self._life,
             self._wakeup_for,
             self.logger,
+        )
+        self._tasks.lock_path = lock_path
+        self._leadership = Leadership(
+            self._plugins.gates, self.identity, self._events, self._elected, self.logger
         )
         self._pass = PassRunner(
             self._plugins.gates,
@@ -381,6 +389,7 @@ class BaseScheduler(TaskAPI, ABC):
                 raise
             self.state = SchedulerState.PAUSED if paused else SchedulerState.RUNNING
             pending = self._tasks.take_pending()
+            self._leadership.start()
         stored = 0
         try:
             for task, replace_existing in pending:
@@ -393,6 +402,27 @@ class BaseScheduler(TaskAPI, ABC):
             raise
         self.logger.info("scheduler started (%s)", self.identity)
         self._events.emit(SchedulerEvent(SCHEDULER_STARTED))
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this scheduler leads the schedulers sharing its ``default`` store
+        (or, when that one cannot elect, the first store by alias that can); leader-only
+        tasks run on the leader only. See :doc:`leadership </leadership>`."""
+        alias = self._leadership.primary()
+        return alias is not None and self._leadership.leads(alias)
+
+    def is_leader_of(self, store: str) -> bool:
+        """True while this scheduler leads the schedulers sharing ``store``."""
+        return self._leadership.leads(store)
+
+    def _elected(self, alias: str) -> None:
+        """This scheduler became ``alias``'s leader: look at the store now (its due
+        leader-only tasks are this scheduler's to run)."""
+        gate = self._plugins.gates.get(alias)
+        if gate is not None:
+            gate.dirty = True
+        if self.state == SchedulerState.RUNNING:
+            self.wakeup()
 
     def _abort_start(self, unstored: list[PendingTask]) -> None:
         """Undo a start that failed while storing pending tasks (e.g. a persisted task
@@ -490,6 +520,8 @@ class BaseScheduler(TaskAPI, ABC):
     def _finish_shutdown(self) -> None:
         """Shut the stores down (they keep their tasks), release store locks, and report
         the shutdown."""
+        # Terms are resigned first: another scheduler takes over at its next attempt.
+        self._leadership.stop()
         # Runs that ended must be recorded in shared stores before those close.
         self._spacer.close()
         self._runs.close()
@@ -586,6 +618,7 @@ class BaseScheduler(TaskAPI, ABC):
             if self.running:
                 instance.start(alias)
                 gate.open(self.lock_path)
+                self._leadership.refresh()
         self._events.emit(SchedulerEvent(STORE_ADDED, alias))
         if self.running:
             self._wakeup_for(instance.get_next_run_time())
@@ -595,6 +628,7 @@ class BaseScheduler(TaskAPI, ABC):
         with self._lock:
             gate = self._plugins.remove_store(alias)
         gate.wait_idle()
+        self._leadership.refresh()
         gate.close()
         if shutdown and self.running:
             gate.store.shutdown()

@@ -14,7 +14,9 @@ Redis runs a script atomically, so each of these is one transaction. Keys, for
 * ``tickwork:run_attempts``: hash, run key -> the attempt in progress or to make (schema
   version 3; a record without one is a first attempt);
 * ``tickwork:run_cancels``: set of the run keys whose cancellation was requested (schema
-  version 3), read by their owner at each renewal.
+  version 3), read by their owner at each renewal;
+* ``tickwork:leader`` and ``tickwork:leader_only``: the leader's term and the ids of
+  leader-only tasks (schema version 4, see :mod:`tickwork.stores._redis_leader`).
 
 A **pending retry** is a run record whose owner is ``""``: nobody runs it, its score in
 ``run_leases`` is when it is due, and it is not counted in ``run_counts``.
@@ -175,22 +177,26 @@ return {out, notes}
 """
 )
 
-# KEYS: tasks, run_times, claims. ARGV: now, limit, owner, expires, ids to skip...
-# Claims up to `limit` due tasks whose claim is free; returns {id, blob, ...; notes}.
+# KEYS: tasks, run_times, claims, leader-only set, leader term. ARGV: now, limit, owner,
+# expires, the caller's term ("<generation> <owner>", or ""), ids to skip...
+# Claims up to `limit` due tasks whose claim is free, leader-only ones only while the
+# caller's term is the running one (fencing); returns {id, blob, ...; notes}.
 ACQUIRE = (
     _HELPERS
     + _CLAIMS
     + """
 local now, limit, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local leading = ARGV[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[5]
 local skip = {}
-for i = 5, #ARGV do skip[ARGV[i]] = true end
+for i = 6, #ARGV do skip[ARGV[i]] = true end
 local out, found, offset = {}, 0, 0
 while found < limit do
     local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, limit)
     if #ids == 0 then break end
     offset = offset + #ids
     for _, id in ipairs(ids) do
-        if not skip[id] and claim_free(id, now, owner) then
+        if not skip[id] and (leading or redis.call('SISMEMBER', KEYS[4], id) == 0)
+                and claim_free(id, now, owner) then
             local blob = redis.call('HGET', KEYS[1], id)
             if blob then
                 redis.call('HSET', KEYS[3], id, ARGV[4] .. ' ' .. owner)
@@ -490,7 +496,8 @@ while true do
 end
 """
 
-# KEYS: run_times, claims, tasks. ARGV: ids to skip (tasks that cannot load)...
+# KEYS: run_times, claims, tasks, leader-only set, leader term. ARGV: the caller's term
+# ("<generation> <owner>" or ""), ids to skip (tasks that cannot load)...
 # The earliest time a task needs attention: its next run time, or when the claim of the
 # scheduler processing it expires, whichever is later. Returns {a string or false;
 # notes}. A run time Python cannot represent is noted as 'score' (for RESCORE) and left
@@ -501,8 +508,10 @@ NEXT_TIME = (
 local LOWEST, HIGHEST = '{TIME_RANGE[0]:.0f}', '{TIME_RANGE[1]:.0f}'
 """
     + """
+-- Leader-only tasks count only for the running term (others leave them to the leader).
+local leading = ARGV[1] ~= '' and redis.call('GET', KEYS[5]) == ARGV[1]
 local skip = {}
-for i = 1, #ARGV do skip[ARGV[i]] = true end
+for i = 2, #ARGV do skip[ARGV[i]] = true end
 local best = nil
 local offset = 0
 local function answer()
@@ -539,7 +548,8 @@ while true do
     for j = 1, #page, 2 do
         local id, when = page[j], tonumber(page[j + 1])
         if best ~= nil and when >= best then return answer() end
-        if not skip[id] and valid_time(when) then  -- the others are noted above
+        if not skip[id] and valid_time(when)  -- the others are noted above
+                and (leading or redis.call('SISMEMBER', KEYS[4], id) == 0) then
             if redis.call('HEXISTS', KEYS[3], id) == 0 then
                 drop_dangling(id)
                 removed = removed + 1

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     create_engine,
@@ -76,8 +77,9 @@ __all__ = [
 
 DEFAULT_URL = "sqlite:///tickwork.sqlite"
 #: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
-#: 2 added the runs table and the lease columns, 3 the runs' ``attempt`` and ``cancel``.
-SCHEMA_VERSION = 3
+#: 2 added the runs table and the lease columns, 3 the runs' ``attempt`` and ``cancel``,
+#: 4 the tasks' ``leader_only`` column and the ``<tablename>_leader`` table.
+SCHEMA_VERSION = 4
 #: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
 MAX_ID_LENGTH = 191
 MYSQL = ("mysql", "mariadb")
@@ -125,6 +127,8 @@ def tasks_table(metadata: MetaData, tablename: str) -> Table:
         Column("state", LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL), nullable=False),
         Column("lease_owner", String(MAX_ID_LENGTH), nullable=True),
         Column("lease_expires", Double(), nullable=True),
+        # 1 for a leader-only task: claimed only by the leader (tickwork/stores/_sql_leader.py).
+        Column("leader_only", SmallInteger(), nullable=False, server_default="0"),
         Index(f"ix_{tablename}_next_run_time", "next_run_time"),
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
@@ -172,8 +176,10 @@ def create_schema(
     if version < SCHEMA_VERSION:
         # 1 -> 2: the runs table (just created) and leases; the data is unchanged.
         # 2 -> 3: the runs table gains ``attempt`` and ``cancel`` (with server defaults:
-        # its rows are first attempts, not cancelled). The columns go in before the
-        # version is recorded, so an upgrade cut short is done again by the next start.
+        # its rows are first attempts, not cancelled).
+        # 3 -> 4: the tasks gain ``leader_only`` (default 0: none is), and the leader
+        # table is new (created above). The columns go in before the version is
+        # recorded, so an upgrade cut short is done again by the next start.
         for table in metadata.sorted_tables:
             add_missing_columns(engine, table, logger or logging.getLogger(__name__))
         with engine.begin() as conn:

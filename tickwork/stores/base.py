@@ -122,6 +122,10 @@ class BaseStore(ABC):
     #: scheduler then follows the protocol in the module docstring.
     supports_leases: ClassVar[bool] = False
 
+    #: True when the schedulers sharing the store can elect a leader through it
+    #: (:meth:`elect`, :meth:`resign`), and it keeps leader-only tasks for the leader.
+    supports_election: ClassVar[bool] = False
+
     #: Seconds a claim on due tasks, or the record of a run in progress, stays valid
     #: without renewal. A scheduler that dies is replaced within this time (plus one
     #: poll interval). Renewals happen every third of it.
@@ -254,6 +258,30 @@ class BaseStore(ABC):
             with contextlib.suppress(TaskLookupError):
                 self.remove_task(task_id)
         return ()
+
+    # -- leadership (stores with supports_election) ---------------------------------------
+
+    def elect(self, owner: str, lease: float) -> int | None:
+        """Make ``owner`` the leader of the schedulers sharing this store for ``lease``
+        seconds, counted by the *store's* clock, or renew its term; return the term's
+        generation, or ``None`` while another owner's term runs.
+
+        The generation grows with every new term, whoever holds it: a term that
+        expired is never renewed, taking it again starts the next generation. The store
+        remembers the term this instance holds (one store instance serves one
+        scheduler): while the term runs, :meth:`acquire_due_tasks` for ``owner`` also
+        hands out tasks with ``leader_only`` and :meth:`get_next_run_time` counts them;
+        without it they are left out. The store checks the term (owner, generation,
+        expiry by its own clock) in the same transaction as the claim, so a scheduler
+        whose term ended cannot claim a leader-only task, however late it asks (the
+        generation is the fencing token). Stores without ``supports_election`` raise
+        ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot elect a leader")
+
+    def resign(self, owner: str) -> None:
+        """End ``owner``'s term now (a graceful shutdown), so that another scheduler is
+        elected at its next attempt instead of after the lease. Nothing happens when
+        ``owner`` does not lead."""
 
     # -- runs in progress (stores with supports_leases) -----------------------------------
 

@@ -18,7 +18,8 @@ Several schedulers, on any number of hosts, may share one prefix: due tasks are
 claimed, and every run is recorded before it starts, by atomic scripts (see
 :mod:`tickwork.stores.base` and ``docs/many-workers.md``). Schema version 2 added those
 keys, version 3 the attempts and cancel requests of runs (pending retries are run records
-without an owner); an older prefix is upgraded by :meth:`RedisStore.start` (new keys
+without an owner), version 4 the leader's term and the set of leader-only tasks (see
+:mod:`tickwork.stores._redis_leader`); an older prefix is upgraded by :meth:`RedisStore.start` (new keys
 only: a record without an attempt is a first attempt).
 
 Bad data under the prefix (a run time without its task, a garbled claim or run record)
@@ -46,6 +47,7 @@ from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
+from tickwork.stores._redis_leader import RedisLeader
 from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -66,31 +68,38 @@ except ModuleNotFoundError as missing:
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
 #: The key layout this tickwork writes; recorded in ``<prefix>:meta``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Seconds a call may wait for the server (``io_timeout``).
 DEFAULT_IO_TIMEOUT = 5.0
 # Repairs already logged, (kind, subject, value); forgotten past this many.
 _REPAIRS_REMEMBERED = 10_000
 
-# KEYS: tasks hash, run-times zset. ARGV: id, blob, score ("" = paused), repeated.
-# Returns the first id that already exists (nothing written), or false.
+# KEYS: tasks hash, run-times zset, leader-only set. ARGV: id, blob, score ("" =
+# paused), leader-only ("1" or ""), repeated. Returns the first id that already exists
+# (nothing written), or false.
 _ADD = """
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
     if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return ARGV[i] end
 end
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i]) end
+    if ARGV[i + 3] == '1' then
+        redis.call('SADD', KEYS[3], ARGV[i])
+    else
+        redis.call('SREM', KEYS[3], ARGV[i])
+    end
 end
 return false
 """
 
-# KEYS as above. ARGV[1] = number of updates n; then n triples (id, blob, score) of tasks
-# to update if they still exist; then ids to delete. Returns how many updates matched.
+# KEYS as above. ARGV[1] = number of updates n; then n quadruples (id, blob, score,
+# leader-only) of tasks to update if they still exist; then ids to delete. Returns how
+# many updates matched.
 _WRITE = """
 local n = tonumber(ARGV[1])
 local matched = 0
-for i = 2, 3 * n + 1, 3 do
+for i = 2, 4 * n + 1, 4 do
     if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
         matched = matched + 1
         redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -99,11 +108,17 @@ for i = 2, 3 * n + 1, 3 do
         else
             redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i])
         end
+        if ARGV[i + 3] == '1' then
+            redis.call('SADD', KEYS[3], ARGV[i])
+        else
+            redis.call('SREM', KEYS[3], ARGV[i])
+        end
     end
 end
-for i = 3 * n + 2, #ARGV do
+for i = 4 * n + 2, #ARGV do
     redis.call('HDEL', KEYS[1], ARGV[i])
     redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('SREM', KEYS[3], ARGV[i])
 end
 return matched
 """
@@ -127,6 +142,7 @@ class RedisStore(BaseStore):
     """
 
     supports_leases = True
+    supports_election = True
 
     def __init__(
         self,
@@ -159,6 +175,9 @@ class RedisStore(BaseStore):
         self.meta_key = f"{prefix}:meta"
         self.claims_key = f"{prefix}:claims"
         self._keys = [self.tasks_key, self.run_times_key]
+        # Leadership (schema 4): the term, its generation counter, the leader-only ids.
+        self._leader = RedisLeader(self.client, prefix)
+        self._written_keys = [*self._keys, self._leader.tasks_key]
         # runs, run_owners, run_leases, run_counts, run_attempts, run_cancels (the order
         # of KEYS in the scripts of runs)
         self._run_keys = [
@@ -215,6 +234,7 @@ class RedisStore(BaseStore):
         if version < SCHEMA_VERSION:
             # 1 -> 2: claims and run records are new keys; the tasks are unchanged.
             # 2 -> 3: attempts and cancel requests are new keys (no attempt: the first).
+            # 3 -> 4: the leader's term and the leader-only set are new keys (none is).
             with self._unavailable("start"):
                 self.client.hset(self.meta_key, "schema_version", str(SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
@@ -293,14 +313,14 @@ class RedisStore(BaseStore):
         args: list[Any] = []
         seen: set[str] = set()
         for task in tasks:
-            args.extend(self._triple(task))
+            args.extend(self._quad(task))
             if task.id in seen:
                 raise ConflictIdError(task.id)
             seen.add(task.id)
         if not tasks:
             return
         with self._unavailable("add tasks"):
-            taken = self._add(keys=self._keys, args=args)
+            taken = self._add(keys=self._written_keys, args=args)
         if taken:
             raise ConflictIdError(taken.decode("utf-8"))
         for task in tasks:
@@ -309,9 +329,9 @@ class RedisStore(BaseStore):
 
     def update_task(self, task: Task) -> None:
         """Replace the stored task (see :meth:`BaseStore.update_task`)."""
-        args: list[Any] = [1, *self._triple(task)]
+        args: list[Any] = [1, *self._quad(task)]
         with self._unavailable("update a task"):
-            matched = self._write(keys=self._keys, args=args)
+            matched = self._write(keys=self._written_keys, args=args)
         if not matched:
             raise TaskLookupError(task.id, self.alias)
         task.store_alias = self.alias
@@ -324,7 +344,8 @@ class RedisStore(BaseStore):
             pipe.hdel(self.tasks_key, task_id)
             pipe.zrem(self.run_times_key, task_id)
             pipe.hdel(self.claims_key, task_id)
-            deleted, _, _ = pipe.execute()
+            pipe.srem(self._leader.tasks_key, task_id)
+            deleted, _, _, _ = pipe.execute()
         self._broken.forget(task_id)
         if not deleted:
             raise TaskLookupError(task_id, self.alias)
@@ -333,7 +354,9 @@ class RedisStore(BaseStore):
         """Delete the tasks and their claims (the schema record and the records of runs
         in progress stay)."""
         with self._unavailable("remove all tasks"):
-            self.client.delete(self.tasks_key, self.run_times_key, self.claims_key)
+            self.client.delete(
+                self.tasks_key, self.run_times_key, self.claims_key, self._leader.tasks_key
+            )
         self._broken.clear()
 
     def release_tasks(
@@ -379,6 +402,11 @@ class RedisStore(BaseStore):
         score = repr(task.next_run_time.timestamp()) if task.next_run_time is not None else ""
         return task.id, blob, score
 
+    def _quad(self, task: Task) -> tuple[str, bytes, str, str]:
+        """:meth:`_triple` and whether the task is leader-only (for adds and updates:
+        the leader-only set follows them; a write-back of a claimed task keeps it)."""
+        return *self._triple(task), "1" if task.leader_only else ""
+
     # -- reads ----------------------------------------------------------------------------
 
     def _load(self, task_id: bytes | str, blob: bytes) -> Task | None:
@@ -422,11 +450,13 @@ class RedisStore(BaseStore):
         """Claim up to ``limit`` due tasks whose claim is free, expired or ``owner``'s, in
         one atomic script."""
         expires = repr(now.timestamp() + lease.total_seconds())
+        term = self._leader.token(owner)
+        keys = [*self._keys, self.claims_key, self._leader.tasks_key, self._leader.term_key]
         while True:
             known = self._broken.ids()  # not claimed: they cannot run here
-            args: list[Any] = [repr(now.timestamp()), limit, owner, expires, *known]
+            args: list[Any] = [repr(now.timestamp()), limit, owner, expires, term, *known]
             with self._unavailable("claim due tasks"):
-                reply = self._acquire(keys=[*self._keys, self.claims_key], args=args)
+                reply = self._acquire(keys=keys, args=args)
             flat = self._noted(reply)
             tasks = [
                 task
@@ -435,6 +465,19 @@ class RedisStore(BaseStore):
             ]
             if len(tasks) >= limit or len(self._broken) == len(known):
                 return tasks
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def elect(self, owner: str, lease: float) -> int | None:
+        """Take or renew ``owner``'s term, by the Redis server's clock (see
+        :meth:`BaseStore.elect` and :mod:`tickwork.stores._redis_leader`)."""
+        with self._unavailable("elect a leader"):
+            return self._leader.elect(owner, lease)
+
+    def resign(self, owner: str) -> None:
+        """End ``owner``'s term now (see :meth:`BaseStore.resign`)."""
+        with self._unavailable("resign the leadership"):
+            self._leader.resign(owner)
 
     def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
         """Runs in progress per task, over every scheduler sharing the prefix."""
@@ -579,10 +622,17 @@ class RedisStore(BaseStore):
 
         Run times no datetime can hold (``inf``, 1e300: written by something else) are
         rewritten from the task's own next run time, and the question asked again."""
-        keys = [self.run_times_key, self.claims_key, self.tasks_key]
+        keys = [
+            self.run_times_key,
+            self.claims_key,
+            self.tasks_key,
+            self._leader.tasks_key,
+            self._leader.term_key,
+        ]
         for _ in range(2):
+            args = [self._leader.token(None), *self._broken.ids()]
             with self._unavailable("query the next run time"):
-                found, notes = self._next_time(keys=keys, args=self._broken.ids())
+                found, notes = self._next_time(keys=keys, args=args)
             bad_scores = [
                 (_text(notes[index + 1]), _text(notes[index + 2]))
                 for index in range(0, len(notes), 3)

@@ -8,14 +8,17 @@ The schema (created by :meth:`SQLAlchemyStore.start` when missing):
 * ``<tablename>``: ``id`` (primary key, at most 191 characters so MySQL's utf8mb4 index
   limit holds; stored as bytes on MySQL so ids compare exactly, case and trailing spaces
   included), ``next_run_time`` (epoch seconds as a double, indexed: every "what is due?"
-  query walks that index), ``state`` (the serializer's bytes), and ``lease_owner`` /
-  ``lease_expires`` (nullable, for schedulers that share a store and lease tasks).
+  query walks that index), ``state`` (the serializer's bytes), ``lease_owner`` /
+  ``lease_expires`` (nullable, for schedulers that share a store and lease tasks), and
+  ``leader_only`` (1 for a task only the fleet's leader runs).
 * ``<tablename>_runs``: one row per run in progress (see :mod:`tickwork.stores._sql_runs`).
+* ``<tablename>_leader``: the term of the fleet's leader (see
+  :mod:`tickwork.stores._sql_leader`).
 * ``<tablename>_meta``: key/value rows; ``schema_version`` says which tickwork schema the
   table follows, so a later tickwork can migrate it, and an older one refuses to touch
   a newer schema. Version 2 added the runs table and the use of the lease columns;
   version 3 the runs' ``attempt`` and ``cancel`` columns (pending retries and cancel
-  requests). An older table is upgraded in place by :meth:`SQLAlchemyStore.start`
+  requests), version 4 the ``leader_only`` column and the leader table. An older table is upgraded in place by :meth:`SQLAlchemyStore.start`
   (columns are added, nothing is dropped), after which an older tickwork refuses it
   rather than mishandling what it does not know.
 
@@ -79,6 +82,7 @@ from tickwork.stores._sql_conflicts import (
     is_lock_conflict,
     is_timeout,
 )
+from tickwork.stores._sql_leader import LeaderTable
 from tickwork.stores._sql_runs import RunTable, blobs_by_id
 from tickwork.stores._sql_schema import (
     DEFAULT_IO_TIMEOUT,
@@ -132,6 +136,7 @@ class SQLAlchemyStore(BaseStore):
     """
 
     supports_leases = True
+    supports_election = True
 
     def __init__(
         self,
@@ -168,6 +173,9 @@ class SQLAlchemyStore(BaseStore):
         self._runs = RunTable(
             self._metadata, tablename, TaskId(), MAX_ID_LENGTH, self.serializer, self.logger
         )
+        self._leader = LeaderTable(self._metadata, tablename, MAX_ID_LENGTH)
+        #: The leader's term this instance holds, (owner, generation), or None.
+        self._term: tuple[str, int] | None = None
         # SQLite has no row locks: its write transactions take the database lock up front.
         self._row_locks = self.engine.dialect.name != "sqlite"
         self._raw_insert = self._driver_insert_sql()
@@ -184,6 +192,8 @@ class SQLAlchemyStore(BaseStore):
         self._bounds.attach()  # again after a shutdown
         with self._unavailable("create its schema"):
             create_schema(self.engine, self._metadata, self._meta, self.tablename, self.logger)
+        with self._unavailable("prepare its leader table"):
+            self._leader.ensure_row(self.engine)
         with self._unavailable("create its run history table"):
             self.run_log.create()  # (created and upgraded with the store, never dropped)
         self._schema_ready = True
@@ -297,7 +307,11 @@ class SQLAlchemyStore(BaseStore):
         def insert_rows(conn: Connection) -> None:
             if raw_insert is not None:
                 conn.exec_driver_sql(
-                    raw_insert, [(row["id"], row["next_run_time"], row["state"]) for row in rows]
+                    raw_insert,
+                    [
+                        (row["id"], row["next_run_time"], row["state"], row["leader_only"])
+                        for row in rows
+                    ],
                 )
             else:
                 conn.execute(insert(self._tasks), rows)
@@ -323,7 +337,7 @@ class SQLAlchemyStore(BaseStore):
         dialect = self.engine.dialect
         if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
             return None
-        columns = ("id", "next_run_time", "state")
+        columns = ("id", "next_run_time", "state", "leader_only")
         statement = insert(self._tasks).values({name: bindparam(name) for name in columns})
         compiled = statement.compile(dialect=dialect)
         if list(compiled.positiontup or ()) != list(columns):
@@ -351,7 +365,11 @@ class SQLAlchemyStore(BaseStore):
         statement = (
             update(table)
             .where(table.c.id == task.id)
-            .values(next_run_time=row["next_run_time"], state=row["state"])
+            .values(
+                next_run_time=row["next_run_time"],
+                state=row["state"],
+                leader_only=row["leader_only"],
+            )
         )
         if self._write("update a task", lambda conn: conn.execute(statement).rowcount) == 0:
             raise TaskLookupError(task.id, self.alias)
@@ -399,6 +417,7 @@ class SQLAlchemyStore(BaseStore):
                     .values(
                         next_run_time=bindparam("b_next"),
                         state=bindparam("b_state"),
+                        leader_only=bindparam("b_leader"),
                         lease_owner=None,
                         lease_expires=None,
                     ),
@@ -408,6 +427,7 @@ class SQLAlchemyStore(BaseStore):
                             "b_owner": owner,
                             "b_next": r["next_run_time"],
                             "b_state": r["state"],
+                            "b_leader": r["leader_only"],
                         }
                         for r in rows
                     ],
@@ -453,7 +473,12 @@ class SQLAlchemyStore(BaseStore):
                 f"ids of at most {MAX_ID_LENGTH}"
             )
         when = task.next_run_time.timestamp() if task.next_run_time is not None else None
-        return {"id": task.id, "next_run_time": when, "state": self.serializer.serialize(task)}
+        return {
+            "id": task.id,
+            "next_run_time": when,
+            "state": self.serializer.serialize(task),
+            "leader_only": 1 if task.leader_only else 0,
+        }
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -533,7 +558,7 @@ class SQLAlchemyStore(BaseStore):
         )
         query = (
             select(table.c.id, table.c.state)
-            .where(table.c.next_run_time <= moment, claimable)
+            .where(table.c.next_run_time <= moment, claimable, self._leader_filter(owner))
             .order_by(table.c.next_run_time, table.c.id)
         )
         expires = moment + lease.total_seconds()
@@ -556,6 +581,33 @@ class SQLAlchemyStore(BaseStore):
             tasks = self._write("claim due tasks", functools.partial(claim, batch=batch))
             if len(tasks) >= limit or len(self._broken) == known:
                 return tasks
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def elect(self, owner: str, lease: float) -> int | None:
+        """Take or renew ``owner``'s term in the leader table, by the database's clock
+        (see :meth:`BaseStore.elect` and :mod:`tickwork.stores._sql_leader`)."""
+        generation = self._write(
+            "elect a leader",
+            lambda conn: self._leader.elect(conn, owner, lease, self._row_locks),
+        )
+        self._term = None if generation is None else (owner, generation)
+        return generation
+
+    def resign(self, owner: str) -> None:
+        """End ``owner``'s term now (see :meth:`BaseStore.resign`)."""
+        self._term = None
+        self._write("resign the leadership", lambda conn: self._leader.resign(conn, owner))
+
+    def _leader_filter(self, owner: str | None) -> Any:
+        """The condition on task rows that leaves leader-only tasks out unless this
+        instance's term (for ``owner``, when given) is the running one: checked by the
+        database in the same statement, so an expired term claims nothing."""
+        plain = self._tasks.c.leader_only == 0
+        term = self._term
+        if term is None or (owner is not None and term[0] != owner):
+            return plain
+        return or_(plain, self._leader.leads(self.engine.dialect, *term))
 
     def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
         """Runs in progress per task, over every scheduler sharing the table."""
@@ -628,7 +680,7 @@ class SQLAlchemyStore(BaseStore):
         table = self._tasks
         query = (
             select(table.c.next_run_time, table.c.lease_owner, table.c.lease_expires)
-            .where(table.c.next_run_time.is_not(None))
+            .where(table.c.next_run_time.is_not(None), self._leader_filter(None))
             .order_by(table.c.next_run_time)
         )
         broken = self._broken.ids()

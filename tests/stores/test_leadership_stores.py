@@ -1,0 +1,156 @@
+"""The election part of the store contract (``supports_election``: SQL, Redis): terms,
+generations, resigning, and leader-only tasks handed to the running term only.
+
+Stores that cannot elect (memory, file) keep every task claimable by anyone and raise
+``NotImplementedError`` from ``elect``: checked here too.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from storetest_funcs import NOW, at, make_task
+from storetest_support import StoreMaker
+
+from tickwork.stores import BaseStore
+from tickwork.stores.redis import RedisStore
+from tickwork.stores.sqlalchemy import SQLAlchemyStore
+from tickwork.tasks import Task
+
+LEASE = timedelta(seconds=30)
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return sorted(task.id for task in tasks)
+
+
+def electing(make_store: StoreMaker) -> BaseStore:
+    store = make_store()
+    if not store.supports_election:
+        pytest.skip(f"{make_store.kind} cannot elect")
+    return store
+
+
+def test_stores_that_share_elect(store: BaseStore) -> None:
+    assert store.supports_election == isinstance(store, SQLAlchemyStore | RedisStore)
+    if not store.supports_election:
+        with pytest.raises(NotImplementedError, match="cannot elect"):
+            store.elect("me", 10)
+
+
+def test_one_owner_leads_and_renews_its_term(make_store: StoreMaker) -> None:
+    one, two = electing(make_store), make_store()
+    assert one.elect("one", 30) == 1
+    assert two.elect("two", 30) is None  # one's term runs
+    assert one.elect("one", 30) == 1  # renewed: the same generation
+    assert two.elect("two", 30) is None
+
+
+def test_an_expired_term_goes_to_the_next_generation(make_store: StoreMaker) -> None:
+    one, two = electing(make_store), make_store()
+    assert one.elect("one", 0.3) == 1
+    time.sleep(0.5)
+    assert two.elect("two", 30) == 2
+    assert one.elect("one", 30) is None
+    # Even its own expired term is never renewed: taking it again is a new generation.
+    two.resign("two")
+    assert one.elect("one", 0.3) == 3
+    time.sleep(0.5)
+    assert one.elect("one", 30) == 4
+
+
+def test_resigning_frees_the_term_at_once(make_store: StoreMaker) -> None:
+    one, two = electing(make_store), make_store()
+    assert one.elect("one", 30) == 1
+    two.resign("two")  # not two's: nothing happens
+    assert two.elect("two", 30) is None
+    one.resign("one")
+    assert two.elect("two", 30) == 2
+
+
+def test_a_new_store_object_sees_the_same_term(make_store: StoreMaker) -> None:
+    one = electing(make_store)
+    assert one.elect("one", 30) == 1
+    assert make_store().elect("other", 30) is None
+
+
+def test_leader_only_tasks_are_claimed_by_the_leader_only(make_store: StoreMaker) -> None:
+    leader, member = electing(make_store), make_store()
+    leader.add_task(make_task("plain", at(-2)))
+    leader.add_task(make_task("lead", at(-1), leader_only=True))
+    assert leader.elect("leader", 30) == 1
+    assert member.elect("member", 30) is None
+    assert ids(member.acquire_due_tasks(NOW, 10, "member", LEASE)) == ["plain"]
+    assert ids(leader.acquire_due_tasks(NOW, 10, "leader", LEASE)) == ["lead"]
+    # Reads ignore leadership: the task is there for everyone to see.
+    assert ids(member.get_due_tasks(NOW)) == ["lead", "plain"]
+    assert member.lookup_task("lead").leader_only  # type: ignore[union-attr]
+
+
+def test_without_a_term_nobody_claims_leader_only_tasks(make_store: StoreMaker) -> None:
+    store = electing(make_store)
+    store.add_task(make_task("lead", at(-1), leader_only=True))
+    assert store.acquire_due_tasks(NOW, 10, "anyone", LEASE) == []
+    assert store.get_next_run_time() is None
+
+
+def test_the_next_run_time_counts_leader_only_tasks_for_the_leader(
+    make_store: StoreMaker,
+) -> None:
+    leader, member = electing(make_store), make_store()
+    leader.add_task(make_task("lead", at(1), leader_only=True))
+    leader.add_task(make_task("plain", at(5)))
+    leader.elect("leader", 30)
+    member.elect("member", 30)
+    assert leader.get_next_run_time() == at(1)
+    # A member would otherwise wake for a task it may not claim, again and again.
+    assert member.get_next_run_time() == at(5)
+
+
+def test_an_expired_term_claims_nothing_however_late_it_asks(make_store: StoreMaker) -> None:
+    """The fence: the store checks the term in the claim itself, not the caller."""
+    old, new = electing(make_store), make_store()
+    old.add_task(make_task("lead", at(-1), leader_only=True))
+    assert old.elect("old", 0.3) == 1
+    time.sleep(0.5)
+    # ``old`` still believes it holds generation 1 (it has not asked since).
+    assert old.acquire_due_tasks(NOW, 10, "old", LEASE) == []
+    assert old.get_next_run_time() is None
+    assert new.elect("new", 30) == 2
+    assert ids(new.acquire_due_tasks(NOW, 10, "new", LEASE)) == ["lead"]
+
+
+def test_the_term_is_checked_for_the_claiming_owner(make_store: StoreMaker) -> None:
+    store = electing(make_store)
+    store.add_task(make_task("lead", at(-1), leader_only=True))
+    store.elect("leader", 30)
+    assert store.acquire_due_tasks(NOW, 10, "someone else", LEASE) == []
+    assert ids(store.acquire_due_tasks(NOW, 10, "leader", LEASE)) == ["lead"]
+
+
+def test_leader_only_follows_updates_and_write_backs(make_store: StoreMaker) -> None:
+    leader, member = electing(make_store), make_store()
+    leader.add_task(make_task("t", at(-1)))
+    leader.elect("leader", 30)
+    member.update_task(make_task("t", at(-1), leader_only=True))
+    assert member.acquire_due_tasks(NOW, 10, "member", LEASE) == []
+    (claimed,) = leader.acquire_due_tasks(NOW, 10, "leader", LEASE)
+    claimed.next_run_time = at(-0.5)
+    leader.release_tasks("leader", [claimed], [])
+    assert member.acquire_due_tasks(NOW, 10, "member", LEASE) == []  # still leader-only
+    member.update_task(make_task("t", at(-1), leader_only=False))
+    assert ids(member.acquire_due_tasks(NOW, 10, "member", LEASE)) == ["t"]
+
+
+def test_removed_and_cleared_tasks_leave_no_mark(make_store: StoreMaker) -> None:
+    store = electing(make_store)
+    store.add_task(make_task("t", at(-1), leader_only=True))
+    store.remove_task("t")
+    store.add_task(make_task("t", at(-1)))  # the same id, now an ordinary task
+    assert ids(store.acquire_due_tasks(NOW, 10, "anyone", LEASE)) == ["t"]
+    store.add_task(make_task("u", at(-1), leader_only=True))
+    store.remove_all_tasks()
+    store.add_task(make_task("u", at(-1)))
+    assert ids(store.acquire_due_tasks(NOW, 10, "other", LEASE)) == ["u"]
