@@ -31,6 +31,11 @@ from sqlalchemy import exc as sa_exc
 
 __all__ = ["CONFLICT_ATTEMPTS", "conflict_pause", "is_lock_conflict", "is_timeout"]
 
+
+#: A generator of its own, not the ``random`` module's shared one, which belongs to the
+#: application (seeded programs would see their sequence change).
+_pauses = random.Random()
+
 #: How many times a write transaction is tried when each attempt ends in a lock conflict;
 #: after that the store reports itself unavailable and the scheduler backs off.
 CONFLICT_ATTEMPTS = 6
@@ -100,4 +105,4 @@ def conflict_pause(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: random, so the transactions that
     collided do not collide again in step; growing, 0-10 ms after the first conflict up
     to 0-160 ms after the fifth."""
-    return random.uniform(0.0, 0.005 * 2**attempt)
+    return _pauses.uniform(0.0, 0.005 * 2**attempt)

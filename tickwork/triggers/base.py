@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -9,6 +10,14 @@ from typing import Any, ClassVar
 
 from tickwork.exceptions import InvalidTriggerError
 from tickwork.utils import local_timezone, to_datetime, to_timedelta, to_timezone
+
+#: Jitter's own generator, not the ``random`` module's shared one: a scheduler drawing
+#: from that would change the random sequence of the application it runs in (and make
+#: seeded programs and property tests behave differently with a scheduler running).
+#: Reseeded in forked children, so two workers do not jitter in step.
+_jitter_random = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_jitter_random.seed)
 
 __all__ = ["BaseTrigger"]
 
@@ -198,7 +207,7 @@ class BaseTrigger(ABC):
             return fire_time
         # Added in UTC: adding to a local time would be wall-clock arithmetic and could
         # land in a DST gap.
-        delay = timedelta(seconds=random.uniform(0, jitter.total_seconds()))
+        delay = timedelta(seconds=_jitter_random.uniform(0, jitter.total_seconds()))
         jittered = fire_time.astimezone(_UTC) + delay
         if end is not None and jittered > end:
             jittered = end
