@@ -33,7 +33,11 @@ from tickwork.tasks import Task
 if TYPE_CHECKING:
     from tickwork.schedulers._retries import Retrier
 
-__all__ = ["Dispatcher"]
+__all__ = ["REQUESTED_RUN_GRACE", "Dispatcher"]
+
+#: Seconds a run asked for with ``request_run`` may wait for a scheduler to find it in
+#: its store before it counts as missed, when the task's own grace time is shorter.
+REQUESTED_RUN_GRACE = 60.0
 
 
 class Dispatcher:
@@ -168,6 +172,11 @@ class Dispatcher:
         task, run_time = run.task, run.run_time
         since = run.due if run.due is not None else run_time
         grace = task.mistrigger_grace_time
+        if run.attempt == 1 and run.due is not None and grace is not None:
+            # A pending first attempt is a run somebody asked for (request_run): it waits
+            # for a scheduler's next look at the store (poll and take-over intervals,
+            # seconds apart), which a short grace time must not turn into a miss.
+            grace = max(grace, REQUESTED_RUN_GRACE)
         if grace is None or (now - since).total_seconds() <= grace:
             return self.submit(task, [run_time], attempt=run.attempt)
         why = (

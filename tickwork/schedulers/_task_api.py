@@ -36,6 +36,7 @@ class TaskAPI:
 
     _tasks: TaskManager
     _run_now: RunNow
+    identity: str
 
     @overload
     def add_task(
@@ -204,6 +205,19 @@ class TaskAPI:
         running ``max_instances`` times."""
         return self._tasks.run_task(task_id, store)
 
+    def request_run(self, task_id: str, store: str | None = None) -> str:
+        """Ask the scheduler(s) sharing the task's store to run it once now, and return
+        the run's id (for :meth:`get_runs` and :meth:`cancel_run`). The request is a
+        durable record in the store: exactly one scheduler of a fleet runs it, at its
+        next look at the store, with the task's usual rules, events and run record; the
+        schedule is not changed. It counts as missed only if no scheduler finds it
+        within the task's ``mistrigger_grace_time`` or 60 s, whichever is longer
+        (finding it takes up to the store's poll interval). This is how a process that only administers a store
+        (the admin app, the ``tickwork`` command) starts a run; :meth:`run_task` runs
+        the task in this process instead. Raises ``TaskLookupError`` for an unknown id,
+        ``SchedulerNotRunningError`` before ``start()``."""
+        return self._tasks.request_run(task_id, store, self.identity)
+
     async def run_task_now(self, task_id: str, /, *args: Any, **kwargs: Any) -> Any:
         """Run a task now, through its executor (with its events, run record,
         ``max_instances`` and ``timeout``), and return what it returns, or raise what it
@@ -318,6 +332,10 @@ class TaskAPI:
     async def run_task_async(self, task_id: str, store: str | None = None) -> Task:
         """:meth:`run_task` off the event loop."""
         return await asyncio.to_thread(self._tasks.run_task, task_id, store)
+
+    async def request_run_async(self, task_id: str, store: str | None = None) -> str:
+        """:meth:`request_run` off the event loop (the store is written in a thread)."""
+        return await asyncio.to_thread(self.request_run, task_id, store)
 
     async def preview_task_runs_async(
         self, task_id: str, count: int = 5, store: str | None = None

@@ -47,6 +47,7 @@ from tickwork.exceptions import (
     UnknownAliasError,
 )
 from tickwork.executors.pool import ProcessPoolExecutor
+from tickwork.runs import make_run_id
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
 from tickwork.schedulers._leadership import check_leader_only
@@ -54,7 +55,7 @@ from tickwork.schedulers._planner import Planner
 from tickwork.schedulers._plugins import Plugins
 from tickwork.schedulers._spacing import check_spacing
 from tickwork.schedulers._state import Lifecycle, SchedulerState
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, PendingRetry
 from tickwork.tasks import UNSET, Task
 from tickwork.triggers import build_trigger, trigger_registry
 from tickwork.triggers.base import BaseTrigger
@@ -121,6 +122,8 @@ class TaskManager:
         self.lock_path: str | None = None
         #: (store alias, task id) of the tasks with a shutdown trigger.
         self._shutdown_tasks: set[tuple[str, str]] = set()
+        #: The scheduled time of the last run asked for with :meth:`request_run`.
+        self._last_request: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -809,6 +812,32 @@ class TaskManager:
         task, _ = self._find(task_id, store)
         self._dispatcher.submit(task, [self.clock.now()], raise_max_instances=True)
         return task
+
+    def request_run(self, task_id: str, store: str | None, owner: str) -> str:
+        """Ask for one run of ``task_id`` now, through its store, and return the run's
+        id. The request is written as a pending run due now (the durable record a
+        pending retry uses), so whichever scheduler sharing the store finds it first
+        runs it, exactly once, with its usual rules, events and run record; the
+        schedule is not touched. A process that only administers a store (started
+        paused, running nothing) reaches its fleet this way; ``run_task`` instead runs
+        the task in this process."""
+        if not self.running:
+            raise SchedulerNotRunningError("request_run needs a started scheduler")
+        task, alias = self._find(task_id, store)
+        if alias is None:
+            raise SchedulerNotRunningError(
+                f"task {task_id!r} is not stored yet: it is added when the scheduler starts"
+            )
+        with self._lock:
+            # One microsecond apart from the previous request: every run has its own id.
+            now = self.clock.now()
+            if self._last_request is not None and now <= self._last_request:
+                now = self._last_request + timedelta(microseconds=1)
+            self._last_request = now
+        self._stores[alias].retry_runs(owner, [PendingRetry(task, now, 1, now)])
+        self._wakeup_for(now)
+        self.logger.info("run of task %r requested through store %r", task_id, alias)
+        return make_run_id(task_id, now)
 
     def find_for_run(self, task_id: str) -> Task:
         """The stored task ``task_id`` (in any store), for a run started by a command;

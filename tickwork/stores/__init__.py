@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tickwork._registry import Registry
+from tickwork.stores._urls import store_from_url
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
 
@@ -24,6 +25,7 @@ __all__ = [
     "MemoryStore",
     "RedisStore",
     "SQLAlchemyStore",
+    "store_from_url",
     "store_registry",
 ]
 
