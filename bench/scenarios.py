@@ -869,6 +869,33 @@ async def scenario_cron(lib: str, quick: int = 0) -> Result:
     return {"rows": rows, "build": module.build_costs(quick=bool(quick))}
 
 
+def load_script(name: str) -> Any:
+    """bench/<name>.py as a module (registered under its name: its workers and its tasks
+    refer to it by that name)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def scenario_fleet(lib: str, quick: int = 0) -> Result:
+    """The rows of ``bench/fleet_scale.py`` (1, 2 and 4 schedulers on one store)."""
+    module = load_script("fleet_scale")
+    result: Result = await asyncio.to_thread(module.run, quick=bool(quick))
+    return result
+
+
+async def scenario_store_scale(lib: str, quick: int = 0) -> Result:
+    """The rows of ``bench/store_scale.py`` (a scheduler on stores of 10k to 1M tasks)."""
+    module = load_script("store_scale")
+    result: Result = await asyncio.to_thread(module.run, quick=bool(quick))
+    return result
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {
     "add": scenario_add,
     "memory": scenario_memory,
@@ -877,6 +904,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {
     "steady": scenario_steady,
     "sql_add": scenario_sql_add,
     "cron": scenario_cron,
+    "fleet": scenario_fleet,
+    "store_scale": scenario_store_scale,
 }
 
 
