@@ -114,8 +114,11 @@ def aps4_python() -> Path:
     """bench/.venv-aps4's Python, creating the virtualenv (APScheduler 4.0.0a6 and tickwork,
     editable) on first use or repairing it when APScheduler 4 is not importable there."""
     python = VENV_APS4 / "bin" / "python"
-    check = "import apscheduler, tickwork; assert apscheduler.__name__ and hasattr(apscheduler, 'AsyncScheduler')"
-    if python.exists() and subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0:
+    check = "import apscheduler, tickwork; assert hasattr(apscheduler, 'AsyncScheduler')"
+    if (
+        python.exists()
+        and subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
+    ):
         return python
     if not python.exists():
         print(f"creating {VENV_APS4.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
@@ -501,9 +504,7 @@ BURST_ASYNCIO_TARGET = all_of(
     Target("≥ 0.7x floor", floor_ratio(0.7, True)),
     ahead_of_aps4(True),
 )
-STEADY_SPREAD_TARGET = all_of(
-    Target("≤ 1.5x floor", floor_ratio(1.5, False)), ahead_of_aps4(False)
-)
+STEADY_SPREAD_TARGET = all_of(Target("≤ 1.5x floor", floor_ratio(1.5, False)), ahead_of_aps4(False))
 
 ROWS = [
     Row(
@@ -1238,15 +1239,16 @@ def fleet_section(result: Result) -> str:
         "duplicates = runs of one (task, time) seen more than once. Target: 2 members "
         "≥ 1.6x one.",
         "",
-        "| store | schedulers | runs/s | ÷ 1 scheduler | duplicates | missing | claims | "
-        "claim ms (median) | release ms (median) | target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| store | schedulers | runs/s | ÷ 1 scheduler | duplicates | missing | claims (empty) | "
+        "tasks per claim | claim ms (median) | release ms (median) | store's share of each "
+        "member's burst | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result.get("rows", []):
         if "skipped" in row or "error" in row:
             lines.append(
                 f"| {row['store']} | {row.get('members', '')} | "
-                f"{row.get('skipped') or row.get('error')} | | | | | | | |"
+                f"{row.get('skipped') or row.get('error')} | | | | | | | | | |"
             )
             continue
         speedup = row.get("speedup")
@@ -1256,8 +1258,10 @@ def fleet_section(result: Result) -> str:
         lines.append(
             f"| {row['store']} | {row['members']} | {row['runs_per_s']:,.0f} | "
             f"{'' if speedup is None else f'{speedup:.2f}x'} | {row['duplicates']} | "
-            f"{row['missing']} | {row.get('claims', '—')} | {fmt_ms(row.get('claim_ms'))} | "
-            f"{fmt_ms(row.get('release_ms'))} | {target} |"
+            f"{row['missing']} | {row.get('claims', '—')} ({row.get('empty_claims', '—')}) | "
+            f"{row.get('tasks_per_claim', math.nan):.0f} | {fmt_ms(row.get('claim_ms'))} | "
+            f"{fmt_ms(row.get('release_ms'))} | "
+            f"{', '.join(f'{share:.0%}' for share in row.get('store_share') or [])} | {target} |"
         )
     if result.get("note"):
         lines += ["", str(result["note"])]

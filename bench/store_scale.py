@@ -109,9 +109,6 @@ async def measure(url: str) -> dict[str, Any]:
     queries for the next run time and the next due batch."""
     import sqlite3  # noqa: F401 (imported before the first RSS reading: not the store's)
 
-    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
-    import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
-
     import tickwork.stores.sqlalchemy  # noqa: F401
     from tickwork.schedulers import AsyncIOScheduler
 
@@ -133,7 +130,11 @@ async def measure(url: str) -> dict[str, Any]:
     started = time.perf_counter()
     batch = await asyncio.to_thread(
         # A short lease: the next size's process must find them due again.
-        store.acquire_due_tasks, now, DUE, "store-scale", timedelta(seconds=0.5)
+        store.acquire_due_tasks,
+        now,
+        DUE,
+        "store-scale",
+        timedelta(seconds=0.5),
     )
     batch_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
