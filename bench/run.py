@@ -1,8 +1,9 @@
 """Benchmark tickwork side by side with asyncz, APScheduler 3 and APScheduler 4.
 
-    python bench/run.py            # the full run (at most ~10 minutes on 2 cores)
-    python bench/run.py --quick    # about a minute: smaller sizes, shorter windows
+    python bench/run.py            # the full run (about 20 minutes on 2 cores)
+    python bench/run.py --quick    # about 5 minutes: smaller sizes, shorter windows
     python bench/run.py --only burst,precision
+    python bench/run.py --only fleet,store_scale   # bench/fleet_scale.py, bench/store_scale.py
     python bench/run.py --write-docs            # also regenerate docs/performance.md
     python bench/run.py --load bench/results/X.json --write-docs   # docs from a saved run
 
@@ -1386,7 +1387,8 @@ def render_docs(results: Results) -> str:
         f"asyncz {info.get('versions', {}).get('asyncz')}, APScheduler {info.get('versions', {}).get('apscheduler')}, "
         "APScheduler 4.0.0a6 (in `bench/.venv-aps4`)",
         "- Commands: `make bench` (or `python bench/run.py`) for the full run, `python bench/run.py --quick` "
-        "for a one-minute look, `--only add,burst` for some scenarios; the peers are installed in "
+        "for a five-minute look, `--only add,burst` for some scenarios (`--only fleet,store_scale` "
+        "for the tables of `bench/fleet_scale.py` and `bench/store_scale.py`); the peers are installed in "
         "`bench/.venv` only (APScheduler 4 in `bench/.venv-aps4`, since it cannot share a "
         "virtualenv with APScheduler 3), never as dependencies of tickwork.",
         "",
