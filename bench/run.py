@@ -875,10 +875,24 @@ _STEADY_NOTE = (
 )
 
 _SPREAD_NOTE = (
-    "**Why.** Issue 19: with the phases spread, every run is a wake-up of its own, so the "
-    "per-wake-up path (timer callback, pass over the store, planning the next timer) is "
-    "paid once per run instead of once per 1,000. Not optimised yet: see the profile "
-    "notes in the issue."
+    "**Why.** With the phases spread, every run is a wake-up of its own, so the "
+    "per-wake-up path is paid once per run or two instead of once per 1,000. A cProfile "
+    "of this scenario (tickwork, run history off, 5 s; 2026-12-04, on a busy machine) "
+    "shows that path: the timer's callback runs one batch inline (claim from the memory "
+    "store, decide, submit, write back, next run time) and then resolves the driver's "
+    "future; the driver task wakes one loop iteration later and runs a second pass, which "
+    "finds nothing due, looks up the next run time again and arms a new future and a new "
+    "`call_later` timer. Per wake-up that is two passes, two next-run-time lookups, a "
+    "future, a timer handle and a step of the driver task, against one `call_at` and one "
+    "task for the floor: the driver's empty pass and re-arming took about a third of the "
+    "scheduler's own time (cumulative, profiled: 188 µs for the timer's inline pass, 106 "
+    "µs for the driver's). Timers fire at `epoll_wait`'s whole milliseconds, so a wake-up "
+    "handled 1.9 runs on average (4,751 runs, 2,479 timer callbacks).\n\n"
+    "**What would meet it** (not tried): when the inline pass handled what was due and "
+    "only in-process stores are involved, re-arm the timer from the callback with the "
+    "next run time the pass already knows, instead of waking the driver for an empty "
+    "pass; look the next run time up once per wake-up; keep one future and timer handle "
+    "across sleeps instead of creating both each time."
 )
 
 _PRECISION_NOTE = (
