@@ -23,6 +23,7 @@ virtualenv's Python. Where a scenario also runs bare ``loop.call_at`` timers (th
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import math
@@ -111,6 +112,7 @@ def install(python: Path) -> None:
     )
 
 
+@functools.cache
 def aps4_python() -> Path:
     """bench/.venv-aps4's Python, creating the virtualenv (APScheduler 4.0.0a6 and tickwork,
     editable) on first use or repairing it when APScheduler 4 is not importable there."""
@@ -122,7 +124,7 @@ def aps4_python() -> Path:
     ):
         return python
     if not python.exists():
-        print(f"creating {VENV_APS4.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
+        print(f"creating {VENV_APS4} ...", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV_APS4)], check=True)
     print("installing APScheduler 4 and tickwork (editable) into it ...", file=sys.stderr)
     subprocess.run(
