@@ -1295,7 +1295,7 @@ def store_scale_section(result: Result) -> str:
         "one `get_next_run_time`; RSS = the scheduler process's growth over its start. All "
         "should stay flat as N grows (indexed queries, no full loads).",
         "",
-        "| store | tasks | seed (tasks/s) | start ms | next batch ms | next run time ms "
+        "| store | tasks | seeding: add_tasks tasks/s (wall s of the step) | start ms | next batch ms | next run time ms "
         "(first, second) | RSS growth MiB |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -1307,7 +1307,8 @@ def store_scale_section(result: Result) -> str:
             )
             continue
         lines.append(
-            f"| {row['store']} | {row['tasks']:,} | {row['seed_rate']:,.0f} | "
+            f"| {row['store']} | {row['tasks']:,} | {row['seed_rate']:,.0f} "
+            f"({row.get('seed_wall_s', math.nan):.1f}) | "
             f"{row['start_ms']:.1f} | {row['batch_ms']:.1f} | "
             f"{row['next_ms']:.1f}, {row.get('next_again_ms', math.nan):.1f} | "
             f"{row['rss_mib']:.1f} |"
