@@ -1292,8 +1292,10 @@ def store_scale_section(result: Result) -> str:
         "Scale of stores (from `bench/store_scale.py`): a scheduler started on a store that "
         "already holds N interval tasks (none due); start = `start()` until running; next "
         "batch = one `acquire_due_tasks` claiming the 256 due tasks added after seeding, and "
-        "one `get_next_run_time`; RSS = the scheduler process's growth over its start. All "
-        "should stay flat as N grows (indexed queries, no full loads).",
+        "one `get_next_run_time` (twice: the first pays for cold caches); RSS = the scheduler "
+        "process's growth over its start, modules already imported. On PostgreSQL the table "
+        "is ANALYZEd after each seeding step, as autovacuum would soon after a bulk load. "
+        "All should stay flat as N grows (indexed queries, no full loads).",
         "",
         "| store | tasks | seeding: add_tasks tasks/s (wall s of the step) | start ms | next batch ms | next run time ms "
         "(first, second) | RSS growth MiB |",
