@@ -1291,7 +1291,7 @@ def store_scale_section(result: Result) -> str:
     lines = [
         "Scale of stores (from `bench/store_scale.py`): a scheduler started on a store that "
         "already holds N interval tasks (none due); start = `start()` until running; next "
-        "batch = one `acquire_due_tasks` claiming the 256 due tasks added after seeding, and "
+        "batch = one `acquire_due_tasks` claiming the 256 due tasks among them, and "
         "one `get_next_run_time` (twice: the first pays for cold caches); RSS = the scheduler "
         "process's growth over its start, modules already imported. On PostgreSQL the table "
         "is ANALYZEd after each seeding step, as autovacuum would soon after a bulk load. "
@@ -1310,7 +1310,7 @@ def store_scale_section(result: Result) -> str:
             continue
         lines.append(
             f"| {row['store']} | {row['tasks']:,} | {row['seed_rate']:,.0f} "
-            f"({row.get('seed_wall_s', math.nan):.1f}) | "
+            f"({fmt_ms(row.get('seed_wall_s'))}) | "
             f"{row['start_ms']:.1f} | {row['batch_ms']:.1f} | "
             f"{row['next_ms']:.1f}, {row.get('next_again_ms', math.nan):.1f} | "
             f"{row['rss_mib']:.1f} |"
