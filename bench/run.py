@@ -1290,7 +1290,7 @@ def store_scale_section(result: Result) -> str:
     scheduler on stores of 10k to 1M tasks."""
     lines = [
         "Scale of stores (from `bench/store_scale.py`): a scheduler started on a store that "
-        "already holds N interval tasks (none due); start = `start()` until running; next "
+        "already holds N interval tasks (256 of them due); start = `start()` until running; next "
         "batch = one `acquire_due_tasks` claiming the 256 due tasks among them, and "
         "one `get_next_run_time` (twice: the first pays for cold caches); RSS = the scheduler "
         "process's growth over its start, modules already imported. On PostgreSQL the table "
