@@ -356,12 +356,12 @@ class APScheduler4Adapter(Adapter):
     ) -> None:
         from apscheduler.triggers.interval import IntervalTrigger
 
-        first = next_run_time or start_at
-        trigger = (
-            IntervalTrigger(seconds=seconds, start_time=first)
-            if first is not None
-            else IntervalTrigger(seconds=seconds)
-        )
+        # APScheduler 4's interval fires first at its start time, which defaults to now;
+        # the other libraries' first run is one interval after the add. Start it there
+        # too, or every "idle" task (add, memory, precision with idle tasks) would run
+        # at once during the measurement.
+        first = next_run_time or start_at or utc(time.time() + seconds)
+        trigger = IntervalTrigger(seconds=seconds, start_time=first)
         extra: dict[str, Any] = {}
         if no_grace:
             extra["misfire_grace_time"] = None
