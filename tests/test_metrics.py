@@ -3,13 +3,14 @@ scrapes them over HTTP and parses them with prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tickwork import BackgroundScheduler
+from tickwork import AsyncIOScheduler, BackgroundScheduler
 from tickwork.events import STORE_RECOVERED, STORE_UNAVAILABLE, SchedulerEvent
 from tickwork.exceptions import ConfigurationError
 from tickwork.metrics import OTHER_TASKS, SchedulerMetrics, metrics_app
@@ -302,3 +303,52 @@ def test_without_the_extra_the_error_names_it() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     )
     assert "tickwork[metrics]" in result.stdout
+
+
+def test_mounted_in_the_app_whose_loop_runs_the_scheduler(serve: Callable[[Any], str]) -> None:
+    """An AsyncIOScheduler started in a Starlette app's lifespan, its metrics mounted in
+    the same app: the scrape reads the tasks on the loop that runs them."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def ok_async() -> None:
+        pass
+
+    async def stuck() -> None:
+        await asyncio.sleep(3600)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        scheduler.start()
+        scheduler.add_task(ok_async, "interval", seconds=0.05, id="often")
+        scheduler.add_task(stuck, id="stuck", timeout=0.1)
+        yield
+        await scheduler.shutdown_async()
+
+    app = Starlette(routes=[Mount("/metrics", metrics_app(scheduler))], lifespan=lifespan)
+    # (the metrics app answers any path; a Mount at /metrics redirects /metrics to
+    # /metrics/, so the scrape asks for /metrics/metrics)
+    url = serve(app) + "/metrics"
+
+    def value(metric: str, **labels: str) -> float:
+        return scrape(url).get((metric, tuple(sorted(labels.items()))), 0.0)
+
+    wait_for(
+        lambda: (
+            value("tickwork_task_runs_total", task="often", outcome="success") >= 3
+            and value("tickwork_task_runs_total", task="stuck", outcome="timeout") == 1
+        ),
+        "runs on the app's loop",
+    )
+    assert value("tickwork_tasks") == 1.0
+    next_runs = [
+        value
+        for (metric, labels), value in scrape(url).items()
+        if metric == "tickwork_task_next_run_timestamp_seconds" and ("task", "often") in labels
+    ]
+    assert len(next_runs) == 1
+    assert abs(next_runs[0] - time.time()) < 60

@@ -198,3 +198,29 @@ def test_without_the_extra_the_error_names_it() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     )
     assert "tickwork[otel]" in result.stdout
+
+
+async def test_a_cancelled_run_ends_its_span_cancelled() -> None:
+    tracer_provider, exporter = provider()
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    instrument(scheduler, tracer_provider)
+
+    async def long_export() -> None:
+        await asyncio.sleep(3600)
+
+    scheduler.start()
+    try:
+        scheduler.add_task(long_export, id="export")
+        running: list[Any] = []
+        while not running:
+            await asyncio.sleep(0.02)
+            running = await scheduler.get_runs_async("export", outcome="running")
+        assert await scheduler.cancel_run_async(running[0].run_id)
+        while not runs_of(exporter, "export"):
+            await asyncio.sleep(0.02)
+    finally:
+        await scheduler.shutdown_async()
+    (run,) = runs_of(exporter, "export")
+    assert attribute(run, "tickwork.run.outcome") == "cancelled"
+    assert attribute(run, "error.type") == "RunCancelledError"
+    assert run.status.status_code is StatusCode.ERROR
