@@ -55,7 +55,7 @@ from tickwork.events import (
 )
 from tickwork.tasks import Task
 
-__all__ = ["DEFAULT_BUCKETS", "MetricsSource", "SchedulerMetrics", "metrics_app"]
+__all__ = ["DEFAULT_BUCKETS", "OTHER_TASKS", "MetricsSource", "SchedulerMetrics", "metrics_app"]
 
 #: Seconds; from a millisecond to ten minutes (runs and lateness alike).
 DEFAULT_BUCKETS: tuple[float, ...] = (

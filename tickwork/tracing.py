@@ -110,7 +110,6 @@ class RunTracer:
         started = time.time()
         span = self.tracer.start_span(
             f"run {runs.task_name}",
-            kind=trace.SpanKind.CONSUMER,
             attributes={
                 "tickwork.task.id": runs.task_id,
                 "tickwork.task.name": runs.task_name,
