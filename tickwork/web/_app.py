@@ -115,7 +115,7 @@ class AdminApp:
             Route("/runs/{run_id:path}", self.page_run),
         ]
         if self.metrics_app is not None:
-            routes.insert(0, Mount("/metrics", app=_Guarded(self.metrics_app, self.guard)))
+            routes.insert(0, Route("/metrics", _Guarded(self.metrics_app, self.guard)))
         app = Starlette(routes=routes, lifespan=self._lifespan)
         app.state.admin_target = self.target
         return app
