@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("jinja2")
 
-import uvicorn  # noqa: E402
-from starlette.types import ASGIApp  # noqa: E402
+import uvicorn
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
