@@ -411,7 +411,7 @@ class AdminApp:
             yield b"retry: 3000\n\n"
             # Bounded: the browser reconnects, and a server shutting down is not held
             # open by a dashboard left in a tab.
-            for _ in range(max(1, int(600 / self.refresh_seconds))):
+            for _ in range(max(1, int(120 / self.refresh_seconds))):
                 await asyncio.sleep(self.refresh_seconds)
                 if await request.is_disconnected():
                     return

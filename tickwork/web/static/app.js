@@ -40,6 +40,11 @@
 
   var events = new EventSource(body.dataset.events, { withCredentials: true });
   events.addEventListener("refresh", refresh);
+  // Close the stream when leaving the page: a browser holds few connections per server
+  // (six over HTTP/1.1), and streams left to linger would starve the next pages.
+  window.addEventListener("pagehide", function () {
+    events.close();
+  });
 
   document.addEventListener("submit", function (event) {
     var button = event.submitter;
