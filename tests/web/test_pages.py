@@ -51,11 +51,11 @@ def test_task_list_pages_and_searches(browser: httpx.Client) -> None:
     first = browser.get("/")
     assert first.status_code == 200
     assert_escaped(first.text)
-    assert "1–50 of 122" in first.text
+    assert "1\u201350 of 122" in first.text
     assert 'id="next"' in first.text
     assert first.headers["content-security-policy"].startswith("default-src 'self'")
     last = browser.get("/", params={"offset": 100})
-    assert "101–122 of 122" in last.text
+    assert "101\u2013122 of 122" in last.text
     assert 'id="next"' not in last.text
     found = browser.get("/", params={"q": "many-11"})
     assert "of 10" in found.text  # many-110 … many-119
