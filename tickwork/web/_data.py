@@ -116,21 +116,15 @@ def _int_field(name: str, raw: str | None, default: int, low: int, high: int | N
 
 
 def task_page(target: AdminTarget, search: str, state: str, offset: int, limit: int) -> TaskPage:
-    """The tasks whose id or name contains ``search`` (case-insensitive), in ``state``
-    (``"all"``, ``"paused"``, ``"active"``), from ``offset``; each with its last run."""
-    if state not in ("all", "paused", "active"):
+    """The tasks whose id contains ``search`` (case-insensitive), in ``state``
+    (``"all"``, ``"paused"``, ``"active"``), from ``offset``; each with its last run.
+    One page is asked of the scheduler (of the database, on a SQL store)."""
+    paused = {"all": None, "paused": True, "active": False}
+    if state not in paused:
         raise BadInput("state", f"state must be 'all', 'paused' or 'active', got {state!r}")
-    needle = search.casefold()
-    tasks = target.get_tasks()
-    matching = [
-        task
-        for task in tasks
-        if (not needle or needle in task.id.casefold() or needle in task.name.casefold())
-        and (state == "all" or (task.next_run_time is None) == (state == "paused"))
-    ]
-    shown = matching[offset : offset + limit]
-    rows = [task_row(task, _last_run(target, task.id)) for task in shown]
-    return TaskPage(rows, len(matching), offset, limit)
+    tasks, total = target.get_task_page(search, paused[state], offset, limit)
+    rows = [task_row(task, _last_run(target, task.id)) for task in tasks]
+    return TaskPage(rows, total, offset, limit)
 
 
 def _last_run(target: AdminTarget, task_id: str) -> RunRecord | None:
