@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import serve
+from web_server import serve
 
 from tickwork.events import TASK_MODIFIED, TASK_REMOVED
 from tickwork.schedulers import BackgroundScheduler

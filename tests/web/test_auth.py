@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import serve
 from starlette.requests import Request
+from web_server import serve
 
 from tickwork.exceptions import ConfigurationError
 from tickwork.schedulers import BackgroundScheduler

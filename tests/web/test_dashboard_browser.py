@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import serve
+from web_server import serve
 
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.stores import store_from_url

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import serve
+from web_server import serve
 
 from tickwork.schedulers import BackgroundScheduler
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import servers
-from conftest import serve
+from web_server import serve
 
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.stores import store_from_url
