@@ -126,7 +126,8 @@ def test_the_applications_own_auth_callable(
 
 
 def test_login_cookie_and_csrf_on_forms(scheduler: BackgroundScheduler) -> None:
-    with serve(scheduler.admin_app(token=TOKEN)) as url, httpx.Client(base_url=url) as browser:
+    app = scheduler.admin_app(token=TOKEN, refresh_seconds=0.2)
+    with serve(app) as url, httpx.Client(base_url=url) as browser:
         login = browser.get("/login")
         assert login.status_code == 200
         csrf = csrf_of(login.text)
@@ -161,6 +162,20 @@ def test_login_cookie_and_csrf_on_forms(scheduler: BackgroundScheduler) -> None:
         assert done.status_code == 303
         assert done.headers["location"] == "/tasks/alpha?message=paused"
         assert scheduler.get_task("alpha").next_run_time is None  # type: ignore[union-attr]
+
+        # A script of the page may call the JSON API with the cookie, echoing the token in
+        # the X-CSRF-Token header.
+        assert browser.post("/api/tasks/alpha/resume").status_code == 403
+        api = browser.post("/api/tasks/alpha/resume", headers={"x-csrf-token": csrf})
+        assert api.status_code == 200
+        assert scheduler.get_task("alpha").next_run_time is not None  # type: ignore[union-attr]
+
+        # The live refresh's event stream, for a logged-in reader.
+        with browser.stream("GET", "/events") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 3000"
+            assert [next(lines) for _ in range(3)] == ["", "event: refresh", "data: {}"]
 
         assert browser.post("/logout").status_code == 303
         assert browser.get("/").status_code == 401
