@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -85,6 +86,7 @@ class AdminApp:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters["q"] = lambda value: quote(str(value), safe="")
+        self.templates.filters["when"] = _when
         self.static = {
             name: (files("tickwork.web").joinpath("static", name).read_bytes(), kind)
             for name, kind in _STATIC.items()
@@ -505,6 +507,13 @@ def _json_error(exc: BaseException) -> JSONResponse:
         body["field"] = exc.field
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status, headers=headers)
+
+
+def _when(value: str | None) -> str:
+    """An ISO time as people read it: to the second, with its UTC offset."""
+    if not value:
+        return "—"
+    return datetime.fromisoformat(value).isoformat(sep=" ", timespec="seconds")
 
 
 def _jsonable(value: Any) -> Any:
