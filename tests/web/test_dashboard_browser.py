@@ -27,6 +27,7 @@ from selenium.common.exceptions import (  # noqa: E402
     StaleElementReferenceException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -198,6 +199,19 @@ def test_dashboard_in_a_browser(driver: Any, app_url: tuple[str, BackgroundSched
     assert driver.execute_script("return document.body.dataset.marker") == "same page"
     assert int(driver.execute_script("return document.body.dataset.refreshed")) >= 1
     scheduler.resume_task("report")
+
+    # A new trigger from the form; a wrong one is refused with the error shown.
+    Select(driver.find_element(By.ID, "trigger")).select_by_visible_text("interval")
+    driver.find_element(By.ID, "trigger-args").send_keys("minutes=30")
+    click(driver, "reschedule")
+    wait_for(lambda: text(driver, "message") == "rescheduled")
+    assert "0:30:00" in (text(driver, "task-trigger") or "")
+    Select(driver.find_element(By.ID, "trigger")).select_by_visible_text("cron")
+    driver.find_element(By.ID, "trigger-args").send_keys("hour=31")
+    click(driver, "reschedule")
+    wait_for(lambda: driver.find_elements(By.ID, "error"))
+    assert "31" in (text(driver, "error") or "")
+    assert "0:30:00" in str(scheduler.get_task("report").trigger)  # type: ignore[union-attr]
 
     # A failed run's page, with its traceback.
     driver.get(url + "/tasks/sync")

@@ -88,6 +88,9 @@ def test_run_page_shows_the_traceback_escaped(
     assert traceback, page.text
     assert "RuntimeError: &lt;script&gt;alert(&#39;traceback&#39;)&lt;/script&gt;" in traceback[1]
     assert "<script>alert" not in page.text
+    cancel = browser.post(f"/runs/{quote(run_id, safe='')}/cancel")
+    assert cancel.status_code == 303
+    assert cancel.headers["location"].endswith("?message=not%20running%3A%20nothing%20to%20cancel")
     task_page = browser.get("/tasks/failing").text
     assert 'class="tick error"' in task_page  # the timeline
     fleet = browser.get("/fleet").text
