@@ -163,3 +163,59 @@ def test_fastapi_example_under_uvicorn() -> None:
     assert out.index("Application startup complete") < farewell, out
     assert farewell < out.index("Application shutdown complete"), out
     assert "Traceback" not in out, out
+
+
+def test_dashboard_example_under_uvicorn() -> None:
+    if not (has_module("starlette") and has_module("jinja2") and has_module("fastapi")):
+        pytest.skip("needs the web extra and fastapi")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TICKWORK_ADMIN_TOKEN", None)
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "dashboard_app:app"),
+            *("--app-dir", str(EXAMPLES), "--host", "127.0.0.1", "--port", str(port)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        found = re.search(r"token \(set TICKWORK_ADMIN_TOKEN to choose one\): (\S+)", line)
+        assert found, line
+        headers = {"Authorization": f"Bearer {found[1]}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.get("/state")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, "uvicorn exited early"
+                    assert time.monotonic() < deadline, "uvicorn did not come up in 10 s"
+                    time.sleep(0.1)
+            assert client.get("/admin/api/tasks").status_code == 401
+            tasks = client.get("/admin/api/tasks", headers=headers).json()["tasks"]
+            assert {task["id"] for task in tasks} == {"heartbeat", "report", "sync"}
+            assert client.post("/admin/api/tasks/report/run", headers=headers).status_code == 200
+            deadline = time.monotonic() + 10
+            while client.get("/state").json()["reports"] != 1:
+                assert time.monotonic() < deadline, "the requested run did not happen"
+                time.sleep(0.1)
+            assert client.post("/admin/api/tasks/sync/pause", headers=headers).status_code == 200
+            assert client.get("/admin/api/tasks/sync", headers=headers).json()["paused"] is True
+            page = client.get("/admin/", headers=headers)
+            assert "Daily report" in page.text
+            assert 'href="/admin/tasks/report"' in page.text
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, out
+    assert "Traceback" not in out, out
