@@ -44,9 +44,48 @@ def run_example(name: str, *args: str, timeout: float = 12) -> str:
     return result.stdout
 
 
+def test_demo_serves_its_dashboard_until_ctrl_c() -> None:
+    """``make demo ARGS=--serve``: the dashboard address it prints answers with the
+    demo's tasks (given the printed token), and Ctrl-C stops it cleanly."""
+    demo = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--serve", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        for line in demo.stdout:
+            lines.append(line)
+            found = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)  \(token: (\S+)\)", line)
+            if found:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        address, token = found[1], found[2]
+        assert httpx.get(f"{address}api/tasks", timeout=5).status_code == 401
+        answer = httpx.get(
+            f"{address}api/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        assert "tick" in {task["id"] for task in answer.json()["tasks"]}
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=15)
+        assert demo.returncode == 0, rest
+        assert "goodbye: the shutdown-trigger task runs during shutdown" in rest, rest
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
 def test_demo_runs_every_kind_of_task_and_shuts_down_cleanly() -> None:
     out = run_example("demo.py", "--seconds", "6.5")
 
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/  \(token: ", out), out
     assert re.search(r"tick #3 \(sync, every 1 s\)", out), out
     assert re.search(r"fetch #2 done \(async, every 2\.5 s\)", out), out
     assert out.count("reminder: three seconds have passed") == 1, out
