@@ -19,3 +19,11 @@ def key() -> str | None:
 
 async def async_add(a: int, b: int) -> int:
     return a + b
+
+
+def record(dsn: str, table: str) -> None:
+    """Count this run's execution (by its key) in ``table``."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"INSERT INTO {table} (run_key) VALUES (%s)", (current_run_key(),))
