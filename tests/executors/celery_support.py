@@ -33,7 +33,9 @@ def new_queue() -> str:
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, name: str = "w1", log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    queue: str, name: str = "w1", log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run one ``celery worker`` (solo pool) on ``queue`` until the block ends; wait until
     it is ready."""
     env = dict(os.environ)
@@ -78,6 +80,15 @@ def celery_worker(queue: str, name: str = "w1", log: Path | None = None) -> Iter
             process.wait()
         if log is not None and out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
+        delete_queue(queue)
+
+
+def delete_queue(queue: str) -> None:
+    """Remove a test queue from the broker (the last worker on it has stopped)."""
+    import kombu
+
+    with contextlib.suppress(Exception), kombu.Connection(rabbitmq_url()) as connection:
+        connection.channel().queue_delete(queue)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], queue: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import celery
@@ -81,7 +82,8 @@ def test_the_worker_sees_the_runs_key_as_its_celery_task_id(
     event = outcomes.next()
     assert event.code == TASK_EXECUTED
     assert event.return_value == run_key("keyed", event.scheduled_run_time)
-    assert "@" in event.return_value and event.return_value.endswith("+00:00")
+    assert "@" in event.return_value
+    assert event.return_value.endswith("+00:00")
 
 
 def test_a_coroutine_function_runs_in_the_worker(
@@ -100,7 +102,8 @@ def test_a_failing_run_is_a_task_error_with_the_workers_exception(
     event = outcomes.next()
     assert event.code == TASK_ERROR
     assert "no luck" in str(event.exception)
-    assert event.traceback is not None and "ValueError" in event.traceback
+    assert event.traceback is not None
+    assert "ValueError" in event.traceback
 
 
 def test_arguments_the_serializer_cannot_encode_are_refused_at_add_task(
@@ -180,3 +183,51 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two executors (two schedulers) hand over the same slot, as a scheduler does when it
+    takes over a dead one's run: the broker gets one message, and both see its outcome."""
+    import asyncio
+    import logging
+
+    import kombu
+    from executor_host import T0, Host, task
+
+    caplog.set_level(logging.INFO, logger="tickwork.executors.CeleryExecutor")
+    name = new_queue()
+    hosts = [Host(asyncio.new_event_loop()) for _ in range(2)]
+    executors = [
+        CeleryExecutor(rabbitmq_url(), backend=backend_url(), queue=name, poll_interval=0.1)
+        for _ in hosts
+    ]
+    for index, (executor, host) in enumerate(zip(executors, hosts, strict=True)):
+        executor.start(host, f"celery{index}")
+    slot = T0 + timedelta(seconds=int(name[-6:], 16))  # a slot of this test's own
+    try:
+        executors[0].send_task(task("celery_jobs:add", 4, 5, id="taken"), [slot])
+        for _ in range(100):  # until the first one has published and marked it
+            if executors[0]._followed:
+                break
+            threading.Event().wait(0.05)
+        executors[1].send_task(task("celery_jobs:add", 4, 5, id="taken"), [slot])
+        for _ in range(100):
+            if "was sent by another scheduler" in caplog.text:
+                break
+            threading.Event().wait(0.05)
+        assert f"run {run_key('taken', slot)} was sent by another scheduler" in caplog.text
+        with kombu.Connection(rabbitmq_url()) as connection:
+            _, messages, _ = connection.channel().queue_declare(name, passive=True)
+        assert messages == 1
+        with celery_worker(name):
+            for _ in range(200):
+                if all(host.events for host in hosts):
+                    break
+                threading.Event().wait(0.05)
+        assert [h.events[0].return_value for h in hosts] == [9, 9]
+    finally:
+        for executor, host in zip(executors, hosts, strict=True):
+            executor.shutdown(wait=False)
+            host.event_loop.close()

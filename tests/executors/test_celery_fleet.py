@@ -48,8 +48,8 @@ TABLE = "celery_helper_runs"
 
 
 def _libpq(url: str) -> str:
-    return sqlalchemy.make_url(url).set(drivername="postgresql").render_as_string(
-        hide_password=False
+    return (
+        sqlalchemy.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
 
 
@@ -157,7 +157,7 @@ def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
     lost = []
     for task_id, times in sorted(by_task.items()):
         times.sort()
-        expected = int(round((times[-1] - times[0]) / EVERY)) + 1
+        expected = round((times[-1] - times[0]) / EVERY) + 1
         if expected != len(times):
             lost.append((task_id, expected - len(times)))
     duplicates = {key: n for key, n in counts.items() if n > 1}

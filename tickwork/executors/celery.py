@@ -27,7 +27,6 @@ import logging
 import queue as queues
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -194,7 +193,7 @@ class CeleryExecutor(BaseExecutor):
             )
         serializer = self.app.conf.task_serializer
         try:
-            kombu_dumps((tuple(task.args), dict(task.kwargs)), serializer=serializer)
+            kombu_dumps((tuple(task.args), dict(task.kwargs)), serializer=serializer)  # type: ignore[no-untyped-call]
         except (EncodeError, TypeError, ValueError) as exc:
             raise InvalidTaskError(
                 f"task {task.id!r}: its args/kwargs cannot be sent to Celery with the "
@@ -387,8 +386,7 @@ def _make_app(app: Any, backend: str | None) -> celery.Celery:
             return found
         raise ConfigurationError(f"app {app!r} is a {type(found).__name__}, not a Celery app")
     raise ConfigurationError(
-        f"app must be a Celery app, its 'module:attribute' reference or a broker URL, "
-        f"got {app!r}"
+        f"app must be a Celery app, its 'module:attribute' reference or a broker URL, got {app!r}"
     )
 
 
