@@ -112,7 +112,7 @@ def test_arguments_the_serializer_cannot_encode_are_refused_at_add_task(
     sched, _ = scheduler
     with pytest.raises(InvalidTaskError, match=r"'unsendable'.*'json' serializer"):
         sched.add_task("celery_jobs:add", "date", args=[object(), 1], id="unsendable")
-    assert sched.get_task("unsendable") is None if hasattr(sched, "get_task") else True
+    assert sched.get_task("unsendable") is None
 
 
 def test_tickwork_retries_are_refused_with_the_celery_way_named(
@@ -169,6 +169,7 @@ def test_a_broker_that_does_not_answer_keeps_the_run_and_says_so(
                 break
             threading.Event().wait(0.1)
         assert seen.is_set(), caplog.text
+        assert "does not answer at start" in caplog.text
         assert "kept and sent when it answers" in caplog.text
         assert executor.active_instances("waiting") == 1
         assert outcomes.events.empty()
@@ -231,3 +232,19 @@ def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
         for executor, host in zip(executors, hosts, strict=True):
             executor.shutdown(wait=False)
             host.event_loop.close()
+
+
+def test_importing_the_executor_without_celery_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['celery'] = None\n"
+        "try:\n"
+        "    import tickwork.executors.celery\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("MissingDependencyError")
+    assert "pip install 'tickwork[celery]'" in out.stdout

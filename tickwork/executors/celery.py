@@ -235,6 +235,7 @@ class CeleryExecutor(BaseExecutor):
 
     def _work(self) -> None:
         """The executor's thread: publish what is queued, read outcomes, repeat."""
+        self._check_broker()
         pending: list[_Run] = []
         failures = 0
         retry_at = 0.0
@@ -264,6 +265,21 @@ class CeleryExecutor(BaseExecutor):
                     failures = 0
             self._poll()
 
+    def _check_broker(self) -> None:
+        """Say at start (on this thread: the scheduler's start never waits for it) when
+        the broker does not answer; runs are kept and sent once it does."""
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=5)
+        except Exception as exc:
+            self.logger.error(
+                "executor %r: the Celery broker %s does not answer at start (%s); runs are "
+                "kept and sent when it answers, retried with backoff",
+                self.alias,
+                self._broker_uri(),
+                exc,
+            )
+
     def _broker_uri(self) -> str:
         """The broker's URL with its password masked (for log lines)."""
         with self.app.connection_for_write() as connection:
@@ -284,15 +300,16 @@ class CeleryExecutor(BaseExecutor):
         """Publish ``runs`` in order; return those left (from the first failure) and the
         broker's error."""
         known = self._registered()
-        with self.app.producer_or_acquire() as producer:
-            for index, run in enumerate(runs):
-                if known is not None and run.name not in known:
-                    self._unknown_task(run, known)
-                    continue
-                try:
+        index = 0
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for index, run in enumerate(runs):  # noqa: B007 (read after a failure)
+                    if known is not None and run.name not in known:
+                        self._unknown_task(run, known)
+                        continue
                     self._publish(run, producer)
-                except Exception as exc:  # the broker (or backend) did not answer
-                    return runs[index:], exc
+        except Exception as exc:  # the broker (or backend) did not answer
+            return runs[index:], exc
         return [], None
 
     def _registered(self) -> set[str] | None:
