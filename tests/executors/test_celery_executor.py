@@ -11,7 +11,7 @@ from typing import Any
 
 import celery
 import pytest
-from celery_support import backend_url, celery_worker, new_queue
+from celery_support import backend_url, celery_worker, delete_queue, new_queue
 from servers import rabbitmq_url
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
@@ -232,6 +232,7 @@ def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
         for executor, host in zip(executors, hosts, strict=True):
             executor.shutdown(wait=False)
             host.event_loop.close()
+        delete_queue(name)
 
 
 def test_importing_the_executor_without_celery_names_the_extra() -> None:
