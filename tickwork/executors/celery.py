@@ -10,11 +10,12 @@ finished by a worker, and a shared store's run lease stays held until then.
 Why the order *publish, then mark sent*: after the broker confirmed a message, the
 executor writes a "sent" marker for the key in the result backend. A scheduler that
 takes over a run from a dead one (the lease expired) asks for the marker first and only
-publishes when there is none, then follows the same key. The one window where a slot can
-be published twice is a scheduler dying between the broker's confirm and the marker
-write; that second copy has the same id, and the worker task
-(:mod:`tickwork.executors.celery_worker`) drops it. The reverse order would instead lose
-the run in that window.
+publishes when there is none, then follows the same key. A slot is published twice only
+when a scheduler dies between the broker's confirm and the marker write, or when the
+broker connection breaks before a confirm came back (the message may have arrived: it is
+sent again). Every copy has the same id, and the worker task
+(:mod:`tickwork.executors.celery_worker`) drops all but the first. The reverse order
+(marker first) would instead lose the run in the first window.
 
 All broker and backend I/O happens on one thread of the executor's own, never on the
 scheduler's event loop; a broker that does not answer is retried with backoff while the
