@@ -74,9 +74,11 @@ def long_time(moment: datetime) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    """``0.4 ms``, ``2.35 s``, ``3 min 04 s``; ``-`` when unknown."""
+    """``85 µs``, ``0.4 ms``, ``2.35 s``, ``3 min 04 s``; ``-`` when unknown."""
     if seconds is None:
         return "-"
+    if seconds < 0.001:
+        return f"{seconds * 1_000_000:.0f} µs"
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     if seconds < 60:

@@ -59,6 +59,7 @@ def open_target(
     if store is None:
         raise ConfigurationError("one of --store URL or --app module:scheduler is required")
     check_store_exists(store)
+    import_from_cwd()  # so that the stored tasks' functions import, as in the application
     from tickwork.admin import administer
 
     with administer(store, tablename=table, prefix=prefix) as scheduler:
@@ -67,7 +68,7 @@ def open_target(
 
 def load_app(ref: str) -> Scheduler:
     """The scheduler ``ref`` (``"package.module:attribute"``) names, imported as uvicorn
-    imports an app: the current directory comes first on the import path."""
+    imports an app: from the current directory first."""
     from tickwork.schedulers._foreground import check_scheduler
     from tickwork.utils import ref_to_obj
 
@@ -76,9 +77,15 @@ def load_app(ref: str) -> Scheduler:
         raise ConfigurationError(
             f"{ref!r} is not a 'module:attribute' reference (e.g. 'myapp.tasks:scheduler')"
         )
+    import_from_cwd()
+    return check_scheduler(ref_to_obj(ref), ref)
+
+
+def import_from_cwd() -> None:
+    """Put the current directory first on the import path, as ``python -m`` does (the
+    console script's path starts with its own directory instead)."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return check_scheduler(ref_to_obj(ref), ref)
 
 
 def check_store_exists(url: str) -> None:
