@@ -132,13 +132,15 @@ async def _shutdown(scheduler: AsyncIOScheduler) -> None:
 @contextmanager
 def started_paused(scheduler: Scheduler) -> Iterator[Scheduler]:
     """``scheduler`` started paused for the block (its stores read, its tasks added to
-    them as when the application starts; nothing run), then shut down. One its module
-    already started is paused for the block, so this process runs none of its tasks."""
+    them as when the application starts; nothing run), then shut down without running
+    its shutdown-trigger tasks: they belong to the application's own shutdowns. One its
+    module already started is paused for the block instead."""
     if scheduler.running:
         scheduler.pause()
         try:
             yield scheduler
         finally:
+            _detach_stores(scheduler)
             _stop_any(scheduler)
     elif isinstance(scheduler, AsyncIOScheduler):
         with _loop_in_thread() as run:
@@ -146,6 +148,7 @@ def started_paused(scheduler: Scheduler) -> Iterator[Scheduler]:
             try:
                 yield scheduler
             finally:
+                _detach_stores(scheduler)
                 run(_shutdown(scheduler))
     else:
         if isinstance(scheduler, BlockingScheduler):
@@ -157,7 +160,15 @@ def started_paused(scheduler: Scheduler) -> Iterator[Scheduler]:
         try:
             yield scheduler
         finally:
+            _detach_stores(scheduler)
             scheduler.shutdown()
+
+
+def _detach_stores(scheduler: Scheduler) -> None:
+    """Remove the stores (their tasks stay in them): a shutdown then finds no
+    shutdown-trigger task to run."""
+    for alias in list(scheduler.get_scheduler_info()["stores"]):
+        scheduler.remove_store(alias)
 
 
 def _stop_any(scheduler: Scheduler) -> None:
