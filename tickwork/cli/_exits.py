@@ -67,6 +67,10 @@ def exit_code_for(error: BaseException) -> ExitCode:
         return ExitCode.ERROR  # the install lacks an extra: not the command line's fault
     if isinstance(error, ConfigurationError | ReferenceResolutionError):
         return ExitCode.USAGE
+    from sqlalchemy.exc import ArgumentError  # (a core dependency)
+
+    if isinstance(error, ArgumentError):  # a malformed URL, an unknown dialect
+        return ExitCode.USAGE
     return ExitCode.ERROR
 
 
