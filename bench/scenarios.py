@@ -5,8 +5,11 @@ with the measurements (or ``{"error": ...}`` / ``{"skipped": ...}``) and exits.
 
 ``bench/run.py`` starts one such process per scenario and library, so no library pays
 for another's garbage, imports or threads. Libraries: ``tickwork``, ``asyncz``,
-``apscheduler`` (3.x) and, for the precision floor only, ``asyncio`` (a bare
-``loop.call_at`` timer). Scenarios and their parameters are listed in ``SCENARIOS``.
+``apscheduler`` (3.x), ``apscheduler4`` (4.0.0a6, which cannot share a virtualenv with
+3.x: run.py starts it from ``bench/.venv-aps4``) and, for the floors of the precision,
+steady and burst scenarios, ``asyncio`` (bare ``loop.call_at`` timers starting the same
+coroutine: what any asyncio scheduler costs at the least). Scenarios and their
+parameters are listed in ``SCENARIOS``.
 
 Every library runs with its defaults except where a scenario says otherwise: the same
 UTC zone for all, memory store, the asyncio scheduler on a loop of this process, the
@@ -43,7 +46,7 @@ from zoneinfo import ZoneInfo
 Result = dict[str, Any]
 UTC = ZoneInfo("UTC")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-LIBRARIES = ("tickwork", "asyncz", "apscheduler")
+LIBRARIES = ("tickwork", "asyncz", "apscheduler", "apscheduler4")
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "tickwork_bench"
 
@@ -128,8 +131,15 @@ class Adapter:
         self.missed = itertools.count()
         self.scheduler: Any = None
 
+    #: True for a library whose scheduler is driven by coroutines (APScheduler 4): the
+    #: scenarios then call ``start_async`` and ``add_async`` instead of the sync methods.
+    is_async = False
+
     def start(self) -> None:
         raise NotImplementedError
+
+    async def start_async(self) -> None:
+        self.start()
 
     def add(
         self,
@@ -140,6 +150,16 @@ class Adapter:
         no_grace: bool = False,
     ) -> None:
         raise NotImplementedError
+
+    async def add_async(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        self.add(fn, seconds, start_at, next_run_time, no_grace)
 
     def add_bulk(
         self, fn: Callable[..., Any], seconds: float, count: int, next_run_time: datetime | None
@@ -297,11 +317,85 @@ class APSchedulerAdapter(Adapter):
         self.scheduler.add_job(fn, "interval", seconds=seconds, **extra)
 
 
+class APScheduler4Adapter(Adapter):
+    """APScheduler 4.0.0a6: an ``AsyncScheduler`` (memory data store, local event broker,
+    its defaults: at most 100 jobs at once, coroutines on its async executor, sync
+    functions on its thread pool) started in the background on this loop; one schedule
+    per task. Only the memory data store is measured."""
+
+    name = "apscheduler4"
+    is_async = True
+
+    def start(self) -> None:
+        raise NotImplementedError("APScheduler 4 starts with start_async")
+
+    async def start_async(self) -> None:
+        from apscheduler import AsyncScheduler, JobOutcome, JobReleased
+
+        self.scheduler = AsyncScheduler()
+        await self.scheduler.__aenter__()
+        missed = JobOutcome.missed_start_deadline
+
+        def on_released(event: Any) -> None:
+            if event.outcome is missed:
+                next(self.missed)
+
+        self.scheduler.subscribe(on_released, JobReleased)
+        await self.scheduler.start_in_background()
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("APScheduler 4 adds with add_async")
+
+    async def add_async(
+        self,
+        fn: Callable[..., Any],
+        seconds: float,
+        start_at: datetime | None = None,
+        next_run_time: datetime | None = None,
+        no_grace: bool = False,
+    ) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        # APScheduler 4's interval fires first at its start time, which defaults to now;
+        # the other libraries' first run is one interval after the add. Start it there
+        # too, or every "idle" task (add, memory, precision with idle tasks) would run
+        # at once during the measurement.
+        first = next_run_time or start_at or utc(time.time() + seconds)
+        trigger = IntervalTrigger(seconds=seconds, start_time=first)
+        extra: dict[str, Any] = {}
+        if no_grace:
+            extra["misfire_grace_time"] = None
+        await self.scheduler.add_schedule(fn, trigger, **extra)
+
+    def shutdown(self) -> None:
+        pass  # the process exits without teardown (see main)
+
+
 ADAPTERS: dict[str, type[Adapter]] = {
     "tickwork": TickworkAdapter,
     "asyncz": AsynczAdapter,
     "apscheduler": APSchedulerAdapter,
+    "apscheduler4": APScheduler4Adapter,
 }
+
+
+async def add_tasks(
+    adapter: Adapter,
+    count: int,
+    fn: Callable[..., Any],
+    seconds: float,
+    start_at: datetime | None = None,
+    next_run_time: datetime | None = None,
+    no_grace: bool = False,
+) -> None:
+    """``count`` adds, one call each: a plain loop for the sync APIs (no coroutine per add
+    in their timing), awaited calls for APScheduler 4."""
+    if adapter.is_async:
+        for _ in range(count):
+            await adapter.add_async(fn, seconds, start_at, next_run_time, no_grace)
+    else:
+        for _ in range(count):
+            adapter.add(fn, seconds, start_at, next_run_time, no_grace)
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,13 +505,12 @@ async def scenario_add(lib: str, n: int = 10_000) -> Result:
     """Add ``n`` interval tasks (1 h) to a running scheduler, one call each; the time
     includes letting the loop run the wake-ups those calls queued."""
     adapter = ADAPTERS[lib]()
-    adapter.start()
-    adapter.add(idle_sync, seconds=3600)  # warm-up: lazy imports, first-use caches
+    await adapter.start_async()
+    await add_tasks(adapter, 1, idle_sync, 3600)  # warm-up: lazy imports, first-use caches
     await drain()
     gc.collect()
     start = time.perf_counter()
-    for _ in range(n):
-        adapter.add(idle_sync, seconds=3600)
+    await add_tasks(adapter, n, idle_sync, 3600)
     added = time.perf_counter()
     await drain()
     end = time.perf_counter()
@@ -433,17 +526,15 @@ async def scenario_memory(lib: str, n: int = 100_000) -> Result:
     """RSS growth over adding ``n`` interval tasks to a running scheduler (letting the
     loop run every 1,000 adds, as a real program would), per task."""
     adapter = ADAPTERS[lib]()
-    adapter.start()
-    for _ in range(100):
-        adapter.add(idle_sync, seconds=3600)
+    await adapter.start_async()
+    await add_tasks(adapter, 100, idle_sync, 3600)
     await drain()
     gc.collect()
     before = rss()
     start = time.perf_counter()
-    for i in range(n):
-        adapter.add(idle_sync, seconds=3600)
-        if i % 1000 == 999:
-            await drain()
+    for done in range(0, n, 1000):
+        await add_tasks(adapter, min(1000, n - done), idle_sync, 3600)
+        await drain()
     await drain()
     gc.collect()
     after = rss()
@@ -483,6 +574,8 @@ async def scenario_burst(
     until the last run's record is written (the history's writer flushes every 0.5 s,
     after a short burst is over: the runs/s figure alone would not show that work)."""
     on = history_flag(history)
+    if lib == "asyncio":
+        return await burst_floor(n, timeout)
     url = ""
     if store != "memory":
         reason = sql_available(lib, store)
@@ -492,7 +585,7 @@ async def scenario_burst(
     adapter = ADAPTERS[lib](
         executor=executor, store="memory" if store == "memory" else "sql", url=url, history=on
     )
-    adapter.start()
+    await adapter.start_async()
     if adapter.records is not None:
         adapter.records.expected = n
     fn = count_async if executor == "asyncio" else count_sync
@@ -502,14 +595,12 @@ async def scenario_burst(
     sample = max(10, min(200, n // 20))
     later = utc(time.time() + 7200)
     started = time.perf_counter()
-    for _ in range(sample):
-        adapter.add(idle_sync, seconds=3600, next_run_time=later, no_grace=no_grace)
+    await add_tasks(adapter, sample, idle_sync, 3600, next_run_time=later, no_grace=no_grace)
     await drain()
     per_task = (time.perf_counter() - started) / sample
     due = time.time() + 0.5 + 1.5 * per_task * n
     added_at = time.time()
-    for _ in range(n):
-        adapter.add(fn, seconds=3600, next_run_time=utc(due), no_grace=no_grace)
+    await add_tasks(adapter, n, fn, 3600, next_run_time=utc(due), no_grace=no_grace)
     await drain()
     adding = time.time() - added_at
     if time.time() > due - 0.05:
@@ -560,15 +651,14 @@ async def scenario_precision(
     if lib == "asyncio":
         return await precision_floor(duration, interval)
     adapter = ADAPTERS[lib]()
-    adapter.start()
-    for _ in range(idle):
-        adapter.add(idle_sync, seconds=3600)
-        # (one call each, no yielding: the wake-ups are drained below, before measuring)
+    await adapter.start_async()
+    # (one call each, no yielding: the wake-ups are drained below, before measuring)
+    await add_tasks(adapter, idle, idle_sync, 3600)
     await drain()
     gc.collect()
     start = round(time.time() + 0.5, 2)
     GRID[:] = [start, interval]
-    adapter.add(lateness_async, seconds=interval, start_at=utc(start))
+    await add_tasks(adapter, 1, lateness_async, interval, start_at=utc(start))
     await sleep_until(start + duration + interval / 2)
     samples = LATENESS[2:]  # the first runs pay for lazy imports
     return lateness_result(samples, idle)
@@ -613,19 +703,43 @@ def lateness_result(samples: list[float], idle: int) -> Result:
 
 
 async def scenario_steady(
-    lib: str, tasks: int = 1000, duration: float = 10.0, history: str = "on"
+    lib: str, tasks: int = 1000, duration: float = 10.0, history: str = "on", spread: int = 0
 ) -> Result:
-    """``tasks`` coroutine tasks every second (all on the same 1 s grid) for ``duration`` s:
-    process CPU time (all threads, so tickwork's history writer too) per 1,000 runs."""
+    """``tasks`` coroutine tasks every second for ``duration`` s: process CPU time (all
+    threads, so tickwork's history writer too) per 1,000 runs.
+
+    ``spread=0``: all on the same 1 s grid, so the scheduler wakes once a second and
+    handles every run in one batch (it measures batching). ``spread=1``: task ``i`` runs
+    at ``i / tasks`` past each second, so there are ``tasks`` wake-ups a second, one run
+    each, as in a real program whose tasks were added at different moments."""
+    history_flag(history)
+    if lib == "asyncio":
+        return await steady_floor(tasks, duration, bool(spread))
     adapter = ADAPTERS[lib](history=history_flag(history))
-    adapter.start()
-    start = round(time.time() + 0.6 + tasks * 400e-6, 2)
-    for _ in range(tasks):
-        adapter.add(count_async, seconds=1, start_at=utc(start))
+    await adapter.start_async()
+    # 1 ms per add: APScheduler 4's adds are the slowest (about 50 µs each, more when the
+    # machine is busy), and the first grid point must still be ahead once all are added.
+    start = round(time.time() + 0.6 + tasks * 1e-3, 2)
+    for index in range(tasks):
+        first = utc(start + index / tasks if spread else start)
+        if adapter.is_async:
+            await adapter.add_async(count_async, 1, start_at=first)
+        else:
+            adapter.add(count_async, seconds=1, start_at=first)
     await drain()
     gc.collect()
     if time.time() > start - 0.25:
         return {"error": f"adding {tasks} tasks took too long"}
+    return await measure_steady(tasks, duration, start, adapter.missed_count) | {
+        "history": history if lib == "tickwork" else "none",
+        "spread": spread,
+    }
+
+
+async def measure_steady(
+    tasks: int, duration: float, start: float, missed: Callable[[], int]
+) -> Result:
+    """CPU time and runs over ``duration`` s from 0.25 s before the first grid point."""
     await sleep_until(start - 0.25)
     runs0, cpu0 = runs_so_far(), time.process_time()
     await sleep_until(start + duration - 0.25)
@@ -634,10 +748,74 @@ async def scenario_steady(
         "tasks": tasks,
         "duration": duration,
         "runs": runs,
-        "missed": adapter.missed_count(),
+        "missed": missed(),
         "cpu_s": cpu,
         "cpu_per_1000": cpu / runs * 1000 if runs else float("nan"),
-        "history": history if lib == "tickwork" else "none",
+    }
+
+
+async def steady_floor(tasks: int, duration: float, spread: bool) -> Result:
+    """The floor of the steady load: one ``loop.call_at`` per run, at the same times as
+    the scheduled tasks', each starting the same coroutine as an ``asyncio.Task`` (kept in
+    a set until done, as a scheduler must) and setting the next second's timer."""
+    loop = asyncio.get_running_loop()
+    start = round(time.time() + 0.6, 2)
+    base = loop.time() + (start - time.time())
+    started: set[asyncio.Task[None]] = set()
+
+    def fire(when: float) -> None:
+        task = loop.create_task(count_async())
+        started.add(task)
+        task.add_done_callback(started.discard)
+        loop.call_at(when + 1.0, fire, when + 1.0)
+
+    for index in range(tasks):
+        when = base + (index / tasks if spread else 0.0)
+        loop.call_at(when, fire, when)
+    gc.collect()
+    return await measure_steady(tasks, duration, start, lambda: 0) | {
+        "history": "none",
+        "spread": int(spread),
+    }
+
+
+async def burst_floor(n: int, timeout: float) -> Result:
+    """The floor of the burst: ``n`` ``loop.call_at`` timers at one instant, each starting
+    the same coroutine as an ``asyncio.Task``; measured as :func:`scenario_burst` does."""
+    loop = asyncio.get_running_loop()
+    due = time.time() + 0.5
+    when = loop.time() + (due - time.time())
+    started: set[asyncio.Task[None]] = set()
+
+    def fire() -> None:
+        task = loop.create_task(count_async())
+        started.add(task)
+        task.add_done_callback(started.discard)
+
+    for _ in range(n):
+        loop.call_at(when, fire)
+    gc.collect()
+    await sleep_until(due - 0.1)
+    probe = LagProbe()
+    probe.start()
+    cpu0 = time.process_time()
+    complete = await wait_for_runs(Adapter(), n, timeout)
+    lag = probe.stop()
+    cpu = time.process_time() - cpu0
+    runs = runs_so_far()
+    elapsed = LAST_RUN[0] - due if runs else float("nan")
+    return {
+        "n": n,
+        "runs": runs,
+        "missed": 0,
+        "complete": complete,
+        "elapsed_s": elapsed,
+        "runs_per_s": runs / elapsed if runs and elapsed > 0 else 0.0,
+        "max_lag_ms": lag * 1000,
+        "cpu_s": cpu,
+        "cpu_us_per_run": cpu / n * 1e6,
+        "cpu_until": "last run",
+        "history": "none",
     }
 
 
@@ -691,6 +869,33 @@ async def scenario_cron(lib: str, quick: int = 0) -> Result:
     return {"rows": rows, "build": module.build_costs(quick=bool(quick))}
 
 
+def load_script(name: str) -> Any:
+    """bench/<name>.py as a module (registered under its name: its workers and its tasks
+    refer to it by that name)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def scenario_fleet(lib: str, quick: int = 0) -> Result:
+    """The rows of ``bench/fleet_scale.py`` (1, 2 and 4 schedulers on one store)."""
+    module = load_script("fleet_scale")
+    result: Result = await asyncio.to_thread(module.run, quick=bool(quick))
+    return result
+
+
+async def scenario_store_scale(lib: str, quick: int = 0) -> Result:
+    """The rows of ``bench/store_scale.py`` (a scheduler on stores of 10k to 1M tasks)."""
+    module = load_script("store_scale")
+    result: Result = await asyncio.to_thread(module.run, quick=bool(quick))
+    return result
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {
     "add": scenario_add,
     "memory": scenario_memory,
@@ -699,6 +904,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[Result]]] = {
     "steady": scenario_steady,
     "sql_add": scenario_sql_add,
     "cron": scenario_cron,
+    "fleet": scenario_fleet,
+    "store_scale": scenario_store_scale,
 }
 
 

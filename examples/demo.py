@@ -11,6 +11,10 @@ stamped with the seconds since start, so you can see what runs when:
   TASK_ERROR, and the scheduler carries on;
 * ``persisted``  every 2 s from a SQLite store (if the SQLAlchemy store is available);
 * ``goodbye``    runs once, when the scheduler shuts down (a shutdown trigger).
+
+While it runs, its admin dashboard is served at the address it prints (with the web
+extra, which ``make`` installs): the tasks, their runs and tracebacks, pause / resume /
+run now. ``make demo ARGS=--serve`` keeps it running until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import asyncio
 import importlib.util
 import logging
 import os
+import secrets
+import socket
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,7 +123,45 @@ def has_module(name: str) -> bool:
         return False
 
 
-async def main(seconds: float) -> None:
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there on 127.0.0.1, else a free port."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port on 127.0.0.1")
+
+
+async def serve_dashboard(
+    scheduler: AsyncIOScheduler, port: int
+) -> Callable[[], Awaitable[None]] | None:
+    """Serve the scheduler's admin dashboard on 127.0.0.1; returns a coroutine function
+    that stops it (None without the web extra)."""
+    if not (has_module("starlette") and has_module("jinja2") and has_module("uvicorn")):
+        say("note: the web extra is not installed; no dashboard (pip install 'tickwork[web]')")
+        return None
+    import uvicorn
+
+    token = os.environ.get("TICKWORK_ADMIN_TOKEN") or secrets.token_urlsafe(12)
+    app = scheduler.admin_app(token=token, title="tickwork demo", refresh_seconds=2)
+    port = free_port(port)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    say(f"dashboard: http://127.0.0.1:{port}/  (token: {token})")
+
+    async def stop() -> None:
+        server.should_exit = True
+        await serving
+
+    return stop
+
+
+async def main(seconds: float, port: int = 8000) -> None:
     scheduler = AsyncIOScheduler()
     # Every event but the two that come with each run (they would drown the output).
     scheduler.add_listener(listener, mask=ALL_EVENTS & ~(TASK_SUBMITTED | TASK_EXECUTED))
@@ -154,7 +199,12 @@ async def main(seconds: float) -> None:
             else:
                 skipped.add("persisted")
                 say("note: tickwork.stores.sqlalchemy is not available; skipping the SQLite store")
-            await asyncio.sleep(seconds)
+            stop_dashboard = await serve_dashboard(scheduler, port)
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                if stop_dashboard is not None:
+                    await stop_dashboard()
             say("shutting down")
 
     say(f"scheduler stopped cleanly: running={scheduler.running}")
@@ -178,6 +228,8 @@ async def main(seconds: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run")
+    parser.add_argument("--serve", action="store_true", help="run until Ctrl-C")
+    parser.add_argument("--port", type=int, default=8000, help="the dashboard's port")
     options = parser.parse_args()
     # Task errors are logged by tickwork (logger "tickwork..."), with their traceback.
     logging.basicConfig(
@@ -185,4 +237,7 @@ if __name__ == "__main__":
         level=logging.WARNING,
         format="    log %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(main(options.seconds))
+    try:
+        asyncio.run(main(float("inf") if options.serve else options.seconds, options.port))
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)")

@@ -44,9 +44,48 @@ def run_example(name: str, *args: str, timeout: float = 12) -> str:
     return result.stdout
 
 
+def test_demo_serves_its_dashboard_until_ctrl_c() -> None:
+    """``make demo ARGS=--serve``: the dashboard address it prints answers with the
+    demo's tasks (given the printed token), and Ctrl-C stops it cleanly."""
+    demo = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--serve", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        for line in demo.stdout:
+            lines.append(line)
+            found = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)  \(token: (\S+)\)", line)
+            if found:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        address, token = found[1], found[2]
+        assert httpx.get(f"{address}api/tasks", timeout=5).status_code == 401
+        answer = httpx.get(
+            f"{address}api/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        assert "tick" in {task["id"] for task in answer.json()["tasks"]}
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=15)
+        assert demo.returncode == 0, rest
+        assert "goodbye: the shutdown-trigger task runs during shutdown" in rest, rest
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
 def test_demo_runs_every_kind_of_task_and_shuts_down_cleanly() -> None:
     out = run_example("demo.py", "--seconds", "6.5")
 
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/  \(token: ", out), out
     assert re.search(r"tick #3 \(sync, every 1 s\)", out), out
     assert re.search(r"fetch #2 done \(async, every 2\.5 s\)", out), out
     assert out.count("reminder: three seconds have passed") == 1, out
@@ -162,4 +201,60 @@ def test_fastapi_example_under_uvicorn() -> None:
     farewell = out.index("scheduler shutting down; count reached")
     assert out.index("Application startup complete") < farewell, out
     assert farewell < out.index("Application shutdown complete"), out
+    assert "Traceback" not in out, out
+
+
+def test_dashboard_example_under_uvicorn() -> None:
+    if not (has_module("starlette") and has_module("jinja2") and has_module("fastapi")):
+        pytest.skip("needs the web extra and fastapi")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TICKWORK_ADMIN_TOKEN", None)
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "dashboard_app:app"),
+            *("--app-dir", str(EXAMPLES), "--host", "127.0.0.1", "--port", str(port)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        found = re.search(r"token \(set TICKWORK_ADMIN_TOKEN to choose one\): (\S+)", line)
+        assert found, line
+        headers = {"Authorization": f"Bearer {found[1]}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.get("/state")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, "uvicorn exited early"
+                    assert time.monotonic() < deadline, "uvicorn did not come up in 10 s"
+                    time.sleep(0.1)
+            assert client.get("/admin/api/tasks").status_code == 401
+            tasks = client.get("/admin/api/tasks", headers=headers).json()["tasks"]
+            assert {task["id"] for task in tasks} == {"heartbeat", "report", "sync"}
+            assert client.post("/admin/api/tasks/report/run", headers=headers).status_code == 200
+            deadline = time.monotonic() + 10
+            while client.get("/state").json()["reports"] != 1:
+                assert time.monotonic() < deadline, "the requested run did not happen"
+                time.sleep(0.1)
+            assert client.post("/admin/api/tasks/sync/pause", headers=headers).status_code == 200
+            assert client.get("/admin/api/tasks/sync", headers=headers).json()["paused"] is True
+            page = client.get("/admin/", headers=headers)
+            assert "Daily report" in page.text
+            assert 'href="/admin/tasks/report"' in page.text
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, out
     assert "Traceback" not in out, out

@@ -44,6 +44,15 @@ class AdminTarget(Protocol):
 
     def get_tasks(self, store: str | None = None) -> list[Task]: ...
 
+    def get_task_page(
+        self,
+        search: str = "",
+        paused: bool | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        store: str | None = None,
+    ) -> tuple[list[Task], int]: ...
+
     def get_task(self, task_id: str, store: str | None = None) -> Task | None: ...
 
     def get_task_info(self, task_id: str, store: str | None = None) -> dict[str, Any]: ...

@@ -166,6 +166,20 @@ class TaskAPI:
         ones; each task once."""
         return self._tasks.get_tasks(store)
 
+    def get_task_page(
+        self,
+        search: str = "",
+        paused: bool | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        store: str | None = None,
+    ) -> tuple[list[Task], int]:
+        """One page of :meth:`get_tasks` (from ``offset``, at most ``limit``) and how many
+        tasks match in all: those whose id contains ``search`` (case-insensitive), paused
+        (``True``), scheduled (``False``) or both (``None``). A SQL store answers it with
+        one page's query, so a listing of 100,000 tasks stays quick."""
+        return self._tasks.get_task_page(search, paused, offset, limit, store)
+
     def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
         """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
         alias) recomputes the next run time unless ``next_run_time`` is given too."""

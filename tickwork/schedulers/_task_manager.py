@@ -705,6 +705,25 @@ class TaskManager:
         listed.extend((task, False) for task in stored.values())
         return listed
 
+    def get_task_page(
+        self, search: str, paused: bool | None, offset: int, limit: int, store: str | None
+    ) -> tuple[list[Task], int]:
+        """A page of :meth:`get_tasks` and how many match (see
+        ``BaseStore.get_task_page``): asked of the store when the listing is one store's
+        stored tasks, else filtered from the whole listing."""
+        from tickwork.stores._task_page import check_page, filter_page
+
+        check_page(search, paused, offset, limit)
+        with self._lock:
+            pending = any(store is None or t.store_alias == store for t, _ in self._pending)
+            aliases = [store] if store is not None else list(self._stores)
+        if pending or len(aliases) != 1:
+            return filter_page(self.get_tasks(store), search, paused, offset, limit)
+        tasks, total = self._lookup_store(aliases[0]).get_task_page(search, paused, offset, limit)
+        for task in tasks:
+            self._bind(task)
+        return tasks, total
+
     def get_task(self, task_id: str, store: str | None = None) -> Task | None:
         """Return the task with this id, or ``None``. Before start() a pending task is
         shown as it will be scheduled (a copy, with its next run time)."""

@@ -743,6 +743,15 @@ class BaseScheduler(TaskAPI, ABC):
             gate.dirty = True
         self._wakeup_for(due)
 
+    def admin_app(self, **options: Any) -> Any:
+        """The admin app (JSON API and dashboard) for this scheduler: an ASGI app to
+        mount in FastAPI or Starlette. Options as for :func:`tickwork.web.admin_app`
+        (``token=``, ``read_only_token=``, ``auth=``, ``read_only=`` …). Needs the
+        ``tickwork[web]`` extra."""
+        from tickwork.web import admin_app
+
+        return admin_app(self, **options)
+
     def get_scheduler_info(self) -> dict[str, Any]:
         """A plain-dict summary of the scheduler."""
         return {

@@ -219,6 +219,19 @@ class BaseStore(ABC):
     def get_all_tasks(self) -> list[Task]:
         """Return every task, ordered by ``next_run_time``, paused tasks last."""
 
+    def get_task_page(
+        self, search: str = "", paused: bool | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Task], int]:
+        """One page of :meth:`get_all_tasks`'s listing and how many tasks match: those
+        whose id contains ``search`` (case-insensitive), paused (``True``) or not
+        (``False``) or both (``None``), from ``offset``, at most ``limit``. This default
+        loads every task; a store that can ask its storage for one page overrides it
+        (see :mod:`tickwork.stores._task_page`)."""
+        from tickwork.stores._task_page import check_page, filter_page
+
+        check_page(search, paused, offset, limit)
+        return filter_page(self.get_all_tasks(), search, paused, offset, limit)
+
     # -- the scheduler's processing pass --------------------------------------------------
 
     def acquire_due_tasks(

@@ -88,6 +88,7 @@ from tickwork.stores._sql_schema import (
     DEFAULT_IO_TIMEOUT,
     DEFAULT_URL,
     MAX_ID_LENGTH,
+    MYSQL,
     SCHEMA_VERSION,
     SessionBounds,
     TaskId,
@@ -723,6 +724,19 @@ class SQLAlchemyStore(BaseStore):
             paused_last, table.c.next_run_time, table.c.id
         )
         return self._load(self._read_rows("list tasks", query))
+
+    def get_task_page(
+        self, search: str = "", paused: bool | None = None, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Task], int]:
+        """One page of tasks, asked of the database (a count and a LIMIT query): only
+        the page's tasks are loaded."""
+        from tickwork.stores._task_page import check_page, sql_task_page
+
+        check_page(search, paused, offset, limit)
+        binary_ids = self.engine.dialect.name in MYSQL
+        return sql_task_page(
+            self._tasks, self._read_rows, self._load, search, paused, offset, limit, binary_ids
+        )
 
     def __repr__(self) -> str:
         where = self.engine.url.render_as_string(hide_password=True)
