@@ -3,11 +3,14 @@ on stderr and nothing on stdout."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from cli_helpers import tickwork
 
+from tickwork import __version__ as tickwork_version
 from tickwork.cli import ExitCode, main
 
 
@@ -83,3 +86,11 @@ def test_stores_that_cannot_be_used(kind: str, tmp_path: Path) -> None:
     assert message in result.error_line()
     assert not (tmp_path / "typo").exists()  # a mistyped path creates nothing
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_the_console_script() -> None:
+    script = Path(sys.executable).with_name("tickwork")
+    if not script.exists():
+        pytest.skip(f"no console script at {script} (tickwork not installed in this venv)")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, f"tickwork {tickwork_version}\n")

@@ -97,6 +97,14 @@ def test_show_resume_preview_and_a_failed_run(sqlite_location: StoreLocation) ->
         assert "ValueError: failed on purpose (f)" in line
 
         (record,) = worker.get_runs("fails")
+        errors = tickwork("runs", "--outcome", "error", *location.args)
+        assert errors.code == 0, errors
+        assert errors.out.splitlines()[0].split() == [
+            "RUN", "ID", "OUTCOME", "DURATION", "SCHEDULER", "ERROR"
+        ]  # fmt: skip
+        (row,) = errors.out.splitlines()[1:]
+        assert row.split()[:2] == [record.run_id, "error"]
+        assert row.endswith("cli-worker  ValueError: failed on purpose (f)")
         shown = tickwork("runs", "show", record.run_id, *location.args)
         assert shown.code == 0, shown
         assert f"run id:    {record.run_id}" in shown.out

@@ -8,8 +8,12 @@ import argparse
 import importlib
 import logging
 import secrets
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from tickwork.cli._exits import CommandFailed
 from tickwork.cli._targets import load_app, open_target
@@ -17,6 +21,8 @@ from tickwork.cli._targets import load_app, open_target
 __all__ = ["configure_logging", "dashboard", "run"]
 
 logger = logging.getLogger("tickwork.cli")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def configure_logging(level: str) -> None:
@@ -61,7 +67,32 @@ def dashboard(args: argparse.Namespace) -> None:
         app = admin_app(target.scheduler, token=token, read_only=args.read_only)
         url = f"http://{args.host}:{args.port}/"
         print(f"tickwork dashboard on {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        with _stopped_by_signals():
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM arrived: stop serving."""
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """End the block normally on SIGINT/SIGTERM. While uvicorn serves, its own handlers
+    shut the server down gracefully and then raise the signal again for the handler
+    before theirs (this one): without it, the process would end *by* the signal, before
+    the target is shut down and with a status of 143 or a KeyboardInterrupt."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stop(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    except _Stop as stopped:
+        logger.info("stopped by %s", signal.Signals(stopped.args[0]).name)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _token(args: argparse.Namespace) -> str:
