@@ -9,22 +9,29 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from tickwork.admin import AdminTarget
 from tickwork.exceptions import ConfigurationError, StoreUnavailableError
 
 if TYPE_CHECKING:
-    from tickwork.admin import AdminTarget
     from tickwork.schedulers._foreground import Scheduler
 
-__all__ = ["Target", "load_app", "open_target"]
+__all__ = ["CommandTarget", "Target", "load_app", "open_target"]
+
+
+class CommandTarget(AdminTarget, Protocol):
+    """What the commands ask of a scheduler: the admin surface, and every task's
+    summary from one listing (every scheduler has both)."""
+
+    def get_task_infos(self, store: str | None = None) -> list[dict[str, Any]]: ...
 
 
 class Target:
     """The scheduler a command talks to, and where it came from."""
 
-    def __init__(self, scheduler: AdminTarget, app: str | None) -> None:
+    def __init__(self, scheduler: CommandTarget, app: str | None) -> None:
         self.scheduler = scheduler
         self.app = app
 

@@ -23,8 +23,7 @@ _TRIGGER_WIDTH = 60
 
 def tasks_list(target: Target, out: Output, args: argparse.Namespace) -> None:
     """Every task: id, name, trigger, next run and state."""
-    scheduler = target.scheduler
-    infos = [scheduler.get_task_info(task.id) for task in scheduler.get_tasks()]
+    infos = target.scheduler.get_task_infos()
     out.data(infos)
     rows = [
         [
