@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> None:
 
     configure_logging(args.log_level)
     scheduler = load_app(args.app)
-    logger.info("running %r from %s (Ctrl-C or SIGTERM stops it)", scheduler, args.app)
+    name = f"{type(scheduler).__name__} {scheduler.identity}"
+    logger.info("running %s from %s (Ctrl-C or SIGTERM stops it)", name, args.app)
     run_in_foreground(scheduler)
-    logger.info("%r has shut down", scheduler)
+    logger.info("%s has shut down", name)
 
 
 def dashboard(args: argparse.Namespace) -> None:
