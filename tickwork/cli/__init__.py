@@ -23,6 +23,7 @@ failed / had not ended; each failure prints one line on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tickwork: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tickwork runs --json | head`): not worth a traceback or
+        # an error line; Python would otherwise complain again when flushing at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.ERROR
     except Exception as error:
         print(f"tickwork: error: {one_line(error)}", file=sys.stderr)
         return exit_code_for(error)
