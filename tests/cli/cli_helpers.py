@@ -69,3 +69,9 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
+
+
+async def sleep_long() -> None:
+    import asyncio
+
+    await asyncio.sleep(120)

@@ -11,6 +11,9 @@ import cli_helpers
 from cli_helpers import CALLS, tickwork, wait_for
 from conftest import StoreLocation
 
+from tickwork.schedulers import AsyncIOScheduler
+from tickwork.stores import store_from_url
+
 
 def test_tasks_commands_drive_a_running_fleet(location: StoreLocation) -> None:
     tag = uuid.uuid4().hex
@@ -151,3 +154,26 @@ def test_a_run_no_scheduler_makes_is_reported_unfinished(sqlite_location: StoreL
     result = tickwork("tasks", "run", "orphan", *sqlite_location.args, "--wait", "0.5")
     assert (result.code, result.out) == (6, ""), result
     assert "had not ended after 0.5 s" in result.error_line()
+
+
+def test_cancel_a_run_in_progress_on_a_fleet_member(sqlite_location: StoreLocation) -> None:
+    worker = AsyncIOScheduler(
+        stores={"default": store_from_url(sqlite_location.url)}, identity="cli-async-worker"
+    )
+    worker.add_task("cli_helpers:sleep_long", "interval", hours=1, id="slow")
+    worker.start()  # (on a loop of its own, in a thread)
+    try:
+        asked = tickwork("tasks", "run", "slow", *sqlite_location.args, "--json")
+        assert asked.code == 0, asked
+        run_id = asked.json()["run_id"]
+        wait_for(lambda: [r.outcome for r in worker.get_runs("slow")] == ["running"], 30)
+
+        listed = tickwork("runs", "--outcome", "running", *sqlite_location.args)
+        assert listed.out.splitlines()[1].split()[:2] == [run_id, "running"], listed
+
+        cancelled = tickwork("runs", "cancel", run_id, *sqlite_location.args)
+        assert cancelled.code == 0, cancelled
+        assert cancelled.out.startswith(f"asked for run {run_id} to be cancelled")
+        wait_for(lambda: [r.outcome for r in worker.get_runs("slow")] == ["cancelled"], 30)
+    finally:
+        worker.shutdown()
