@@ -146,7 +146,9 @@ def _add_runs(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="runs scheduled at or after TIME (ISO 8601; UTC when it has no offset)",
     )
     runs.add_argument("--limit", type=_positive_int, default=50, help="at most this many (50)")
-    actions = runs.add_subparsers(dest="action", metavar="ACTION")
+    actions = runs.add_subparsers(
+        dest="action", metavar="ACTION", title="actions (without one, the runs are listed)"
+    )
     for action, text in (("show", "one run, with its traceback"), ("cancel", "cancel a run")):
         sub = actions.add_parser(action, parents=[_target_options()], help=text)
         sub.add_argument("run_id", metavar="RUN_ID")
