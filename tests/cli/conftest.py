@@ -1,5 +1,4 @@
-"""A fresh location in each kind of store the command administers, and a worker
-scheduler (a fleet member in the test process) running on it."""
+"""Fixtures of the command's tests: a fresh location in each kind of store it administers."""
 
 from __future__ import annotations
 
@@ -9,28 +8,7 @@ from pathlib import Path
 
 import pytest
 import servers
-
-from tickwork.schedulers import BackgroundScheduler
-from tickwork.stores import store_from_url
-
-
-class StoreLocation:
-    """A store's URL, the options that pick this test's table or key prefix, and the
-    same as command-line arguments."""
-
-    def __init__(self, url: str, options: dict[str, str]) -> None:
-        self.url = url
-        self.options = options
-        self.args = ["--store", url]
-        for name, flag in (("tablename", "--table"), ("prefix", "--prefix")):
-            if name in options:
-                self.args += [flag, options[name]]
-
-    def worker(self) -> BackgroundScheduler:
-        """A scheduler on the store, not yet started."""
-        return BackgroundScheduler(
-            stores={"default": store_from_url(self.url, **self.options)}, identity="cli-worker"
-        )
+from cli_stores import StoreLocation
 
 
 @pytest.fixture(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import HERE
-from conftest import StoreLocation
+from cli_stores import StoreLocation
 
 from tickwork.cli import ExitCode, main
 
@@ -45,7 +45,7 @@ def test_an_empty_token_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
 def test_serves_the_admin_app_for_a_store(sqlite_location: StoreLocation) -> None:
     pytest.importorskip("tickwork.web")
     httpx = pytest.importorskip("httpx")
-    from web_port import free_port
+    from cli_port import free_port
 
     seed = sqlite_location.worker()
     seed.add_task("cli_helpers:record_call", "interval", hours=1, args=["d"], id="hourly")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import cli_helpers
 from cli_helpers import CALLS, tickwork, wait_for
-from conftest import StoreLocation
+from cli_stores import StoreLocation
 
 from tickwork.schedulers import AsyncIOScheduler
 from tickwork.stores import store_from_url
