@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tickwork._run_hook import RunHook
 from tickwork.context import Resources, with_context
 from tickwork.events import (
     TASK_ERROR,
@@ -56,6 +57,9 @@ class Dispatcher:
         self._executors = executors
         #: Follows the runs that may be retried (set by the scheduler once it exists).
         self.retrier: Retrier | None = None
+        #: Wraps each instance before it goes to its executor (tracing); None: off, and
+        #: then the whole cost is one attribute check per instance.
+        self.run_hook: RunHook | None = None
         self._events = events
         self._logger = logger
         #: Notes every run for the run history (None: the scheduler keeps none).
@@ -94,12 +98,14 @@ class Dispatcher:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
             context = task._profile.context  # (one read per run for tasks without one)
-            executor.send_task(
+            sent = (
                 task
                 if context is None
-                else with_context(task, context, self.resources, run_times, attempt),
-                run_times,
+                else with_context(task, context, self.resources, run_times, attempt)
             )
+            if self.run_hook is not None:
+                sent = self.run_hook.wrap(sent, run_times, attempt)
+            executor.send_task(sent, run_times)
         except MaxInstancesReachedError as exc:
             if history is not None:
                 history.forget(task, run_times, attempt)

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._run_hook import RunHook
 from tickwork._run_policy import DEFAULT_POLICY, POLICY_CHECKS
 from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
@@ -663,6 +664,12 @@ class BaseScheduler(TaskAPI, ABC):
     def remove_listener(self, callback: Listener) -> None:
         """Stop calling ``callback`` (every registration of it)."""
         self._events.remove(callback)
+
+    def set_run_hook(self, hook: RunHook | None) -> None:
+        """Wrap every instance of every task on its way to its executor with ``hook``
+        (``None``: none). For instrumentation such as :func:`tickwork.tracing.instrument`;
+        one hook at a time."""
+        self._dispatcher.run_hook = hook
 
     # -- run history ---------------------------------------------------------------------
 
