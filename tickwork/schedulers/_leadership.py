@@ -170,6 +170,11 @@ class _Term:
     deadline: float
 
 
+#: Seconds between looks at whether a paused scheduler was resumed (it then stands for
+#: election again; resume() also wakes the thread).
+PAUSED_LOOK = 0.5
+
+
 class Leadership:
     """The elections of one scheduler's stores, kept up by a thread of their own."""
 
@@ -180,8 +185,13 @@ class Leadership:
         events: EventHub,
         on_elected: Callable[[str], None],
         logger: logging.Logger,
+        may_lead: Callable[[], bool] = lambda: True,
     ) -> None:
         self._gates = gates
+        #: False while the scheduler is paused: a paused scheduler runs no leader-only
+        #: task, so it must neither hold a term nor stand for one (an admin process,
+        #: which is a paused scheduler, would otherwise keep the fleet leaderless).
+        self._may_lead = may_lead
         self._identity = identity
         self._events = events
         self._on_elected = on_elected
@@ -270,15 +280,21 @@ class Leadership:
         next_at = {alias: 0.0 for alias in self._elections}
         while not self._stop.is_set():
             now = time.monotonic()
+            standing = self._may_lead()
             for alias, election in list(self._elections.items()):
                 next_at.setdefault(alias, 0.0)
                 term = self._terms.get(alias)
+                if not standing:
+                    if term is not None:
+                        self._resign(alias, election, "the scheduler is paused")
+                    next_at[alias] = 0.0  # stand again as soon as it resumes
+                    continue
                 if term is not None and now >= term.deadline:
                     self._lost(alias, "its term ran out before it could be renewed")
                 if now >= next_at.get(alias, 0.0):
                     next_at[alias] = now + election.interval
                     self._attempt(alias, election)
-            wake = min(next_at.values(), default=now + 1.0)
+            wake = min(next_at.values(), default=now + 1.0) if standing else now + PAUSED_LOOK
             for term in self._terms.values():
                 wake = min(wake, term.deadline)
             self._stop.wait(max(0.01, wake - time.monotonic()))

@@ -20,6 +20,7 @@ are drivers: they only sleep and wake around the pass.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -240,7 +241,13 @@ class BaseScheduler(TaskAPI, ABC):
         )
         self._tasks.lock_path = lock_path
         self._leadership = Leadership(
-            self._plugins.gates, self.identity, self._events, self._elected, self.logger
+            self._plugins.gates,
+            self.identity,
+            self._events,
+            self._elected,
+            self.logger,
+            # (Reads the lifecycle, not the scheduler: the thread keeps no reference to it.)
+            may_lead=functools.partial(_is_running, self._life),
         )
         self._pass = PassRunner(
             self._plugins.gates,
@@ -799,3 +806,8 @@ class _Host:
         self.wants = events.wants
         self.emit = retrier.emit
         self.scheduler_name = scheduler_name
+
+
+def _is_running(life: Lifecycle) -> bool:
+    """True while the scheduler runs (started and not paused)."""
+    return life.state is SchedulerState.RUNNING
