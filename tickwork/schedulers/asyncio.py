@@ -191,7 +191,8 @@ class AsyncIOScheduler(BaseScheduler):
     ) -> None:
         """Set the timers of the sleep that ``future`` ends: the wake-up in ``delay``
         seconds (none: until woken) and its warm-up pass."""
-        self._disarm()
+        if self._timer is not None or self._warm_up is not None:
+            self._disarm()
         if delay is None:
             return
         self._timer = loop.call_later(delay, self._on_timer, future)
