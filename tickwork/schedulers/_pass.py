@@ -90,11 +90,11 @@ class PassRunner:
         the store's next time and a new future: a third of the scheduler's time per
         wake-up. The driver now sleeps on until the timer is re-armed past this."""
         self.planned_wakeup = None  # (as in steps: a change made meanwhile wakes the driver)
-        finished = True
+        finished, limit = True, self.batch_size
         for gate in list(self._gates.values()):
-            if gate.may_process() and (
-                gate.blocking or self.batch(gate, now).count >= self.batch_size
-            ):
+            if not gate.may_process():
+                continue
+            if gate.blocking or self.batch(gate, now).count >= limit:
                 finished = False
         if not finished:
             return False, None

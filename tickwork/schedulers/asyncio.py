@@ -234,7 +234,8 @@ class AsyncIOScheduler(BaseScheduler):
         self._timer = None  # (it has fired: nothing to cancel)
         if future.done():
             return
-        if self.state == SchedulerState.RUNNING:
+        # (``_life.state``: the ``state`` property is a Python call, at every wake-up)
+        if self._life.state == SchedulerState.RUNNING:
             try:
                 finished, delay = self._pass.inline_pass(self.clock.now())
             except Exception:  # a bug in a pass must not kill the loop's callback silently
