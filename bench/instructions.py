@@ -1,9 +1,10 @@
 """Instructions per operation under callgrind: a cost that does not move with the load of
 the machine, unlike seconds.
 
-    python bench/instructions.py                  # add and run, tickwork and APScheduler
+    python bench/instructions.py                  # add, run, spread; every library
     python bench/instructions.py add --n 4000     # one operation, more repetitions
     python bench/instructions.py run --lib tickwork
+    python bench/instructions.py spread --lib tickwork --lib asyncio --n 500
 
 For each operation it runs a small program twice under ``valgrind --tool=callgrind``,
 once doing the operation N times and once not at all, and prints
