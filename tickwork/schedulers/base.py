@@ -222,7 +222,7 @@ class BaseScheduler(TaskAPI, ABC):
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
         self._retrier.spacer = self._spacer
-        self._run_now = RunNow(self._dispatcher, self._events, self.clock)
+        self._run_now = RunNow(self._dispatcher, self._events, self.clock, self.logger)
         self._tasks = TaskManager(
             self._plugins,
             self._events,
