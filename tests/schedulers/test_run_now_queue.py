@@ -16,6 +16,7 @@ import pytest
 from scheduler_helpers import wait_until
 
 from tickwork import AsyncIOScheduler, BackgroundScheduler
+from tickwork.events import TASK_MAX_INSTANCES
 from tickwork.exceptions import InvalidTaskError
 
 ORDER: list[str] = []
@@ -47,6 +48,8 @@ def test_a_saturated_thread_executor_serves_by_priority_then_arrival(
     GATE.clear()
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_task(blocking, "interval", hours=1, args=["x"], id="t", max_instances=1)
+    refused: list[object] = []
+    scheduler.add_listener(refused.append, TASK_MAX_INSTANCES)
     scheduler.start(paused=True)
     results: dict[str, object] = {}
     threads: list[threading.Thread] = []
@@ -70,6 +73,7 @@ def test_a_saturated_thread_executor_serves_by_priority_then_arrival(
                 thread.join(20)
         assert ORDER == SERVED
         assert results == {label: label for label in SERVED}
+        assert refused == []  # waiting is not skipping: no TASK_MAX_INSTANCES
         assert "run-now of task 't' queued (priority 5, 2 waiting)" in caplog.text
         assert "run-now of task 't' (priority 1) started from the queue" in caplog.text
     finally:

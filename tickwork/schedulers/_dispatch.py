@@ -69,6 +69,7 @@ class Dispatcher:
         run_times: list[datetime],
         raise_max_instances: bool = False,
         attempt: int = 1,
+        report_refusal: bool = True,
     ) -> bool:
         """Hand runs to the task's executor and report the outcome as events. Returns
         False when the executor refused them for ``max_instances`` (no run events
@@ -119,7 +120,8 @@ class Dispatcher:
             if retrier is not None:
                 retrier.forget(task, run_times)
             if raise_max_instances:
-                self.report_max_instances(task, run_times, exc, attempt)
+                if report_refusal:  # (not for a queued run-now: it waits, nothing skipped)
+                    self.report_max_instances(task, run_times, exc, attempt)
                 raise
             if attempt == 1 and is_spaced(task):
                 self.report_held(task, run_times)

@@ -173,7 +173,9 @@ class RunNow:
                         del self._queues[task_id]
                 request = entry[2]
                 try:
-                    outcome = self.start(request.task, request.args, request.kwargs)
+                    outcome = self.start(
+                        request.task, request.args, request.kwargs, report_refusal=False
+                    )
                 except MaxInstancesReachedError:
                     with self._lock:  # (its place: the same priority and arrival)
                         heapq.heappush(self._queues.setdefault(task_id, []), entry)
@@ -210,7 +212,11 @@ class RunNow:
     # -- plain run-now --------------------------------------------------------------------
 
     def start(
-        self, task: Task, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+        self,
+        task: Task,
+        args: Sequence[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        report_refusal: bool = True,
     ) -> concurrent.futures.Future[Any]:
         """Hand a run of ``task`` to its executor (with ``args`` / ``kwargs`` instead of
         the task's own, when given) and return the future of its outcome. Raises what
@@ -238,7 +244,9 @@ class RunNow:
             key = (task.id, run_time.timestamp())
             self._waiting[key] = future
         try:
-            self._dispatcher.submit(run, [run_time], raise_max_instances=True)
+            self._dispatcher.submit(
+                run, [run_time], raise_max_instances=True, report_refusal=report_refusal
+            )
         except BaseException:
             self._drop(key)
             raise
