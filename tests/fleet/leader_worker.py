@@ -108,6 +108,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
         )
     else:
         scheduler.add_task(
+            "fleet_tasks:tick",
             "interval",
             seconds=0.2,
             start_at=EPOCH,
