@@ -25,12 +25,11 @@ async def main() -> None:
     )
 
     # While one rebuild runs, the others wait: higher priority first, FIFO within a level.
-    nightly = asyncio.create_task(scheduler.run_task_now_queued("rebuild", args=["nightly"]))
+    ask = scheduler.run_task_now_queued
+    nightly = asyncio.create_task(ask("rebuild", args=["nightly"]))
     await asyncio.sleep(0.01)
-    report = asyncio.create_task(scheduler.run_task_now_queued("rebuild", args=["report"]))
-    urgent = asyncio.create_task(
-        scheduler.run_task_now_queued("rebuild", priority=10, args=["hotfix"])
-    )
+    report = asyncio.create_task(ask("rebuild", args=["report"]))
+    urgent = asyncio.create_task(ask("rebuild", priority=10, args=["hotfix"]))
     results = await asyncio.gather(nightly, report, urgent)
     await scheduler.shutdown_async()
 
