@@ -224,7 +224,7 @@ class BaseScheduler(TaskAPI, ABC):
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
         self._retrier.spacer = self._spacer
-        self._run_now = RunNow(self._dispatcher, self._events, self.clock)
+        self._run_now = RunNow(self._dispatcher, self._events, self.clock, self.logger)
         self._tasks = TaskManager(
             self._plugins,
             self._events,
@@ -418,6 +418,14 @@ class BaseScheduler(TaskAPI, ABC):
         tasks run on the leader only. See :doc:`leadership </leadership>`."""
         alias = self._leadership.primary()
         return alias is not None and self._leadership.leads(alias)
+
+    @property
+    def leader_generation(self) -> int | None:
+        """The generation of the term this scheduler holds on the store
+        :attr:`is_leader` reports (the fencing token: a new number for every new term,
+        whoever holds it), or ``None`` while it does not lead."""
+        alias = self._leadership.primary()
+        return None if alias is None else self._leadership.generation(alias)
 
     def is_leader_of(self, store: str) -> bool:
         """True while this scheduler leads the schedulers sharing ``store``."""
@@ -777,6 +785,21 @@ class BaseScheduler(TaskAPI, ABC):
             "executors": {alias: type(e).__name__ for alias, e in self._plugins.executors.items()},
             "task_defaults": dict(self.task_defaults),
             "pending_tasks": self._tasks.pending_count(),
+            "leadership": self._leadership_info(),
+        }
+
+    def _leadership_info(self) -> dict[str, Any]:
+        """The ``leadership`` part of :meth:`get_scheduler_info`: the store that elects
+        (``None``: none can), whether this scheduler leads it, its term's generation,
+        and the leader's identity when known (this scheduler's own while it leads;
+        another member's term is not read from the store for this)."""
+        alias = self._leadership.primary()
+        generation = self.leader_generation
+        return {
+            "store": alias,
+            "is_leader": generation is not None,
+            "generation": generation,
+            "leader": self.identity if generation is not None else None,
         }
 
     def __repr__(self) -> str:
