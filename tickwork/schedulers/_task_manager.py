@@ -120,6 +120,8 @@ class TaskManager:
         self._pending: list[PendingTask] = []
         #: The scheduler's ``lock_path``: with it, memory and file stores elect a leader.
         self.lock_path: str | None = None
+        #: ``allowed_modules``' check of a task being added (tickwork/security/modules.py).
+        self.check_modules: Callable[[Task], None] | None = None
         #: (store alias, task id) of the tasks with a shutdown trigger.
         self._shutdown_tasks: set[tuple[str, str]] = set()
         #: The scheduled time of the last run asked for with :meth:`request_run`.
@@ -435,6 +437,8 @@ class TaskManager:
             check_spacing(task)  # (inline test first: this runs on every add)
         if task._profile.context is not None:
             self._check_context(task)
+        if self.check_modules is not None:
+            self.check_modules(task)
         task.store_alias = store_alias
         running = self._life.state is not _STOPPED
         executor = self._executors.get(task.executor)

@@ -96,6 +96,11 @@ class FileStore(BaseStore):
         self._prepared = False
         self._reset_index()
 
+    def _install_serializer(self, serializer: BaseSerializer) -> None:
+        """See :meth:`BaseStore._install_serializer`: the retry files use it too."""
+        self.serializer = serializer
+        self._retry_files._serializer = serializer
+
     def _reset_index(self) -> None:
         self._files: dict[str, tuple[StatKey, str]] = {}  # file name -> (stat, task id)
         self._times: dict[str, tuple[float, str]] = {}  # task id -> live heap entry

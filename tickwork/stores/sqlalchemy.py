@@ -188,6 +188,12 @@ class SQLAlchemyStore(BaseStore):
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def _install_serializer(self, serializer: BaseSerializer) -> None:
+        """See :meth:`BaseStore._install_serializer`: the runs table (pending retries)
+        uses it too."""
+        self.serializer = serializer
+        self._runs._serializer = serializer
+
     def start(self, alias: str) -> None:
         """Create the tables if missing and check (or record) the schema version."""
         super().start(alias)
