@@ -25,7 +25,8 @@ from typing import Any
 
 import filelock
 
-from tickwork.exceptions import LockPathError
+from tickwork.exceptions import LockPathError, UnsafePathError
+from tickwork.security.files import open_no_follow, refuse_symlink
 
 __all__ = [
     "FileLockProtected",
@@ -155,6 +156,13 @@ class FileLockProtected(LockProtected):
             raise LockPathError(f"the directory of lock path {self.path!r} does not exist")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise LockPathError(f"the directory of lock path {self.path!r} is not writable")
+        # A symlink planted at the path (another user, in a shared /tmp) would make every
+        # attempt fail or write through it: refuse it here, by name. The file is created
+        # now, ours and private, without following links; in a sticky directory like /tmp
+        # nobody else can then replace it.
+        refuse_symlink(self.progress_path)
+        with contextlib.suppress(FileExistsError, PermissionError):
+            os.close(open_no_follow(self.path, os.O_RDONLY | os.O_CREAT, 0o600))
         # thread_local=False: the scheduler may take the lock on one thread and release it
         # on another; is_singleton=False: two schedulers in one process compete properly.
         self._lock = filelock.FileLock(self.path, thread_local=False, is_singleton=False)
@@ -208,7 +216,13 @@ class FileLockProtected(LockProtected):
     def last_progress(self) -> float | None:
         """What the last holder recorded with :meth:`record_progress`, or ``None``."""
         try:
-            with open(self.progress_path) as file:
+            fd = open_no_follow(self.progress_path, os.O_RDONLY)
+        except UnsafePathError:
+            raise  # a planted symlink: an error naming the path, not "no progress"
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd) as file:
                 return float(file.read())
         except (OSError, ValueError):
             return None

@@ -13,12 +13,12 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tickwork.security.modules import active_policy
 from tickwork.exceptions import (
     ConfigurationError,
     InvalidTaskError,
     ReferenceResolutionError,
 )
+from tickwork.security.modules import active_policy
 
 __all__ = [
     "CallShape",
@@ -96,10 +96,6 @@ def ref_to_obj(ref: str) -> Any:
     return obj
 
 
-# (Tests and reloading programs clear the cache through the public name.)
-ref_to_obj.cache_clear = lambda: _resolve.cache_clear()  # type: ignore[attr-defined]
-
-
 @functools.lru_cache(maxsize=4096)
 def _resolve(ref: str) -> Any:
     if not isinstance(ref, str):
@@ -119,6 +115,10 @@ def _resolve(ref: str) -> Any:
         except AttributeError:
             raise ReferenceResolutionError(ref, f"{part!r} not found in {module_name}") from None
     return obj
+
+
+# (Tests and reloading programs clear the cache through the public name.)
+ref_to_obj.cache_clear = _resolve.cache_clear  # type: ignore[attr-defined]
 
 
 class CallShape:

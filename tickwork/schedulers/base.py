@@ -256,7 +256,9 @@ class BaseScheduler(TaskAPI, ABC):
             self.logger,
         )
         self._tasks.lock_path = lock_path
-        self._tasks.check_modules = None if security.modules is None else security.modules.check_task
+        self._tasks.check_modules = (
+            None if security.modules is None else security.modules.check_task
+        )
         self._leadership = Leadership(
             self._plugins.gates,
             self.identity,

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tickwork.exceptions import UnsafePathError
 
-__all__ = ["check_private_directory", "open_no_follow"]
+__all__ = ["check_private_directory", "create_private_file", "open_no_follow", "refuse_symlink"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -64,3 +65,21 @@ def check_private_directory(path: Path) -> None:
 
 def _writable(info: os.stat_result) -> bool:
     return bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def create_private_file(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` empty with mode 0o600 unless it exists (an SQLite database, before
+    the driver creates it 0o644 and every local user can read the task arguments).
+    A missing directory is left for the caller's own error to report."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(open_no_follow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def refuse_symlink(path: str | os.PathLike[str]) -> None:
+    """Raise ``UnsafePathError`` if ``path`` is a symbolic link (nothing if absent)."""
+    if os.path.islink(path):
+        raise UnsafePathError(
+            path,
+            "it is a symbolic link (another user may have planted it); remove it, or "
+            "choose a path in a directory only you can write",
+        )

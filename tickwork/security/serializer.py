@@ -21,6 +21,7 @@ from collections.abc import Callable
 from tickwork.exceptions import RecordSignatureError, SerializationError
 from tickwork.security.encryption import Encrypter
 from tickwork.security.modules import ModulePolicy
+from tickwork.security.signing import MAGIC as SIGNED
 from tickwork.security.signing import Signer
 from tickwork.serializers.base import BaseSerializer, cannot_load
 from tickwork.tasks import Task
@@ -77,7 +78,7 @@ class SecureSerializer(BaseSerializer):
             with self.modules.active():
                 return self.inner.deserialize(payload)
         except SerializationError as exc:
-            self._report(data, payload if "payload" in locals() else None, exc)
+            self._report(data, exc)
             raise
 
     def open(self, data: bytes) -> bytes:
@@ -101,7 +102,7 @@ class SecureSerializer(BaseSerializer):
             return self.encrypter.is_current(inner)
         return True
 
-    def _report(self, data: bytes, payload: bytes | None, exc: SerializationError) -> None:
+    def _report(self, data: bytes, exc: SerializationError) -> None:
         digest = hashlib.sha256(bytes(data)).digest()
         with self._lock:
             if digest in self._refused:
@@ -110,7 +111,7 @@ class SecureSerializer(BaseSerializer):
                 self._refused.clear()  # bounded: a flood of forgeries must not eat memory
             self._refused.add(digest)
         if self.on_refused is not None:
-            self.on_refused(_peek_id(payload), exc)
+            self.on_refused(_peek_id(data), exc)
 
     def __repr__(self) -> str:
         return (
@@ -119,10 +120,13 @@ class SecureSerializer(BaseSerializer):
         )
 
 
-def _peek_id(payload: bytes | None) -> str | None:
-    """The task id of a verified record, read without decoding anything that imports
-    (only JSON is parsed; a pickle is never touched)."""
-    if payload is None or not payload.startswith(b"{"):
+def _peek_id(data: bytes) -> str | None:
+    """The id a refused record claims, for the event: only plain JSON is parsed (that
+    imports nothing); a pickle or an encrypted record is never touched."""
+    payload = bytes(data)
+    if payload.startswith(SIGNED):
+        payload = payload.partition(b"\n")[2]
+    if not payload.startswith(b"{"):
         return None
     try:
         task = json.loads(payload).get("task")
