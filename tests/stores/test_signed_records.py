@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storetest_funcs import noop
+from storetest_funcs import at, noop
 from storetest_support import StoreMaker
 from test_hostile_records import replace_stored_bytes, stored_bytes
+from test_retry_records import record, retry
 
 from tickwork.events import TASK_EXECUTED, TASK_SET_ASIDE
 from tickwork.exceptions import ModuleNotAllowedError, RecordSignatureError
 from tickwork.executors import DebugExecutor
 from tickwork.schedulers import BackgroundScheduler
+from tickwork.security.policy import SecurityPolicy
 from tickwork.security.signing import key_id
 from tickwork.serializers import JSONSerializer
 
@@ -143,7 +145,8 @@ def test_a_module_outside_allowed_modules_is_never_imported(
     assert "forbidden_module" not in sys.modules
     assert not marker.exists()
     refused = [e for e in events if e.code == TASK_SET_ASIDE]
-    assert len(refused) == 1 and refused[0].task_id == "bad"
+    assert len(refused) == 1
+    assert refused[0].task_id == "bad"
     assert "allowed_modules" in str(refused[0].exception)
 
 
@@ -202,7 +205,9 @@ def test_encrypted_arguments_are_not_in_the_raw_data(make_persistent_store: Stor
         assert SECRET.encode() not in raw
         assert b"storetest_funcs" not in raw  # the whole record is sealed
         task = scheduler.get_task("t")
-        assert task is not None and task.args == (SECRET,) and task.kwargs == {"k": SECRET}
+        assert task is not None
+        assert task.args == (SECRET,)
+        assert task.kwargs == {"k": SECRET}
     finally:
         scheduler.shutdown()
     # Without the key the record does not load (and is not mistaken for a plain one).
@@ -212,3 +217,32 @@ def test_encrypted_arguments_are_not_in_the_raw_data(make_persistent_store: Stor
         assert reader.get_tasks() == []
     finally:
         reader.shutdown()
+
+
+def protected(store: Any, refused: list[Any]) -> Any:
+    """``store`` with the signing of a scheduler given ``signing_key=KEY``, started."""
+    SecurityPolicy(signing_key=KEY).protect(
+        store, "default", lambda alias, task_id, exc: refused.append((task_id, exc))
+    )
+    store.start("default")
+    return store
+
+
+@pytest.mark.parametrize("writer_signs", [True, False])
+def test_a_forged_pending_retry_is_never_handed_out(
+    make_persistent_store: StoreMaker, writer_signs: bool
+) -> None:
+    refused: list[Any] = []
+    writer = make_persistent_store(start=False)
+    writer = protected(writer, refused) if writer_signs else make_persistent_store()
+    record(writer, "me", "a", -1)
+    writer.retry_runs("me", [retry("a", -1, 2, 3)])
+    reader = protected(make_persistent_store(start=False), refused)
+    taken = reader.take_over_runs(at(5), 10, "heir", at(6))
+    if writer_signs:  # the control: a retry the fleet wrote is handed out
+        assert [(run.task.id, run.attempt) for run in taken] == [("a", 2)]
+        assert refused == []
+    else:
+        assert taken == []
+        assert refused
+        assert all(isinstance(exc, RecordSignatureError) for _, exc in refused)
