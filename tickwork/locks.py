@@ -161,8 +161,12 @@ class FileLockProtected(LockProtected):
         # now, ours and private, without following links; in a sticky directory like /tmp
         # nobody else can then replace it.
         refuse_symlink(self.progress_path)
-        with contextlib.suppress(FileExistsError, PermissionError):
+        try:
             os.close(open_no_follow(self.path, os.O_RDONLY | os.O_CREAT, 0o600))
+        except UnsafePathError:
+            raise
+        except OSError:
+            pass  # (another user's lock file: filelock reports what it cannot do)
         # thread_local=False: the scheduler may take the lock on one thread and release it
         # on another; is_singleton=False: two schedulers in one process compete properly.
         self._lock = filelock.FileLock(self.path, thread_local=False, is_singleton=False)

@@ -87,7 +87,9 @@ class ModulePolicy:
         classes (a task the store could never load again is refused now)."""
         fn = task.fn
         module = getattr(fn, "__module__", None) or ""
-        self.check(f"{module}:{getattr(fn, '__qualname__', fn)}")
+        ref = f"{module}:{getattr(fn, '__qualname__', fn)}"
+        self.check(ref)
+        self.check_resolved(ref, fn)
         for cls in (type(task.trigger), *getattr(task, "retry_on", ())):
             ref = f"{cls.__module__}:{cls.__qualname__}"
             self.check(ref)
