@@ -45,7 +45,7 @@ def test_listed_modules_their_submodules_and_tickwork_triggers_are_allowed() -> 
 
 def test_a_pickle_naming_a_global_outside_the_list_is_refused() -> None:
     class Evil:
-        def __reduce__(self) -> object:
+        def __reduce__(self) -> tuple[object, ...]:
             import os
 
             return (os.system, ("echo pwned",))
@@ -74,7 +74,7 @@ def test_task_defaults_can_hold_allowed_modules() -> None:
 
 
 def test_trigger_and_retry_on_classes_are_checked_when_added() -> None:
-    from retry_error_funcs import Flaky  # type: ignore[import-not-found]
+    from retry_error_funcs import Flaky
 
     scheduler = BackgroundScheduler(allowed_modules=["json"])
     with pytest.raises(ModuleNotAllowedError, match="retry_error_funcs:Flaky"):
