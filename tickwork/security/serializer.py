@@ -23,7 +23,7 @@ from tickwork.security.encryption import Encrypter
 from tickwork.security.modules import ModulePolicy
 from tickwork.security.signing import MAGIC as SIGNED
 from tickwork.security.signing import Signer
-from tickwork.serializers.base import BaseSerializer, cannot_load
+from tickwork.serializers.base import BaseSerializer
 from tickwork.tasks import Task
 
 __all__ = ["Refused", "SecureSerializer"]
@@ -90,7 +90,10 @@ class SecureSerializer(BaseSerializer):
             if self.encrypter is not None:
                 data = self.encrypter.decrypt(data)
         except RecordSignatureError as exc:
-            raise RecordSignatureError(str(cannot_load(None, str(exc)))) from None
+            raise RecordSignatureError(
+                f"refused: {exc}; it is left in the store untouched, never loaded or run, "
+                "so it can be examined and deleted by hand"
+            ) from None
         return data
 
     def is_current(self, data: bytes) -> bool:
