@@ -80,3 +80,22 @@ def test_trigger_and_retry_on_classes_are_checked_when_added() -> None:
     with pytest.raises(ModuleNotAllowedError, match="retry_error_funcs:Flaky"):
         scheduler.add_task("json:dumps", "interval", seconds=1, args=[1], retry_on=Flaky)
     scheduler.add_task("json:dumps", "interval", seconds=1, args=[1], retry_on=KeyError)
+
+
+def test_an_update_to_a_function_outside_the_list_is_refused_and_changes_nothing() -> None:
+    scheduler = BackgroundScheduler(allowed_modules=["json"])
+    scheduler.add_task("json:dumps", "interval", seconds=1, args=[1], id="t")
+    with pytest.raises(ModuleNotAllowedError, match="posix:system|os:system"):
+        scheduler.update_task("t", fn="os:system")
+    task = scheduler.get_task("t")
+    assert task is not None
+    assert task.fn is __import__("json").dumps
+    scheduler.start(paused=True)
+    try:
+        with pytest.raises(ModuleNotAllowedError):
+            scheduler.update_task("t", fn="os:system")
+        task = scheduler.get_task("t")
+        assert task is not None
+        assert task.fn is __import__("json").dumps
+    finally:
+        scheduler.shutdown()

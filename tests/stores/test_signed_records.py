@@ -246,3 +246,36 @@ def test_a_forged_pending_retry_is_never_handed_out(
         assert taken == []
         assert refused
         assert all(isinstance(exc, RecordSignatureError) for _, exc in refused)
+
+
+def test_in_a_fleet_no_member_runs_a_forged_record(
+    make_shared_store: StoreMaker, tmp_path: Path
+) -> None:
+    """Two schedulers with the same key on one shared store: the fleet's own task runs,
+    the forged one is set aside by every member that meets it and run by none."""
+    marker = tmp_path / "pwned"
+    events: list[Any] = []
+    members = [scheduler_on(make_shared_store(start=False), signing_key=KEY) for _ in range(2)]
+    members[0].add_task(noop, "interval", seconds=0.1, id="good")
+    members[0].add_task(noop, "interval", seconds=0.1, id="bad")
+    for member in members:
+        member.add_listener(events.append, TASK_EXECUTED | TASK_SET_ASIDE)
+        member.start(paused=True)
+    try:
+        store = members[0]._plugins.stores["default"]
+        bad = forged(plain_bytes(store, "bad"), "forbidden_module:run", [str(marker)])
+        replace_stored_bytes(store, "bad", bad)
+        for member in members:
+            member.resume()
+        wait_until(lambda: sum(e.code == TASK_EXECUTED for e in events) >= 4)
+        time.sleep(0.3)
+    finally:
+        for member in members:
+            member.shutdown()
+    assert not marker.exists()
+    assert "forbidden_module" not in sys.modules
+    assert {e.task_id for e in events if e.code == TASK_EXECUTED} == {"good"}
+    refused = [e for e in events if e.code == TASK_SET_ASIDE]
+    assert refused
+    assert {e.task_id for e in refused} == {"bad"}
+    assert all(isinstance(e.exception, RecordSignatureError) for e in refused)

@@ -753,7 +753,7 @@ class TaskManager:
             changes["trigger"] = self._make_trigger(changes["trigger"], {})
         task, alias = self._find(task_id, store)
         if alias is None:
-            _apply_checked(task, changes)
+            _apply_checked(task, changes, self.check_modules)
             return task
         with self._store_lock(alias):
             task, _ = self._find(task_id, alias)
@@ -763,7 +763,7 @@ class TaskManager:
                 )
             if "executor" in changes and changes["executor"] not in self._executors:
                 raise UnknownAliasError("executor", changes["executor"], list(self._executors))
-            _apply_checked(task, changes)
+            _apply_checked(task, changes, self.check_modules)
             target = self._lookup_store(alias)
             check_leader_only(task, alias, target, self.lock_path)
             target.validate_task(task)
@@ -902,12 +902,17 @@ class TaskManager:
         return [_task_info(task, pending) for task, pending in self._listing(store)]
 
 
-def _apply_checked(task: Task, changes: dict[str, Any]) -> None:
+def _apply_checked(
+    task: Task, changes: dict[str, Any], check: Callable[[Task], None] | None = None
+) -> None:
     """``task._apply(changes)``, refused whole when the changed task breaks a rule that
-    spans fields (a fixed delay with ``max_instances=2``, see ``_spacing.py``)."""
+    spans fields (a fixed delay with ``max_instances=2``, see ``_spacing.py``) or
+    ``check`` (``allowed_modules``) refuses it."""
     probe = task._shallow_copy()
     probe._apply(changes)
     check_spacing(probe)
+    if check is not None:
+        check(probe)
     task._apply(changes)
 
 
