@@ -279,3 +279,26 @@ def test_in_a_fleet_no_member_runs_a_forged_record(
     assert refused
     assert {e.task_id for e in refused} == {"bad"}
     assert all(isinstance(e.exception, RecordSignatureError) for e in refused)
+
+
+def test_an_admin_process_with_the_key_reads_and_writes_a_signed_store(tmp_path: Path) -> None:
+    from tickwork.admin import open_admin
+
+    url = f"sqlite:///{tmp_path / 'tasks.sqlite'}"
+    fleet = BackgroundScheduler(
+        stores={"default": {"type": "sqlalchemy", "url": url}}, signing_key=KEY
+    )
+    fleet.add_task(noop, "interval", seconds=60, id="t")
+    fleet.start(paused=True)
+    fleet.shutdown()
+    admin = open_admin(url, signing_key=KEY)
+    try:
+        admin.pause_task("t")
+        assert [task.id for task in admin.get_tasks()] == ["t"]
+    finally:
+        admin.shutdown()
+    blind = open_admin(url)
+    try:
+        assert blind.get_tasks() == []  # without the key nothing loads
+    finally:
+        blind.shutdown()
