@@ -79,3 +79,16 @@ def test_bad_security_keywords_fail_at_construction_by_name(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         BackgroundScheduler(**options)  # type: ignore[arg-type]
+
+
+def test_a_store_whose_serializer_cannot_be_replaced_is_refused_by_name() -> None:
+    from tickwork.serializers import JSONSerializer
+    from tickwork.stores.memory import MemoryStore
+
+    class Stubborn(MemoryStore):
+        @property
+        def serializer(self) -> JSONSerializer:
+            return JSONSerializer()
+
+    with pytest.raises(ConfigurationError, match=r"store 'default' \(Stubborn\) did not take"):
+        BackgroundScheduler(stores={"default": Stubborn()}, signing_key=KEY)

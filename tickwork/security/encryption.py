@@ -81,7 +81,3 @@ class Encrypter:
                 "the encrypted record fails authentication (changed or forged)"
             ) from None
         return plain
-
-    def is_current(self, data: bytes) -> bool:
-        """True when ``data`` is encrypted under the current key."""
-        return bytes(data[len(MAGIC) : _ID_END]) == self._id

@@ -87,6 +87,12 @@ class SecurityPolicy:
         secure = SecureSerializer(inner, self.signer, self.encrypter, self.modules)
         secure.on_refused = lambda task_id, exc: report(alias, task_id, exc)
         store._install_serializer(secure)
+        if store.serializer is not secure:  # (a read-only property, say): never silently
+            raise ConfigurationError(
+                f"store {alias!r} ({type(store).__name__}) did not take the signing/"
+                "encryption serializer: its records would be neither signed nor checked; "
+                "give it a plain 'serializer' attribute or override _install_serializer"
+            )
 
     @staticmethod
     def resign(store: Any) -> int:

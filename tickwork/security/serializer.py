@@ -96,15 +96,6 @@ class SecureSerializer(BaseSerializer):
             ) from None
         return data
 
-    def is_current(self, data: bytes) -> bool:
-        """True when the record is signed and encrypted with the current keys."""
-        if self.signer is not None and not self.signer.is_current(data):
-            return False
-        if self.encrypter is not None:
-            inner = self.signer.verify(data) if self.signer is not None else data
-            return self.encrypter.is_current(inner)
-        return True
-
     def _report(self, data: bytes, exc: SerializationError) -> None:
         digest = hashlib.sha256(bytes(data)).digest()
         with self._lock:
