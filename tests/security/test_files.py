@@ -93,12 +93,25 @@ def test_a_symlink_planted_at_the_lock_path_is_an_error_naming_it(tmp_path: Path
 def test_a_symlink_planted_at_the_progress_path_is_an_error_naming_it(tmp_path: Path) -> None:
     lock_path = tmp_path / "x.lock"
     guard = FileLockProtected(str(lock_path))
+    assert guard.acquire()
     assert mode(lock_path) == 0o600
+    guard.release()
     Path(guard.progress_path).symlink_to(tmp_path / "elsewhere")
     with pytest.raises(UnsafePathError, match=r"x\.lock\.progress"):
         guard.last_progress()
     with pytest.raises(UnsafePathError, match=r"x\.lock\.progress"):
         FileLockProtected(str(lock_path))
+
+
+def test_a_symlink_planted_at_the_lock_path_later_is_refused_when_taking_the_lock(
+    tmp_path: Path,
+) -> None:
+    lock_path = tmp_path / "late.lock"
+    guard = FileLockProtected(str(lock_path))
+    lock_path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError, match=r"late\.lock"):
+        guard.acquire()
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_open_no_follow_refuses_a_symlink(tmp_path: Path) -> None:
