@@ -485,6 +485,31 @@ JOBS = [
         None,
         libs=VENV_PEERS,
     ),
+    # The same with tickwork's records signed / encrypted (docs/security.md): its cost.
+    *(
+        job
+        for security in ("signed", "encrypted")
+        for job in (
+            Job(
+                f"sqlite_add_{security}",
+                "sql",
+                "sql_add",
+                {"db": "sqlite", "n": 1000, "security": security},
+                {"db": "sqlite", "n": 300, "security": security},
+                libs=("tickwork",),
+                peers_from="sqlite_add",
+            ),
+            Job(
+                f"sqlite_burst_{security}",
+                "sql",
+                "burst",
+                {"n": 1000, "store": "sqlite", "grace": "none", "security": security},
+                {"n": 500, "store": "sqlite", "grace": "none", "security": security},
+                libs=("tickwork",),
+                peers_from="sqlite_burst",
+            ),
+        )
+    ),
     Job("cron", "cron", "cron", {"quick": 0}, {"quick": 1}, libs=("tickwork",)),
     # Scripts of their own (bench/fleet_scale.py, bench/store_scale.py), run through
     # scenarios.py like cron_cost.py; their tables go below the main one.
@@ -803,6 +828,36 @@ ROWS = [
         "runs_per_s",
         True,
         Target("≥ 3x APScheduler", peer_ratio("apscheduler", 3, True)),
+    ),
+    *(
+        row
+        for security in ("signed", "encrypted")
+        for row in (
+            Row(
+                f"sqlite_add_single_{security}",
+                f"SQLite: add_task, one call per task, records {security}",
+                "tasks/s",
+                f"sqlite_add_{security}",
+                "single_rate",
+                True,
+            ),
+            Row(
+                f"sqlite_add_bulk_{security}",
+                f"SQLite: add_tasks, one call for all, records {security}",
+                "tasks/s",
+                f"sqlite_add_{security}",
+                "bulk_rate",
+                True,
+            ),
+            Row(
+                f"sqlite_burst_{security}",
+                f"SQLite: burst of due tasks (grace: none), records {security}",
+                "runs/s",
+                f"sqlite_burst_{security}",
+                "runs_per_s",
+                True,
+            ),
+        )
     ),
     Row(
         "pg_add_single",

@@ -111,6 +111,15 @@ class RecordWatch:
             self.done.set()
 
 
+#: tickwork's security keywords per ``security`` parameter (docs/security.md): records
+#: HMAC-signed, or AES-GCM encrypted (the tickwork[crypto] extra), with fixed test keys.
+SECURITY: dict[str, dict[str, Any]] = {
+    "none": {},
+    "signed": {"signing_key": b"bench-signing-key-32-bytes-long!"},
+    "encrypted": {"encryption_key": b"bench-encryption-key-32-bytes-ok"},
+}
+
+
 class Adapter:
     """Start a scheduler on the running loop, add tasks, count missed runs, stop.
 
@@ -121,8 +130,14 @@ class Adapter:
     name = "?"
 
     def __init__(
-        self, executor: str = "asyncio", store: str = "memory", url: str = "", history: bool = True
+        self,
+        executor: str = "asyncio",
+        store: str = "memory",
+        url: str = "",
+        history: bool = True,
+        security: str = "none",
     ) -> None:
+        self.security = security  # tickwork only: none, signed or encrypted (SECURITY)
         self.executor = executor
         self.store = store
         self.url = url
@@ -218,6 +233,7 @@ class TickworkAdapter(AsynczStyleAdapter):
             options["stores"] = {"default": self._watched_memory_store()}
         if not self.history:
             options["run_history"] = None
+        options.update(SECURITY[self.security])
         self.scheduler = AsyncIOScheduler(**options)
         self.scheduler.add_listener(self._on_missed, TASK_MISSED)
         self.scheduler.start()
@@ -563,6 +579,7 @@ async def scenario_burst(
     grace: str = "default",
     timeout: float = 120,
     history: str = "on",
+    security: str = "none",
 ) -> Result:
     """``n`` interval tasks (1 h) whose next run time is the same instant T; measure from T
     until every run has happened (or been reported missed). ``grace=none`` lets every
@@ -583,7 +600,11 @@ async def scenario_burst(
             return {"skipped": reason}
         url = sql_url(store, lib)
     adapter = ADAPTERS[lib](
-        executor=executor, store="memory" if store == "memory" else "sql", url=url, history=on
+        executor=executor,
+        store="memory" if store == "memory" else "sql",
+        url=url,
+        history=on,
+        security=security,
     )
     await adapter.start_async()
     if adapter.records is not None:
@@ -819,14 +840,17 @@ async def burst_floor(n: int, timeout: float) -> Result:
     }
 
 
-async def scenario_sql_add(lib: str, db: str = "sqlite", n: int = 1000) -> Result:
+async def scenario_sql_add(
+    lib: str, db: str = "sqlite", n: int = 1000, security: str = "none"
+) -> Result:
     """Add ``n`` interval tasks to a running scheduler with an SQL store: one call each,
-    and (tickwork) one ``add_tasks`` call for all."""
+    and (tickwork) one ``add_tasks`` call for all; ``security`` (tickwork): records
+    signed or encrypted (``SECURITY``)."""
     reason = sql_available(lib, db)
     if reason:
         return {"skipped": reason}
     url = sql_url(db, lib)
-    adapter = ADAPTERS[lib](store="sql", url=url)
+    adapter = ADAPTERS[lib](store="sql", url=url, security=security)
     adapter.start()
     # An explicit first run time (in an hour) for every library: the same work for all,
     # and independent of how each computes a default one.

@@ -92,11 +92,17 @@ def open_admin(
     tablename: str | None = None,
     prefix: str | None = None,
     identity: str | None = None,
+    signing_key: bytes | str | None = None,
+    encryption_key: bytes | None = None,
     **store_options: Any,
 ) -> BackgroundScheduler:
     """A scheduler on the store ``url`` names (see
     :func:`~tickwork.stores.store_from_url`), started paused: it administers the store
     and runs nothing. Call ``shutdown()`` when done (or use :func:`administer`).
+
+    A fleet that signs or encrypts its records (``docs/security.md``) is administered
+    with the same ``signing_key`` / ``encryption_key``: without them its tasks do not
+    load, and what the admin writes would be set aside by the fleet.
 
     Its identity defaults to ``"admin:<host>-<pid>"``: the run records and logs of the
     fleet then say which changes came from an admin process."""
@@ -106,6 +112,8 @@ def open_admin(
     scheduler = BackgroundScheduler(
         stores={"default": store},
         identity=identity or f"admin:{socket.gethostname()}-{os.getpid()}",
+        signing_key=signing_key,
+        encryption_key=encryption_key,
     )
     scheduler.start(paused=True)
     return scheduler

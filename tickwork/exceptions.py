@@ -11,9 +11,12 @@ The hierarchy, with the builtin each class also derives from so that ordinary
     │   ├── LockPathError              lock_path template or directory unusable
     │   ├── RouterError                a router included twice, two tasks with one id ...
     │   ├── NoElectionError            leader_only=True for a store that cannot elect a leader
-    │   └── MissingDependencyError (ImportError)   a store's driver is not installed
+    │   ├── MissingDependencyError (ImportError)   a store's driver is not installed
+    │   └── UnsafePathError (PermissionError)      a planted symlink, a foreign directory
     ├── ReferenceResolutionError (ImportError)   "module:function" that cannot be imported
+    │   └── ModuleNotAllowedError                a module outside allowed_modules
     ├── SerializationError (ValueError)          a task a persistent store cannot keep
+    │   └── RecordSignatureError                 a stored record not signed with our key
     ├── TaskLookupError (LookupError)             no task with that id
     ├── ConflictIdError (KeyError)                duplicate task id
     ├── MaxInstancesReachedError                  an extra run refused by an executor
@@ -40,7 +43,9 @@ __all__ = [
     "LockPathError",
     "MaxInstancesReachedError",
     "MissingDependencyError",
+    "ModuleNotAllowedError",
     "NoElectionError",
+    "RecordSignatureError",
     "ReferenceResolutionError",
     "RouterError",
     "RunCancelledError",
@@ -52,6 +57,7 @@ __all__ = [
     "TaskLookupError",
     "TickworkError",
     "UnknownAliasError",
+    "UnsafePathError",
 ]
 
 
@@ -252,3 +258,35 @@ class CeleryTaskNotRegisteredError(TickworkError, LookupError):
 
     def __reduce__(self) -> tuple[type[CeleryTaskNotRegisteredError], tuple[str, str, list[str]]]:
         return type(self), (self.celery_name, self.app, self.known)
+
+
+# -- security (signed records, allowed modules, private files; see docs/security.md) ------
+
+
+class ModuleNotAllowedError(ReferenceResolutionError):
+    """A reference (a task's function, a trigger or ``retry_on`` class, a pickled global)
+    names a module outside the scheduler's ``allowed_modules``; refused before any import."""
+
+    def __init__(self, ref: str, allowed: tuple[str, ...]) -> None:
+        self.allowed = allowed
+        listed = ", ".join(repr(name) for name in allowed) or "(none)"
+        super().__init__(
+            ref,
+            f"its module is not in allowed_modules ({listed}); add the module (or its "
+            "package) to allowed_modules if it is meant to run",
+        )
+
+
+class RecordSignatureError(SerializationError):
+    """A stored record whose signature is missing, made with an unknown key, or wrong:
+    it was not written by a holder of the signing key, so it is never loaded or run."""
+
+
+class UnsafePathError(ConfigurationError, PermissionError):
+    """A path tickwork refuses to use because another local user could plant or read
+    what it holds: a symlink where a lock or progress file belongs, or a store
+    directory owned by another user or writable by group/others."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        super().__init__(f"refusing to use {str(path)!r}: {reason}")

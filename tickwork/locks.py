@@ -25,7 +25,8 @@ from typing import Any
 
 import filelock
 
-from tickwork.exceptions import LockPathError
+from tickwork.exceptions import LockPathError, UnsafePathError
+from tickwork.security.files import open_no_follow, refuse_symlink
 
 __all__ = [
     "FileLockProtected",
@@ -155,6 +156,10 @@ class FileLockProtected(LockProtected):
             raise LockPathError(f"the directory of lock path {self.path!r} does not exist")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise LockPathError(f"the directory of lock path {self.path!r} is not writable")
+        # A symlink planted at the path (another user, in a shared /tmp) would make every
+        # attempt fail or write through it: refuse it here, by name (and in acquire()).
+        refuse_symlink(self.path)
+        refuse_symlink(self.progress_path)
         # thread_local=False: the scheduler may take the lock on one thread and release it
         # on another; is_singleton=False: two schedulers in one process compete properly.
         self._lock = filelock.FileLock(self.path, thread_local=False, is_singleton=False)
@@ -164,11 +169,23 @@ class FileLockProtected(LockProtected):
         if self._lock.is_locked:
             return True
         wait = (-1 if timeout is None else timeout) if blocking else 0
+        self._create_private()
         try:
             self._lock.acquire(timeout=wait)
         except filelock.Timeout:
             return False
         return True
+
+    def _create_private(self) -> None:
+        """Create the lock file ours and private (0o600) without following a symlink, so
+        filelock (which follows them) opens a regular file: in a sticky directory like
+        /tmp nobody else can then replace it. A symlink there raises ``UnsafePathError``."""
+        try:
+            os.close(open_no_follow(self.path, os.O_RDONLY | os.O_CREAT, 0o600))
+        except UnsafePathError:
+            raise
+        except OSError:
+            pass  # (another user's lock file: filelock reports what it cannot do)
 
     def release(self) -> None:
         """Release the file lock; the file itself stays (removing it would race with a
@@ -208,7 +225,13 @@ class FileLockProtected(LockProtected):
     def last_progress(self) -> float | None:
         """What the last holder recorded with :meth:`record_progress`, or ``None``."""
         try:
-            with open(self.progress_path) as file:
+            fd = open_no_follow(self.progress_path, os.O_RDONLY)
+        except UnsafePathError:
+            raise  # a planted symlink: an error naming the path, not "no progress"
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd) as file:
                 return float(file.read())
         except (OSError, ValueError):
             return None

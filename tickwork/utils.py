@@ -18,6 +18,7 @@ from tickwork.exceptions import (
     InvalidTaskError,
     ReferenceResolutionError,
 )
+from tickwork.security.modules import active_policy
 
 __all__ = [
     "CallShape",
@@ -77,9 +78,26 @@ def obj_to_ref(obj: Any) -> str:
     return ref
 
 
-@functools.lru_cache(maxsize=4096)
 def ref_to_obj(ref: str) -> Any:
-    """Import and return the object a ``"package.module:qualname"`` reference names."""
+    """Import and return the object a ``"package.module:qualname"`` reference names.
+
+    While a store loads a record under ``allowed_modules`` (see
+    :mod:`tickwork.security.modules`), a module outside the list is refused with
+    ``ModuleNotAllowedError`` before it is imported (and before the cache is asked: an
+    object imported earlier for a trusted reason is no more allowed now).
+    """
+    policy = active_policy()
+    if policy is None:
+        return _resolve(ref)
+    if isinstance(ref, str):
+        policy.check(ref)
+    obj = _resolve(ref)
+    policy.check_resolved(ref, obj)
+    return obj
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve(ref: str) -> Any:
     if not isinstance(ref, str):
         raise ReferenceResolutionError(repr(ref), "a reference must be a string")
     module_name, sep, qualname = ref.partition(":")
@@ -97,6 +115,10 @@ def ref_to_obj(ref: str) -> Any:
         except AttributeError:
             raise ReferenceResolutionError(ref, f"{part!r} not found in {module_name}") from None
     return obj
+
+
+# (Tests and reloading programs clear the cache through the public name.)
+ref_to_obj.cache_clear = _resolve.cache_clear  # type: ignore[attr-defined]
 
 
 class CallShape:

@@ -120,6 +120,8 @@ class TaskManager:
         self._pending: list[PendingTask] = []
         #: The scheduler's ``lock_path``: with it, memory and file stores elect a leader.
         self.lock_path: str | None = None
+        #: ``allowed_modules``' check of a task being added (tickwork/security/modules.py).
+        self.check_modules: Callable[[Task], None] | None = None
         #: (store alias, task id) of the tasks with a shutdown trigger.
         self._shutdown_tasks: set[tuple[str, str]] = set()
         #: The scheduled time of the last run asked for with :meth:`request_run`.
@@ -435,6 +437,8 @@ class TaskManager:
             check_spacing(task)  # (inline test first: this runs on every add)
         if task._profile.context is not None:
             self._check_context(task)
+        if self.check_modules is not None:
+            self.check_modules(task)
         task.store_alias = store_alias
         running = self._life.state is not _STOPPED
         executor = self._executors.get(task.executor)
@@ -749,7 +753,7 @@ class TaskManager:
             changes["trigger"] = self._make_trigger(changes["trigger"], {})
         task, alias = self._find(task_id, store)
         if alias is None:
-            _apply_checked(task, changes)
+            _apply_checked(task, changes, self.check_modules)
             return task
         with self._store_lock(alias):
             task, _ = self._find(task_id, alias)
@@ -759,7 +763,7 @@ class TaskManager:
                 )
             if "executor" in changes and changes["executor"] not in self._executors:
                 raise UnknownAliasError("executor", changes["executor"], list(self._executors))
-            _apply_checked(task, changes)
+            _apply_checked(task, changes, self.check_modules)
             target = self._lookup_store(alias)
             check_leader_only(task, alias, target, self.lock_path)
             target.validate_task(task)
@@ -898,12 +902,17 @@ class TaskManager:
         return [_task_info(task, pending) for task, pending in self._listing(store)]
 
 
-def _apply_checked(task: Task, changes: dict[str, Any]) -> None:
+def _apply_checked(
+    task: Task, changes: dict[str, Any], check: Callable[[Task], None] | None = None
+) -> None:
     """``task._apply(changes)``, refused whole when the changed task breaks a rule that
-    spans fields (a fixed delay with ``max_instances=2``, see ``_spacing.py``)."""
+    spans fields (a fixed delay with ``max_instances=2``, see ``_spacing.py``) or
+    ``check`` (``allowed_modules``) refuses it."""
     probe = task._shallow_copy()
     probe._apply(changes)
     check_spacing(probe)
+    if check is not None:
+        check(probe)
     task._apply(changes)
 
 

@@ -28,7 +28,7 @@ import socket
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, tzinfo
 from types import SimpleNamespace
 from typing import Any, TypeVar, overload
@@ -78,11 +78,13 @@ from tickwork.schedulers._plugins import Plugins, build_plugin
 from tickwork.schedulers._retries import Retrier
 from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._runs import RunKeeper
+from tickwork.schedulers._security import StoreSecurity, pop_allowed_modules
 from tickwork.schedulers._spacing import RunSpacer
 from tickwork.schedulers._state import Lifecycle, SchedulerState
 from tickwork.schedulers._task_api import TaskAPI
 from tickwork.schedulers._task_manager import PendingTask, TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
+from tickwork.security.policy import SecurityPolicy
 from tickwork.stores import store_registry
 from tickwork.stores.base import BaseStore
 from tickwork.stores.memory import MemoryStore
@@ -143,6 +145,10 @@ class BaseScheduler(TaskAPI, ABC):
       the ASGI lifespan's) waits for running tasks; past it, coroutines are cancelled
       and runs in threads or processes are reported and left behind. ``None`` (the
       default): wait as long as they take.
+    * ``signing_key`` (and ``old_signing_keys``, still accepted when reading),
+      ``encryption_key`` (32 bytes; ``old_encryption_keys``; the ``tickwork[crypto]``
+      extra) and ``allowed_modules`` (also a ``task_defaults`` key): the defences of
+      stores others can write to, see ``docs/security.md`` and :meth:`resign_tasks`.
     * ``jobstores``, ``job_defaults``: APScheduler 3's names for ``stores`` and
       ``task_defaults`` (whose ``misfire_grace_time`` key is taken too).
     """
@@ -164,10 +170,19 @@ class BaseScheduler(TaskAPI, ABC):
         resources: Mapping[str, Any] | SimpleNamespace | None = None,
         jobstores: Mapping[str, BaseStore | Mapping[str, Any]] | None = None,
         job_defaults: Mapping[str, Any] | None = None,
+        signing_key: bytes | str | None = None,
+        old_signing_keys: Iterable[bytes | str] | None = None,
+        encryption_key: bytes | None = None,
+        old_encryption_keys: Iterable[bytes] | None = None,
+        allowed_modules: Iterable[str] | None = None,
     ) -> None:
         # APScheduler 3's spellings, so its configuration ports as it is.
         stores = either("stores", stores, "jobstores", jobstores)
         task_defaults = either("task_defaults", task_defaults, "job_defaults", job_defaults)
+        task_defaults, allowed_modules = pop_allowed_modules(task_defaults, allowed_modules)
+        security = SecurityPolicy(
+            signing_key, old_signing_keys, encryption_key, old_encryption_keys, allowed_modules
+        )
         self.logger = logging.getLogger(logger_name or "tickwork.scheduler")
         self.shutdown_timeout = _check_shutdown_timeout(shutdown_timeout)
         self.timezone: tzinfo = to_timezone(timezone) or local_timezone()
@@ -188,6 +203,7 @@ class BaseScheduler(TaskAPI, ABC):
         self._self_ref: weakref.ref[TaskOwner] = weakref.ref(self)
         # The parts (see the module docstring), each given only what it needs.
         self._events = EventHub(self.logger)
+        self._security = StoreSecurity(security, self._events, self.logger)
         self._planner = Planner(self.timezone)
         self._plugins = Plugins(self._make_gate, self.logger)
         history = check_run_history(run_history)
@@ -240,6 +256,9 @@ class BaseScheduler(TaskAPI, ABC):
             self.logger,
         )
         self._tasks.lock_path = lock_path
+        self._tasks.check_modules = (
+            None if security.modules is None else security.modules.check_task
+        )
         self._leadership = Leadership(
             self._plugins.gates,
             self.identity,
@@ -276,6 +295,7 @@ class BaseScheduler(TaskAPI, ABC):
         return unwritten
 
     def _make_gate(self, alias: str, store: BaseStore) -> StoreGate:
+        self._security.protect(alias, store)
         return StoreGate(
             alias,
             store,
@@ -731,6 +751,21 @@ class BaseScheduler(TaskAPI, ABC):
             return self.get_runs(task_id, store=store, outcome=outcome, since=since, limit=limit)
 
         return await asyncio.to_thread(query)
+
+    # -- security ------------------------------------------------------------------------
+
+    def resign_tasks(self, store: str | None = None) -> int:
+        """Rewrite every task of ``store`` (default: all stores) signed and encrypted
+        with the current ``signing_key`` / ``encryption_key``, so old keys can be
+        dropped; return how many. Records that do not verify stay set aside. Does
+        store I/O: from a coroutine, use :meth:`resign_tasks_async`."""
+        if store is not None:
+            return self._security.resign({store: self._plugins.store(store)})
+        return self._security.resign(dict(self._plugins.stores))
+
+    async def resign_tasks_async(self, store: str | None = None) -> int:
+        """:meth:`resign_tasks` off the event loop."""
+        return await asyncio.to_thread(self.resign_tasks, store)
 
     # -- cancelling runs -----------------------------------------------------------------
 

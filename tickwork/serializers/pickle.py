@@ -10,6 +10,7 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
+from tickwork.security.modules import restricted_loads
 from tickwork.serializers.base import (
     BaseSerializer,
     cannot_load,
@@ -59,7 +60,7 @@ class PickleSerializer(BaseSerializer):
     def deserialize(self, data: bytes) -> Task:
         """Return the task the pickle holds, or raise ``SerializationError``."""
         try:
-            state = pickle.loads(data)
+            state = restricted_loads(data)
         except Exception as exc:
             raise cannot_load(
                 None, f"the data cannot be unpickled ({type(exc).__name__}: {exc})"

@@ -39,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tickwork.exceptions import TaskLookupError
 from tickwork.runs.base import RunLog
@@ -164,6 +164,12 @@ class BaseStore(ABC):
         which keeps them for a later ``start()``)."""
 
     # -- writes ---------------------------------------------------------------------------
+
+    def _install_serializer(self, serializer: Any) -> None:
+        """Replace this store's serializer (the scheduler's signing/encryption wrapper,
+        :mod:`tickwork.security`); a store whose helpers hold the serializer too
+        passes it on to them. (Only stores with a ``serializer`` get one.)"""
+        self.__dict__["serializer"] = serializer
 
     def validate_task(self, task: Task) -> None:
         """Raise :class:`~tickwork.exceptions.SerializationError` if this store could not

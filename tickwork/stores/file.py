@@ -41,6 +41,7 @@ from filelock import FileLock
 
 from tickwork.exceptions import ConflictIdError, StoreUnavailableError, TaskLookupError
 from tickwork.runs.base import RunLog
+from tickwork.security.files import check_private_directory
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._retry_file import RetryFiles, write_atomically
@@ -74,7 +75,14 @@ class FileStore(BaseStore):
     may be private. ``cleanup_directory=True`` deletes the directory, tasks included, on
     :meth:`shutdown` (for tests and throw-away schedulers). ``serializer`` is a
     :class:`~tickwork.serializers.base.BaseSerializer`, ``"json"`` (the default) or
-    ``"pickle"``. Everything else: see :class:`~tickwork.stores.base.BaseStore`.
+    ``"pickle"``.
+
+    A directory owned by another user, or writable by group or others, is refused
+    (:class:`~tickwork.exceptions.UnsafePathError`) when the store starts: anyone who
+    can write there can plant a task file that this scheduler would run.
+    ``allow_shared_directory=True`` accepts it (every writer is trusted, or records
+    are signed: ``signing_key``, see ``docs/security.md``). Everything else: see
+    :class:`~tickwork.stores.base.BaseStore`.
     """
 
     def __init__(
@@ -82,9 +90,11 @@ class FileStore(BaseStore):
         directory: str | os.PathLike[str],
         cleanup_directory: bool = False,
         serializer: BaseSerializer | str | None = None,
+        allow_shared_directory: bool = False,
     ) -> None:
         super().__init__()
         self.directory = Path(directory)
+        self.allow_shared_directory = allow_shared_directory
         self.cleanup_directory = cleanup_directory
         self.serializer = resolve_serializer(serializer)
         self._lock = threading.RLock()
@@ -95,6 +105,11 @@ class FileStore(BaseStore):
         self._retry_files = RetryFiles(self.directory, self.serializer, self.logger)
         self._prepared = False
         self._reset_index()
+
+    def _install_serializer(self, serializer: BaseSerializer) -> None:
+        """See :meth:`BaseStore._install_serializer`: the retry files use it too."""
+        self.serializer = serializer
+        self._retry_files._serializer = serializer
 
     def _reset_index(self) -> None:
         self._files: dict[str, tuple[StatKey, str]] = {}  # file name -> (stat, task id)
@@ -128,6 +143,9 @@ class FileStore(BaseStore):
             return
         with self._io_errors("prepare the directory"):
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.allow_shared_directory:
+            check_private_directory(self.directory)  # (outside: not a passing I/O error)
+        with self._io_errors("clean up the directory"):
             now = time.time()
             for entry in os.scandir(self.directory):
                 if entry.name.startswith(".tmp-"):

@@ -75,6 +75,7 @@ from tickwork.exceptions import (
     TaskLookupError,
 )
 from tickwork.runs.sql import SQLRunLog
+from tickwork.security.files import create_private_file
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._sql_conflicts import (
@@ -166,6 +167,7 @@ class SQLAlchemyStore(BaseStore):
             except ModuleNotFoundError as exc:  # the URL's driver is not installed
                 raise _missing_driver(url, exc) from exc
         self.engine = engine
+        _create_sqlite_file(engine)
         self._bounds = SessionBounds(self.engine, self.io_timeout)
         self._bounds.attach()
         self.tablename = tablename
@@ -187,6 +189,12 @@ class SQLAlchemyStore(BaseStore):
         self._schema_ready = False
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    def _install_serializer(self, serializer: BaseSerializer) -> None:
+        """See :meth:`BaseStore._install_serializer`: the runs table (pending retries)
+        uses it too."""
+        self.serializer = serializer
+        self._runs._serializer = serializer
 
     def start(self, alias: str) -> None:
         """Create the tables if missing and check (or record) the schema version."""
@@ -792,3 +800,14 @@ def _missing_driver(url: str | URL | None, exc: ModuleNotFoundError) -> MissingD
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _create_sqlite_file(engine: Engine) -> None:
+    """Create a new SQLite database file private (0o600): the driver would create it
+    0o644, readable with every task's arguments by any local user."""
+    database = engine.url.database
+    # (A "file:" URI's path is the driver's business.)
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    if not database.startswith("file:"):
+        create_private_file(database)
