@@ -4,6 +4,8 @@ scheduler (``--app module:scheduler``, started paused here)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import sys
 from collections.abc import Iterator
@@ -69,8 +71,37 @@ def open_target(
     import_from_cwd()  # so that the stored tasks' functions import, as in the application
     from tickwork.admin import administer
 
-    with administer(store, tablename=table, prefix=prefix) as scheduler:
+    with administer(store, tablename=table, prefix=prefix, **keys_from_environment()) as scheduler:
         yield Target(scheduler, None)
+
+
+#: Environment variables holding the keys of a signed / encrypted fleet's store (never
+#: options: a command line is visible to every local user in the process list).
+KEY_VARIABLES = {
+    "signing_key": "TICKWORK_SIGNING_KEY",
+    "encryption_key": "TICKWORK_ENCRYPTION_KEY",
+}
+
+
+def keys_from_environment() -> dict[str, bytes]:
+    """The store keys set in the environment (see :data:`KEY_VARIABLES`), as
+    ``open_admin`` takes them: the value's UTF-8 bytes, or, after a ``base64:`` prefix,
+    the bytes it encodes (for keys made with ``secrets.token_bytes``)."""
+    keys: dict[str, bytes] = {}
+    for keyword, variable in KEY_VARIABLES.items():
+        value = os.environ.get(variable)
+        if not value:
+            continue
+        if value.startswith("base64:"):
+            try:
+                keys[keyword] = base64.b64decode(value.removeprefix("base64:"), validate=True)
+            except binascii.Error as exc:
+                raise ConfigurationError(
+                    f"{variable} is not valid base64 after 'base64:' ({exc})"
+                ) from None
+        else:
+            keys[keyword] = value.encode()
+    return keys
 
 
 def load_app(ref: str) -> Scheduler:
