@@ -5,7 +5,6 @@ none of its tasks rather than trusting them."""
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from pathlib import Path
 
