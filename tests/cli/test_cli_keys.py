@@ -50,6 +50,7 @@ def test_without_the_keys_no_task_is_trusted(
     listed = tickwork("tasks", "list", "--store", signed_store, "--json")
     assert listed.code == 0, listed
     assert listed.json() == []
+    assert "the record is signed and this scheduler has no signing_key" in listed.err
 
 
 def test_a_bad_base64_key_is_one_line(signed_store: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,3 +158,24 @@ def task_from_state(state: object) -> Task:
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise cannot_load(task_id, f"malformed state ({type(exc).__name__}: {exc})") from None
     return task
+
+
+def protected_record(data: object) -> str | None:
+    """Why ``data`` cannot be read by a plain serializer when it is a signed or
+    encrypted record (``None`` otherwise): a scheduler without the fleet's keys then
+    says so, rather than that the data is broken. Called on the error path only."""
+    from tickwork.security.encryption import MAGIC as ENCRYPTED
+    from tickwork.security.signing import MAGIC as SIGNED
+
+    if not isinstance(data, bytes | bytearray):
+        return None
+    for magic, what, keyword in (
+        (SIGNED, "signed", "signing_key"),
+        (ENCRYPTED, "encrypted", "encryption_key"),
+    ):
+        if data.startswith(magic):
+            return (
+                f"the record is {what} and this scheduler has no {keyword}: give it the "
+                "keys of the fleet that wrote the store (see docs/security.md)"
+            )
+    return None

@@ -38,6 +38,7 @@ from tickwork.serializers.base import (
     BaseSerializer,
     cannot_load,
     cannot_store,
+    protected_record,
     short_repr,
     task_from_state,
     task_state,
@@ -117,7 +118,8 @@ def _careful_load(data: bytes) -> Task:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise cannot_load(None, f"the data is not valid JSON ({exc})") from None
+        reason = protected_record(data) or f"the data is not valid JSON ({exc})"
+        raise cannot_load(None, reason) from None
     except RecursionError:
         raise cannot_load(None, "the JSON document is nested too deeply") from None
     raw = document.get("task") if isinstance(document, dict) else None

@@ -15,6 +15,7 @@ from tickwork.serializers.base import (
     BaseSerializer,
     cannot_load,
     cannot_store,
+    protected_record,
     short_repr,
     task_from_state,
     task_state,
@@ -62,8 +63,9 @@ class PickleSerializer(BaseSerializer):
         try:
             state = restricted_loads(data)
         except Exception as exc:
+            reason = protected_record(data)
             raise cannot_load(
-                None, f"the data cannot be unpickled ({type(exc).__name__}: {exc})"
+                None, reason or f"the data cannot be unpickled ({type(exc).__name__}: {exc})"
             ) from None
         return task_from_state(state)
 
