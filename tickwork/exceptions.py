@@ -32,6 +32,7 @@ import difflib
 from typing import Any
 
 __all__ = [
+    "ArqRunLostError",
     "CeleryTaskNotRegisteredError",
     "ConfigurationError",
     "ConflictIdError",
@@ -252,3 +253,25 @@ class CeleryTaskNotRegisteredError(TickworkError, LookupError):
 
     def __reduce__(self) -> tuple[type[CeleryTaskNotRegisteredError], tuple[str, str, list[str]]]:
         return type(self), (self.celery_name, self.app, self.known)
+
+
+# -- arq executor (helper "arq") --------------------------------------------------------------
+
+
+class ArqRunLostError(TickworkError, LookupError):
+    """The ``exception`` of a ``TASK_ERROR`` event: a run enqueued to arq is no longer in
+    Redis (neither queued, running nor finished): the Redis server restarted or was
+    flushed, the job expired before a worker started it, or its result expired before
+    the scheduler read it."""
+
+    def __init__(self, key: str, queue_name: str) -> None:
+        self.key = key
+        self.queue_name = queue_name
+        super().__init__(
+            f"arq job {key!r} is gone from queue {queue_name!r}: not queued, not running and "
+            "no result (Redis restarted or flushed, the job expired before a worker took it, "
+            "or its result expired)"
+        )
+
+    def __reduce__(self) -> tuple[type[ArqRunLostError], tuple[str, str]]:
+        return type(self), (self.key, self.queue_name)
