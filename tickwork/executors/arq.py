@@ -275,6 +275,14 @@ class ArqExecutor(BaseExecutor):
                 self._wake.clear()
         finally:
             self._loop = None
+            if pending:
+                self.logger.warning(
+                    "executor %r stopped with %d run(s) not enqueued (Redis at %s did not "
+                    "answer); a shared store hands their records to another scheduler",
+                    self.alias,
+                    len(pending),
+                    self._where(),
+                )
             if pool is not None:
                 await pool.aclose()
 
