@@ -43,8 +43,9 @@ def clean(queue: str, *keys: str) -> None:
         client.close()
 
 
-def worker_env(queue: str) -> dict[str, str]:
+def worker_env(queue: str, job_timeout: float = 300.0) -> dict[str, str]:
     env = dict(os.environ)
+    env["TICKWORK_TEST_ARQ_JOB_TIMEOUT"] = str(job_timeout)
     env["TICKWORK_TEST_ARQ_REDIS"] = arq_url()
     env["TICKWORK_TEST_ARQ_QUEUE"] = queue
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
@@ -52,13 +53,16 @@ def worker_env(queue: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def arq_worker(queue: str, log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def arq_worker(
+    queue: str, log: Path | None = None, job_timeout: float = 300.0
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run one ``arq`` worker on ``queue`` until the block ends; wait until it is ready
-    (its health-check key is written)."""
+    (its health-check key is written). ``job_timeout`` also sets when arq gives a job of
+    a dead worker to another (10 s after it)."""
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "arq", "arq_worker_settings.WorkerSettings"],
-        env=worker_env(queue),
+        env=worker_env(queue, job_timeout),
         cwd=HERE,
         stdout=out,
         stderr=subprocess.STDOUT,

@@ -17,3 +17,4 @@ class WorkerSettings:
     queue_name = os.environ["TICKWORK_TEST_ARQ_QUEUE"]
     poll_delay = 0.1
     max_jobs = 20
+    job_timeout = float(os.environ.get("TICKWORK_TEST_ARQ_JOB_TIMEOUT", "300"))

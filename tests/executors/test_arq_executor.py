@@ -258,3 +258,38 @@ def test_importing_the_executor_without_arq_names_the_extra() -> None:
 def test_the_run_key_is_the_scheduled_time_in_utc() -> None:
     when = datetime(2026, 3, 29, 3, 30, tzinfo=UTC)
     assert run_key("t", when) == "t@2026-03-29T03:30:00+00:00"
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_died_is_run_again_by_another_and_said(tmp_path: Any) -> None:
+    """arq is at-least-once on the worker side: a worker SIGKILLed mid-run leaves its job,
+    which another worker runs again (try 2) once the dead one's claim expires
+    (job_timeout + 10 s); tickwork.run says so, and the run's one outcome comes back."""
+    import signal
+
+    name = new_queue()
+    host = Host(asyncio.new_event_loop())
+    executor = ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1)
+    executor.start(host, "arq")
+    slot = _slot(name)
+    key = run_key("rerun", slot)
+    client = redis.Redis.from_url(arq_url())
+    log = tmp_path / "second.log"
+    try:
+        with arq_worker(name, job_timeout=3.0) as first:
+            executor.send_task(task("arq_jobs:sleep", 2.0, id="rerun"), [slot])
+            _wait(lambda: client.exists(f"arq:in-progress:{key}"))
+            assert client.exists(f"arq:in-progress:{key}")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        with arq_worker(name, log, job_timeout=3.0):
+            _wait(lambda: host.events, timeout=40.0)
+        [event] = host.events
+        assert event.code == TASK_EXECUTED
+        assert f"run {key} started again (try 2)" in log.read_text()
+    finally:
+        executor.shutdown(wait=False)
+        host.event_loop.close()
+        client.delete(f"arq:result:{key}")
+        client.close()
+        clean(name)
