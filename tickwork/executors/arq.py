@@ -45,7 +45,8 @@ from tickwork.tasks import Task
 
 try:
     from arq.connections import ArqRedis, RedisSettings, create_pool
-    from arq.jobs import Job, JobStatus
+    from arq.constants import in_progress_key_prefix, result_key_prefix
+    from arq.jobs import Job
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError("arq", "ArqExecutor", "pip install 'tickwork[arq]'") from exc
 
@@ -60,6 +61,9 @@ SEND_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 #: (arq moves a job between its states in transactions: one poll would do; two cost
 #: nothing and survive a reply read across a failover).
 _GONE_POLLS = 2
+
+#: Jobs whose states are read in one round trip.
+_POLL_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -348,26 +352,52 @@ class ArqExecutor(BaseExecutor):
     # -- following ------------------------------------------------------------------------
 
     async def _poll(self, pool: ArqRedis) -> None:
-        """Read every followed job's state; report those that ended."""
-        for key, run in list(self._followed.items()):
-            job = Job(key, pool, _queue_name=self.queue_name, _deserializer=pool.job_deserializer)
+        """Read every followed job's state (a batch per round trip); report those that
+        ended."""
+        keys = list(self._followed)
+        for first in range(0, len(keys), _POLL_BATCH):
+            batch = keys[first : first + _POLL_BATCH]
             try:
-                status = await job.status()
-                info = await job.result_info() if status == JobStatus.complete else None
+                states = await self._states(pool, batch)
             except Exception as exc:
                 self.logger.warning("could not read arq job states (%s); trying again", exc)
                 return
-            if info is not None:
-                del self._followed[key]
-                self._report(run, info.success, info.result)
-            elif status == JobStatus.not_found:
-                run.gone += 1
-                if run.gone >= _GONE_POLLS:
-                    del self._followed[key]
-                    lost = ArqRunLostError(key, self.queue_name)
-                    self._ended(run, TASK_ERROR, exception=lost, traceback=str(lost))
-            else:
-                run.gone = 0
+            for key, (done, running, queued) in zip(batch, states, strict=True):
+                run = self._followed[key]
+                if done:
+                    await self._finish(pool, run)
+                elif running or queued:
+                    run.gone = 0
+                else:
+                    run.gone += 1
+                    if run.gone >= _GONE_POLLS:
+                        del self._followed[key]
+                        lost = ArqRunLostError(key, self.queue_name)
+                        self._ended(run, TASK_ERROR, exception=lost, traceback=str(lost))
+
+    async def _states(self, pool: ArqRedis, keys: list[str]) -> list[list[Any]]:
+        """For each job: [has a result, is running, its queue score] (what arq's
+        ``Job.status()`` reads), all read in one transaction."""
+        async with pool.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.exists(result_key_prefix + key)
+                pipe.exists(in_progress_key_prefix + key)
+                pipe.zscore(self.queue_name, key)
+            replies: list[Any] = await pipe.execute()
+        return [replies[index : index + 3] for index in range(0, len(replies), 3)]
+
+    async def _finish(self, pool: ArqRedis, run: _Run) -> None:
+        """Read a finished job's result and report its run."""
+        job = Job(run.key, pool, _queue_name=self.queue_name, _deserializer=pool.job_deserializer)
+        try:
+            info = await job.result_info()
+        except Exception as exc:
+            self.logger.warning("could not read arq result of %s (%s); trying again", run.key, exc)
+            return
+        if info is None:  # the result expired since: the next poll finds the job gone
+            return
+        del self._followed[run.key]
+        self._report(run, info.success, info.result)
 
     def _report(self, run: _Run, success: bool, result: Any) -> None:
         if success:
