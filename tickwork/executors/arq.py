@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import pickle
 import queue as queues
@@ -124,8 +125,7 @@ class ArqExecutor(BaseExecutor):
             )
         # One attempt per connect: the executor's thread does the retrying (with backoff,
         # logged), arq's own retry loop would sleep on it silently.
-        settings.conn_retries = 0
-        self.redis_settings = settings
+        self.redis_settings = dataclasses.replace(settings, conn_retries=0)  # not the caller's
         self.queue_name = queue_name
         self.expires = expires
         self.poll_interval = poll_interval
