@@ -35,6 +35,7 @@ import difflib
 from typing import Any
 
 __all__ = [
+    "ArqRunLostError",
     "CeleryTaskNotRegisteredError",
     "ConfigurationError",
     "ConflictIdError",
@@ -238,7 +239,7 @@ class RunCancelledError(TickworkError):
     the message says why."""
 
 
-# -- Celery and arq executors (helper "celery") ---------------------------------------------
+# -- Celery executor (tickwork.executors.celery) -------------------------------------------
 
 
 class CeleryTaskNotRegisteredError(TickworkError, LookupError):
@@ -290,3 +291,25 @@ class UnsafePathError(ConfigurationError, PermissionError):
     def __init__(self, path: object, reason: str) -> None:
         self.path = path
         super().__init__(f"refusing to use {str(path)!r}: {reason}")
+
+
+# -- arq executor (tickwork.executors.arq) -------------------------------------------------
+
+
+class ArqRunLostError(TickworkError, LookupError):
+    """The ``exception`` of a ``TASK_ERROR`` event: a run enqueued to arq is no longer in
+    Redis (neither queued, running nor finished): the Redis server restarted or was
+    flushed, the job expired before a worker started it, or its result expired before
+    the scheduler read it."""
+
+    def __init__(self, key: str, queue_name: str) -> None:
+        self.key = key
+        self.queue_name = queue_name
+        super().__init__(
+            f"arq job {key!r} is gone from queue {queue_name!r}: not queued, not running and "
+            "no result (Redis restarted or flushed, the job expired before a worker took it, "
+            "or its result expired)"
+        )
+
+    def __reduce__(self) -> tuple[type[ArqRunLostError], tuple[str, str]]:
+        return type(self), (self.key, self.queue_name)

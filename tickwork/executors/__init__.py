@@ -27,5 +27,6 @@ executor_registry = Registry(
         "processpool": "tickwork.executors.pool:ProcessPoolExecutor",
         "debug": "tickwork.executors.debug:DebugExecutor",
         "celery": "tickwork.executors.celery:CeleryExecutor",
+        "arq": "tickwork.executors.arq:ArqExecutor",
     },
 )

@@ -29,7 +29,7 @@ import queue as queues
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT, TaskExecutionEvent
@@ -39,6 +39,7 @@ from tickwork.exceptions import (
     InvalidTaskError,
     MissingDependencyError,
 )
+from tickwork.executors._keys import run_key
 from tickwork.executors.base import BaseExecutor, ExecutorHost, run_log_extra
 from tickwork.tasks import Task
 from tickwork.utils import ref_to_obj
@@ -70,12 +71,6 @@ _FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 #: Exception class names Celery reports for a run past its time limit.
 _TIME_LIMITS = frozenset({"TimeLimitExceeded", "SoftTimeLimitExceeded"})
-
-
-def run_key(task_id: str, run_time: datetime) -> str:
-    """The key of one run: ``"{task_id}@{scheduled time in UTC, ISO 8601}"``, the Celery
-    task id of its message (the same on every scheduler of a fleet)."""
-    return f"{task_id}@{run_time.astimezone(UTC).isoformat()}"
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -167,7 +167,7 @@ class RedisRunLog(RunLog):
 
     def get(self, run_id: str) -> RunRecord | None:
         """See :meth:`RunLog.get`."""
-        value = self.client.hget(self.records_key, run_id)
+        value = _reply(self.client.hget(self.records_key, run_id))
         return self._load(run_id, value)
 
     def _load(self, run_id: str, value: bytes | str | None) -> RunRecord | None:
@@ -211,7 +211,7 @@ class RedisRunLog(RunLog):
             if not ids:
                 break
             offset += len(ids)
-            values = self.client.hmget(self.records_key, ids)
+            values = _reply(self.client.hmget(self.records_key, ids))
             for run_id, value in zip(ids, values, strict=True):
                 if value is None:
                     self._damage.report(
@@ -272,7 +272,7 @@ class RedisRunLog(RunLog):
         key = self._task_final_prefix + task_id
         deleted = 0
         while True:
-            surplus = self.client.zcard(key) - keep
+            surplus: int = _reply(self.client.zcard(key)) - keep
             if surplus <= 0:
                 return deleted
             ids = [
@@ -290,7 +290,7 @@ class RedisRunLog(RunLog):
     def _task_ids_of(self, run_ids: Sequence[str]) -> list[str | None]:
         """The task id of each run: from its record, else (a damaged or missing record)
         from the run id when it has make_run_id's form, else ``None``."""
-        values = self.client.hmget(self.records_key, run_ids)
+        values = _reply(self.client.hmget(self.records_key, list(run_ids)))
         task_ids: list[str | None] = []
         for run_id, value in zip(run_ids, values, strict=True):
             task_id: object = None
@@ -319,7 +319,7 @@ class RedisRunLog(RunLog):
         """The task ids that have records, in batches (``SSCAN``: no long call)."""
         cursor: int = 0
         while True:
-            cursor, items = self.client.sscan(self.tasks_key, cursor, count=_BATCH)
+            cursor, items = _reply(self.client.sscan(self.tasks_key, cursor, count=_BATCH))
             if items:
                 yield [_text(item) for item in items]
             if cursor == 0:
@@ -338,3 +338,10 @@ def _age_bound(now: datetime, max_age: float | None) -> str | None:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
+def _reply(value: object) -> Any:
+    """A reply of the synchronous client, as it comes. redis-py 5 types many commands as
+    ``Awaitable[T] | T`` (one signature for both clients), redis-py 8 as ``T``: the callers
+    say what they read, and mypy is clean on both."""
+    return value
