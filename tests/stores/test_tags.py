@@ -1,0 +1,100 @@
+"""Task tags kept by every store: ``BaseStore.get_tasks_by_tag``, and the scheduler's
+``get_tasks(tag=)``, ``pause_tasks``, ``resume_tasks`` and ``remove_tasks`` on each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storetest_funcs import at, make_task, noop
+from storetest_support import StoreMaker
+
+from tickwork.clock import FakeClock
+from tickwork.events import TASK_MODIFIED, TASK_REMOVED, TaskEvent
+from tickwork.executors import DebugExecutor
+from tickwork.schedulers import BackgroundScheduler
+from tickwork.stores import BaseStore
+from tickwork.tasks import Task
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return [task.id for task in tasks]
+
+
+def test_tags_survive_the_store(make_store: StoreMaker) -> None:
+    store = make_store()
+    store.add_task(make_task("a", at(5), tags={"billing", "eu"}))
+    store.add_task(make_task("b", at(1), tags={"billing"}))
+    store.add_task(make_task("c", at(3)))
+    reopened = make_store()  # another object on the same location (memory: the same one)
+    found = reopened.lookup_task("a")
+    assert found is not None and found.tags == frozenset({"billing", "eu"})
+    untagged = reopened.lookup_task("c")
+    assert untagged is not None and untagged.tags == frozenset()
+    # ordered as get_all_tasks: by next run time
+    assert ids(reopened.get_tasks_by_tag("billing")) == ["b", "a"]
+    assert ids(reopened.get_tasks_by_tag("eu")) == ["a"]
+    assert reopened.get_tasks_by_tag("nope") == []
+
+
+def test_an_update_moves_a_task_between_tags(store: BaseStore) -> None:
+    store.add_task(make_task("a", at(5), tags={"billing"}))
+    task = store.lookup_task("a")
+    assert task is not None
+    task._apply({"tags": {"reports"}})
+    store.update_task(task)
+    assert store.get_tasks_by_tag("billing") == []
+    assert ids(store.get_tasks_by_tag("reports")) == ["a"]
+    task._apply({"tags": set()})
+    store.update_task(task)
+    assert store.get_tasks_by_tag("reports") == []
+
+
+def test_removed_tasks_leave_their_tags(store: BaseStore) -> None:
+    store.add_tasks([make_task("a", at(5), tags={"x"}), make_task("b", at(6), tags={"x"})])
+    store.remove_task("a")
+    assert ids(store.get_tasks_by_tag("x")) == ["b"]
+    store.remove_all_tasks()
+    assert store.get_tasks_by_tag("x") == []
+
+
+def _scheduler(store: BaseStore) -> BackgroundScheduler:
+    return BackgroundScheduler(
+        stores={"default": store},
+        executors={"default": DebugExecutor()},
+        timezone="UTC",
+        clock=FakeClock(at(0)),
+    )
+
+
+def test_the_scheduler_acts_on_a_tag_with_events(make_store: StoreMaker) -> None:
+    scheduler = _scheduler(make_store())
+    events: list[tuple[int, Any]] = []
+    scheduler.add_listener(
+        lambda event: events.append((event.code, event.task_id))
+        if isinstance(event, TaskEvent)
+        else None,
+        TASK_MODIFIED | TASK_REMOVED,
+    )
+    scheduler.start(paused=True)
+    try:
+        for name in ("a", "b"):
+            scheduler.add_task(noop, "interval", minutes=5, id=name, tags={"billing"})
+        scheduler.add_task(noop, "interval", minutes=5, id="c", tags={"reports"})
+        assert sorted(ids(scheduler.get_tasks(tag="billing"))) == ["a", "b"]
+        assert scheduler.get_task_info("a")["tags"] == ["billing"]
+
+        assert scheduler.pause_tasks("billing") == 2
+        assert sorted(events) == [(TASK_MODIFIED, "a"), (TASK_MODIFIED, "b")]
+        assert [scheduler.get_task(n).paused for n in "abc"] == [True, True, False]  # type: ignore[union-attr]
+        assert scheduler.pause_tasks("billing") == 0  # already paused: left alone
+        assert scheduler.resume_tasks("billing") == 2
+        assert [scheduler.get_task(n).paused for n in "ab"] == [False, False]  # type: ignore[union-attr]
+
+        scheduler.update_task("a", tags={"reports"})
+        assert ids(scheduler.get_tasks(tag="billing")) == ["b"]
+        events.clear()
+        assert scheduler.remove_tasks("reports") == 2
+        assert sorted(events) == [(TASK_REMOVED, "a"), (TASK_REMOVED, "c")]
+        assert ids(scheduler.get_tasks()) == ["b"]
+    finally:
+        scheduler.shutdown(wait=False)
