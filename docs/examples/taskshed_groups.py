@@ -20,9 +20,9 @@ def send_reminder(user_id: int, text: str) -> None:
 scheduler = BackgroundScheduler(timezone="UTC")
 changes: list[str] = []
 scheduler.add_listener(
-    lambda event: changes.append(f"{event.code}:{event.task_id}")
-    if isinstance(event, TaskEvent)
-    else None,
+    lambda event: (
+        changes.append(f"{event.code}:{event.task_id}") if isinstance(event, TaskEvent) else None
+    ),
     TASK_MODIFIED | TASK_REMOVED,
 )
 scheduler.start()
@@ -63,9 +63,10 @@ assert sorted(task.id for task in scheduler.get_tasks()) == ["reminder-1-1h", "r
 try:
     scheduler.add_task(send_reminder, "interval", hours=1, args=[3, "hi"], tags="user-3")
 except InvalidTaskError as exc:
-    assert "tags={'user-3'}" in str(exc)
+    refused = str(exc)
 else:
     raise AssertionError("a bare string was taken as tags")
+assert "tags={'user-3'}" in refused
 
 scheduler.shutdown()
 print(f"{len(changes)} task events:", ", ".join(changes))

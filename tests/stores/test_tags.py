@@ -27,9 +27,11 @@ def test_tags_survive_the_store(make_store: StoreMaker) -> None:
     store.add_task(make_task("c", at(3)))
     reopened = make_store()  # another object on the same location (memory: the same one)
     found = reopened.lookup_task("a")
-    assert found is not None and found.tags == frozenset({"billing", "eu"})
+    assert found is not None
+    assert found.tags == frozenset({"billing", "eu"})
     untagged = reopened.lookup_task("c")
-    assert untagged is not None and untagged.tags == frozenset()
+    assert untagged is not None
+    assert untagged.tags == frozenset()
     # ordered as get_all_tasks: by next run time
     assert ids(reopened.get_tasks_by_tag("billing")) == ["b", "a"]
     assert ids(reopened.get_tasks_by_tag("eu")) == ["a"]
@@ -70,9 +72,9 @@ def test_the_scheduler_acts_on_a_tag_with_events(make_store: StoreMaker) -> None
     scheduler = _scheduler(make_store())
     events: list[tuple[int, Any]] = []
     scheduler.add_listener(
-        lambda event: events.append((event.code, event.task_id))
-        if isinstance(event, TaskEvent)
-        else None,
+        lambda event: (
+            events.append((event.code, event.task_id)) if isinstance(event, TaskEvent) else None
+        ),
         TASK_MODIFIED | TASK_REMOVED,
     )
     scheduler.start(paused=True)
