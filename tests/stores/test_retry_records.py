@@ -355,12 +355,12 @@ def test_a_version_2_table_is_upgraded(make_sql_store: StoreMaker) -> None:
     assert isinstance(store, SQLAlchemyStore)
     _version_2_tables(store)
     store.start("default")
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with store.engine.connect() as conn:
         meta = sqlalchemy.Table(
             f"{store.tablename}_meta", sqlalchemy.MetaData(), autoload_with=conn
         )
-        assert conn.execute(sqlalchemy.select(meta.c.value)).scalar_one() == "4"
+        assert conn.execute(sqlalchemy.select(meta.c.value)).scalar_one() == "5"
         columns = {
             c["name"] for c in sqlalchemy.inspect(conn).get_columns(f"{store.tablename}_runs")
         }

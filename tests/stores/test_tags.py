@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy
 from storetest_funcs import at, make_task, noop
 from storetest_support import StoreMaker
 
@@ -13,6 +15,7 @@ from tickwork.events import TASK_MODIFIED, TASK_REMOVED, TaskEvent
 from tickwork.executors import DebugExecutor
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.stores import BaseStore
+from tickwork.stores.sqlalchemy import SCHEMA_VERSION, SQLAlchemyStore
 from tickwork.tasks import Task
 
 
@@ -100,3 +103,60 @@ def test_the_scheduler_acts_on_a_tag_with_events(make_store: StoreMaker) -> None
         assert ids(scheduler.get_tasks()) == ["b"]
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_version_4_sql_store_is_upgraded_in_place(make_sql_store: StoreMaker) -> None:
+    # A version-4 store: the layout of this version without the tag index, with tasks in it.
+    store = make_sql_store()
+    assert isinstance(store, SQLAlchemyStore)
+    store.add_task(make_task("old", at(5)))
+    with store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP TABLE {store.tablename}_tags"))
+        meta = sqlalchemy.Table(
+            f"{store.tablename}_meta", sqlalchemy.MetaData(), autoload_with=conn
+        )
+        conn.execute(sqlalchemy.update(meta).values(value="4"))
+    store.shutdown()
+
+    upgraded = make_sql_store()
+    assert isinstance(upgraded, SQLAlchemyStore)
+    with upgraded.engine.connect() as conn:
+        assert conn.execute(sqlalchemy.select(meta.c.value)).scalar_one() == str(SCHEMA_VERSION)
+        assert sqlalchemy.inspect(conn).has_table(f"{upgraded.tablename}_tags")
+    assert ids(upgraded.get_all_tasks()) == ["old"]  # kept, not dropped
+    upgraded.add_task(make_task("new", at(1), tags={"x"}))
+    assert ids(upgraded.get_tasks_by_tag("x")) == ["new"]
+
+
+def test_sql_tags_are_indexed_rows(make_sql_store: StoreMaker) -> None:
+    store = make_sql_store()
+    assert isinstance(store, SQLAlchemyStore)
+    store.add_tasks([make_task("a", at(5), tags={"x", "Y"}), make_task("b", at(6))])
+
+    def rows() -> list[tuple[str, str]]:
+        tags = sqlalchemy.Table(
+            f"{store.tablename}_tags", sqlalchemy.MetaData(), autoload_with=store.engine
+        )
+        with store.engine.connect() as conn:
+            found = conn.execute(sqlalchemy.select(tags.c.task_id, tags.c.tag)).all()
+        return sorted(
+            (
+                bytes(i).decode() if isinstance(i, bytes | bytearray) else i,
+                bytes(t).decode() if isinstance(t, bytes | bytearray) else t,
+            )
+            for i, t in found
+        )
+
+    assert rows() == [("a", "Y"), ("a", "x")]
+    assert store.get_tasks_by_tag("y") == []  # exact: no case folding, even on MySQL
+    task = store.lookup_task("a")
+    assert task is not None
+    task._apply({"tags": {"z"}})
+    store.update_task(task)
+    assert rows() == [("a", "z")]
+    store.remove_task("a")
+    assert rows() == []
+    store.add_task(make_task("c", at(5), tags={"x"}))
+    store.acquire_due_tasks(at(10), 10, "me", timedelta(seconds=30))
+    store.release_tasks("me", [], ["c"])  # a finished task leaves the index too
+    assert rows() == []
