@@ -122,6 +122,8 @@ def check_tag(tag: Any) -> str:
         raise InvalidTaskError(f"a tag must be a string, got {tag!r}")
     if not tag:
         raise InvalidTaskError("a tag must not be the empty string")
+    if "\0" in tag:  # (the Redis store's tag index separates tag and id with it)
+        raise InvalidTaskError(f"a tag must not contain NUL characters, got {tag!r}")
     if len(tag) > MAX_TAG_LENGTH:
         raise InvalidTaskError(
             f"tag {tag[:40]!r}... is {len(tag)} characters long; at most {MAX_TAG_LENGTH}"

@@ -447,7 +447,7 @@ def test_redis_records_without_an_attempt_are_first_attempts(
     store.client.hset(store.meta_key, "schema_version", "2")
     upgraded = make_persistent_store()
     assert isinstance(upgraded, RedisStore)
-    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == b"4"
+    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == b"5"
     upgraded.client.hset(f"{store.prefix}:run_attempts", f"{at(-2).timestamp()!r}|a", "x")
     later = NOW + LEASE + timedelta(seconds=1)
     with caplog.at_level(logging.WARNING):

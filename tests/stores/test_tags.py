@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy
 from storetest_funcs import at, make_task, noop
 from storetest_support import StoreMaker
@@ -15,6 +16,8 @@ from tickwork.events import TASK_MODIFIED, TASK_REMOVED, TaskEvent
 from tickwork.executors import DebugExecutor
 from tickwork.schedulers import BackgroundScheduler
 from tickwork.stores import BaseStore
+from tickwork.stores.redis import SCHEMA_VERSION as REDIS_VERSION
+from tickwork.stores.redis import RedisStore
 from tickwork.stores.sqlalchemy import SCHEMA_VERSION, SQLAlchemyStore
 from tickwork.tasks import Task
 
@@ -160,3 +163,47 @@ def test_sql_tags_are_indexed_rows(make_sql_store: StoreMaker) -> None:
     store.acquire_due_tasks(at(10), 10, "me", timedelta(seconds=30))
     store.release_tasks("me", [], ["c"])  # a finished task leaves the index too
     assert rows() == []
+
+
+def test_a_version_4_redis_store_is_upgraded_in_place(make_store: StoreMaker) -> None:
+    if make_store.kind != "redis":
+        pytest.skip("Redis only (the SQL stores' upgrade: above)")
+    store = make_store()
+    assert isinstance(store, RedisStore)
+    store.add_task(make_task("old", at(5)))
+    store.client.hset(store.meta_key, "schema_version", "4")  # a version-4 store's keys
+    store.shutdown()
+    upgraded = make_store()
+    assert isinstance(upgraded, RedisStore)
+    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == str(REDIS_VERSION).encode()
+    assert ids(upgraded.get_all_tasks()) == ["old"]  # kept
+    upgraded.add_task(make_task("new", at(1), tags={"x"}))
+    assert ids(upgraded.get_tasks_by_tag("x")) == ["new"]
+
+
+def test_redis_tags_are_an_index_kept_by_the_scripts(make_store: StoreMaker) -> None:
+    if make_store.kind != "redis":
+        pytest.skip("Redis only")
+    store = make_store()
+    assert isinstance(store, RedisStore)
+    store.add_tasks([make_task("a", at(5), tags={"x", "xy"}), make_task("b", at(6))])
+
+    def index() -> list[bytes]:
+        return sorted(store.client.zrange(store.tag_index_key, 0, -1))
+
+    assert index() == [b"x\0a", b"xy\0a"]
+    assert ids(store.get_tasks_by_tag("x")) == ["a"]  # not "xy"'s: an exact range
+    task = store.lookup_task("a")
+    assert task is not None
+    task._apply({"tags": {"z"}})
+    store.update_task(task)
+    assert index() == [b"z\0a"]
+    store.remove_task("a")
+    assert index() == []
+    assert store.client.hlen(store.task_tags_key) == 0
+    # A task a pass removes (RELEASE) leaves entries; the next read by tag drops them.
+    store.add_task(make_task("c", at(5), tags={"x"}))
+    store.acquire_due_tasks(at(10), 10, "me", timedelta(seconds=30))
+    store.release_tasks("me", [], ["c"])
+    assert store.get_tasks_by_tag("x") == []
+    assert index() == []
