@@ -224,7 +224,7 @@ class BaseStore(ABC):
         ordered as :meth:`get_all_tasks` orders them. One call of the store: the scheduler's
         ``get_tasks(tag=)``, ``pause_tasks``, ``resume_tasks`` and ``remove_tasks`` ask it
         once. This default reads every task (the file store's way); stores with an index
-        override it (memory: a dict of tag to ids)."""
+        override it (memory: a dict of tag to ids; SQL: a tag table; Redis: a sorted set)."""
         return [task for task in self.get_all_tasks() if tag in task.tags]
 
     def get_task_page(
