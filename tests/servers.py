@@ -26,6 +26,7 @@ import pytest
 __all__ = [
     "mariadb_url",
     "postgres_url",
+    "rabbitmq_url",
     "redis_prefix",
     "redis_url",
     "server_missing",
@@ -36,11 +37,13 @@ _DEFAULTS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
     "redis": "redis://127.0.0.1:6379/0",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
 }
 _ENV = {
     "postgresql": "TICKWORK_TEST_POSTGRES_URL",
     "mariadb": "TICKWORK_TEST_MARIADB_URL",
     "redis": "TICKWORK_TEST_REDIS_URL",
+    "rabbitmq": "TICKWORK_TEST_RABBITMQ_URL",
 }
 
 
@@ -61,6 +64,12 @@ def _probe(name: str) -> str | None:
     """Return why server ``name`` cannot be used, or ``None`` when it answers."""
     url = _configured_url(name)
     try:
+        if name == "rabbitmq":
+            import kombu
+
+            with kombu.Connection(url, connect_timeout=2) as connection:
+                connection.ensure_connection(max_retries=1)
+            return None
         if name == "redis":
             import redis
 
@@ -101,6 +110,11 @@ def postgres_url() -> str:
 def mariadb_url() -> str:
     """The SQLAlchemy URL of the MariaDB / MySQL test server (its shared ``test`` database)."""
     return _url("mariadb")
+
+
+def rabbitmq_url() -> str:
+    """The AMQP URL of the RabbitMQ test server."""
+    return _url("rabbitmq")
 
 
 def redis_url() -> str:

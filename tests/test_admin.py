@@ -120,3 +120,35 @@ def test_open_admin_runs_nothing(tmp_path: Path) -> None:
         assert CALLS.count(tag) == 0
     finally:
         admin.shutdown()
+
+
+def test_an_admin_process_never_takes_the_fleets_leadership(tmp_path: Path) -> None:
+    """Opened before any member runs, the admin (paused) does not stand for election, so
+    the first real member leads and runs the leader-only tasks."""
+    url = f"sqlite:///{tmp_path / 'tasks.db'}"
+    admin = open_admin(url)
+    try:
+        time.sleep(0.5)
+        worker = BackgroundScheduler(stores={"default": store_from_url(url)}, identity="w1")
+        worker.start()
+        try:
+            _wait_for(lambda: worker.is_leader)
+            assert not admin.is_leader
+        finally:
+            worker.shutdown()
+    finally:
+        admin.shutdown()
+
+
+def test_a_paused_scheduler_resigns_and_stands_again_when_resumed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tasks.db'}"
+    scheduler = BackgroundScheduler(stores={"default": store_from_url(url)})
+    scheduler.start()
+    try:
+        _wait_for(lambda: scheduler.is_leader)
+        scheduler.pause()
+        _wait_for(lambda: not scheduler.is_leader)
+        scheduler.resume()
+        _wait_for(lambda: scheduler.is_leader)
+    finally:
+        scheduler.shutdown()

@@ -28,9 +28,11 @@ Every message names the offending value, so the log line alone says what to fix.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 __all__ = [
+    "CeleryTaskNotRegisteredError",
     "ConfigurationError",
     "ConflictIdError",
     "InvalidTaskError",
@@ -228,3 +230,25 @@ class RunCancelledError(TickworkError):
     """The ``exception`` of a ``TASK_CANCELLED`` event: the run was cancelled (by
     ``cancel_run`` / ``cancel_task_runs``, here or on another scheduler of the fleet);
     the message says why."""
+
+
+# -- Celery and arq executors (helper "celery") ---------------------------------------------
+
+
+class CeleryTaskNotRegisteredError(TickworkError, LookupError):
+    """The ``exception`` of a ``TASK_ERROR`` event: a run was for a Celery task name the
+    executor's Celery app does not know; nothing was sent, the task is kept."""
+
+    def __init__(self, name: str, app: str, known: list[str]) -> None:
+        self.celery_name = name
+        self.app = app
+        self.known = known
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        super().__init__(
+            f"Celery task {name!r} is not registered in the Celery app {app!r}{hint}; "
+            "import the module defining it in the scheduler's app (include=...)"
+        )
+
+    def __reduce__(self) -> tuple[type[CeleryTaskNotRegisteredError], tuple[str, str, list[str]]]:
+        return type(self), (self.celery_name, self.app, self.known)

@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from fleet_tasks import EPOCH
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("kind", choices=["sql", "redis"])
     parser.add_argument("location")
     parser.add_argument("--lease", type=float, default=10.0)
+    # Instead of the tick: one run of a leader-only ``fleet_tasks:flaky`` (attempts noted
+    # in NOTES, each lasting 3 s) due at the epoch time AT, for abandon-and-take-over.
+    parser.add_argument("--abandon", nargs=2, metavar=("NOTES", "AT"))
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(created).3f %(levelname)s %(name)s: %(message)s"
@@ -89,15 +93,29 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
 
     scheduler.add_listener(changed, LEADERSHIP_CHANGED)
     scheduler.add_listener(ran, TASK_EXECUTED)
-    scheduler.add_task(
-        "fleet_tasks:tick",
-        "interval",
-        seconds=0.2,
-        start_at=EPOCH,
-        id="leader-tick",
-        leader_only=True,
-        replace_existing=True,
-    )
+    if args.abandon is not None:
+        notes, at = args.abandon
+        scheduler.add_task(
+            "fleet_tasks:flaky",
+            "interval",
+            hours=1,
+            start_at=datetime.fromtimestamp(float(at), UTC),
+            args=(notes, 0, 3.0),
+            id="leader-abandon",
+            leader_only=True,
+            mistrigger_grace_time=None,
+            replace_existing=True,
+        )
+    else:
+        scheduler.add_task(
+            "fleet_tasks:tick",
+            "interval",
+            seconds=0.2,
+            start_at=EPOCH,
+            id="leader-tick",
+            leader_only=True,
+            replace_existing=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

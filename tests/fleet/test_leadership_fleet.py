@@ -141,3 +141,48 @@ def test_three_members_one_leader_through_two_kills(backend: str, tmp_path: Path
                 f"process {member.pid} ran the task at {wall} outside its terms {member.spans}"
             )
     assert sum(1 for member in members.values() if member.runs) == 3
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("postgresql", marks=pytest.mark.external_service("postgresql")),
+        pytest.param("redis", marks=pytest.mark.external_service("redis")),
+    ],
+)
+def test_a_killed_leaders_run_is_taken_over_by_the_new_leader_only(
+    backend: str, tmp_path: Path
+) -> None:
+    """The leader is SIGKILLed in the middle of a leader-only run: the run is taken over
+    and run again exactly once, by the member that leads next (the other member, which
+    looks for abandoned runs every second too, leaves it alone), and never two leaders."""
+    notes = tmp_path / "attempts.txt"
+    at = time.time() + 6  # after the workers started and elected
+    with shared_store(backend) as (kind, location):
+        fleet = Fleet(tmp_path, kind, location, ["--lease", str(LEASE)])
+        fleet.worker = HERE / "leader_worker.py"
+        try:
+            pids = fleet.start(3, "--abandon", str(notes), repr(at))
+            deadline = time.monotonic() + 20
+            while not (notes.exists() and notes.read_text().strip()):
+                assert time.monotonic() < deadline, fleet.errors()
+                time.sleep(0.01)
+            first = int(notes.read_text().split()[1])
+            killed_at = fleet.kill(first)
+            leader, since = current_leader(fleet, pids, timeout=BOUND + 5)
+            deadline = time.monotonic() + 20
+            while "ok" not in notes.read_text():
+                assert time.monotonic() < deadline, (notes.read_text(), fleet.errors())
+                time.sleep(0.05)
+            time.sleep(2.5)  # time for a wrong second take-over to show
+        finally:
+            fleet.stop()
+    members = read_members(fleet, pids)
+    print(f"\n{backend}: hand-over after SIGKILL mid-run {since - killed_at:.2f} s")
+    attempts = [line.split() for line in notes.read_text().splitlines()]
+    assert attempts == [["start", str(first)], ["start", str(leader)], ["ok", str(leader)]], (
+        attempts
+    )
+    spans = sorted(span for member in members.values() for span in member.spans)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start, f"two leaders at once: {spans}"

@@ -132,6 +132,49 @@ def test_a_leader_that_cannot_renew_stops_leading_before_its_term_ends(
     assert [(e.leader, e.generation) for e in two.changes] == [(True, 2)]
 
 
+def test_a_renewal_that_comes_back_too_late_ends_the_leadership(
+    members: Callable[[], Member], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow store: the renewal succeeds, but its answer arrives after the term could
+    have expired. The leader must not go on acting on it: it resigns, says so, and the
+    next member takes over."""
+    one, two = members(), members()
+    one.scheduler.start()
+    wait_for(lambda: one.scheduler.is_leader)
+    assert one.scheduler.leader_generation == 1
+    store = one.scheduler._plugins.stores["default"]
+    real = store.elect
+    slow = threading.Event()
+
+    def slow_elect(owner: str, lease: float) -> int | None:
+        found = real(owner, lease)
+        if not slow.is_set():
+            slow.set()
+            time.sleep(LEASE)  # the answer is late
+        return found
+
+    store.elect = slow_elect  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="tickwork"):
+        wait_for(lambda: len(one.changes) == 2)
+    assert [(e.leader, e.generation) for e in one.changes] == [(True, 1), (False, 1)]
+    assert "came back after the term could have expired" in caplog.text
+    assert one.scheduler.leader_generation is None
+    two.scheduler.start()
+    # It resigned: another member takes the term (a new generation), or it does again.
+    wait_for(lambda: one.scheduler.is_leader or two.scheduler.is_leader)
+    leader = one if one.scheduler.is_leader else two
+    assert leader.scheduler.leader_generation == 2
+    info = leader.scheduler.get_scheduler_info()["leadership"]
+    assert info == {
+        "store": "default",
+        "is_leader": True,
+        "generation": 2,
+        "leader": leader.scheduler.identity,
+    }
+    other = two if leader is one else one
+    assert other.scheduler.get_scheduler_info()["leadership"]["is_leader"] is False
+
+
 def test_a_scheduler_without_an_electing_store_never_leads() -> None:
     scheduler = BackgroundScheduler(stores={"default": MemoryStore()})
     with scheduler:

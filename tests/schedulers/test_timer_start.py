@@ -25,15 +25,52 @@ async def test_a_due_run_starts_before_the_driver_wakes() -> None:
     order.clear()
     scheduler.add_task(job, "date", run_at=datetime.now(UTC) + timedelta(seconds=0.1))
     # (the add wakes the driver once, to plan its sleep: that pass finds nothing due)
-    for _ in range(100):
-        if "run" in order:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: "run" in order)
+    await asyncio.sleep(0.05)
+    seen = list(order)
     await scheduler.shutdown_async()
-    assert "run" in order
-    woken = order.index("run")
-    assert order[:woken] == ["driver pass"]  # the add's pass only, before the timer
-    assert order[woken + 1] == "driver pass"  # the timer's wake-up came after the run
+    # The add's pass only, before the timer; and none after it: the timer's batch was
+    # the whole pass (one in-process store), so it planned the next sleep itself.
+    assert seen == ["driver pass", "run"]
+
+
+async def test_the_timer_plans_the_next_wake_up_itself() -> None:
+    order: list[str] = []
+    runs: list[datetime] = []
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.warm_up_lead = 0
+    trace(scheduler, order)
+    scheduler.start()
+    await asyncio.sleep(0.01)
+    order.clear()
+    scheduler.add_task(lambda: runs.append(datetime.now(UTC)), "interval", seconds=0.03)
+    await wait_for(lambda: len(runs) >= 4)
+    seen = list(order)
+    await scheduler.shutdown_async()
+    assert len(runs) >= 4
+    assert seen == ["driver pass"]  # the add's: every later wake-up was the timer's alone
+
+
+async def test_a_full_batch_in_the_timer_wakes_the_driver_for_the_rest() -> None:
+    order: list[str] = []
+    ran: list[int] = []
+
+    scheduler = AsyncIOScheduler(timezone=UTC, batch_size=3)
+    scheduler.warm_up_lead = 0
+    trace(scheduler, order)
+    scheduler.start()
+    await asyncio.sleep(0.01)
+    due = datetime.now(UTC) + timedelta(seconds=0.1)
+    for index in range(5):
+        scheduler.add_task(ran.append, "date", run_at=due, args=[index])
+    await asyncio.sleep(0.01)
+    order.clear()
+    await wait_for(lambda: len(ran) == 5)
+    await scheduler.shutdown_async()
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    # The timer's batch held 3 (a full batch: more may be due): the driver ran the rest.
+    assert order[:1] == ["driver pass"]
 
 
 async def test_a_failing_timer_pass_still_wakes_the_driver(caplog: Any) -> None:
@@ -116,10 +153,12 @@ async def test_a_warm_up_pass_runs_shortly_before_the_wake_up_and_runs_nothing_e
     due = datetime.now(UTC) + timedelta(seconds=0.15)
     scheduler.add_task(job, "date", run_at=due)
     await wait_for(lambda: "run" in order)
+    await asyncio.sleep(0.05)
+    seen = list(order)
     await scheduler.shutdown_async()
     # The add's pass plans the sleep; the warm-up finds nothing due and leaves the plan
-    # (no driver pass after it); the timer starts the run, then wakes the driver.
-    assert order[:4] == ["driver pass", "warm-up", "run", "driver pass"]
+    # (no driver pass after it); the timer starts the run and plans the next sleep.
+    assert seen == ["driver pass", "warm-up", "run"]
     assert started[0] >= due
 
 

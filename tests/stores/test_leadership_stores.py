@@ -15,6 +15,7 @@ from storetest_funcs import NOW, at, make_task
 from storetest_support import StoreMaker
 
 from tickwork.stores import BaseStore
+from tickwork.stores.base import PendingRetry
 from tickwork.stores.redis import RedisStore
 from tickwork.stores.sqlalchemy import SQLAlchemyStore
 from tickwork.tasks import Task
@@ -154,3 +155,77 @@ def test_removed_and_cleared_tasks_leave_no_mark(make_store: StoreMaker) -> None
     store.remove_all_tasks()
     store.add_task(make_task("u", at(-1)))
     assert ids(store.acquire_due_tasks(NOW, 10, "other", LEASE)) == ["u"]
+
+
+def test_a_renewal_renews_only_the_term_this_instance_holds(make_store: StoreMaker) -> None:
+    """Another store instance under the same owner name (a second scheduler given the
+    same ``identity``, a restarted process) does not take over the running term."""
+    first, second = electing(make_store), make_store()
+    assert first.elect("same", 30) == 1
+    assert second.elect("same", 30) is None
+    assert first.elect("same", 30) == 1
+    first.resign("same")
+    assert second.elect("same", 30) == 2
+    assert first.elect("same", 30) is None  # its term ended; the new one is not its own
+
+
+def _abandon(make_store: StoreMaker, *tasks: Task) -> BaseStore:
+    """Runs of ``tasks`` recorded by "dead", a leader whose term (0.3 s) is over and
+    whose records' lease ran out at NOW + LEASE; returns its store."""
+    dead = electing(make_store)
+    for task in tasks:
+        dead.add_task(task)
+    assert dead.elect("dead", 0.3) == 1
+    claimed = dead.acquire_due_tasks(NOW, 10, "dead", LEASE)
+    assert len(claimed) == len(tasks)
+    ran = [(make_task(task.id, leader_only=task.leader_only), at(-1)) for task in tasks]
+    later = [make_task(task.id, at(60), leader_only=task.leader_only) for task in tasks]
+    dead.release_tasks("dead", later, [], ran, NOW + LEASE)
+    time.sleep(0.5)
+    return dead
+
+
+def _retry(store: BaseStore, task_id: str) -> None:
+    """A pending retry of ``task_id``'s run at -1, due at NOW + LEASE."""
+    store.retry_runs("dead", [PendingRetry(make_task(task_id), at(-1), 2, NOW + LEASE)])
+
+
+LATER = NOW + LEASE + timedelta(seconds=1)
+
+
+def test_abandoned_runs_of_leader_only_tasks_go_to_the_leader_only(
+    make_store: StoreMaker,
+) -> None:
+    _abandon(make_store, make_task("lead", at(-1), leader_only=True), make_task("plain", at(-1)))
+    leader, member = make_store(), make_store()
+    assert leader.elect("leader", 30) == 2
+    assert member.elect("member", 30) is None
+    taken = member.take_over_runs(LATER, 10, "member", at(100))
+    assert [run.task.id for run in taken] == ["plain"]
+    # Not even the leader's store instance takes it over under another owner's name.
+    assert leader.take_over_runs(LATER, 10, "member", at(100)) == []
+    taken = leader.take_over_runs(LATER, 10, "leader", at(100))
+    assert [(run.task.id, run.owner) for run in taken] == [("lead", "dead")]
+
+
+def test_pending_retries_of_leader_only_tasks_go_to_the_leader_only(
+    make_store: StoreMaker,
+) -> None:
+    leader, member = electing(make_store), make_store()
+    leader.add_task(make_task("lead", at(60), leader_only=True))
+    leader.add_task(make_task("plain", at(60)))
+    _retry(leader, "lead")
+    _retry(leader, "plain")
+    leader.elect("leader", 30)
+    assert [run.task.id for run in member.take_over_runs(LATER, 10, "member", at(100))] == ["plain"]
+    assert [run.task.id for run in leader.take_over_runs(LATER, 10, "leader", at(100))] == ["lead"]
+
+
+def test_an_expired_term_takes_over_nothing_leader_only(make_store: StoreMaker) -> None:
+    """The take-over is fenced like a claim: by the store, in the same statement."""
+    old = _abandon(make_store, make_task("lead", at(-1), leader_only=True))
+    new = make_store()
+    # ``old`` still believes it holds generation 1 (it has not asked since).
+    assert old.take_over_runs(LATER, 10, "dead", at(100)) == []
+    assert new.elect("new", 30) == 2
+    assert [run.task.id for run in new.take_over_runs(LATER, 10, "new", at(100))] == ["lead"]

@@ -26,5 +26,6 @@ executor_registry = Registry(
         "threadpool": "tickwork.executors.pool:ThreadPoolExecutor",
         "processpool": "tickwork.executors.pool:ProcessPoolExecutor",
         "debug": "tickwork.executors.debug:DebugExecutor",
+        "celery": "tickwork.executors.celery:CeleryExecutor",
     },
 )

@@ -174,6 +174,11 @@ class BaseExecutor(ABC):
         """The awaitable form of :meth:`shutdown`, for schedulers living on a loop."""
         await asyncio.to_thread(self.shutdown, wait)
 
+    def validate_task(self, task: Task) -> None:
+        """Raise a :class:`~tickwork.exceptions.ConfigurationError` (``InvalidTaskError``)
+        if this executor could never run ``task``; called by ``add_task`` on a scheduler
+        that has the executor. The default accepts every task."""
+
     # -- running --------------------------------------------------------------------------
 
     def send_task(self, task: Task, run_times: Sequence[datetime]) -> None:

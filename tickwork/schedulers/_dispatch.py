@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tickwork._run_hook import RunHook
 from tickwork.context import Resources, with_context
 from tickwork.events import (
     TASK_ERROR,
@@ -56,6 +57,9 @@ class Dispatcher:
         self._executors = executors
         #: Follows the runs that may be retried (set by the scheduler once it exists).
         self.retrier: Retrier | None = None
+        #: Wraps each instance before it goes to its executor (tracing); None: off, and
+        #: then the whole cost is one attribute check per instance.
+        self.run_hook: RunHook | None = None
         self._events = events
         self._logger = logger
         #: Notes every run for the run history (None: the scheduler keeps none).
@@ -69,6 +73,7 @@ class Dispatcher:
         run_times: list[datetime],
         raise_max_instances: bool = False,
         attempt: int = 1,
+        report_refusal: bool = True,
     ) -> bool:
         """Hand runs to the task's executor and report the outcome as events. Returns
         False when the executor refused them for ``max_instances`` (no run events
@@ -83,6 +88,19 @@ class Dispatcher:
             history.starting(task, run_times, attempt)
         retrier = self.retrier
         policy = task._profile.policy
+        if (
+            attempt == 1
+            and not raise_max_instances  # (a command such as run_task_now decides itself)
+            and retrier is not None
+            and is_spaced(task)
+            and retrier.holds(task)
+        ):
+            # The previous run ended but its spacing is not written yet: held, as while
+            # it runs (see _spacing.py).
+            if history is not None:
+                history.forget(task, run_times, attempt)
+            self.report_held(task, run_times)
+            return False
         if retrier is not None and (
             attempt != 1
             or policy.retries
@@ -94,19 +112,22 @@ class Dispatcher:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
             context = task._profile.context  # (one read per run for tasks without one)
-            executor.send_task(
+            sent = (
                 task
                 if context is None
-                else with_context(task, context, self.resources, run_times, attempt),
-                run_times,
+                else with_context(task, context, self.resources, run_times, attempt)
             )
+            if self.run_hook is not None:
+                sent = self.run_hook.wrap(sent, run_times, attempt)
+            executor.send_task(sent, run_times)
         except MaxInstancesReachedError as exc:
             if history is not None:
                 history.forget(task, run_times, attempt)
             if retrier is not None:
                 retrier.forget(task, run_times)
             if raise_max_instances:
-                self.report_max_instances(task, run_times, exc, attempt)
+                if report_refusal:  # (not for a queued run-now: it waits, nothing skipped)
+                    self.report_max_instances(task, run_times, exc, attempt)
                 raise
             if attempt == 1 and is_spaced(task):
                 self.report_held(task, run_times)
@@ -210,7 +231,8 @@ class Dispatcher:
         progress: nothing is skipped (the run's end moves the task's next run time past
         its spacing, see :mod:`~tickwork.schedulers._spacing`), so no event; a DEBUG line."""
         self._logger.debug(
-            "task %r due at %s held: a run of it is in progress (its end sets the next run)",
+            "task %r due at %s held: a run of it is in progress or just ended (its end sets "
+            "the next run)",
             task.id,
             run_times[-1].isoformat(),
             extra=run_log_extra(task.id, run_times[-1]),

@@ -31,6 +31,12 @@ after the death (13.3 s with the default ``lease_time`` of 10 s; measured in
 and the next member to ask takes over within ``lease/3``. Under ``lock_path`` a standby
 takes a dead holder's lock within ``lock_retry_interval`` (1 s).
 
+**Late answers.** A renewal whose answer comes back after ``asked + lease - margin``
+(a paused process, a slow store) may have renewed a term the store already let lapse
+(then it is a new generation) or kept one the member can no longer count on: either
+way the member resigns the term and says so (``LEADERSHIP_CHANGED``, a warning), and
+stands again at its next attempt.
+
 A run of a leader-only task that started before its leader lost the term goes on (a
 thread cannot be stopped); only new runs follow the new leader.
 """
@@ -170,6 +176,11 @@ class _Term:
     deadline: float
 
 
+#: Seconds between looks at whether a paused scheduler was resumed (it then stands for
+#: election again; resume() also wakes the thread).
+PAUSED_LOOK = 0.5
+
+
 class Leadership:
     """The elections of one scheduler's stores, kept up by a thread of their own."""
 
@@ -180,8 +191,13 @@ class Leadership:
         events: EventHub,
         on_elected: Callable[[str], None],
         logger: logging.Logger,
+        may_lead: Callable[[], bool] = lambda: True,
     ) -> None:
         self._gates = gates
+        #: False while the scheduler is paused: a paused scheduler runs no leader-only
+        #: task, so it must neither hold a term nor stand for one (an admin process,
+        #: which is a paused scheduler, would otherwise keep the fleet leaderless).
+        self._may_lead = may_lead
         self._identity = identity
         self._events = events
         self._on_elected = on_elected
@@ -270,15 +286,21 @@ class Leadership:
         next_at = {alias: 0.0 for alias in self._elections}
         while not self._stop.is_set():
             now = time.monotonic()
+            standing = self._may_lead()
             for alias, election in list(self._elections.items()):
                 next_at.setdefault(alias, 0.0)
                 term = self._terms.get(alias)
+                if not standing:
+                    if term is not None:
+                        self._resign(alias, election, "the scheduler is paused")
+                    next_at[alias] = 0.0  # stand again as soon as it resumes
+                    continue
                 if term is not None and now >= term.deadline:
                     self._lost(alias, "its term ran out before it could be renewed")
                 if now >= next_at.get(alias, 0.0):
                     next_at[alias] = now + election.interval
                     self._attempt(alias, election)
-            wake = min(next_at.values(), default=now + 1.0)
+            wake = min(next_at.values(), default=now + 1.0) if standing else now + PAUSED_LOOK
             for term in self._terms.values():
                 wake = min(wake, term.deadline)
             self._stop.wait(max(0.01, wake - time.monotonic()))
@@ -307,6 +329,9 @@ class Leadership:
                 self._lost(alias, "another scheduler leads")
             return
         generation, deadline = won
+        if time.monotonic() >= deadline:
+            self._too_late(alias, election, generation)
+            return
         if term is not None and term.generation == generation:
             term.deadline = deadline
             return
@@ -323,6 +348,23 @@ class Leadership:
             LeadershipEvent(LEADERSHIP_CHANGED, alias, True, generation, self._identity)
         )
         self._on_elected(alias)
+
+    def _too_late(self, alias: str, election: Election, generation: int) -> None:
+        """The store's answer came after the deadline counted from the ask: the term
+        may have expired in between and another member may lead, so this one must not
+        act on it. It gives the term up (``LEADERSHIP_CHANGED`` if it led) and asks
+        again at the next interval, as a new candidate."""
+        self._logger.warning(
+            "store %r: the leader election's answer (generation %d) came back after the "
+            "term could have expired; not acting as leader on it and resigning",
+            alias,
+            generation,
+        )
+        try:
+            election.resign()
+        except Exception as exc:  # the term then lapses by itself
+            self._logger.warning("store %r: could not resign the leadership: %s", alias, exc)
+        self._lost(alias, "its renewal came back too late")
 
     def _lost(self, alias: str, reason: str) -> None:
         term = self._terms.pop(alias, None)

@@ -91,6 +91,18 @@ class Retrier:
             for run_time in run_times:
                 self._flight[(task.id, run_time.timestamp())] = (task, attempt)
 
+    def holds(self, task: Task) -> bool:
+        """True when a new first run of the spaced ``task`` must wait: a run of it is
+        still followed (the executor frees its ``max_instances`` slot *before* it
+        reports the outcome), or the move of its next run time past the spacing is not
+        written yet. Without this a pass between those moments started the next run at
+        once, ignoring the spacing."""
+        with self._lock:
+            if any(task_id == task.id for task_id, _ in self._flight):
+                return True
+            spacer = self.spacer
+            return spacer is not None and spacer.pending(task)
+
     def forget(self, task: Task, run_times: list[datetime]) -> None:
         """Stop following runs that did not start (refused for ``max_instances``)."""
         with self._lock:
@@ -105,17 +117,19 @@ class Retrier:
         if not self._flight or not event.code & _OUTCOMES:
             self._events.emit(event)
             return
+        spacer = self.spacer
         with self._lock:
             followed = self._flight.pop((event.task_id, event.scheduled_run_time.timestamp()), None)
+            if followed is not None and spacer is not None and is_spaced(followed[0]):
+                # Under the lock: :meth:`holds` sees the run in flight or its move
+                # queued, never neither (the executor freed its slot already).
+                spacer.ended(followed[0])
             if not self._flight:
                 self._events.remove(_built)
         if followed is None:
             self._events.emit(event)
             return
         task, attempt = followed
-        spacer = self.spacer
-        if spacer is not None and is_spaced(task):
-            spacer.ended(task)
         if attempt != 1:
             event = dataclasses.replace(event, attempt=attempt)
         retry = None

@@ -31,6 +31,14 @@ spacing is the larger of the two. One mechanism serves both:
   executor otherwise; both refuse the run through the ``max_instances`` rule, which for
   a spaced task means "hold", logged at DEBUG.
 
+* **Between a run's end and the move**, the executor has already freed the run's
+  ``max_instances`` slot (it does so before reporting the outcome) and the move is
+  queued but not written: the dispatcher asks the
+  :class:`~tickwork.schedulers._retries.Retrier` (``holds``: a run still followed, or
+  :meth:`RunSpacer.pending`) and holds the task as above. Without this a pass in that
+  window started the next run at once (a gap of about a millisecond was seen under
+  load where ``cooldown`` asked for 0.5 s).
+
 Runs of a spaced task never overlap, and the fire times held or postponed fold into
 one run, so such a task is refused with ``max_instances`` above 1 or ``coalesce=False``
 (:func:`check_spacing`).
@@ -117,6 +125,8 @@ class RunSpacer:
         self._queued: dict[str, dict[str, datetime]] = {}
         #: Aliases whose moves a thread is writing now.
         self._busy: set[str] = set()
+        #: (alias, task id) of the moves being written now.
+        self._writing: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -139,6 +149,12 @@ class RunSpacer:
                 self._thread.start()
             self._cond.notify()
 
+    def pending(self, task: Task) -> bool:
+        """True while a move of ``task``'s next run time is queued or being written."""
+        alias = task.store_alias or "default"
+        with self._cond:
+            return task.id in self._queued.get(alias, {}) or (alias, task.id) in self._writing
+
     def flush(self) -> set[str]:
         """Write the queued moves now, on the calling thread; return the aliases with
         moves not written (being written by another thread, met another member's claim,
@@ -150,6 +166,8 @@ class RunSpacer:
             for alias in taken:
                 del self._queued[alias]
             self._busy.update(taken)
+            writing = {(alias, task_id) for alias, moves in taken.items() for task_id in moves}
+            self._writing |= writing
         unwritten: set[str] = set()
         try:
             for alias, moves in taken.items():
@@ -160,6 +178,7 @@ class RunSpacer:
         finally:
             with self._cond:
                 self._busy.difference_update(taken)
+                self._writing -= writing
                 unwritten |= self._busy | {alias for alias, moves in self._queued.items() if moves}
         return unwritten
 

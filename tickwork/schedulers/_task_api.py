@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from tickwork._spelling import SCHEDULER_METHODS
+from tickwork.exceptions import InvalidTaskError
 from tickwork.schedulers._run_now import RunNow
 from tickwork.schedulers._task_manager import TaskManager
 from tickwork.tasks import UNSET, Task
@@ -281,6 +282,60 @@ class TaskAPI:
         future = self._run_now.start(task, args if given else None, kwargs if given else None)
         return future.result(timeout)
 
+    async def run_task_now_queued(
+        self,
+        task_id: str,
+        /,
+        *,
+        priority: int = 0,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """:meth:`run_task_now`, but when the task already runs ``max_instances`` times
+        the request waits for a free slot instead of raising
+        ``MaxInstancesReachedError``: in a queue per task served higher ``priority``
+        first, in arrival order within a level. Queueing and starting are logged
+        (INFO). Cancelling the awaiting coroutine takes a waiting request out of the
+        queue (a run already started goes on, as with :meth:`run_task_now`).
+
+        The task's arguments are given as ``args`` / ``kwargs`` (replacing its own),
+        not as ``*args, **kwargs``: that way no name of this method (``priority``)
+        can collide with a keyword argument of the task's function."""
+        _check_priority(priority)
+        task = await asyncio.to_thread(self._tasks.find_for_run, task_id)
+        request = self._run_now.enqueue(task, args, kwargs, priority)
+        try:
+            return await asyncio.wrap_future(request.future)
+        except asyncio.CancelledError:
+            self._run_now.withdraw(request)
+            raise
+
+    def run_task_now_queued_sync(
+        self,
+        task_id: str,
+        /,
+        *,
+        priority: int = 0,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """:meth:`run_task_now_queued` for synchronous code: blocks until the run ends
+        (at most ``timeout`` seconds, then raises ``TimeoutError``: a request still
+        waiting leaves the queue, a run already started goes on). Not from the
+        scheduler's own event loop."""
+        self._refuse_on_own_loop(
+            "run_task_now_queued_sync", "await scheduler.run_task_now_queued(...)"
+        )
+        _check_priority(priority)
+        task = self._tasks.find_for_run(task_id)
+        request = self._run_now.enqueue(task, args, kwargs, priority)
+        try:
+            return request.future.result(timeout)
+        except TimeoutError:
+            self._run_now.withdraw(request)
+            raise
+
     def _refuse_on_own_loop(self, method: str, instead: str) -> None:
         """Raise when called on the thread of the scheduler's event loop (overridden by
         the asyncio schedulers; others have no loop)."""
@@ -427,3 +482,9 @@ class _Renamed:
 
 for _name, _hint in SCHEDULER_METHODS.items():
     setattr(TaskAPI, _name, _Renamed(_name, _hint))
+
+
+def _check_priority(priority: object) -> None:
+    """Refuse a priority that is not an int, by value."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidTaskError(f"a run-now priority must be an int, got {priority!r}")

@@ -447,8 +447,12 @@ class TaskManager:
             self._check_context(task)
         task.store_alias = store_alias
         running = self._life.state is not _STOPPED
-        if running and task.executor not in self._executors:
-            raise UnknownAliasError("executor", task.executor, list(self._executors))
+        executor = self._executors.get(task.executor)
+        if executor is None:
+            if running:
+                raise UnknownAliasError("executor", task.executor, list(self._executors))
+        else:
+            executor.validate_task(task)
         target = self._stores.get(store_alias)
         if target is None and (running or store_alias != "default"):
             raise UnknownAliasError("store", store_alias, list(self._stores))

@@ -20,6 +20,7 @@ are drivers: they only sleep and wake around the pass.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar, overload
 from uuid import uuid4
 
+from tickwork._run_hook import RunHook
 from tickwork._run_policy import DEFAULT_POLICY, POLICY_CHECKS
 from tickwork._spelling import SCHEDULER_SYNONYMS, either, unknown_names_message
 from tickwork._task_fields import RULE_CHECKS
@@ -222,7 +224,7 @@ class BaseScheduler(TaskAPI, ABC):
         self._retrier = Retrier(self._events, self._runs, self.clock, self.logger)
         self._dispatcher.retrier = self._retrier
         self._retrier.spacer = self._spacer
-        self._run_now = RunNow(self._dispatcher, self._events, self.clock)
+        self._run_now = RunNow(self._dispatcher, self._events, self.clock, self.logger)
         self._tasks = TaskManager(
             self._plugins,
             self._events,
@@ -239,7 +241,13 @@ class BaseScheduler(TaskAPI, ABC):
         )
         self._tasks.lock_path = lock_path
         self._leadership = Leadership(
-            self._plugins.gates, self.identity, self._events, self._elected, self.logger
+            self._plugins.gates,
+            self.identity,
+            self._events,
+            self._elected,
+            self.logger,
+            # (Reads the lifecycle, not the scheduler: the thread keeps no reference to it.)
+            may_lead=functools.partial(_is_running, self._life),
         )
         self._pass = PassRunner(
             self._plugins.gates,
@@ -410,6 +418,14 @@ class BaseScheduler(TaskAPI, ABC):
         tasks run on the leader only. See :doc:`leadership </leadership>`."""
         alias = self._leadership.primary()
         return alias is not None and self._leadership.leads(alias)
+
+    @property
+    def leader_generation(self) -> int | None:
+        """The generation of the term this scheduler holds on the store
+        :attr:`is_leader` reports (the fencing token: a new number for every new term,
+        whoever holds it), or ``None`` while it does not lead."""
+        alias = self._leadership.primary()
+        return None if alias is None else self._leadership.generation(alias)
 
     def is_leader_of(self, store: str) -> bool:
         """True while this scheduler leads the schedulers sharing ``store``."""
@@ -664,6 +680,12 @@ class BaseScheduler(TaskAPI, ABC):
         """Stop calling ``callback`` (every registration of it)."""
         self._events.remove(callback)
 
+    def set_run_hook(self, hook: RunHook | None) -> None:
+        """Wrap every instance of every task on its way to its executor with ``hook``
+        (``None``: none). For instrumentation such as :func:`tickwork.tracing.instrument`;
+        one hook at a time."""
+        self._dispatcher.run_hook = hook
+
     # -- run history ---------------------------------------------------------------------
 
     def get_runs(
@@ -763,6 +785,21 @@ class BaseScheduler(TaskAPI, ABC):
             "executors": {alias: type(e).__name__ for alias, e in self._plugins.executors.items()},
             "task_defaults": dict(self.task_defaults),
             "pending_tasks": self._tasks.pending_count(),
+            "leadership": self._leadership_info(),
+        }
+
+    def _leadership_info(self) -> dict[str, Any]:
+        """The ``leadership`` part of :meth:`get_scheduler_info`: the store that elects
+        (``None``: none can), whether this scheduler leads it, its term's generation,
+        and the leader's identity when known (this scheduler's own while it leads;
+        another member's term is not read from the store for this)."""
+        alias = self._leadership.primary()
+        generation = self.leader_generation
+        return {
+            "store": alias,
+            "is_leader": generation is not None,
+            "generation": generation,
+            "leader": self.identity if generation is not None else None,
         }
 
     def __repr__(self) -> str:
@@ -792,3 +829,8 @@ class _Host:
         self.wants = events.wants
         self.emit = retrier.emit
         self.scheduler_name = scheduler_name
+
+
+def _is_running(life: Lifecycle) -> bool:
+    """True while the scheduler runs (started and not paused)."""
+    return life.state is SchedulerState.RUNNING

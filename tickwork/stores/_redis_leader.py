@@ -12,7 +12,8 @@ Keys, for ``prefix="tickwork"``:
   caller's term is the one in ``tickwork:leader``, checked in the same script.
 
 Taking a term is ``SET NX PX`` with the generation counted up in one script
-(:data:`ELECT`): only the owner of the running term renews it (``PEXPIRE``), and an
+(:data:`ELECT`): only the store instance holding the running term renews it
+(``PEXPIRE``; owner *and* generation must match), and an
 expired term is gone, so taking it again starts the next generation.
 """
 
@@ -25,13 +26,15 @@ if TYPE_CHECKING:
 
 __all__ = ["ELECT", "RESIGN", "RedisLeader"]
 
-# KEYS: term, generation counter. ARGV: owner, lease (milliseconds). Returns the
-# generation of the owner's running term, or false while another owner's term runs.
+# KEYS: term, generation counter. ARGV: owner, lease (milliseconds), the term the caller
+# holds ("" for none). Returns the generation of the caller's running term (renewed only
+# if it is the very term the caller holds), a new one if none runs, or false while
+# another term runs.
 ELECT = """
 local term = redis.call('GET', KEYS[1])
 if term then
     local sep = string.find(term, ' ', 1, true)
-    if sep and string.sub(term, sep + 1) == ARGV[1] then
+    if ARGV[3] ~= '' and term == ARGV[3] then
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         return tonumber(string.sub(term, 1, sep - 1))
     end
@@ -80,7 +83,9 @@ class RedisLeader:
     def elect(self, owner: str, lease: float) -> int | None:
         """Take or renew ``owner``'s term for ``lease`` seconds."""
         millis = max(1, round(lease * 1000))
-        found = self._elect(keys=[self.term_key, self.generation_key], args=[owner, millis])
+        found = self._elect(
+            keys=[self.term_key, self.generation_key], args=[owner, millis, self.token(owner)]
+        )
         if found is None:
             self._term = None
             return None

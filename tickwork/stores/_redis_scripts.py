@@ -328,8 +328,11 @@ return {0, notes}
 """
 )
 
-# KEYS: the run keys. ARGV: now, limit, owner, expires.
-# Takes over records that expired before `now` and pending retries due at `now`; returns
+# KEYS: the run keys, the leader-only set, the leader's term. ARGV: now, limit, owner,
+# expires, the caller's term ("" for none).
+# Takes over records that expired before `now` and pending retries due at `now`; those of
+# a leader-only task only while the caller's term is the running one (checked here, in
+# the same script: a member that does not lead leaves them to the leader). Returns
 # {key, previous owner ('' for a retry), blob, attempt, due ('' unless a retry), ...;
 # notes}. An abandoned record's attempt goes up by one (the attempt made now); a retry
 # becomes a run in progress again, and is counted. Records that can never run again are
@@ -339,6 +342,7 @@ TAKE_OVER = (
     + _RECORDS
     + """
 local now = tonumber(ARGV[1])
+local leading = ARGV[5] ~= '' and redis.call('GET', KEYS[8]) == ARGV[5]
 local found = redis.call(
     'ZRANGE', KEYS[3], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2], 'WITHSCORES')
 local out = {}
@@ -358,6 +362,8 @@ for j = 1, #found, 2 do
         note('run', key, 'dangling')
     elseif previous ~= '' and tonumber(score) >= now then
         -- in progress, its lease ends right now: not expired yet
+    elseif not leading and redis.call('SISMEMBER', KEYS[7], string.sub(key, sep + 1)) == 1 then
+        -- a leader-only task's run or retry: the leader's to take over
     else
         local attempt, due = attempt_of(key), ''
         if previous == '' then

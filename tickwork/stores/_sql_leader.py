@@ -4,7 +4,8 @@ the term of the leader of the schedulers sharing the store (schema version 4).
 One row, ``name = 'leader'``: ``owner`` (the scheduler's identity), ``expires`` (epoch
 seconds **by the database's clock**) and ``generation`` (grows by one with every new
 term: the fencing token). A term is taken when the row's has expired, renewed by its
-owner while it runs, and never renewed once expired.
+owner while it runs (by the store instance that holds it: the generation must match),
+and never renewed once expired.
 
 Why the database's clock: the schedulers of a fleet run on hosts whose clocks differ;
 one clock for every term means a term ends at one instant for everyone. A leader
@@ -86,8 +87,12 @@ class LeaderTable:
         with contextlib.suppress(sa_exc.IntegrityError), engine.begin() as conn:
             conn.execute(insert(table).values(name=_ROW, generation=0))
 
-    def elect(self, conn: Connection, owner: str, lease: float, row_locks: bool) -> int | None:
-        """Take or renew ``owner``'s term (see :meth:`BaseStore.elect`)."""
+    def elect(
+        self, conn: Connection, owner: str, lease: float, row_locks: bool, held: int | None
+    ) -> int | None:
+        """Take or renew ``owner``'s term (see :meth:`BaseStore.elect`). ``held`` is the
+        generation of the term the calling store instance holds: only that term is
+        renewed, never one another instance under the same owner name has won since."""
         table = self.table
         now_sql = database_now(conn.dialect)
         query = select(table.c.owner, table.c.expires, table.c.generation, now_sql).where(
@@ -100,7 +105,7 @@ class LeaderTable:
             return None  # (start() inserts it; a table emptied by hand waits for the next start)
         holder, expires, generation, now = row[0], row[1], int(row[2]), float(row[3])
         running = expires is not None and expires > now
-        if running and holder != owner:
+        if running and (holder != owner or held != generation):
             return None
         if not running:
             generation += 1  # a new term: an expired one is never renewed

@@ -44,6 +44,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import mysql
@@ -181,9 +182,13 @@ class RunTable:
         expires: datetime,
         row_locks: bool,
         alias: str | None,
+        fence: Any = None,
     ) -> list[InProgressRun]:
         """Make up to ``limit`` expired records and pending retries due at ``now``
-        ``owner``'s; return those that load (see :meth:`BaseStore.take_over_runs`)."""
+        ``owner``'s; return those that load (see :meth:`BaseStore.take_over_runs`).
+
+        ``fence`` is a further condition on the records (the store's: leader-only tasks'
+        records only for the running leader), checked in the same statement."""
         table = self.table
         moment = now.timestamp()
         query = (
@@ -199,6 +204,7 @@ class RunTable:
             .where(
                 table.c.lease_expires <= moment,
                 or_(table.c.lease_expires < moment, table.c.owner == ""),
+                true() if fence is None else fence,
             )
             .order_by(table.c.lease_expires)
             .limit(limit)

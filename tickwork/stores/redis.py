@@ -548,9 +548,18 @@ class RedisStore(BaseStore):
     ) -> list[InProgressRun]:
         """Take over expired run records and due pending retries, in one atomic script
         (see :meth:`BaseStore.take_over_runs`)."""
-        args: list[Any] = [repr(now.timestamp()), limit, owner, repr(expires.timestamp())]
+        args: list[Any] = [
+            repr(now.timestamp()),
+            limit,
+            owner,
+            repr(expires.timestamp()),
+            # Leader-only tasks' runs are taken over by the leader only (the script
+            # checks this term against the running one).
+            self._leader.token(owner),
+        ]
+        keys = [*self._run_keys, self._leader.tasks_key, self._leader.term_key]
         with self._unavailable("take over abandoned runs and due retries"):
-            reply = self._take_over(keys=self._run_keys, args=args)
+            reply = self._take_over(keys=keys, args=args)
         flat = self._noted(reply)
         taken: list[InProgressRun] = []
         unloaded: list[Any] = [owner]

@@ -56,6 +56,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     insert,
     or_,
     select,
@@ -613,9 +614,11 @@ class SQLAlchemyStore(BaseStore):
     def elect(self, owner: str, lease: float) -> int | None:
         """Take or renew ``owner``'s term in the leader table, by the database's clock
         (see :meth:`BaseStore.elect` and :mod:`tickwork.stores._sql_leader`)."""
+        term = self._term
+        held = term[1] if term is not None and term[0] == owner else None
         generation = self._write(
             "elect a leader",
-            lambda conn: self._leader.elect(conn, owner, lease, self._row_locks),
+            lambda conn: self._leader.elect(conn, owner, lease, self._row_locks, held),
         )
         self._term = None if generation is None else (owner, generation)
         return generation
@@ -634,6 +637,19 @@ class SQLAlchemyStore(BaseStore):
         if term is None or (owner is not None and term[0] != owner):
             return plain
         return or_(plain, self._leader.leads(self.engine.dialect, *term))
+
+    def _take_over_fence(self, owner: str) -> Any:
+        """The condition on run records that leaves those of leader-only tasks (abandoned
+        runs and pending retries) to the leader: the same check of the term as a claim
+        (:meth:`_leader_filter`), in the take-over's own statement."""
+        tasks, runs = self._tasks, self._runs.table
+        leader_only = exists(
+            select(tasks.c.id).where(tasks.c.id == runs.c.task_id, tasks.c.leader_only == 1)
+        )
+        term = self._term
+        if term is None or term[0] != owner:
+            return ~leader_only
+        return or_(~leader_only, self._leader.leads(self.engine.dialect, *term))
 
     def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
         """Runs in progress per task, over every scheduler sharing the table."""
@@ -664,7 +680,14 @@ class SQLAlchemyStore(BaseStore):
         return self._write(
             "take over abandoned runs and due retries",
             lambda conn: self._runs.take_over(
-                conn, now, limit, owner, expires, self._row_locks, self.alias
+                conn,
+                now,
+                limit,
+                owner,
+                expires,
+                self._row_locks,
+                self.alias,
+                self._take_over_fence(owner),
             ),
         )
 

@@ -1,0 +1,175 @@
+"""Exactly once at the boundary: three schedulers on one PostgreSQL store send runs to two
+real Celery workers; one scheduler is SIGKILLed and RabbitMQ's app is restarted mid-run.
+Every slot must be executed by a worker exactly once (counted in a table the job writes);
+duplicate deliveries are counted from the workers' logs.
+
+Short by default (about 40 s). ``TICKWORK_CELERY_FLEET_FULL=1`` runs the issue's size:
+30 tasks every 20 s for 3 minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy
+from celery_support import HERE, ROOT, backend_url, celery_worker, new_queue
+from servers import rabbitmq_url, temporary_database
+
+from tickwork.stores.sqlalchemy import SQLAlchemyStore
+from tickwork.tasks import Task
+from tickwork.triggers import IntervalTrigger
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.external_service("rabbitmq"),
+    pytest.mark.external_service("postgresql"),
+    pytest.mark.external_service("redis"),
+    pytest.mark.timeout(400),
+]
+
+FULL = os.environ.get("TICKWORK_CELERY_FLEET_FULL") == "1"
+TASKS, EVERY, RUN_FOR = (30, 20.0, 180.0) if FULL else (8, 2.0, 24.0)
+LEASE = 3.0
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TABLE = "celery_helper_runs"
+
+
+def _libpq(url: str) -> str:
+    return (
+        sqlalchemy.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+@contextlib.contextmanager
+def _scheduler(url: str, queue: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "celery_fleet_scheduler.py"),
+                url,
+                rabbitmq_url(),
+                backend_url(),
+                queue,
+                str(LEASE),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _rabbit_restart(down_for: float) -> None:
+    """Stop RabbitMQ's app and start it again (the node stays; always started back)."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        pytest.skip("rabbitmqctl not found: cannot restart the broker")
+    try:
+        subprocess.run([ctl, "stop_app"], check=True, capture_output=True, timeout=60)
+        time.sleep(down_for)
+    finally:
+        subprocess.run([ctl, "start_app"], check=True, capture_output=True, timeout=120)
+
+
+def _tasks(dsn: str) -> list[Task]:
+    now = datetime.now(UTC)
+    tasks = []
+    for index in range(TASKS):
+        trigger = IntervalTrigger(seconds=EVERY, start_at=EPOCH, timezone="UTC")
+        tasks.append(
+            Task(
+                "celery_jobs:record",
+                trigger,
+                args=(dsn, TABLE),
+                id=f"celery-fleet-{index:02d}",
+                executor="default",
+                coalesce=False,
+                max_instances=10,
+                mistrigger_grace_time=120.0,
+                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
+            )
+        )
+    return tasks
+
+
+def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
+    tmp_path: Path,
+) -> None:
+    queue = new_queue()
+    with temporary_database("postgresql") as url:
+        dsn = _libpq(url)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {TABLE} (run_key text NOT NULL)")
+        store = SQLAlchemyStore(url, lease_time=LEASE)
+        store.start("setup")
+        try:
+            store.add_tasks(_tasks(dsn))
+        finally:
+            store.shutdown()
+        logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
+        with (
+            celery_worker(queue, "w1", logs[0]),
+            celery_worker(queue, "w2", logs[1]),
+            _scheduler(url, queue, tmp_path / "s1.log"),
+            _scheduler(url, queue, tmp_path / "s2.log") as doomed,
+            _scheduler(url, queue, tmp_path / "s3.log"),
+        ):
+            began = time.time()
+            time.sleep(RUN_FOR / 4)
+            doomed.send_signal(signal.SIGKILL)  # between claim and write-back, somewhere
+            time.sleep(RUN_FOR / 4)
+            _rabbit_restart(down_for=3.0)
+            time.sleep(max(0.0, began + RUN_FOR - time.time()))
+            stopped_at = time.time()
+        # The schedulers and workers are stopped: what they enqueued has run or is lost.
+        with psycopg.connect(dsn) as conn:
+            keys = [row[0] for row in conn.execute(f"SELECT run_key FROM {TABLE}")]
+    counts = Counter(keys)
+    by_task: dict[str, list[float]] = {}
+    for key in counts:
+        task_id, _, when = key.partition("@")
+        by_task.setdefault(task_id, []).append(datetime.fromisoformat(when).timestamp())
+    lost = []
+    for task_id, times in sorted(by_task.items()):
+        times.sort()
+        expected = round((times[-1] - times[0]) / EVERY) + 1
+        if expected != len(times):
+            lost.append((task_id, expected - len(times)))
+    duplicates = {key: n for key, n in counts.items() if n > 1}
+    dropped = sum(len(re.findall("duplicate dropped", log.read_text())) for log in logs)
+    report = (
+        f"{TASKS} tasks x every {EVERY:g} s for {stopped_at - began:.0f} s: {len(counts)} slots "
+        f"executed, {sum(counts.values())} executions, lost {lost}, executed twice "
+        f"{duplicates}, duplicate deliveries dropped by the workers {dropped}"
+    )
+    print(report)
+    assert len(by_task) == TASKS, report
+    assert not lost, report
+    assert not duplicates, report
+    # Every task ran from the start to near the end: slots were not silently stopped.
+    assert all(len(t) >= RUN_FOR / EVERY * 0.6 for t in by_task.values()), report
