@@ -22,6 +22,7 @@ from tickwork.utils import from_pytz_datetime, is_pytz
 __all__ = [
     "EMPTY_ARGS",
     "EMPTY_KWARGS",
+    "EMPTY_TAGS",
     "MODIFIABLE_FIELDS",
     "RULE_CHECKS",
     "UNSET",
@@ -32,6 +33,8 @@ __all__ = [
     "check_kwargs",
     "check_max_instances",
     "check_next_run_time",
+    "check_tag",
+    "check_tags",
     "default_name",
     "is_coroutine_function",
     "new_id",
@@ -98,8 +101,61 @@ MODIFIABLE_FIELDS = frozenset(
         "retry_on",
         "cooldown",
         "leader_only",
+        "tags",
     }
 )
+
+#: The tags of every untagged task: one shared empty frozenset.
+EMPTY_TAGS: frozenset[str] = frozenset()
+
+#: The most tags one task may have, and the longest tag: SQL keeps a tag in an indexed
+#: column, and a task with hundreds of tags is a mistake (a list passed where a set of
+#: names was meant), not a design.
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 191
+
+
+def check_tag(tag: Any) -> str:
+    """One tag as given to ``get_tasks(tag=)`` and the like: a non-empty string of at most
+    :data:`MAX_TAG_LENGTH` characters."""
+    if not isinstance(tag, str):
+        raise InvalidTaskError(f"a tag must be a string, got {tag!r}")
+    if not tag:
+        raise InvalidTaskError("a tag must not be the empty string")
+    if "\0" in tag:  # (the Redis store's tag index separates tag and id with it)
+        raise InvalidTaskError(f"a tag must not contain NUL characters, got {tag!r}")
+    if len(tag) > MAX_TAG_LENGTH:
+        raise InvalidTaskError(
+            f"tag {tag[:40]!r}... is {len(tag)} characters long; at most {MAX_TAG_LENGTH}"
+        )
+    return tag
+
+
+def check_tags(tags: Any) -> frozenset[str]:
+    """``tags`` as a frozenset: ``None`` means none; else a set (or list, tuple, other
+    iterable) of tags, each as :func:`check_tag` says, at most :data:`MAX_TAGS` of them.
+
+    A bare string is refused (``tags="billing"`` would be seven one-letter tags): the
+    message says to write ``tags={"billing"}``."""
+    if tags is None:
+        return EMPTY_TAGS
+    if isinstance(tags, str | bytes):
+        raise InvalidTaskError(
+            f"tags must be a set of strings, got the bare string {tags!r}; write tags={{{tags!r}}}"
+        )
+    if isinstance(tags, Mapping):
+        raise InvalidTaskError(f"tags must be a set of strings, got the mapping {tags!r}")
+    try:
+        given = list(tags)
+    except TypeError:
+        raise InvalidTaskError(f"tags must be a set of strings, got {tags!r}") from None
+    if not given:
+        return EMPTY_TAGS
+    result = frozenset(check_tag(tag) for tag in given)
+    if len(result) > MAX_TAGS:
+        raise InvalidTaskError(f"a task may have at most {MAX_TAGS} tags, got {len(result)}")
+    return result
+
 
 # 128 random bits in hex, the shape of uuid4().hex, without building a UUID object or
 # asking the kernel for entropy on every task (0.3 µs instead of 3.3 µs): from a generator

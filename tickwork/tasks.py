@@ -21,6 +21,7 @@ from tickwork._run_policy import (
 from tickwork._task_fields import (
     EMPTY_ARGS,
     EMPTY_KWARGS,
+    EMPTY_TAGS,
     MODIFIABLE_FIELDS,
     UNSET,
     check_args,
@@ -30,6 +31,7 @@ from tickwork._task_fields import (
     check_kwargs,
     check_max_instances,
     check_next_run_time,
+    check_tags,
     default_name,
     is_coroutine_function,
     new_id,
@@ -103,6 +105,7 @@ class Task:
         "name",
         "next_run_time",
         "store_alias",
+        "tags",
         "trigger",
     )
 
@@ -111,6 +114,10 @@ class Task:
     trigger: BaseTrigger
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    #: The task's tags (``add_task(tags={"billing"})``): a frozenset of strings, the one
+    #: shared empty frozenset for an untagged task. ``scheduler.get_tasks(tag=...)``,
+    #: ``pause_tasks``, ``resume_tasks`` and ``remove_tasks`` act on the tasks with a tag.
+    tags: frozenset[str]
 
     def __init__(
         self,
@@ -135,6 +142,7 @@ class Task:
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         cooldown: float | timedelta | None = UNSET,
         leader_only: bool = UNSET,
+        tags: Iterable[str] | None = None,
         **trigger_args: Any,
     ) -> None:
         if trigger_args or isinstance(trigger, str):
@@ -157,6 +165,8 @@ class Task:
             None,
             None if all(value is UNSET for value in policy) else policy,
         )
+        if tags is not None:
+            self.tags = check_tags(tags)
         if scheduler is not None:
             scheduler.add_task(self)
 
@@ -242,6 +252,7 @@ class Task:
             )
         )
         self.store_alias = store_alias
+        self.tags = EMPTY_TAGS
         self.next_run_time = (
             next_run_time if next_run_time is UNSET else check_next_run_time(next_run_time)
         )
@@ -393,6 +404,8 @@ class Task:
             values["mistrigger_grace_time"] = check_grace(changes["mistrigger_grace_time"])
         if changes.get("next_run_time", UNSET) is not UNSET:
             values["next_run_time"] = check_next_run_time(changes["next_run_time"])
+        if "tags" in changes:
+            values["tags"] = check_tags(changes["tags"])
         policy = changed_policy(self._profile.policy, changes)
         if policy is not None:
             values["policy"] = policy
@@ -538,6 +551,9 @@ class Task:
             "mistrigger_grace_time": self.mistrigger_grace_time,
             "next_run_time": self.next_run_time,
             **policy_state(self._profile.policy),
+            # Written only when there are any, sorted (a stable record): untagged records
+            # look as they did before tags existed.
+            **({"tags": sorted(self.tags)} if self.tags else {}),
         }
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
@@ -630,6 +646,8 @@ class Task:
         self.kwargs = dict(kwargs) if kwargs else EMPTY_KWARGS
         self.trigger = trigger
         self.next_run_time = when
+        tags = state.get("tags")
+        self.tags = EMPTY_TAGS if tags is None else _tags_from_state(tags)
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -668,3 +686,13 @@ def _trigger_from_alias(trigger: Any, trigger_args: dict[str, Any]) -> BaseTrigg
             f"not with the instance {alias!r}"
         )
     return create_trigger(alias, **trigger_args)
+
+
+def _tags_from_state(tags: Any) -> frozenset[str]:
+    """The tags of a saved state: a list of tags, checked as at ``add_task``."""
+    if not isinstance(tags, list):
+        raise InvalidTaskError(f"field 'tags' = {tags!r} is not a list of tags")
+    try:
+        return check_tags(tags)
+    except InvalidTaskError as exc:
+        raise InvalidTaskError(f"field 'tags': {exc}") from None

@@ -355,12 +355,12 @@ def test_a_version_2_table_is_upgraded(make_sql_store: StoreMaker) -> None:
     assert isinstance(store, SQLAlchemyStore)
     _version_2_tables(store)
     store.start("default")
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with store.engine.connect() as conn:
         meta = sqlalchemy.Table(
             f"{store.tablename}_meta", sqlalchemy.MetaData(), autoload_with=conn
         )
-        assert conn.execute(sqlalchemy.select(meta.c.value)).scalar_one() == "4"
+        assert conn.execute(sqlalchemy.select(meta.c.value)).scalar_one() == "5"
         columns = {
             c["name"] for c in sqlalchemy.inspect(conn).get_columns(f"{store.tablename}_runs")
         }
@@ -447,7 +447,7 @@ def test_redis_records_without_an_attempt_are_first_attempts(
     store.client.hset(store.meta_key, "schema_version", "2")
     upgraded = make_persistent_store()
     assert isinstance(upgraded, RedisStore)
-    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == b"4"
+    assert upgraded.client.hget(upgraded.meta_key, "schema_version") == b"5"
     upgraded.client.hset(f"{store.prefix}:run_attempts", f"{at(-2).timestamp()!r}|a", "x")
     later = NOW + LEASE + timedelta(seconds=1)
     with caplog.at_level(logging.WARNING):

@@ -72,6 +72,7 @@ class TaskAPI:
         retry_on: type[BaseException] | Iterable[type[BaseException]] = UNSET,
         cooldown: float | timedelta | None = UNSET,
         leader_only: bool = UNSET,
+        tags: Iterable[str] | None = None,
         **trigger_args: Any,
     ) -> Task | Callable[[F], F]:
         """Schedule a callable (or a ``"module:function"`` reference, or a prepared
@@ -108,6 +109,9 @@ class TaskAPI:
         come from ``task_defaults``. ``leader_only=True``: the task runs only on the
         leader of the schedulers sharing its store (see :doc:`leadership </leadership>`);
         refused with ``NoElectionError`` for a store that cannot elect one.
+        ``tags``: a set of strings (``tags={"billing"}``) naming groups the task belongs
+        to, for ``get_tasks(tag=)``, ``pause_tasks``, ``resume_tasks`` and
+        ``remove_tasks`` (see :doc:`tags </tags>`); a bare string is refused.
         """
         # (Identity checks, not a tuple compared: this runs on every add.)
         policy = (
@@ -137,6 +141,7 @@ class TaskAPI:
             replace_existing,
             trigger_args,
             policy,
+            tags,
         )
 
     def add_tasks(self, tasks: Iterable[Task], store: str | None = None) -> list[Task]:
@@ -161,11 +166,28 @@ class TaskAPI:
         shown as it will be scheduled (a copy, with its next run time)."""
         return self._tasks.get_task(task_id, store)
 
-    def get_tasks(self, store: str | None = None) -> list[Task]:
+    def get_tasks(self, store: str | None = None, tag: str | None = None) -> list[Task]:
         """Return the tasks of one store (or all): before start() the pending ones first,
         as they will be scheduled (copies, with their next run times), then the stored
-        ones; each task once."""
-        return self._tasks.get_tasks(store)
+        ones; each task once. With ``tag``, only the tasks that have it (one store call
+        per store; see :doc:`tags </tags>`)."""
+        return self._tasks.get_tasks(store, tag)
+
+    def pause_tasks(self, tag: str, store: str | None = None) -> int:
+        """Pause every task with ``tag`` in one store (or all), each with its
+        ``TASK_MODIFIED`` event; returns how many were paused (paused ones are skipped).
+        Raises ``InvalidTaskError`` for a tag that is not a non-empty string."""
+        return self._tasks.pause_tasks(tag, store)
+
+    def resume_tasks(self, tag: str, store: str | None = None) -> int:
+        """Resume every paused task with ``tag`` in one store (or all), as
+        :meth:`resume_task` does each; returns how many."""
+        return self._tasks.resume_tasks(tag, store)
+
+    def remove_tasks(self, tag: str, store: str | None = None) -> int:
+        """Remove every task with ``tag`` in one store (or all), each with its
+        ``TASK_REMOVED`` event; returns how many were removed."""
+        return self._tasks.remove_tasks(tag, store)
 
     def get_task_page(
         self,
@@ -358,9 +380,21 @@ class TaskAPI:
         """:meth:`get_task` off the event loop."""
         return await asyncio.to_thread(self._tasks.get_task, task_id, store)
 
-    async def get_tasks_async(self, store: str | None = None) -> list[Task]:
+    async def get_tasks_async(self, store: str | None = None, tag: str | None = None) -> list[Task]:
         """:meth:`get_tasks` off the event loop."""
-        return await asyncio.to_thread(self._tasks.get_tasks, store)
+        return await asyncio.to_thread(self._tasks.get_tasks, store, tag)
+
+    async def pause_tasks_async(self, tag: str, store: str | None = None) -> int:
+        """:meth:`pause_tasks` off the event loop."""
+        return await asyncio.to_thread(self._tasks.pause_tasks, tag, store)
+
+    async def resume_tasks_async(self, tag: str, store: str | None = None) -> int:
+        """:meth:`resume_tasks` off the event loop."""
+        return await asyncio.to_thread(self._tasks.resume_tasks, tag, store)
+
+    async def remove_tasks_async(self, tag: str, store: str | None = None) -> int:
+        """:meth:`remove_tasks` off the event loop."""
+        return await asyncio.to_thread(self._tasks.remove_tasks, tag, store)
 
     async def update_task_async(
         self, task_id: str, store: str | None = None, **changes: Any

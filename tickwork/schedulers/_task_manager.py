@@ -17,6 +17,7 @@ will leave them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -27,6 +28,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from tickwork._run_policy import POLICY_FIELDS
 from tickwork._spelling import ADD_TASK_SYNONYMS, either
+from tickwork._task_fields import check_tag, check_tags
 from tickwork._task_owner import TaskOwner
 from tickwork.clock import Clock
 from tickwork.events import (
@@ -206,6 +208,7 @@ class TaskManager:
         replace_existing: Conflict,
         trigger_args: dict[str, Any],
         policy: tuple[Any, ...] | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Task | Callable[[F], F]:
         """:meth:`BaseScheduler.add_task`, its keywords passed positionally (this runs on
         every add, and keyword matching costs); ``policy`` holds the five run-policy
@@ -256,7 +259,10 @@ class TaskManager:
                     replace_existing,
                     trigger_args,
                     policy,
+                    tags,
                 )
+            if tags is not None:
+                task.tags = check_tags(tags)
             return self._add(task, store or "default", replace_existing)
         if trigger_args and not ADD_TASK_SYNONYMS.keys().isdisjoint(trigger_args):
             # asyncz's fn= (the decorator form otherwise), APScheduler 3's keywords
@@ -276,6 +282,7 @@ class TaskManager:
                 replace_existing,
                 trigger_args,
                 policy,
+                tags,
             )
         options: dict[str, Any] = {
             "args": args,
@@ -287,6 +294,7 @@ class TaskManager:
             "max_instances": max_instances,
             "next_run_time": next_run_time,
             "executor": executor,
+            "tags": tags,
         }
         if policy is not None:
             options.update({name: value for name, value in zip(POLICY_FIELDS, policy, strict=True)})
@@ -336,6 +344,7 @@ class TaskManager:
         replace_existing: Conflict,
         trigger_args: dict[str, Any],
         policy: tuple[Any, ...] | None,
+        tags: Iterable[str] | None = None,
     ) -> Task | Callable[[F], F]:
         """:meth:`add_task` with the other spellings among ``trigger_args``
         (:data:`~tickwork._spelling.ADD_TASK_SYNONYMS`: ``fn``, ``func``,
@@ -378,6 +387,7 @@ class TaskManager:
             replace_existing,
             rest,
             policy,
+            tags,
         )
 
     def _new_task(
@@ -740,11 +750,71 @@ class TaskManager:
         except TaskLookupError:
             return None
 
-    def get_tasks(self, store: str | None = None) -> list[Task]:
+    def get_tasks(self, store: str | None = None, tag: str | None = None) -> list[Task]:
         """Return the tasks of one store (or all): before start() the pending ones first,
         as they will be scheduled (copies, with their next run times), then the stored
-        ones; each task once."""
-        return [task for task, _ in self._listing(store)]
+        ones; each task once. With ``tag``, only the tasks that have it."""
+        if tag is None:
+            return [task for task, _ in self._listing(store)]
+        check_tag(tag)
+        with self._lock:
+            pending = any(store is None or t.store_alias == store for t, _ in self._pending)
+        if pending:
+            return [task for task, _ in self._listing(store) if tag in task.tags]
+        return [task for task, _ in self._tagged(tag, store)]
+
+    def _tagged(self, tag: str, store: str | None) -> list[tuple[Task, str | None]]:
+        """The tasks with ``tag`` and their store aliases (``None``: pending): the pending
+        ones, then one ``get_tasks_by_tag`` call per store."""
+        check_tag(tag)
+        with self._lock:
+            found: list[tuple[Task, str | None]] = [
+                (task, None)
+                for task, _ in self._pending
+                if tag in task.tags and (store is None or task.store_alias == store)
+            ]
+            aliases = [store] if store is not None else list(self._stores)
+        for alias in aliases:
+            for task in self._lookup_store(alias).get_tasks_by_tag(tag):
+                self._bind(task)
+                found.append((task, alias))
+        return found
+
+    def pause_tasks(self, tag: str, store: str | None = None) -> int:
+        """Pause every task with ``tag`` (each as :meth:`pause_task` does, with its
+        ``TASK_MODIFIED`` event); returns how many were paused. Tasks already paused are
+        left as they are and not counted."""
+        count = 0
+        for task, alias in self._tagged(tag, store):
+            if task.next_run_time is None:
+                continue
+            with contextlib.suppress(TaskLookupError):  # removed meanwhile: nothing to pause
+                self.update_task(task.id, alias, next_run_time=None)
+                count += 1
+        return count
+
+    def resume_tasks(self, tag: str, store: str | None = None) -> int:
+        """Resume every paused task with ``tag`` (each as :meth:`resume_task` does: a task
+        whose trigger is finished is removed, with its ``TASK_REMOVED`` event); returns
+        how many were resumed or removed so."""
+        count = 0
+        for task, alias in self._tagged(tag, store):
+            if task.next_run_time is not None or isinstance(task.trigger, ShutdownTrigger):
+                continue
+            with contextlib.suppress(TaskLookupError):
+                self.resume_task(task.id, alias)
+                count += 1
+        return count
+
+    def remove_tasks(self, tag: str, store: str | None = None) -> int:
+        """Remove every task with ``tag`` (each with its ``TASK_REMOVED`` event); returns
+        how many were removed."""
+        count = 0
+        for task, alias in self._tagged(tag, store):
+            with contextlib.suppress(TaskLookupError):  # removed meanwhile
+                self.delete_task(task.id, alias)
+                count += 1
+        return count
 
     def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:
         """Change fields of a task (anything but ``id``). A new ``trigger`` (instance or
@@ -968,6 +1038,7 @@ def _task_info(task: Task, pending: bool) -> dict[str, Any]:
         "timeout": task.timeout,
         "retries": task.retries,
         "leader_only": task.leader_only,
+        "tags": sorted(task.tags),
     }
 
 

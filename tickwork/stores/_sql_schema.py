@@ -78,8 +78,9 @@ __all__ = [
 DEFAULT_URL = "sqlite:///tickwork.sqlite"
 #: The schema this tickwork writes; ``<tablename>_meta`` records the one a table follows.
 #: 2 added the runs table and the lease columns, 3 the runs' ``attempt`` and ``cancel``,
-#: 4 the tasks' ``leader_only`` column and the ``<tablename>_leader`` table.
-SCHEMA_VERSION = 4
+#: 4 the tasks' ``leader_only`` column and the ``<tablename>_leader`` table, 5 the tag
+#: index ``<tablename>_tags`` (tickwork/stores/_sql_tags.py).
+SCHEMA_VERSION = 5
 #: 191 characters * 4 bytes fit MySQL's 767-byte index key limit for utf8mb4.
 MAX_ID_LENGTH = 191
 MYSQL = ("mysql", "mariadb")
@@ -180,6 +181,8 @@ def create_schema(
         # 3 -> 4: the tasks gain ``leader_only`` (default 0: none is), and the leader
         # table is new (created above). The columns go in before the version is
         # recorded, so an upgrade cut short is done again by the next start.
+        # 4 -> 5: the tag index is new (created above) and starts empty: no record
+        # written before version 5 has tags.
         for table in metadata.sorted_tables:
             add_missing_columns(engine, table, logger or logging.getLogger(__name__))
         with engine.begin() as conn:

@@ -225,6 +225,14 @@ class BaseStore(ABC):
     def get_all_tasks(self) -> list[Task]:
         """Return every task, ordered by ``next_run_time``, paused tasks last."""
 
+    def get_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Return the tasks that have ``tag`` among their :attr:`~tickwork.tasks.Task.tags`,
+        ordered as :meth:`get_all_tasks` orders them. One call of the store: the scheduler's
+        ``get_tasks(tag=)``, ``pause_tasks``, ``resume_tasks`` and ``remove_tasks`` ask it
+        once. This default reads every task (the file store's way); stores with an index
+        override it (memory: a dict of tag to ids; SQL: a tag table; Redis: a sorted set)."""
+        return [task for task in self.get_all_tasks() if tag in task.tags]
+
     def get_task_page(
         self, search: str = "", paused: bool | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[Task], int]:

@@ -48,6 +48,7 @@ from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
 from tickwork.stores._redis_leader import RedisLeader
+from tickwork.stores._redis_tags import REMOVE, TAG_HELPERS, TAGGED
 from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -68,21 +69,25 @@ except ModuleNotFoundError as missing:
 __all__ = ["SCHEMA_VERSION", "RedisStore"]
 
 #: The key layout this tickwork writes; recorded in ``<prefix>:meta``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Seconds a call may wait for the server (``io_timeout``).
 DEFAULT_IO_TIMEOUT = 5.0
 # Repairs already logged, (kind, subject, value); forgotten past this many.
 _REPAIRS_REMEMBERED = 10_000
 
-# KEYS: tasks hash, run-times zset, leader-only set. ARGV: id, blob, score ("" =
-# paused), leader-only ("1" or ""), repeated. Returns the first id that already exists
+# KEYS: tasks hash, run-times zset, leader-only set, tag index, task_tags (see
+# tickwork/stores/_redis_tags.py). ARGV: id, blob, score ("" = paused), leader-only ("1"
+# or ""), tags joined by NUL, repeated. Returns the first id that already exists
 # (nothing written), or false.
-_ADD = """
-for i = 1, #ARGV, 4 do
+_ADD = (
+    TAG_HELPERS
+    + """
+for i = 1, #ARGV, 5 do
     if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return ARGV[i] end
 end
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 5 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    tag(ARGV[i], ARGV[i + 4])
     if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i]) end
     if ARGV[i + 3] == '1' then
         redis.call('SADD', KEYS[3], ARGV[i])
@@ -92,17 +97,21 @@ for i = 1, #ARGV, 4 do
 end
 return false
 """
+)
 
-# KEYS as above. ARGV[1] = number of updates n; then n quadruples (id, blob, score,
-# leader-only) of tasks to update if they still exist; then ids to delete. Returns how
-# many updates matched.
-_WRITE = """
+# KEYS as above. ARGV[1] = number of updates n; then n quintuples (id, blob, score,
+# leader-only, tags) of tasks to update if they still exist; then ids to delete. Returns
+# how many updates matched.
+_WRITE = (
+    TAG_HELPERS
+    + """
 local n = tonumber(ARGV[1])
 local matched = 0
-for i = 2, 4 * n + 1, 4 do
+for i = 2, 5 * n + 1, 5 do
     if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
         matched = matched + 1
         redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+        tag(ARGV[i], ARGV[i + 4])
         if ARGV[i + 2] == '' then
             redis.call('ZREM', KEYS[2], ARGV[i])
         else
@@ -115,13 +124,15 @@ for i = 2, 4 * n + 1, 4 do
         end
     end
 end
-for i = 4 * n + 2, #ARGV do
+for i = 5 * n + 2, #ARGV do
     redis.call('HDEL', KEYS[1], ARGV[i])
     redis.call('ZREM', KEYS[2], ARGV[i])
     redis.call('SREM', KEYS[3], ARGV[i])
+    untag(ARGV[i])
 end
 return matched
 """
+)
 
 
 class RedisStore(BaseStore):
@@ -177,7 +188,15 @@ class RedisStore(BaseStore):
         self._keys = [self.tasks_key, self.run_times_key]
         # Leadership (schema 4): the term, its generation counter, the leader-only ids.
         self._leader = RedisLeader(self.client, prefix)
-        self._written_keys = [*self._keys, self._leader.tasks_key]
+        # The tag index (schema 5): see tickwork/stores/_redis_tags.py.
+        self.tag_index_key = f"{prefix}:tag_index"
+        self.task_tags_key = f"{prefix}:task_tags"
+        self._written_keys = [
+            *self._keys,
+            self._leader.tasks_key,
+            self.tag_index_key,
+            self.task_tags_key,
+        ]
         # runs, run_owners, run_leases, run_counts, run_attempts, run_cancels (the order
         # of KEYS in the scripts of runs)
         self._run_keys = [
@@ -206,6 +225,8 @@ class RedisStore(BaseStore):
         self._next_retry = self.client.register_script(scripts.NEXT_RETRY)
         self._next_time = self.client.register_script(scripts.NEXT_TIME)
         self._rescore = self.client.register_script(scripts.RESCORE)
+        self._remove = self.client.register_script(REMOVE)
+        self._tagged = self.client.register_script(TAGGED)
         self._broken = BrokenTasks(self.logger)
         self._repairs_logged: set[tuple[str, str, str]] = set()
 
@@ -235,6 +256,7 @@ class RedisStore(BaseStore):
             # 1 -> 2: claims and run records are new keys; the tasks are unchanged.
             # 2 -> 3: attempts and cancel requests are new keys (no attempt: the first).
             # 3 -> 4: the leader's term and the leader-only set are new keys (none is).
+            # 4 -> 5: the tag index keys are new, and empty: no older record has tags.
             with self._unavailable("start"):
                 self.client.hset(self.meta_key, "schema_version", str(SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
@@ -340,12 +362,8 @@ class RedisStore(BaseStore):
     def remove_task(self, task_id: str) -> None:
         """Delete a task (see :meth:`BaseStore.remove_task`)."""
         with self._unavailable("remove a task"):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hdel(self.tasks_key, task_id)
-            pipe.zrem(self.run_times_key, task_id)
-            pipe.hdel(self.claims_key, task_id)
-            pipe.srem(self._leader.tasks_key, task_id)
-            deleted, _, _, _ = pipe.execute()
+            keys = [*self._written_keys, self.claims_key]
+            deleted = self._remove(keys=keys, args=[task_id])
         self._broken.forget(task_id)
         if not deleted:
             raise TaskLookupError(task_id, self.alias)
@@ -355,7 +373,12 @@ class RedisStore(BaseStore):
         in progress stay)."""
         with self._unavailable("remove all tasks"):
             self.client.delete(
-                self.tasks_key, self.run_times_key, self.claims_key, self._leader.tasks_key
+                self.tasks_key,
+                self.run_times_key,
+                self.claims_key,
+                self._leader.tasks_key,
+                self.tag_index_key,
+                self.task_tags_key,
             )
         self._broken.clear()
 
@@ -402,10 +425,11 @@ class RedisStore(BaseStore):
         score = repr(task.next_run_time.timestamp()) if task.next_run_time is not None else ""
         return task.id, blob, score
 
-    def _quad(self, task: Task) -> tuple[str, bytes, str, str]:
-        """:meth:`_triple` and whether the task is leader-only (for adds and updates:
-        the leader-only set follows them; a write-back of a claimed task keeps it)."""
-        return *self._triple(task), "1" if task.leader_only else ""
+    def _quad(self, task: Task) -> tuple[str, bytes, str, str, str]:
+        """:meth:`_triple`, whether the task is leader-only and its tags joined by NUL
+        (for adds and updates: the leader-only set and the tag index follow them; a
+        write-back of a claimed task keeps both)."""
+        return *self._triple(task), "1" if task.leader_only else "", "\0".join(task.tags)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -667,6 +691,17 @@ class RedisStore(BaseStore):
                 rewritten |= bool(self._rescore(keys=keys, args=[task_id, score, own]))
         return rewritten
 
+    def get_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Return the tasks with ``tag``, by next run time, paused last: one script reads
+        the tag's range of the index and their records (see
+        :mod:`tickwork.stores._redis_tags`)."""
+        with self._unavailable("list tasks by tag"):
+            reply = self._tagged(keys=self._written_keys, args=[tag])
+        tasks = [self._load(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
+        found = [task for task in tasks if task is not None and tag in task.tags]
+        found.sort(key=_tag_order)
+        return found
+
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
         with self._unavailable("list tasks"):
@@ -735,3 +770,9 @@ def _in_zone(timestamp: float, task: Task) -> datetime:
 def _run_key(task_id: str, run_time: datetime) -> str:
     """``"<repr of the epoch seconds>|<task id>"``: repr reads back to the same float."""
     return f"{run_time.timestamp()!r}|{task_id}"
+
+
+def _tag_order(task: Task) -> tuple[int, float, str]:
+    """By next run time, paused last, then by id (as ``get_all_tasks`` orders them)."""
+    when = task.next_run_time
+    return (1, 0.0, task.id) if when is None else (0, when.timestamp(), task.id)

@@ -100,6 +100,7 @@ from tickwork.stores._sql_schema import (
     meta_table,
     tasks_table,
 )
+from tickwork.stores._sql_tags import clear_tags, forget_tags, tags_table, write_tags
 from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -174,6 +175,7 @@ class SQLAlchemyStore(BaseStore):
         self._metadata = MetaData(schema=schema)
         self._tasks = tasks_table(self._metadata, tablename)
         self._meta = meta_table(self._metadata, tablename)
+        self._tags = tags_table(self._metadata, tablename)
         self._runs = RunTable(
             self._metadata, tablename, TaskId(), MAX_ID_LENGTH, self.serializer, self.logger
         )
@@ -325,6 +327,8 @@ class SQLAlchemyStore(BaseStore):
                 )
             else:
                 conn.execute(insert(self._tasks), rows)
+            if any(task.tags for task in tasks):
+                write_tags(conn, self._tags, tasks, replace=False)
 
         try:
             self._write("add tasks", insert_rows)
@@ -381,7 +385,14 @@ class SQLAlchemyStore(BaseStore):
                 leader_only=row["leader_only"],
             )
         )
-        if self._write("update a task", lambda conn: conn.execute(statement).rowcount) == 0:
+
+        def write(conn: Connection) -> int:
+            count: int = conn.execute(statement).rowcount
+            if count:
+                write_tags(conn, self._tags, [task], replace=True)
+            return count
+
+        if self._write("update a task", write) == 0:
             raise TaskLookupError(task.id, self.alias)
         task.store_alias = self.alias
         self._broken.forget(task.id)
@@ -389,13 +400,24 @@ class SQLAlchemyStore(BaseStore):
     def remove_task(self, task_id: str) -> None:
         """Delete a task (see :meth:`BaseStore.remove_task`)."""
         statement = delete(self._tasks).where(self._tasks.c.id == task_id)
-        if self._write("remove a task", lambda conn: conn.execute(statement).rowcount) == 0:
+
+        def write(conn: Connection) -> int:
+            forget_tags(conn, self._tags, [task_id])
+            count: int = conn.execute(statement).rowcount
+            return count
+
+        if self._write("remove a task", write) == 0:
             raise TaskLookupError(task_id, self.alias)
         self._broken.forget(task_id)
 
     def remove_all_tasks(self) -> None:
         """Delete every row of the task table."""
-        self._write("remove all tasks", lambda conn: conn.execute(delete(self._tasks)))
+
+        def write(conn: Connection) -> None:
+            clear_tags(conn, self._tags)
+            conn.execute(delete(self._tasks))
+
+        self._write("remove all tasks", write)
         self._broken.clear()
 
     def release_tasks(
@@ -444,6 +466,9 @@ class SQLAlchemyStore(BaseStore):
                 )
             for chunk in _chunks(removed):
                 conn.execute(delete(table).where(table.c.id.in_(chunk), self._claimable_by(owner)))
+            if removed:  # (the rows of a task claimed by another owner meanwhile stay)
+                kept = self._claimed_by_others(conn, removed, owner)
+                forget_tags(conn, self._tags, [i for i in removed if i not in kept])
             skipped = self._claimed_by_others(conn, [r["id"] for r in rows] + removed, owner)
             if runs:
                 expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
@@ -755,6 +780,19 @@ class SQLAlchemyStore(BaseStore):
             paused_last, table.c.next_run_time, table.c.id
         )
         return self._load(self._read_rows("list tasks", query))
+
+    def get_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Return the tasks with ``tag``, by next run time, paused last: one query joined
+        with the tag index (see :mod:`tickwork.stores._sql_tags`)."""
+        table, tags = self._tasks, self._tags
+        paused_last = case((table.c.next_run_time.is_(None), 1), else_=0)
+        query = (
+            select(table.c.id, table.c.state)
+            .join(tags, tags.c.task_id == table.c.id)
+            .where(tags.c.tag == tag)
+            .order_by(paused_last, table.c.next_run_time, table.c.id)
+        )
+        return [t for t in self._load(self._read_rows("list tasks by tag", query)) if tag in t.tags]
 
     def get_task_page(
         self, search: str = "", paused: bool | None = None, offset: int = 0, limit: int = 50

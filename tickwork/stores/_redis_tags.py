@@ -1,0 +1,77 @@
+"""The Redis store's tag index, kept by the same Lua scripts that add, update and remove
+tasks (so a task and its index entries change together, atomically).
+
+Keys (after the store's ``prefix``):
+
+* ``tag_index``: one sorted set, every member ``tag + "\\0" + task id`` with score 0. The
+  tasks of a tag are one lexicographic range, ``[tag\\0, (tag\\1)``: found without
+  reading any other task. (Tags cannot hold NUL: ``check_tag`` refuses it.)
+* ``task_tags``: a hash, task id -> its tags joined by NUL, so a write can drop the
+  entries of the tags a task had before without reading its record.
+
+A task removed by a pass (``RELEASE``, which this module leaves alone) leaves its entries
+behind; :data:`TAGGED` drops them when it meets them, and never returns such a task.
+"""
+
+from __future__ import annotations
+
+__all__ = ["REMOVE", "TAGGED", "TAG_HELPERS"]
+
+#: KEYS[4] the tag index, KEYS[5] task_tags (every script that uses these has them there).
+TAG_HELPERS = """
+local function untag(id)
+    local old = redis.call('HGET', KEYS[5], id)
+    if old then
+        for tag in string.gmatch(old, '[^%z]+') do
+            redis.call('ZREM', KEYS[4], tag .. '\\0' .. id)
+        end
+        redis.call('HDEL', KEYS[5], id)
+    end
+end
+local function tag(id, joined)
+    untag(id)
+    if joined ~= '' then
+        redis.call('HSET', KEYS[5], id, joined)
+        for name in string.gmatch(joined, '[^%z]+') do
+            redis.call('ZADD', KEYS[4], 0, name .. '\\0' .. id)
+        end
+    end
+end
+"""
+
+#: KEYS: tasks, run_times, leader-only set, tag index, task_tags, claims. ARGV[1]: the
+#: id. Deletes the task with its index entries; returns 1, or 0 when there was none.
+REMOVE = (
+    TAG_HELPERS
+    + """
+local deleted = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+untag(ARGV[1])
+return deleted
+"""
+)
+
+#: KEYS: tasks, run_times, leader-only set, tag index, task_tags. ARGV[1]: the tag.
+#: Returns id, blob, id, blob ... of the tasks with the tag (entries of tasks that are
+#: gone are dropped on the way).
+TAGGED = (
+    TAG_HELPERS
+    + """
+local first = ARGV[1] .. '\\0'
+local members = redis.call('ZRANGE', KEYS[4], '[' .. first, '(' .. ARGV[1] .. '\\1', 'BYLEX')
+local found = {}
+for _, member in ipairs(members) do
+    local id = string.sub(member, #first + 1)
+    local blob = redis.call('HGET', KEYS[1], id)
+    if blob then
+        found[#found + 1] = id
+        found[#found + 1] = blob
+    else
+        untag(id)
+    end
+end
+return found
+"""
+)
