@@ -363,15 +363,16 @@ class ArqExecutor(BaseExecutor):
                 self.logger.warning("could not read arq job states (%s); trying again", exc)
                 return
             for key, (done, running, queued) in zip(batch, states, strict=True):
-                run = self._followed[key]
+                run = self._followed.get(key)
+                if run is None:  # no longer followed meanwhile (shutdown() let it go)
+                    continue
                 if done:
                     await self._finish(pool, run)
                 elif running or queued:
                     run.gone = 0
                 else:
                     run.gone += 1
-                    if run.gone >= _GONE_POLLS:
-                        del self._followed[key]
+                    if run.gone >= _GONE_POLLS and self._followed.pop(key, None) is not None:
                         lost = ArqRunLostError(key, self.queue_name)
                         self._ended(run, TASK_ERROR, exception=lost, traceback=str(lost))
 
@@ -396,7 +397,8 @@ class ArqExecutor(BaseExecutor):
             return
         if info is None:  # the result expired since: the next poll finds the job gone
             return
-        del self._followed[run.key]
+        if self._followed.pop(run.key, None) is None:
+            return  # shutdown() let it go meanwhile: its record is the fleet's now
         self._report(run, info.success, info.result)
 
     def _report(self, run: _Run, success: bool, result: Any) -> None:

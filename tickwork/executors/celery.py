@@ -361,7 +361,9 @@ class CeleryExecutor(BaseExecutor):
                 continue
             meta = self._backend.decode_result(value)
             if meta.get("status") in _FINAL:
-                self._report(self._followed.pop(key), meta)
+                run = self._followed.pop(key, None)
+                if run is not None:  # (None: shutdown() let it go meanwhile)
+                    self._report(run, meta)
 
     def _report(self, run: _Run, meta: dict[str, Any]) -> None:
         result = meta.get("result")
