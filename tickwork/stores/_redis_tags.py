@@ -9,13 +9,19 @@ Keys (after the store's ``prefix``):
 * ``task_tags``: a hash, task id -> its tags joined by NUL, so a write can drop the
   entries of the tags a task had before without reading its record.
 
+Acting on a tag (pause, resume, remove) is one read (:data:`TAGGED`) and one write
+(:data:`WRITE_TAGGED`) whatever the number of tasks: the records are rewritten in Python
+(they are the serializer's bytes, maybe signed or encrypted, which Lua cannot make), and
+the write is a compare-and-set: a record changed between the two is not written, and the
+store reads it again.
+
 A task removed by a pass (``RELEASE``, which this module leaves alone) leaves its entries
 behind; :data:`TAGGED` drops them when it meets them, and never returns such a task.
 """
 
 from __future__ import annotations
 
-__all__ = ["REMOVE", "TAGGED", "TAG_HELPERS"]
+__all__ = ["REMOVE", "TAGGED", "TAG_HELPERS", "WRITE_TAGGED"]
 
 #: KEYS[4] the tag index, KEYS[5] task_tags (every script that uses these has them there).
 TAG_HELPERS = """
@@ -73,5 +79,37 @@ for _, member in ipairs(members) do
     end
 end
 return found
+"""
+)
+
+#: KEYS: tasks, run_times, leader-only set, tag index, task_tags, claims. ARGV: quadruples
+#: (id, the blob read, the new blob or "" to delete the task, score or "" for paused).
+#: Each is written only while the stored blob is still the one read (compare-and-set);
+#: a delete goes as :data:`REMOVE` goes (the claim too). Returns the ids not written
+#: (changed or removed since the read).
+WRITE_TAGGED = (
+    TAG_HELPERS
+    + """
+local changed = {}
+for i = 1, #ARGV, 4 do
+    local id = ARGV[i]
+    if redis.call('HGET', KEYS[1], id) ~= ARGV[i + 1] then
+        changed[#changed + 1] = id
+    elseif ARGV[i + 2] == '' then
+        redis.call('HDEL', KEYS[1], id)
+        redis.call('ZREM', KEYS[2], id)
+        redis.call('SREM', KEYS[3], id)
+        redis.call('HDEL', KEYS[6], id)
+        untag(id)
+    else
+        redis.call('HSET', KEYS[1], id, ARGV[i + 2])
+        if ARGV[i + 3] == '' then
+            redis.call('ZREM', KEYS[2], id)
+        else
+            redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
+        end
+    end
+end
+return changed
 """
 )

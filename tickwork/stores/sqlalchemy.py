@@ -101,7 +101,7 @@ from tickwork.stores._sql_schema import (
     tasks_table,
 )
 from tickwork.stores._sql_tags import clear_tags, forget_tags, tags_table, write_tags
-from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
+from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
@@ -419,6 +419,106 @@ class SQLAlchemyStore(BaseStore):
 
         self._write("remove all tasks", write)
         self._broken.clear()
+
+    # -- acting on a tag: one transaction each ---------------------------------------------
+
+    def _tagged_for_write(self, conn: Connection, tag: str) -> list[Task]:
+        """The loadable tasks with ``tag``, their rows locked for this transaction: one
+        query through the tag index (``id IN (SELECT task_id FROM <table>_tags WHERE
+        tag = ?)``). Rows that fail to load are logged and skipped."""
+        table, tags = self._tasks, self._tags
+        query = select(table.c.id, table.c.state).where(
+            table.c.id.in_(select(tags.c.task_id).where(tags.c.tag == tag))
+        )
+        if self._row_locks:
+            query = query.with_for_update()
+        return [task for task in self._load(conn.execute(query).all()) if tag in task.tags]
+
+    def _rewrite(self, conn: Connection, tasks: list[Task]) -> None:
+        """Write the records and next run times of ``tasks`` (tags unchanged: the index
+        stays) with one executemany."""
+        if not tasks:
+            return
+        table = self._tasks
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(next_run_time=bindparam("b_next"), state=bindparam("b_state")),
+            [
+                {"b_id": row["id"], "b_next": row["next_run_time"], "b_state": row["state"]}
+                for row in map(self._row, tasks)
+            ],
+        )
+
+    def _delete(self, conn: Connection, task_ids: list[str]) -> None:
+        """Delete the rows of ``task_ids`` with their tag rows."""
+        for chunk in _chunks(task_ids):
+            conn.execute(delete(self._tasks).where(self._tasks.c.id.in_(chunk)))
+        forget_tags(conn, self._tags, task_ids)
+
+    def _settled(self, written: Iterable[Task], removed: Iterable[Task]) -> None:
+        for task in written:
+            task.store_alias = self.alias
+            self._broken.forget(task.id)
+        for task in removed:
+            self._broken.forget(task.id)
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause the tasks with ``tag`` in one transaction: one indexed select, one
+        executemany update (see :meth:`BaseStore.pause_tasks_by_tag`)."""
+
+        def write(conn: Connection) -> list[Task]:
+            paused = [t for t in self._tagged_for_write(conn, tag) if t.next_run_time is not None]
+            for task in paused:
+                task.next_run_time = None
+            self._rewrite(conn, paused)
+            return paused
+
+        paused = self._write("pause tasks by tag", write)
+        self._settled(paused, ())
+        return paused
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume the paused tasks with ``tag`` in one transaction: one indexed select,
+        the next run times computed from the rows read, one executemany update and one
+        delete of the finished ones (see :meth:`BaseStore.resume_tasks_by_tag`)."""
+
+        def write(conn: Connection) -> tuple[list[Task], list[Task]]:
+            resumed: list[Task] = []
+            removed: list[Task] = []
+            for task in self._tagged_for_write(conn, tag):
+                if task.next_run_time is not None:
+                    continue
+                when = next_run_time(task)
+                if when is None:
+                    removed.append(task)
+                elif when is not False:
+                    task.next_run_time = when
+                    resumed.append(task)
+            self._rewrite(conn, resumed)
+            if removed:
+                self._delete(conn, [task.id for task in removed])
+            return resumed, removed
+
+        resumed, removed = self._write("resume tasks by tag", write)
+        self._settled(resumed, removed)
+        return resumed, removed
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete the tasks with ``tag`` in one transaction: one indexed select, one
+        delete of the rows and one of their tag rows (per 500 tasks)."""
+
+        def write(conn: Connection) -> list[Task]:
+            removed = self._tagged_for_write(conn, tag)
+            if removed:
+                self._delete(conn, [task.id for task in removed])
+            return removed
+
+        removed = self._write("remove tasks by tag", write)
+        self._settled((), removed)
+        return removed
 
     def release_tasks(
         self,
