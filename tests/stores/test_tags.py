@@ -271,7 +271,8 @@ def test_a_record_that_cannot_load_is_skipped_and_the_others_are_changed(
     assert "x001" in caplog.text  # logged, as every read of it is
     assert stored_bytes(store, "x001") == b"not a task"  # never changed
     resumed, removed = store.resume_tasks_by_tag("x", lambda task: at(50))
-    assert sorted(ids(resumed)) == ["paused", "x000", "x002"] and removed == []
+    assert sorted(ids(resumed)) == ["paused", "x000", "x002"]
+    assert removed == []
     assert sorted(ids(store.remove_tasks_by_tag("x"))) == ["paused", "x000", "x002"]
     assert stored_bytes(store, "x001") == b"not a task"  # kept for the operator
 
