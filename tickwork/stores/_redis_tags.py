@@ -15,35 +15,47 @@ Acting on a tag (pause, resume, remove) is one read (:data:`TAGGED`) and one wri
 the write is a compare-and-set: a record changed between the two is not written, and the
 store reads it again.
 
-A task removed by a pass (``RELEASE``, which this module leaves alone) leaves its entries
-behind; :data:`TAGGED` drops them when it meets them, and never returns such a task.
+A pass's write-back (``RELEASE``) keeps the index in step too: a task it removes leaves
+the index, and one it writes back gets its record's tags in the index (another process
+may have changed them while the pass held the task: the write-back stores the task as it
+claimed it, and notes the tags it replaced, which the store logs). Entries of tasks that
+are gone (written before this) are dropped by :data:`TAGGED` when it meets them; it never
+returns such a task.
 """
 
 from __future__ import annotations
 
-__all__ = ["REMOVE", "TAGGED", "TAG_HELPERS", "WRITE_TAGGED"]
+__all__ = ["REMOVE", "TAGGED", "TAG_HELPERS", "WRITE_TAGGED", "tag_helpers"]
 
-#: KEYS[4] the tag index, KEYS[5] task_tags (every script that uses these has them there).
-TAG_HELPERS = """
+
+def tag_helpers(index: str, tags: str) -> str:
+    """The Lua functions ``untag(id)`` and ``tag(id, joined)`` on the tag index and the
+    task_tags hash, given as the script's ``KEYS[n]`` expressions."""
+    return f"""
 local function untag(id)
-    local old = redis.call('HGET', KEYS[5], id)
+    local old = redis.call('HGET', {tags}, id)
     if old then
         for tag in string.gmatch(old, '[^%z]+') do
-            redis.call('ZREM', KEYS[4], tag .. '\\0' .. id)
+            redis.call('ZREM', {index}, tag .. '\\0' .. id)
         end
-        redis.call('HDEL', KEYS[5], id)
+        redis.call('HDEL', {tags}, id)
     end
 end
 local function tag(id, joined)
     untag(id)
     if joined ~= '' then
-        redis.call('HSET', KEYS[5], id, joined)
+        redis.call('HSET', {tags}, id, joined)
         for name in string.gmatch(joined, '[^%z]+') do
-            redis.call('ZADD', KEYS[4], 0, name .. '\\0' .. id)
+            redis.call('ZADD', {index}, 0, name .. '\\0' .. id)
         end
     end
 end
 """
+
+
+#: KEYS[4] the tag index, KEYS[5] task_tags (the scripts of this module and the task
+#: writes have them there; ``RELEASE`` places them elsewhere: :func:`tag_helpers`).
+TAG_HELPERS = tag_helpers("KEYS[4]", "KEYS[5]")
 
 #: KEYS: tasks, run_times, leader-only set, tag index, task_tags, claims. ARGV[1]: the
 #: id. Deletes the task with its index entries; returns 1, or 0 when there was none.

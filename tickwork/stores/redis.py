@@ -405,6 +405,7 @@ class RedisStore(BaseStore):
         args: list[Any] = [owner, len(tasks)]
         for task in tasks:
             args.extend(self._triple(task))
+            args.append("\0".join(task.tags))
         args.append(len(removed))
         args.extend(removed)
         expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
@@ -413,7 +414,13 @@ class RedisStore(BaseStore):
         for task, when in runs:
             blob = b"" if task.id in updated_ids else self.serializer.serialize(task)
             args.extend([task.id, _run_key(task.id, when), blob])
-        keys = [*self._keys, self.claims_key, *self._run_keys]
+        keys = [
+            *self._keys,
+            self.claims_key,
+            *self._run_keys,
+            self.tag_index_key,
+            self.task_tags_key,
+        ]
         with self._unavailable("store processed tasks"):
             reply = self._release(keys=keys, args=args)
         skipped = self._noted(reply)
@@ -835,6 +842,9 @@ _REPAIR_MESSAGES = {
     "({value!r}); reset",
     "run": "dropped the record of run {subject!r} ({value}): it cannot be run again",
     "attempt": "the attempt of run {subject!r} is not a positive integer ({value!r}); read as 1",
+    "tags": "task {subject!r} was changed while a scheduler held it for its runs (its tags "
+    "were [{value}]); that scheduler's write-back stored the task as it claimed it, tags "
+    "and index included, so the change is lost: make it again",
 }
 
 

@@ -538,7 +538,10 @@ class SQLAlchemyStore(BaseStore):
         runs = list(runs)
         table = self._tasks
 
+        lost: list[tuple[Task, list[str]]] = []  # (tags changed while claimed: logged)
+
         def write_back(conn: Connection) -> set[str]:
+            lost.clear()  # (a transaction tried again starts afresh)
             if rows:
                 # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
@@ -566,10 +569,14 @@ class SQLAlchemyStore(BaseStore):
                 )
             for chunk in _chunks(removed):
                 conn.execute(delete(table).where(table.c.id.in_(chunk), self._claimable_by(owner)))
+            owners = self._lease_owners(conn, [r["id"] for r in rows] + removed)
+            skipped = {i for i, held in owners.items() if held is not None and held != owner}
             if removed:  # (the rows of a task claimed by another owner meanwhile stay)
-                kept = self._claimed_by_others(conn, removed, owner)
-                forget_tags(conn, self._tags, [i for i in removed if i not in kept])
-            skipped = self._claimed_by_others(conn, [r["id"] for r in rows] + removed, owner)
+                forget_tags(conn, self._tags, [i for i in removed if i not in skipped])
+            # The index follows the records written (rows that exist and were not left to
+            # another owner), also when their tags were changed while claimed.
+            written = [t for t in tasks if t.id in owners and t.id not in skipped]
+            lost.extend(self._retag(conn, written))
             if runs:
                 expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
                 mine = [(task, when) for task, when in runs if task.id not in skipped]
@@ -577,6 +584,16 @@ class SQLAlchemyStore(BaseStore):
             return skipped
 
         skipped = self._write("store processed tasks", write_back)
+        for task, was in lost:
+            self.logger.warning(
+                "task %r was changed while scheduler %r held it for its runs (its tags were "
+                "%s); that scheduler's write-back stored the task as it claimed it, tags and "
+                "index included, so the change is lost: make it again",
+                task.id,
+                owner,
+                was,
+                extra={"task_id": task.id},
+            )
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
@@ -589,17 +606,32 @@ class SQLAlchemyStore(BaseStore):
         column = self._tasks.c.lease_owner
         return or_(column.is_(None), column == owner)
 
-    def _claimed_by_others(self, conn: Connection, ids: list[str], owner: str) -> set[str]:
+    def _lease_owners(self, conn: Connection, ids: list[str]) -> dict[str, str | None]:
+        """The claim holder (or ``None``) of each of ``ids`` that has a row."""
         table = self._tasks
-        others: set[str] = set()
+        owners: dict[str, str | None] = {}
         for chunk in _chunks(ids):
-            query = select(table.c.id).where(
-                table.c.id.in_(chunk),
-                table.c.lease_owner.is_not(None),
-                table.c.lease_owner != owner,
-            )
-            others.update(conn.execute(query).scalars())
-        return others
+            query = select(table.c.id, table.c.lease_owner).where(table.c.id.in_(chunk))
+            owners.update((task_id, held) for task_id, held in conn.execute(query).all())
+        return owners
+
+    def _retag(self, conn: Connection, tasks: list[Task]) -> list[tuple[Task, list[str]]]:
+        """Make the tag rows of the written-back ``tasks`` say their tags: one select, and
+        writes only for tasks whose rows differ. Those had their tags changed by someone
+        else while the pass held them; the write-back stored the task as claimed, so the
+        change is lost: they are returned with the tags the rows said, to be logged."""
+        if not tasks:
+            return []
+        tags = self._tags
+        indexed: dict[str, set[str]] = {}
+        for chunk in _chunks([task.id for task in tasks]):
+            query = select(tags.c.task_id, tags.c.tag).where(tags.c.task_id.in_(chunk))
+            for task_id, tag in conn.execute(query).all():
+                indexed.setdefault(task_id, set()).add(tag)
+        stale = [task for task in tasks if indexed.get(task.id, set()) != task.tags]
+        if stale:
+            write_tags(conn, tags, stale, replace=True)
+        return [(task, sorted(indexed.get(task.id, ()))) for task in stale]
 
     def _row(self, task: Task) -> dict[str, Any]:
         if len(task.id) > MAX_ID_LENGTH:
