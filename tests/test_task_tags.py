@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tickwork import AsyncIOScheduler, BackgroundScheduler, TaskRouter
+from tickwork.clock import FakeClock
+from tickwork.events import TASK_MODIFIED, TASK_REMOVED, TaskEvent
 from tickwork.exceptions import InvalidTaskError
+from tickwork.executors import DebugExecutor
 from tickwork.serializers import JSONSerializer
+from tickwork.stores import BaseStore, MemoryStore
 from tickwork.tasks import Task
 
 
@@ -154,3 +159,124 @@ def test_the_async_twins() -> None:
             assert await scheduler.get_tasks_async() == []
 
     asyncio.run(main())
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts the calls the scheduler makes of it (only from the
+    outside: the store's own methods calling each other are not counted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self._inside = False
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name.endswith(("_task", "_tasks", "_by_tag")) and callable(value):
+            calls = super().__getattribute__("calls")
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                if self._inside:
+                    return value(*args, **kwargs)
+                calls.append(name)
+                self._inside = True
+                try:
+                    return value(*args, **kwargs)
+                finally:
+                    self._inside = False
+
+            return counted
+        return value
+
+
+class LegacyStore(MemoryStore):
+    """A store written before the tag operations: BaseStore's defaults do them."""
+
+    pause_tasks_by_tag = BaseStore.pause_tasks_by_tag
+    resume_tasks_by_tag = BaseStore.resume_tasks_by_tag
+    remove_tasks_by_tag = BaseStore.remove_tasks_by_tag
+
+
+def _watched(store: MemoryStore) -> tuple[BackgroundScheduler, list[tuple[int, str | None]]]:
+    scheduler = BackgroundScheduler(
+        stores={"default": store},
+        executors={"default": DebugExecutor()},
+        timezone="UTC",
+        clock=FakeClock(datetime(2030, 1, 1, tzinfo=UTC)),
+    )
+    events: list[tuple[int, str | None]] = []
+    scheduler.add_listener(
+        lambda e: events.append((e.code, e.task_id)) if isinstance(e, TaskEvent) else None,
+        TASK_MODIFIED | TASK_REMOVED,
+    )
+    return scheduler, events
+
+
+@pytest.mark.parametrize("store_class", [CountingStore, LegacyStore])
+def test_one_store_call_and_one_event_per_task(store_class: type[MemoryStore]) -> None:
+    store = store_class()
+    scheduler, events = _watched(store)
+    scheduler.start(paused=True)
+    try:
+        for n in range(5):
+            scheduler.add_task(noop, "interval", minutes=5, id=f"t{n}", tags={"x"})
+        # a finished trigger (it ended before now): resuming removes it
+        scheduler.add_task(
+            noop,
+            "interval",
+            minutes=5,
+            id="ended",
+            tags={"x"},
+            next_run_time=None,
+            end_date=datetime(2029, 1, 1, tzinfo=UTC),
+        )
+        scheduler.add_task(noop, "shutdown", id="at-exit", tags={"x"})  # never paused
+        scheduler.add_task(noop, "interval", minutes=5, id="other", tags={"y"})
+        if isinstance(store, CountingStore):
+            store.calls.clear()
+        events.clear()
+
+        assert scheduler.pause_tasks("x") == 5
+        assert sorted(events) == [(TASK_MODIFIED, f"t{n}") for n in range(5)]
+        if isinstance(store, CountingStore):
+            assert store.calls == ["pause_tasks_by_tag"]  # not a write per task
+            store.calls.clear()
+        events.clear()
+
+        assert scheduler.resume_tasks("x") == 6
+        if isinstance(store, CountingStore):
+            assert store.calls == ["resume_tasks_by_tag"]
+        resumed_events = [(TASK_MODIFIED, f"t{n}") for n in range(5)]
+        assert sorted(events) == sorted([*resumed_events, (TASK_REMOVED, "ended")])
+        assert scheduler.get_task("ended") is None
+        assert scheduler.get_task("at-exit") is not None  # left as it is
+        resumed = scheduler.get_task("t0")
+        assert resumed is not None
+        assert resumed.next_run_time == datetime(2030, 1, 1, 0, 5, tzinfo=UTC)
+        events.clear()
+        if isinstance(store, CountingStore):
+            store.calls.clear()
+
+        assert scheduler.remove_tasks("x") == 6
+        assert sorted(events, key=str) == sorted(
+            [(TASK_REMOVED, f"t{n}") for n in range(5)] + [(TASK_REMOVED, "at-exit")], key=str
+        )
+        if isinstance(store, CountingStore):
+            assert store.calls == ["remove_tasks_by_tag"]
+        assert [task.id for task in scheduler.get_tasks()] == ["other"]
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_tag_operations_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    scheduler, _ = _watched(MemoryStore())
+    scheduler.start(paused=True)
+    try:
+        scheduler.add_task(noop, "interval", minutes=5, id="a", tags={"x"})
+        with caplog.at_level("INFO", logger="tickwork"):
+            scheduler.pause_tasks("x")
+            scheduler.remove_tasks("x")
+        assert "1 task(s) paused by tag 'x' in store 'default'" in caplog.text
+        assert "1 task(s) removed by tag 'x' in store 'default'" in caplog.text
+    finally:
+        scheduler.shutdown(wait=False)

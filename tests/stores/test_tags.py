@@ -10,11 +10,14 @@ import pytest
 import sqlalchemy
 from storetest_funcs import at, make_task, noop
 from storetest_support import StoreMaker
+from test_hostile_records import replace_stored_bytes, stored_bytes
+from test_signed_records import protected
 
 from tickwork.clock import FakeClock
 from tickwork.events import TASK_MODIFIED, TASK_REMOVED, TaskEvent
 from tickwork.executors import DebugExecutor
 from tickwork.schedulers import BackgroundScheduler
+from tickwork.serializers import JSONSerializer
 from tickwork.stores import BaseStore
 from tickwork.stores.redis import SCHEMA_VERSION as REDIS_VERSION
 from tickwork.stores.redis import RedisStore
@@ -207,3 +210,222 @@ def test_redis_tags_are_an_index_kept_by_the_scripts(make_store: StoreMaker) -> 
     store.release_tasks("me", [], ["c"])
     assert store.get_tasks_by_tag("x") == []
     assert index() == []
+
+
+# -- acting on a tag: one store operation (issue 17) -------------------------------------
+
+
+def _tagged_set(store: BaseStore, count: int) -> None:
+    """``count`` tasks tagged ``x`` due from at(1), one paused, and ``y`` task."""
+    tasks = [make_task(f"x{i:03d}", at(1 + i), tags={"x"}) for i in range(count)]
+    tasks.append(make_task("paused", None, tags={"x"}))
+    tasks.append(make_task("other", at(2), tags={"y"}))
+    store.add_tasks(tasks)
+
+
+def test_pause_resume_remove_by_tag(make_store: StoreMaker) -> None:
+    store = make_store()
+    _tagged_set(store, 3)
+    paused = store.pause_tasks_by_tag("x")
+    assert sorted(ids(paused)) == ["x000", "x001", "x002"]  # "paused" was already
+    assert all(task.next_run_time is None and task.store_alias == "default" for task in paused)
+    reopened = make_store()  # what is stored, not only what was returned
+    assert [t.next_run_time for t in reopened.get_tasks_by_tag("x")] == [None] * 4
+    assert ids(reopened.get_due_tasks(at(100))) == ["other"]  # the next-run index follows
+    assert reopened.get_next_run_time() == at(2)
+    assert store.pause_tasks_by_tag("x") == []
+
+    asked: list[str] = []
+
+    def next_run_time(task: Task) -> Any:
+        asked.append(task.id)
+        return {"x000": None, "x001": False}.get(task.id, at(50))
+
+    resumed, removed = store.resume_tasks_by_tag("x", next_run_time)
+    assert sorted(asked) == ["paused", "x000", "x001", "x002"]
+    assert sorted(ids(resumed)) == ["paused", "x002"]
+    assert ids(removed) == ["x000"]  # its trigger is finished
+    reopened = make_store()
+    assert reopened.lookup_task("x000") is None
+    assert reopened.lookup_task("x001").next_run_time is None  # type: ignore[union-attr]
+    assert sorted(ids(reopened.get_due_tasks(at(60)))) == ["other", "paused", "x002"]
+    assert ids(reopened.get_tasks_by_tag("x"))[2] == "x001"  # (still paused: last)
+
+    assert sorted(ids(store.remove_tasks_by_tag("x"))) == ["paused", "x001", "x002"]
+    reopened = make_store()
+    assert reopened.get_tasks_by_tag("x") == []
+    assert ids(reopened.get_all_tasks()) == ["other"]
+    assert store.remove_tasks_by_tag("x") == []
+    store.add_task(make_task("x001", at(1), tags={"x"}))  # the id and its index are free
+    assert ids(store.get_tasks_by_tag("x")) == ["x001"]
+
+
+def test_a_record_that_cannot_load_is_skipped_and_the_others_are_changed(
+    make_persistent_store: StoreMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_persistent_store()
+    _tagged_set(store, 3)
+    replace_stored_bytes(store, "x001", b"not a task")
+    with caplog.at_level("ERROR"):
+        assert sorted(ids(store.pause_tasks_by_tag("x"))) == ["x000", "x002"]
+    assert "x001" in caplog.text  # logged, as every read of it is
+    assert stored_bytes(store, "x001") == b"not a task"  # never changed
+    resumed, removed = store.resume_tasks_by_tag("x", lambda task: at(50))
+    assert sorted(ids(resumed)) == ["paused", "x000", "x002"]
+    assert removed == []
+    assert sorted(ids(store.remove_tasks_by_tag("x"))) == ["paused", "x000", "x002"]
+    assert stored_bytes(store, "x001") == b"not a task"  # kept for the operator
+
+
+def test_a_signed_store_signs_what_it_changes_by_tag(make_persistent_store: StoreMaker) -> None:
+    refused: list[Any] = []
+    store = protected(make_persistent_store(start=False), refused)
+    _tagged_set(store, 2)
+    store.pause_tasks_by_tag("x")
+    reader = protected(make_persistent_store(start=False), refused)
+    assert [t.next_run_time for t in reader.get_tasks_by_tag("x")] == [None] * 3
+    store.resume_tasks_by_tag("x", lambda task: at(50))
+    assert [t.next_run_time for t in reader.get_tasks_by_tag("x")] == [at(50)] * 3
+    assert refused == []
+    # and the records are signed: a reader without the key refuses them
+    with pytest.raises(Exception, match="sign"):
+        JSONSerializer().deserialize(stored_bytes(store, "x000"))
+
+
+def test_a_claimed_task_is_changed_by_tag_as_update_and_remove_change_it(
+    make_shared_store: StoreMaker,
+) -> None:
+    store = make_shared_store()
+    _tagged_set(store, 2)
+    claimed = store.acquire_due_tasks(at(100), 10, "member", timedelta(seconds=30))
+    assert "x000" in ids(claimed)
+    assert sorted(ids(store.pause_tasks_by_tag("x"))) == ["x000", "x001"]  # as update_task
+    assert sorted(ids(store.remove_tasks_by_tag("x"))) == ["paused", "x000", "x001"]
+    # the member's write-back finds them deleted: they stay deleted (as after remove_task)
+    advanced = [t for t in claimed if t.id.startswith("x")]
+    for task in advanced:
+        task.next_run_time = at(200)
+    store.release_tasks("member", advanced, [])
+    assert ids(store.get_all_tasks()) == ["other"]
+    assert store.get_tasks_by_tag("x") == []
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_sql_acts_on_a_tag_with_a_bounded_number_of_statements(
+    make_sql_store: StoreMaker, count: int
+) -> None:
+    store = make_sql_store()
+    assert isinstance(store, SQLAlchemyStore)
+    _tagged_set(store, count)
+    statements: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        assert len(store.pause_tasks_by_tag("x")) == count
+        paused = list(statements)
+        statements.clear()
+        resumed, removed = store.resume_tasks_by_tag(
+            "x", lambda task: None if task.id == "x000" else at(50)
+        )
+        assert (len(resumed), len(removed)) == (count, 1)
+        resuming = list(statements)
+        statements.clear()
+        assert len(store.remove_tasks_by_tag("x")) == count
+        removing = list(statements)
+    finally:
+        sqlalchemy.event.remove(store.engine, "before_cursor_execute", note)
+    # the same few statements for 3 tasks as for 40: select, then bulk writes
+    # (SQLite adds its BEGIN IMMEDIATE)
+    begin = ["BEGIN"] if store.engine.dialect.name == "sqlite" else []
+    assert paused == [*begin, "SELECT", "UPDATE"]
+    assert resuming == [*begin, "SELECT", "UPDATE", "DELETE", "DELETE"]
+    assert removing == [*begin, "SELECT", "DELETE", "DELETE"]
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_redis_acts_on_a_tag_with_one_read_and_one_write_script(
+    make_store: StoreMaker, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if make_store.kind != "redis":
+        pytest.skip("Redis only")
+    store = make_store()
+    assert isinstance(store, RedisStore)
+    _tagged_set(store, count)
+    commands: list[str] = []
+    execute = store.client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        commands.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(store.client, "execute_command", counted)
+    assert len(store.pause_tasks_by_tag("x")) == count
+    assert commands == ["EVALSHA", "EVALSHA"]  # TAGGED, then WRITE_TAGGED
+    commands.clear()
+    assert len(store.remove_tasks_by_tag("x")) == count + 1
+    assert commands == ["EVALSHA", "EVALSHA"]
+    assert store.client.zrange(store.tag_index_key, 0, -1) == [b"y\0other"]
+
+
+def test_redis_rereads_a_record_changed_between_its_read_and_write(
+    make_store: StoreMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if make_store.kind != "redis":
+        pytest.skip("Redis only")
+    store = make_store()
+    assert isinstance(store, RedisStore)
+    _tagged_set(store, 2)
+    writer = make_store()
+    read = store._tagged
+    rounds: list[int] = []
+
+    def read_then_change(*args: Any, **options: Any) -> Any:
+        reply = read(*args, **options)
+        if not rounds:  # another process rewrites x000 (new args) right after the read
+            task = writer.lookup_task("x000")
+            assert task is not None
+            task._apply({"args": [7]})
+            writer.update_task(task)
+        rounds.append(1)
+        return reply
+
+    monkeypatch.setattr(store, "_tagged", read_then_change)
+    assert sorted(ids(store.pause_tasks_by_tag("x"))) == ["x000", "x001"]
+    assert len(rounds) == 2  # x000 was read and written again, not overwritten
+    found = writer.lookup_task("x000")
+    assert found is not None
+    assert (found.args, found.next_run_time) == ((7,), None)
+
+
+def test_a_write_back_keeps_the_tag_index_in_step_with_the_record(
+    make_shared_store: StoreMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A member claims "a" (tagged x); meanwhile another process retags it y. The
+    # member's write-back stores the task as it claimed it (tags x): the index must
+    # say what the record says, and the lost change must not be silent.
+    store = make_shared_store()
+    store.add_task(make_task("a", at(1), tags={"x"}))
+    (claimed,) = store.acquire_due_tasks(at(10), 10, "member", timedelta(seconds=30))
+    other = make_shared_store()
+    retagged = other.lookup_task("a")
+    assert retagged is not None
+    retagged._apply({"tags": {"y"}})
+    other.update_task(retagged)
+    claimed.next_run_time = at(20)
+    with caplog.at_level("WARNING"):
+        assert not store.release_tasks("member", [claimed], [])
+    stored = store.lookup_task("a")
+    assert stored is not None
+    assert stored.tags == frozenset({"x"})
+    assert ids(store.get_tasks_by_tag("x")) == ["a"]
+    assert store.get_tasks_by_tag("y") == []
+    assert "'a'" in caplog.text
+    assert "tags" in caplog.text
+    # a task a pass removes leaves the index at once
+    (claimed,) = store.acquire_due_tasks(at(30), 10, "member", timedelta(seconds=30))
+    store.release_tasks("member", [], ["a"])
+    store.add_task(make_task("b", at(1), tags={"x"}))
+    assert ids(store.get_tasks_by_tag("x")) == ["b"]

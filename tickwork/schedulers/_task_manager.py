@@ -780,40 +780,110 @@ class TaskManager:
                 found.append((task, alias))
         return found
 
+    def _pending_tagged(self, tag: str, store: str | None) -> tuple[list[Task], list[str]]:
+        """The pending tasks with ``tag`` (of ``store``, or all) and the aliases of the
+        stores to act on."""
+        check_tag(tag)
+        with self._lock:
+            pending = [
+                task
+                for task, _ in self._pending
+                if tag in task.tags and (store is None or task.store_alias == store)
+            ]
+            aliases = [store] if store is not None else list(self._stores)
+        for alias in aliases:
+            self._lookup_store(alias)  # (an unknown alias is refused before any change)
+        return pending, aliases
+
+    def _report_by_tag(
+        self, code: int, action: str, tag: str, alias: str, tasks: list[Task]
+    ) -> None:
+        """Bind the tasks a store changed by tag, log them and emit ``code`` for each."""
+        for task in tasks:
+            self._bind(task)
+            self.logger.debug("task %r %s (tag %r) in store %r", task.id, action, tag, alias)
+        if tasks:
+            self.logger.info("%d task(s) %s by tag %r in store %r", len(tasks), action, tag, alias)
+        if self._events.wants(code):
+            for task in tasks:
+                self._events.emit(TaskEvent(code, task.id, alias))
+
+    def _forget_removed(self, alias: str, tasks: list[Task]) -> None:
+        for task in tasks:
+            self._shutdown_tasks.discard((alias, task.id))
+            self._planner.held.discard((alias, task.id))
+
     def pause_tasks(self, tag: str, store: str | None = None) -> int:
-        """Pause every task with ``tag`` (each as :meth:`pause_task` does, with its
-        ``TASK_MODIFIED`` event); returns how many were paused. Tasks already paused are
-        left as they are and not counted."""
+        """Pause every task with ``tag`` (a ``TASK_MODIFIED`` event each, as
+        :meth:`pause_task` gives); returns how many were paused. Tasks already paused
+        are left as they are and not counted. Each store pauses its tasks in one
+        operation (``BaseStore.pause_tasks_by_tag``)."""
+        pending, aliases = self._pending_tagged(tag, store)
         count = 0
-        for task, alias in self._tagged(tag, store):
-            if task.next_run_time is None:
-                continue
-            with contextlib.suppress(TaskLookupError):  # removed meanwhile: nothing to pause
-                self.update_task(task.id, alias, next_run_time=None)
-                count += 1
+        for task in pending:
+            if task.next_run_time is not None:
+                with contextlib.suppress(TaskLookupError):  # started meanwhile: stored
+                    self.update_task(task.id, None, next_run_time=None)
+                    count += 1
+        for alias in aliases:
+            with self._store_lock(alias):
+                paused = self._lookup_store(alias).pause_tasks_by_tag(tag)
+                # a run held by a pause is no longer asked for (as update_task does)
+                self._planner.held.difference_update((alias, task.id) for task in paused)
+            self._report_by_tag(TASK_MODIFIED, "paused", tag, alias, paused)
+            count += len(paused)
         return count
 
     def resume_tasks(self, tag: str, store: str | None = None) -> int:
-        """Resume every paused task with ``tag`` (each as :meth:`resume_task` does: a task
-        whose trigger is finished is removed, with its ``TASK_REMOVED`` event); returns
-        how many were resumed or removed so."""
+        """Resume every paused task with ``tag`` (each as :meth:`resume_task` does, with
+        its ``TASK_MODIFIED`` event; a task whose trigger is finished is removed, with
+        its ``TASK_REMOVED`` event); returns how many were resumed or removed so. Each
+        store does it in one operation (``BaseStore.resume_tasks_by_tag``)."""
+        pending, aliases = self._pending_tagged(tag, store)
         count = 0
-        for task, alias in self._tagged(tag, store):
-            if task.next_run_time is not None or isinstance(task.trigger, ShutdownTrigger):
-                continue
-            with contextlib.suppress(TaskLookupError):
-                self.resume_task(task.id, alias)
-                count += 1
+        for task in pending:
+            if task.next_run_time is None and not isinstance(task.trigger, ShutdownTrigger):
+                with contextlib.suppress(TaskLookupError):
+                    self.resume_task(task.id, None)
+                    count += 1
+        now = self.clock.now()
+
+        def next_run_time(task: Task) -> datetime | Literal[False] | None:
+            if isinstance(task.trigger, ShutdownTrigger):
+                return False  # never due by design: not a paused task
+            return task.trigger.get_next_trigger_time(self.timezone, None, now)
+
+        for alias in aliases:
+            with self._store_lock(alias):
+                resumed, removed = self._lookup_store(alias).resume_tasks_by_tag(tag, next_run_time)
+                self._planner.held.difference_update((alias, task.id) for task in resumed)
+                self._forget_removed(alias, removed)
+            self._report_by_tag(TASK_MODIFIED, "resumed", tag, alias, resumed)
+            self._report_by_tag(
+                TASK_REMOVED, "removed (their triggers are finished)", tag, alias, removed
+            )
+            count += len(resumed) + len(removed)
+            times = [task.next_run_time for task in resumed if task.next_run_time is not None]
+            if times:
+                self._wakeup_for(min(times))
         return count
 
     def remove_tasks(self, tag: str, store: str | None = None) -> int:
         """Remove every task with ``tag`` (each with its ``TASK_REMOVED`` event); returns
-        how many were removed."""
+        how many were removed. Each store removes them in one operation
+        (``BaseStore.remove_tasks_by_tag``)."""
+        pending, aliases = self._pending_tagged(tag, store)
         count = 0
-        for task, alias in self._tagged(tag, store):
-            with contextlib.suppress(TaskLookupError):  # removed meanwhile
-                self.delete_task(task.id, alias)
+        for task in pending:
+            with contextlib.suppress(TaskLookupError):
+                self.delete_task(task.id, None)
                 count += 1
+        for alias in aliases:
+            with self._store_lock(alias):
+                removed = self._lookup_store(alias).remove_tasks_by_tag(tag)
+                self._forget_removed(alias, removed)
+            self._report_by_tag(TASK_REMOVED, "removed", tag, alias, removed)
+            count += len(removed)
         return count
 
     def update_task(self, task_id: str, store: str | None = None, **changes: Any) -> Task:

@@ -47,6 +47,8 @@ Scripts that can meet such data return ``{answer, notes}``: ``notes`` is a flat 
 
 from __future__ import annotations
 
+from tickwork.stores._redis_tags import tag_helpers
+
 __all__ = [
     "ACQUIRE",
     "CANCEL",
@@ -216,12 +218,16 @@ return {out, notes}
 )
 
 # KEYS: tasks, run_times, claims, runs, run_owners, run_leases, run_counts,
-# run_attempts, run_cancels. ARGV: owner, n, n x (id, blob, score or ""), m, m x id, expires, r,
+# run_attempts, run_cancels, tag index, task_tags. ARGV: owner, n, n x (id, blob, score or
+# "", tags joined by NUL), m, m x id, expires, r,
 #       r x (task id, run key, blob or "" for the blob of the task's update).
 # Returns {ids whose runs must not start (claimed by another owner: nothing written; or
-# a run already recorded for the same time); notes}.
+# a run already recorded for the same time); notes}. The tag index follows what is
+# written (see tickwork/stores/_redis_tags.py): a written task whose index entries say
+# other tags (changed while the task was claimed) is noted ('tags').
 RELEASE = (
     _HELPERS
+    + tag_helpers("KEYS[10]", "KEYS[11]")
     + """
 local owner = ARGV[1]
 local skipped, out, blobs = {}, {}, {}
@@ -244,8 +250,8 @@ local function held_by_other(id)
 end
 local i = 3
 for _ = 1, tonumber(ARGV[2]) do
-    local id, blob, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    i = i + 3
+    local id, blob, score, tags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
     if held_by_other(id) then
         skip(id)
     else
@@ -257,6 +263,11 @@ for _ = 1, tonumber(ARGV[2]) do
                 redis.call('ZREM', KEYS[2], id)
             else
                 redis.call('ZADD', KEYS[2], score, id)
+            end
+            local indexed = redis.call('HGET', KEYS[11], id) or ''
+            if indexed ~= tags then
+                note('tags', id, (string.gsub(indexed, '%z', ', ')))
+                tag(id, tags)
             end
         end
     end
@@ -272,6 +283,7 @@ for _ = 1, m do
         redis.call('HDEL', KEYS[1], id)
         redis.call('ZREM', KEYS[2], id)
         redis.call('HDEL', KEYS[3], id)
+        untag(id)
     end
 end
 local expires = ARGV[i]

@@ -36,20 +36,26 @@ import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from tickwork.exceptions import TaskLookupError
 from tickwork.runs.base import RunLog
 from tickwork.runs.memory import MemoryRunLog
 from tickwork.tasks import Task
 
-__all__ = ["BaseStore", "InProgressRun", "PendingRetry", "RunKey"]
+__all__ = ["BaseStore", "InProgressRun", "NextRunTime", "PendingRetry", "RunKey"]
 
 #: A run as the store knows it: (task id, scheduled run time).
 RunKey = tuple[str, datetime]
+
+#: What :meth:`BaseStore.resume_tasks_by_tag` asks of the scheduler for each paused
+#: task: the time to resume it at, ``None`` when its trigger is finished (the task is
+#: removed), or ``False`` to leave it as it is (a task that is never due by design, such
+#: as one run at shutdown).
+NextRunTime: TypeAlias = Callable[[Task], datetime | Literal[False] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +238,69 @@ class BaseStore(ABC):
         once. This default reads every task (the file store's way); stores with an index
         override it (memory: a dict of tag to ids; SQL: a tag table; Redis: a sorted set)."""
         return [task for task in self.get_all_tasks() if tag in task.tags]
+
+    # -- acting on a tag: one store operation each ---------------------------------------
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause every task with ``tag`` that is not paused (``next_run_time`` becomes
+        ``None``) and return those tasks, as now stored. One store operation: the
+        memory and file stores do it in one pass under their lock, the SQL store in one
+        transaction, the Redis store with one script that writes them all.
+
+        What each task's own write does, this does too: the record is serialized (and
+        signed or encrypted) as an update would, the indexes follow; a task another
+        scheduler has claimed right now is changed as ``update_task`` would change it. A
+        record that cannot be loaded is logged and skipped (never changed, never
+        counted); the others are paused. This default does it one ``update_task`` at a
+        time, for stores written before it existed."""
+        paused: list[Task] = []
+        for task in self.get_tasks_by_tag(tag):
+            if task.next_run_time is None:
+                continue
+            task.next_run_time = None
+            with contextlib.suppress(TaskLookupError):  # removed meanwhile
+                self.update_task(task)
+                paused.append(task)
+        return paused
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume every paused task with ``tag``: each gets ``next_run_time(task)``, the
+        time its trigger gives from now (the scheduler computes it: the store knows no
+        time zone); one whose trigger is finished (``None``) is removed, one for which it
+        answers ``False`` is left as it is. Returns (the resumed tasks, the removed ones).
+        One store operation, as :meth:`pause_tasks_by_tag` describes (SQL: the times are
+        computed in the same transaction that reads and writes the rows)."""
+        resumed: list[Task] = []
+        removed: list[Task] = []
+        for task in self.get_tasks_by_tag(tag):
+            if task.next_run_time is not None:
+                continue
+            when = next_run_time(task)
+            if when is False:
+                continue
+            with contextlib.suppress(TaskLookupError):  # removed meanwhile
+                if when is None:
+                    self.remove_task(task.id)
+                    removed.append(task)
+                else:
+                    task.next_run_time = when
+                    self.update_task(task)
+                    resumed.append(task)
+        return resumed, removed
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete every task with ``tag`` and return them (as they were stored). One store
+        operation, as :meth:`pause_tasks_by_tag` describes. A record that cannot be
+        loaded is not deleted (its tags cannot be known; the store contract keeps it for
+        the operator), only logged."""
+        removed: list[Task] = []
+        for task in self.get_tasks_by_tag(tag):
+            with contextlib.suppress(TaskLookupError):  # removed meanwhile
+                self.remove_task(task.id)
+                removed.append(task)
+        return removed
 
     def get_task_page(
         self, search: str = "", paused: bool | None = None, offset: int = 0, limit: int = 50

@@ -55,7 +55,7 @@ from tickwork.stores._task_file import (
     parse,
     stat_key,
 )
-from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry
+from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry
 from tickwork.tasks import Task
 
 __all__ = ["FileStore", "file_name_for"]
@@ -236,6 +236,61 @@ class FileStore(BaseStore):
                 self._unlink(task_id)
             fsync_directory(self.directory)
         return ()
+
+    # -- acting on a tag: one pass under the file lock, one directory sync ---------------
+
+    def _tagged_locked(self, tag: str) -> list[Task]:
+        """The loadable tasks with ``tag``, read under the write lock (the caller holds
+        it): this store has no tag index, so every task file is read."""
+        self._refresh()
+        tasks = [task for task in map(self._load, list(self._files)) if task is not None]
+        return [task for task in tasks if tag in task.tags]
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause the tasks with ``tag`` (see :meth:`BaseStore.pause_tasks_by_tag`): one
+        pass under the file lock, one directory sync."""
+        with self._writing("pause tasks by tag"):
+            paused = [t for t in self._tagged_locked(tag) if t.next_run_time is not None]
+            for task in paused:
+                task.next_run_time = None
+                self._write(task, self._encode(task))
+            if paused:
+                fsync_directory(self.directory)
+        return paused
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume the paused tasks with ``tag`` (see :meth:`BaseStore.resume_tasks_by_tag`):
+        one pass under the file lock, one directory sync."""
+        resumed: list[Task] = []
+        removed: list[Task] = []
+        with self._writing("resume tasks by tag"):
+            for task in self._tagged_locked(tag):
+                if task.next_run_time is not None:
+                    continue
+                when = next_run_time(task)
+                if when is None:
+                    self._unlink(task.id)
+                    removed.append(task)
+                elif when is not False:
+                    task.next_run_time = when
+                    self._write(task, self._encode(task))
+                    resumed.append(task)
+            if resumed or removed:
+                fsync_directory(self.directory)
+        return resumed, removed
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete the tasks with ``tag``: one pass under the file lock, one directory
+        sync. A task file that cannot be read is left (its tags are unknown)."""
+        with self._writing("remove tasks by tag"):
+            removed = self._tagged_locked(tag)
+            for task in removed:
+                self._unlink(task.id)
+            if removed:
+                fsync_directory(self.directory)
+        return removed
 
     def _encode(self, task: Task) -> bytes:
         payload = self.serializer.serialize(task)

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 from tickwork.exceptions import ConflictIdError, TaskLookupError
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, NextRunTime
 from tickwork.tasks import Task
 from tickwork.utils import timestamp
 
@@ -294,6 +294,48 @@ class MemoryStore(BaseStore):
                     self._unindex_tag(tag, task_id)
         found.sort(key=_sort_key)
         return found
+
+    # The tag operations: one pass over the tag's ids under the lock, each change made by
+    # the store's own update/remove (so they follow whatever layout those keep).
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause the tasks with ``tag`` in one pass under the lock (see
+        :meth:`BaseStore.pause_tasks_by_tag`)."""
+        with self._lock:
+            paused = [task for task in self.get_tasks_by_tag(tag) if task.next_run_time is not None]
+            for task in paused:
+                task.next_run_time = None
+                self.update_task(task)
+        return paused
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume the paused tasks with ``tag`` in one pass under the lock (see
+        :meth:`BaseStore.resume_tasks_by_tag`)."""
+        resumed: list[Task] = []
+        removed: list[Task] = []
+        with self._lock:
+            for task in self.get_tasks_by_tag(tag):
+                if task.next_run_time is not None:
+                    continue
+                when = next_run_time(task)
+                if when is None:
+                    self.remove_task(task.id)
+                    removed.append(task)
+                elif when is not False:
+                    task.next_run_time = when
+                    self.update_task(task)
+                    resumed.append(task)
+        return resumed, removed
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete the tasks with ``tag`` in one pass under the lock."""
+        with self._lock:
+            removed = self.get_tasks_by_tag(tag)
+            for task in removed:
+                self.remove_task(task.id)
+        return removed
 
     # -- reads ----------------------------------------------------------------------------
 

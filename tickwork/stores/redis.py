@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from tickwork.exceptions import (
     ConfigurationError,
@@ -48,8 +48,8 @@ from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
 from tickwork.stores._redis_leader import RedisLeader
-from tickwork.stores._redis_tags import REMOVE, TAG_HELPERS, TAGGED
-from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
+from tickwork.stores._redis_tags import REMOVE, TAG_HELPERS, TAGGED, WRITE_TAGGED
+from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
 from tickwork.tasks import Task
 
 # An optional dependency: without it this module still imports (a store configuration
@@ -72,6 +72,9 @@ __all__ = ["SCHEMA_VERSION", "RedisStore"]
 SCHEMA_VERSION = 5
 #: Seconds a call may wait for the server (``io_timeout``).
 DEFAULT_IO_TIMEOUT = 5.0
+#: Rounds of read and compare-and-set write an action on a tag makes for records that
+#: other writers change in between; what still changes after that is logged and left.
+_TAG_ROUNDS = 5
 # Repairs already logged, (kind, subject, value); forgotten past this many.
 _REPAIRS_REMEMBERED = 10_000
 
@@ -197,6 +200,7 @@ class RedisStore(BaseStore):
             self.tag_index_key,
             self.task_tags_key,
         ]
+        self._keys_for_tags = [*self._written_keys, self.claims_key]
         # runs, run_owners, run_leases, run_counts, run_attempts, run_cancels (the order
         # of KEYS in the scripts of runs)
         self._run_keys = [
@@ -227,6 +231,7 @@ class RedisStore(BaseStore):
         self._rescore = self.client.register_script(scripts.RESCORE)
         self._remove = self.client.register_script(REMOVE)
         self._tagged = self.client.register_script(TAGGED)
+        self._write_tagged = self.client.register_script(WRITE_TAGGED)
         self._broken = BrokenTasks(self.logger)
         self._repairs_logged: set[tuple[str, str, str]] = set()
 
@@ -400,6 +405,7 @@ class RedisStore(BaseStore):
         args: list[Any] = [owner, len(tasks)]
         for task in tasks:
             args.extend(self._triple(task))
+            args.append("\0".join(task.tags))
         args.append(len(removed))
         args.extend(removed)
         expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
@@ -408,7 +414,13 @@ class RedisStore(BaseStore):
         for task, when in runs:
             blob = b"" if task.id in updated_ids else self.serializer.serialize(task)
             args.extend([task.id, _run_key(task.id, when), blob])
-        keys = [*self._keys, self.claims_key, *self._run_keys]
+        keys = [
+            *self._keys,
+            self.claims_key,
+            *self._run_keys,
+            self.tag_index_key,
+            self.task_tags_key,
+        ]
         with self._unavailable("store processed tasks"):
             reply = self._release(keys=keys, args=args)
         skipped = self._noted(reply)
@@ -702,6 +714,101 @@ class RedisStore(BaseStore):
         found.sort(key=_tag_order)
         return found
 
+    # -- acting on a tag: one read script and one compare-and-set write script -----------
+
+    def _act_on_tag(
+        self, tag: str, action: str, decide: Callable[[Task], Task | Literal["remove"] | None]
+    ) -> tuple[list[Task], list[Task]]:
+        """Read the tasks with ``tag`` (:data:`TAGGED`) and let ``decide`` change each
+        (it returns the task, changed), remove it (``"remove"``) or leave it (``None``);
+        then write all of them with one :data:`WRITE_TAGGED`. Records another writer changed in between are read and
+        decided again (up to ``_TAG_ROUNDS`` rounds). Returns (written, removed)."""
+        written: list[Task] = []
+        removed: list[Task] = []
+        wanted: set[str] | None = None  # (None: every task of the tag)
+        for _ in range(_TAG_ROUNDS):
+            with self._unavailable(action):
+                reply = self._tagged(keys=self._written_keys, args=[tag])
+            args: list[Any] = []
+            planned: dict[str, tuple[Task, bool]] = {}
+            for index in range(0, len(reply), 2):
+                task_id, blob = _text(reply[index]), reply[index + 1]
+                if wanted is not None and task_id not in wanted:
+                    continue
+                task = self._load(task_id, blob)
+                if task is None or tag not in task.tags:
+                    continue
+                changed = decide(task)
+                if changed is None:
+                    continue
+                remove = changed == "remove"
+                if changed == "remove":
+                    args.extend([task_id, blob, b"", ""])
+                else:
+                    _, new_blob, score = self._triple(changed)
+                    args.extend([task_id, blob, new_blob, score])
+                planned[task_id] = (task, remove)
+            if not args:
+                break
+            with self._unavailable(action):
+                reply = self._write_tagged(keys=self._keys_for_tags, args=args)
+            conflicts = {_text(task_id) for task_id in reply}
+            for task_id, (task, remove) in planned.items():
+                if task_id in conflicts:
+                    continue
+                self._broken.forget(task_id)
+                task.store_alias = self.alias
+                (removed if remove else written).append(task)
+            if not conflicts:
+                break
+            wanted = conflicts
+        else:
+            self.logger.warning(
+                "Redis store %r: %s left tasks %s as they are: other writers changed them "
+                "%d times in a row while this was done",
+                self.alias,
+                action,
+                sorted(wanted or ()),
+                _TAG_ROUNDS,
+            )
+        return written, removed
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause the tasks with ``tag``: one read script and one write script (see
+        :meth:`BaseStore.pause_tasks_by_tag` and :data:`WRITE_TAGGED`)."""
+
+        def pause(task: Task) -> Task | Literal["remove"] | None:
+            if task.next_run_time is None:
+                return None
+            task.next_run_time = None
+            return task
+
+        return self._act_on_tag(tag, "pause tasks by tag", pause)[0]
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume the paused tasks with ``tag``: one read script and one write script (see
+        :meth:`BaseStore.resume_tasks_by_tag`)."""
+
+        def resume(task: Task) -> Task | Literal["remove"] | None:
+            if task.next_run_time is not None:
+                return None
+            when = next_run_time(task)
+            if when is None:
+                return "remove"
+            if when is False:
+                return None
+            task.next_run_time = when
+            return task
+
+        return self._act_on_tag(tag, "resume tasks by tag", resume)
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete the tasks with ``tag`` (their claims and index entries too): one read
+        script and one write script."""
+        return self._act_on_tag(tag, "remove tasks by tag", lambda task: "remove")[1]
+
     def get_all_tasks(self) -> list[Task]:
         """Return every loadable task, by next run time, paused last."""
         with self._unavailable("list tasks"):
@@ -735,6 +842,9 @@ _REPAIR_MESSAGES = {
     "({value!r}); reset",
     "run": "dropped the record of run {subject!r} ({value}): it cannot be run again",
     "attempt": "the attempt of run {subject!r} is not a positive integer ({value!r}); read as 1",
+    "tags": "task {subject!r} was changed while a scheduler held it for its runs (its tags "
+    "were [{value}]); that scheduler's write-back stored the task as it claimed it, tags "
+    "and index included, so the change is lost: make it again",
 }
 
 

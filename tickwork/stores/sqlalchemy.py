@@ -101,7 +101,7 @@ from tickwork.stores._sql_schema import (
     tasks_table,
 )
 from tickwork.stores._sql_tags import clear_tags, forget_tags, tags_table, write_tags
-from tickwork.stores.base import BaseStore, InProgressRun, PendingRetry, RunKey
+from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
@@ -420,6 +420,106 @@ class SQLAlchemyStore(BaseStore):
         self._write("remove all tasks", write)
         self._broken.clear()
 
+    # -- acting on a tag: one transaction each ---------------------------------------------
+
+    def _tagged_for_write(self, conn: Connection, tag: str) -> list[Task]:
+        """The loadable tasks with ``tag``, their rows locked for this transaction: one
+        query through the tag index (``id IN (SELECT task_id FROM <table>_tags WHERE
+        tag = ?)``). Rows that fail to load are logged and skipped."""
+        table, tags = self._tasks, self._tags
+        query = select(table.c.id, table.c.state).where(
+            table.c.id.in_(select(tags.c.task_id).where(tags.c.tag == tag))
+        )
+        if self._row_locks:
+            query = query.with_for_update()
+        return [task for task in self._load(conn.execute(query).all()) if tag in task.tags]
+
+    def _rewrite(self, conn: Connection, tasks: list[Task]) -> None:
+        """Write the records and next run times of ``tasks`` (tags unchanged: the index
+        stays) with one executemany."""
+        if not tasks:
+            return
+        table = self._tasks
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(next_run_time=bindparam("b_next"), state=bindparam("b_state")),
+            [
+                {"b_id": row["id"], "b_next": row["next_run_time"], "b_state": row["state"]}
+                for row in map(self._row, tasks)
+            ],
+        )
+
+    def _delete(self, conn: Connection, task_ids: list[str]) -> None:
+        """Delete the rows of ``task_ids`` with their tag rows."""
+        for chunk in _chunks(task_ids):
+            conn.execute(delete(self._tasks).where(self._tasks.c.id.in_(chunk)))
+        forget_tags(conn, self._tags, task_ids)
+
+    def _settled(self, written: Iterable[Task], removed: Iterable[Task]) -> None:
+        for task in written:
+            task.store_alias = self.alias
+            self._broken.forget(task.id)
+        for task in removed:
+            self._broken.forget(task.id)
+
+    def pause_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Pause the tasks with ``tag`` in one transaction: one indexed select, one
+        executemany update (see :meth:`BaseStore.pause_tasks_by_tag`)."""
+
+        def write(conn: Connection) -> list[Task]:
+            paused = [t for t in self._tagged_for_write(conn, tag) if t.next_run_time is not None]
+            for task in paused:
+                task.next_run_time = None
+            self._rewrite(conn, paused)
+            return paused
+
+        paused = self._write("pause tasks by tag", write)
+        self._settled(paused, ())
+        return paused
+
+    def resume_tasks_by_tag(
+        self, tag: str, next_run_time: NextRunTime
+    ) -> tuple[list[Task], list[Task]]:
+        """Resume the paused tasks with ``tag`` in one transaction: one indexed select,
+        the next run times computed from the rows read, one executemany update and one
+        delete of the finished ones (see :meth:`BaseStore.resume_tasks_by_tag`)."""
+
+        def write(conn: Connection) -> tuple[list[Task], list[Task]]:
+            resumed: list[Task] = []
+            removed: list[Task] = []
+            for task in self._tagged_for_write(conn, tag):
+                if task.next_run_time is not None:
+                    continue
+                when = next_run_time(task)
+                if when is None:
+                    removed.append(task)
+                elif when is not False:
+                    task.next_run_time = when
+                    resumed.append(task)
+            self._rewrite(conn, resumed)
+            if removed:
+                self._delete(conn, [task.id for task in removed])
+            return resumed, removed
+
+        resumed, removed = self._write("resume tasks by tag", write)
+        self._settled(resumed, removed)
+        return resumed, removed
+
+    def remove_tasks_by_tag(self, tag: str) -> list[Task]:
+        """Delete the tasks with ``tag`` in one transaction: one indexed select, one
+        delete of the rows and one of their tag rows (per 500 tasks)."""
+
+        def write(conn: Connection) -> list[Task]:
+            removed = self._tagged_for_write(conn, tag)
+            if removed:
+                self._delete(conn, [task.id for task in removed])
+            return removed
+
+        removed = self._write("remove tasks by tag", write)
+        self._settled((), removed)
+        return removed
+
     def release_tasks(
         self,
         owner: str,
@@ -438,7 +538,10 @@ class SQLAlchemyStore(BaseStore):
         runs = list(runs)
         table = self._tasks
 
+        lost: list[tuple[Task, list[str]]] = []  # (tags changed while claimed: logged)
+
         def write_back(conn: Connection) -> set[str]:
+            lost.clear()  # (a transaction tried again starts afresh)
             if rows:
                 # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
@@ -466,10 +569,14 @@ class SQLAlchemyStore(BaseStore):
                 )
             for chunk in _chunks(removed):
                 conn.execute(delete(table).where(table.c.id.in_(chunk), self._claimable_by(owner)))
+            owners = self._lease_owners(conn, [r["id"] for r in rows] + removed)
+            skipped = {i for i, held in owners.items() if held is not None and held != owner}
             if removed:  # (the rows of a task claimed by another owner meanwhile stay)
-                kept = self._claimed_by_others(conn, removed, owner)
-                forget_tags(conn, self._tags, [i for i in removed if i not in kept])
-            skipped = self._claimed_by_others(conn, [r["id"] for r in rows] + removed, owner)
+                forget_tags(conn, self._tags, [i for i in removed if i not in skipped])
+            # The index follows the records written (rows that exist and were not left to
+            # another owner), also when their tags were changed while claimed.
+            written = [t for t in tasks if t.id in owners and t.id not in skipped]
+            lost.extend(self._retag(conn, written))
             if runs:
                 expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
                 mine = [(task, when) for task, when in runs if task.id not in skipped]
@@ -477,6 +584,16 @@ class SQLAlchemyStore(BaseStore):
             return skipped
 
         skipped = self._write("store processed tasks", write_back)
+        for task, was in lost:
+            self.logger.warning(
+                "task %r was changed while scheduler %r held it for its runs (its tags were "
+                "%s); that scheduler's write-back stored the task as it claimed it, tags and "
+                "index included, so the change is lost: make it again",
+                task.id,
+                owner,
+                was,
+                extra={"task_id": task.id},
+            )
         for task in tasks:
             task.store_alias = self.alias
             self._broken.forget(task.id)
@@ -489,17 +606,32 @@ class SQLAlchemyStore(BaseStore):
         column = self._tasks.c.lease_owner
         return or_(column.is_(None), column == owner)
 
-    def _claimed_by_others(self, conn: Connection, ids: list[str], owner: str) -> set[str]:
+    def _lease_owners(self, conn: Connection, ids: list[str]) -> dict[str, str | None]:
+        """The claim holder (or ``None``) of each of ``ids`` that has a row."""
         table = self._tasks
-        others: set[str] = set()
+        owners: dict[str, str | None] = {}
         for chunk in _chunks(ids):
-            query = select(table.c.id).where(
-                table.c.id.in_(chunk),
-                table.c.lease_owner.is_not(None),
-                table.c.lease_owner != owner,
-            )
-            others.update(conn.execute(query).scalars())
-        return others
+            query = select(table.c.id, table.c.lease_owner).where(table.c.id.in_(chunk))
+            owners.update((task_id, held) for task_id, held in conn.execute(query).all())
+        return owners
+
+    def _retag(self, conn: Connection, tasks: list[Task]) -> list[tuple[Task, list[str]]]:
+        """Make the tag rows of the written-back ``tasks`` say their tags: one select, and
+        writes only for tasks whose rows differ. Those had their tags changed by someone
+        else while the pass held them; the write-back stored the task as claimed, so the
+        change is lost: they are returned with the tags the rows said, to be logged."""
+        if not tasks:
+            return []
+        tags = self._tags
+        indexed: dict[str, set[str]] = {}
+        for chunk in _chunks([task.id for task in tasks]):
+            query = select(tags.c.task_id, tags.c.tag).where(tags.c.task_id.in_(chunk))
+            for task_id, tag in conn.execute(query).all():
+                indexed.setdefault(task_id, set()).add(tag)
+        stale = [task for task in tasks if indexed.get(task.id, set()) != task.tags]
+        if stale:
+            write_tags(conn, tags, stale, replace=True)
+        return [(task, sorted(indexed.get(task.id, ()))) for task in stale]
 
     def _row(self, task: Task) -> dict[str, Any]:
         if len(task.id) > MAX_ID_LENGTH:
