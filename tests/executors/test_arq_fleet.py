@@ -9,21 +9,20 @@ Short by default (about 30 s). ``TICKWORK_ARQ_FLEET_FULL=1`` runs 30 tasks every
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 import redis
-from arq_support import HERE, ROOT, arq_url, arq_worker, clean, new_queue
+from arq_support import arq_url, arq_worker, clean, new_queue
+from enqueue_support import FleetCount, fleet_scheduler
 from servers import temporary_database
 
 from tickwork.stores.sqlalchemy import SQLAlchemyStore
@@ -43,34 +42,9 @@ LEASE = 3.0
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-@contextlib.contextmanager
-def _scheduler(url: str, queue: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "arq_fleet_scheduler.py"),
-                url,
-                arq_url(),
-                queue,
-                str(LEASE),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
+    executor = {"type": "arq", "redis": arq_url(), "queue_name": queue, "poll_interval": 0.2}
+    return fleet_scheduler(url, LEASE, executor, log)
 
 
 def _tasks(counter: str) -> list[Task]:
@@ -129,28 +103,12 @@ def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path
         client.delete(counter)
         client.close()
         clean(queue)
-    by_task: dict[str, list[float]] = {}
-    for key in counts:
-        task_id, _, when = key.partition("@")
-        by_task.setdefault(task_id, []).append(datetime.fromisoformat(when).timestamp())
-    lost = []
-    for task_id, times in sorted(by_task.items()):
-        times.sort()
-        expected = round((times[-1] - times[0]) / EVERY) + 1
-        if expected != len(times):
-            lost.append((task_id, expected - len(times)))
-    duplicates = {key: n for key, n in counts.items() if n > 1}
+    count = FleetCount(counts, EVERY)
     reruns = sum(len(re.findall("started again", log.read_text())) for log in logs)
-    report = (
-        f"{TASKS} tasks x every {EVERY:g} s for {stopped_at - began:.0f} s: {len(counts)} slots "
-        f"executed, {sum(counts.values())} executions, lost {lost}, executed twice "
-        f"{duplicates}, arq re-runs of an unfinished job {reruns}"
-    )
+    extra = f"arq re-runs of an unfinished job {reruns}"
+    report = count.report(TASKS, stopped_at - began, extra)
     print(report)
-    assert len(by_task) == TASKS, report
-    assert not lost, report
     # No worker died: arq's at-least-once re-runs are the only allowed duplicates, and
     # there were none to allow.
-    assert not duplicates, report
+    count.assert_exactly_once(TASKS, RUN_FOR, report)
     assert reruns == 0, report
-    assert all(len(t) >= RUN_FOR / EVERY * 0.6 for t in by_task.values()), report

@@ -9,23 +9,23 @@ Short by default (about 40 s). ``TICKWORK_CELERY_FLEET_FULL=1`` runs the issue's
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import Popen
 
 import psycopg
 import pytest
 import sqlalchemy
-from celery_support import HERE, ROOT, backend_url, celery_worker, new_queue
+from celery_support import backend_url, celery_worker, new_queue
+from enqueue_support import FleetCount, fleet_scheduler
 from servers import rabbitmq_url, temporary_database
 
 from tickwork.stores.sqlalchemy import SQLAlchemyStore
@@ -53,35 +53,15 @@ def _libpq(url: str) -> str:
     )
 
 
-@contextlib.contextmanager
-def _scheduler(url: str, queue: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "celery_fleet_scheduler.py"),
-                url,
-                rabbitmq_url(),
-                backend_url(),
-                queue,
-                str(LEASE),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
+    executor = {
+        "type": "celery",
+        "app": rabbitmq_url(),
+        "backend": backend_url(),
+        "queue": queue,
+        "poll_interval": 0.2,
+    }
+    return fleet_scheduler(url, LEASE, executor, log)
 
 
 def _rabbit_restart(down_for: float) -> None:
@@ -150,26 +130,10 @@ def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
         with psycopg.connect(dsn) as conn:
             keys = [row[0] for row in conn.execute(f"SELECT run_key FROM {TABLE}")]
     counts = Counter(keys)
-    by_task: dict[str, list[float]] = {}
-    for key in counts:
-        task_id, _, when = key.partition("@")
-        by_task.setdefault(task_id, []).append(datetime.fromisoformat(when).timestamp())
-    lost = []
-    for task_id, times in sorted(by_task.items()):
-        times.sort()
-        expected = round((times[-1] - times[0]) / EVERY) + 1
-        if expected != len(times):
-            lost.append((task_id, expected - len(times)))
-    duplicates = {key: n for key, n in counts.items() if n > 1}
+    count = FleetCount(dict(counts), EVERY)
     dropped = sum(len(re.findall("duplicate dropped", log.read_text())) for log in logs)
-    report = (
-        f"{TASKS} tasks x every {EVERY:g} s for {stopped_at - began:.0f} s: {len(counts)} slots "
-        f"executed, {sum(counts.values())} executions, lost {lost}, executed twice "
-        f"{duplicates}, duplicate deliveries dropped by the workers {dropped}"
+    report = count.report(
+        TASKS, stopped_at - began, f"duplicate deliveries dropped by the workers {dropped}"
     )
     print(report)
-    assert len(by_task) == TASKS, report
-    assert not lost, report
-    assert not duplicates, report
-    # Every task ran from the start to near the end: slots were not silently stopped.
-    assert all(len(t) >= RUN_FOR / EVERY * 0.6 for t in by_task.values()), report
+    count.assert_exactly_once(TASKS, RUN_FOR, report)
