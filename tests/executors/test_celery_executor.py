@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import celery
 import pytest
+import redis
 from celery_support import backend_url, celery_worker, delete_queue, new_queue
 from enqueue_support import Outcomes, import_without, running_scheduler, slot, started, wait_for
+from executor_host import task
 from servers import rabbitmq_url
 
 from tickwork.events import TASK_CANCELLED, TASK_ERROR, TASK_EXECUTED
 from tickwork.exceptions import CeleryTaskNotRegisteredError, InvalidTaskError, RunCancelledError
 from tickwork.executors.celery import CeleryExecutor, run_key
+from tickwork.executors.celery_worker import CLAIM_PREFIX
 from tickwork.schedulers.background import BackgroundScheduler
 
 pytestmark = [pytest.mark.external_service("rabbitmq"), pytest.mark.external_service("redis")]
@@ -155,7 +159,6 @@ def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
     import logging
 
     import kombu
-    from executor_host import task
 
     caplog.set_level(logging.INFO, logger="tickwork.executors.CeleryExecutor")
     name = new_queue()
@@ -214,10 +217,6 @@ def test_cancelling_a_sent_run_revokes_it_and_the_worker_drops_it() -> None:
     queue: it drops the message unrun, and the run ends TASK_CANCELLED."""
     import socket
 
-    import redis
-
-    from tickwork.executors.celery_worker import CLAIM_PREFIX
-
     idle, waiting = new_queue(), new_queue()
     executor = CeleryExecutor(
         rabbitmq_url(), backend=backend_url(), queue=waiting, poll_interval=0.1
@@ -250,3 +249,53 @@ def test_cancelling_a_sent_run_revokes_it_and_the_worker_drops_it() -> None:
     finally:
         client.close()
         delete_queue(waiting)
+
+
+def test_a_purged_message_is_released_by_marking_it_revoked_in_the_backend() -> None:
+    """A message purged from its queue never reaches a worker, so its run stays followed
+    (documented); writing REVOKED for its key in the result backend, as docs/celery.md
+    says, ends it TASK_ERROR with the reason and releases its instance."""
+    import kombu
+
+    name = new_queue()
+    executor = CeleryExecutor(rabbitmq_url(), backend=backend_url(), queue=name, poll_interval=0.1)
+    at = slot(name)
+    key = run_key("purged", at)
+    try:
+        with started([executor], "celery") as [host]:
+            executor.send_task(task("celery_jobs:add", 1, 1, id="purged"), [at])
+            wait_for(lambda: executor._followed, 5.0)
+            with kombu.Connection(rabbitmq_url()) as connection:
+                assert connection.channel().queue_purge(name) == 1
+            threading.Event().wait(0.5)  # polls that find nothing: the run stays
+            assert executor.active_instances("purged") == 1
+            executor.app.backend.mark_as_revoked(key, reason="purged by hand")
+            wait_for(lambda: host.events, 5.0)
+            [event] = host.events
+            assert event.code == TASK_ERROR
+            assert "purged by hand" in str(event.exception)
+            assert executor.active_instances("purged") == 0
+    finally:
+        executor.app.backend.forget(key)
+        delete_queue(name)
+
+
+def test_a_run_a_worker_has_started_is_not_counted_as_cancelled_and_runs_on(
+    scheduler: tuple[BackgroundScheduler, Outcomes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """tickwork never terminates a worker's process: a started run (its claim written by
+    tickwork.run) cannot be cancelled, which cancel_run says (False, and a warning), and
+    its outcome comes back as it ended."""
+    sched, outcomes = scheduler
+    sched.add_task("celery_jobs:sleep", "date", args=[2.0], id="started")
+    wait_for(lambda: sched.get_runs("started", outcome="running"))
+    (running,) = sched.get_runs("started", outcome="running")
+    key = run_key("started", running.scheduled_run_time)
+    client = redis.Redis.from_url(backend_url())
+    try:
+        wait_for(lambda: client.exists(CLAIM_PREFIX + key), 10.0)
+        assert sched.cancel_run(running.run_id) is False
+        assert f"run {key} has started at a worker" in caplog.text
+        assert outcomes.next().code == TASK_EXECUTED
+    finally:
+        client.close()

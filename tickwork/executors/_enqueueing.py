@@ -344,15 +344,16 @@ class EnqueueingExecutor(BaseExecutor):
 
     def _outcome(self, run: EnqueuedRun, code: int, dropped: bool, **fields: Any) -> None:
         """End a followed run with the workers' outcome: ``TASK_CANCELLED`` when it was
-        cancelled and the workers ``dropped`` it; a cancelled run that a worker had
-        already started ends as it ended, said in a warning."""
+        cancelled and the workers ``dropped`` it; a cancelled run the workers ran anyway
+        ends as it ended, said in a warning (a cancel is never silently lost)."""
         if run.cancelled is not None:
             if dropped:
                 self._cancelled(run)
                 return
             self.logger.warning(
-                "run %s was cancelled (%s) but a worker had started it already: it ran to "
-                "its end, reported as it ended",
+                "run %s was cancelled (%s) but the workers ran it to its end (it had "
+                "started, or they do not act on cancels: see the executor's docs); reported "
+                "as it ended",
                 run.key,
                 run.cancelled,
                 extra=run_log_extra(run.task_id, run.run_time),
@@ -371,8 +372,9 @@ class EnqueueingExecutor(BaseExecutor):
         and is never published; a published one is revoked at the workers (by the
         executor's thread: this call does no I/O) and ends ``TASK_CANCELLED`` when the
         workers report it dropped. What a worker had already started is the backend's to
-        stop or not (see the subclass); if it runs to its end, its outcome is reported
-        as it is, with a warning. Returns how many runs were asked to be cancelled."""
+        stop or not (see the subclass): one known to have started and not stoppable is
+        not counted (a warning says so); one that runs to its end anyway is reported as it
+        ended, with a warning. Returns how many runs were asked to be cancelled."""
         with self._instances_lock:
             runs = [
                 run
@@ -381,11 +383,26 @@ class EnqueueingExecutor(BaseExecutor):
                 and (run_time is None or run.run_time == run_time)
                 and run.cancelled is None
             ]
+        sent = [run for run in runs if run.sent_at is not None]
+        started = self._already_started(sent) if sent else set()
+        for key in sorted(started):
+            self.logger.warning(
+                "run %s has started at a worker, which cannot be stopped from here: it goes "
+                "on to its end",
+                key,
+            )
+        with self._instances_lock:
+            runs = [run for run in runs if run.key not in started and run.cancelled is None]
             for run in runs:
                 run.cancelled = reason
         if runs:
             self._inbox.put(None)  # wake the thread
         return len(runs)
+
+    def _already_started(self, runs: list[EnqueuedRun]) -> set[str]:
+        """The keys of ``runs`` (published) a worker has started and the backend cannot
+        stop, as far as one cheap read can tell; the default knows of none."""
+        return set()
 
     def _uncancelled(self, pending: list[EnqueuedRun]) -> list[EnqueuedRun]:
         """End the cancelled runs among those not yet published; return the others."""

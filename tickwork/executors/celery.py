@@ -49,6 +49,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "celery", "CeleryExecutor", "pip install 'tickwork[celery]'"
     ) from exc
 
+from tickwork.executors.celery_worker import CLAIM_PREFIX
+
 __all__ = ["WORKER_TASK_NAME", "CeleryExecutor", "run_key"]
 
 #: The name of the worker task that calls a task's ``"module:function"`` reference
@@ -83,7 +85,9 @@ class CeleryExecutor(EnqueueingExecutor):
     ``cancel_run`` revokes the run's message (``control.revoke``, never ``terminate``:
     Celery documents terminating as unsafe to call from a program, the worker process may
     have gone on to another task). A worker drops a revoked message it has not started,
-    and the run ends ``TASK_CANCELLED``; one already running goes on to its end.
+    and the run ends ``TASK_CANCELLED``; one already running goes on to its end (and is
+    not counted as cancelled when the executor can see it started: see
+    :meth:`_already_started`).
     """
 
     verb = "sent"
@@ -198,6 +202,28 @@ class CeleryExecutor(EnqueueingExecutor):
         task stays in its store (its next runs are tried again)."""
         exc = CeleryTaskNotRegisteredError(run.target, self.app.main or "", sorted(known))
         self._ended(run, TASK_ERROR, exception=exc, traceback=str(exc))
+
+    def _already_started(self, runs: list[EnqueuedRun]) -> set[str]:
+        """The runs a worker has started: those of ``tickwork.run`` whose claim is written
+        (it claims before it runs), and any in state ``STARTED`` (workers with
+        ``task_track_started``). A backend that does not answer: none known."""
+        keys = [run.key for run in runs]
+        try:
+            metas = self._backend.mget([self._backend.get_key_for_task(key) for key in keys])
+            started = {
+                key
+                for key, meta in zip(keys, metas, strict=True)
+                if meta is not None and self._backend.decode_result(meta).get("status") == "STARTED"
+            }
+            client = getattr(self._backend, "client", None)
+            claimed = [run.key for run in runs if run.target == WORKER_TASK_NAME]
+            if client is not None and claimed:
+                marks = client.mget([CLAIM_PREFIX + key for key in claimed])
+                started.update(key for key, mark in zip(claimed, marks, strict=True) if mark)
+        except Exception as exc:
+            self.logger.warning("could not read whether runs have started (%s)", exc)
+            return set()
+        return started
 
     def _revoke(self, runs: list[EnqueuedRun]) -> None:
         """Revoke the runs' messages at every worker (no ``terminate``: see the class
