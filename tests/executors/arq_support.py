@@ -6,13 +6,25 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 from enqueue_support import HERE, ROOT, child_env, process, queue_name, redis_db_url
 
-__all__ = ["ARQ_DB", "HERE", "ROOT", "arq_url", "arq_worker", "clean", "new_queue"]
+__all__ = [
+    "ARQ_DB",
+    "HERE",
+    "ROOT",
+    "arq_url",
+    "arq_worker",
+    "clean",
+    "module_worker_queue",
+    "new_queue",
+]
 
 #: The Redis database of these tests (the other tests use db 0, Celery's backend db 5).
 ARQ_DB = 6
@@ -65,3 +77,17 @@ def _wait_ready(worker: subprocess.Popen[bytes], queue: str) -> None:
     finally:
         client.close()
     raise RuntimeError("arq worker did not start within 30 s")
+
+
+def module_worker_queue() -> Any:
+    """A module-scoped fixture (assign it to a name in a test module): a queue of that
+    module's own with one real worker consuming it, removed afterwards."""
+
+    @pytest.fixture(scope="module")
+    def worker_queue() -> Iterator[str]:
+        name = new_queue()
+        with arq_worker(name):
+            yield name
+        clean(name)
+
+    return worker_queue

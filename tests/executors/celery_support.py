@@ -9,7 +9,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from enqueue_support import HERE, ROOT, child_env, process, queue_name, redis_db_url
 from servers import rabbitmq_url
 
@@ -82,3 +84,16 @@ def _wait_ready(worker: subprocess.Popen[bytes], queue: str) -> None:
             channel = connection.channel()
             time.sleep(0.2)
     raise RuntimeError("celery worker did not start consuming within 30 s")
+
+
+def module_worker_queue() -> Any:
+    """A module-scoped fixture (assign it to a name in a test module): a queue of that
+    module's own with one real worker consuming it."""
+
+    @pytest.fixture(scope="module")
+    def worker_queue() -> Iterator[str]:
+        name = new_queue()
+        with celery_worker(name):
+            yield name
+
+    return worker_queue

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,8 +27,16 @@ from executor_host import T0, Host
 from servers import redis_url
 
 from tickwork.events import TaskExecutionEvent
+from tickwork.executors._keys import run_key
 from tickwork.executors.base import BaseExecutor
+from tickwork.runs import RunRecord
 from tickwork.schedulers.background import BackgroundScheduler
+from tickwork.stores.sqlalchemy import SQLAlchemyStore
+from tickwork.tasks import Task
+from tickwork.triggers import IntervalTrigger
+
+#: Where the fleet tests' interval tasks start (their slots are aligned on it).
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -96,6 +104,13 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> None:
         threading.Event().wait(0.05)
 
 
+def running_run(sched: BackgroundScheduler, task_id: str) -> tuple[RunRecord, str]:
+    """The record of ``task_id``'s one running run (waited for) and the run's key."""
+    wait_for(lambda: sched.get_runs(task_id, outcome="running"))
+    (record,) = sched.get_runs(task_id, outcome="running")
+    return record, run_key(task_id, record.scheduled_run_time)
+
+
 def slot(name: str) -> datetime:
     """A slot of this test's own (a queue name's random part as seconds)."""
     return T0 + timedelta(seconds=int(name[-6:], 16))
@@ -138,13 +153,53 @@ def process(
             out.close()
 
 
+#: The fleet tests' store lease (seconds): a killed scheduler's runs are taken over then.
+FLEET_LEASE = 3.0
+
+
+def fleet_size(full_variable: str) -> tuple[int, float, float]:
+    """How many tasks, every how many seconds, for how long: the short default, or the
+    issue's size when the environment variable ``full_variable`` is ``1``."""
+    return (30, 20.0, 180.0) if os.environ.get(full_variable) == "1" else (8, 2.0, 24.0)
+
+
+def seed_fleet_store(url: str, ref: str, args: tuple[Any, ...], tasks: int, every: float) -> None:
+    """Add ``tasks`` interval tasks calling ``ref(*args)`` every ``every`` seconds to the
+    SQL store ``url``, their slots aligned (on 2020-01-01), the first 3 s from now; each
+    slot must run (no coalescing, a long grace time)."""
+    now = datetime.now(UTC)
+    prefix = ref.partition("_")[0]
+    made = []
+    for index in range(tasks):
+        trigger = IntervalTrigger(seconds=every, start_at=EPOCH, timezone="UTC")
+        made.append(
+            Task(
+                ref,
+                trigger,
+                args=args,
+                id=f"{prefix}-fleet-{index:02d}",
+                executor="default",
+                coalesce=False,
+                max_instances=10,
+                mistrigger_grace_time=120.0,
+                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
+            )
+        )
+    store = SQLAlchemyStore(url, lease_time=FLEET_LEASE)
+    store.start("setup")
+    try:
+        store.add_tasks(made)
+    finally:
+        store.shutdown()
+
+
 def fleet_scheduler(
-    url: str, lease: float, executor: dict[str, Any], log: Path
+    url: str, executor: dict[str, Any], log: Path
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """One scheduler of a fleet test (:mod:`enqueue_fleet_scheduler`) on the SQL store
     ``url``, sending its runs to ``executor`` (a config dict)."""
     script = str(HERE / "enqueue_fleet_scheduler.py")
-    command = [sys.executable, script, url, str(lease), json.dumps(executor)]
+    command = [sys.executable, script, url, str(FLEET_LEASE), json.dumps(executor)]
     return process(command, child_env(), log, grace=20.0)
 
 

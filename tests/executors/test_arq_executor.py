@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import redis
-from arq_support import arq_url, arq_worker, clean, new_queue
-from enqueue_support import Outcomes, import_without, running_scheduler, slot, started, wait_for
+from arq_support import arq_url, arq_worker, clean, module_worker_queue, new_queue
+from enqueue_support import Outcomes, running_run, running_scheduler, slot, started, wait_for
 from executor_host import task
 
 from tickwork.events import TASK_CANCELLED, TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT
@@ -27,13 +27,7 @@ from tickwork.schedulers.background import BackgroundScheduler
 pytestmark = [pytest.mark.external_service("redis")]
 
 
-@pytest.fixture(scope="module")
-def worker_queue() -> Iterator[str]:
-    """A queue of this module's own with one real worker consuming it."""
-    name = new_queue()
-    with arq_worker(name):
-        yield name
-    clean(name)
+worker_queue = module_worker_queue()
 
 
 @pytest.fixture
@@ -41,47 +35,6 @@ def scheduler(worker_queue: str) -> Iterator[tuple[BackgroundScheduler, Outcomes
     config = {"type": "arq", "redis": arq_url(), "queue_name": worker_queue, "poll_interval": 0.1}
     with running_scheduler(config, TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT) as started_:
         yield started_
-
-
-def test_a_run_is_executed_by_a_worker_and_its_result_comes_back(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    task_ = sched.add_task("arq_jobs:add", "date", args=[2, 3], id="add")
-    event = outcomes.next()
-    assert (event.code, event.task_id, event.return_value) == (TASK_EXECUTED, task_.id, 5)
-
-
-def test_the_worker_sees_the_runs_key_as_its_arq_job_id(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:key", "date", id="keyed")
-    event = outcomes.next()
-    assert event.code == TASK_EXECUTED
-    assert event.return_value == run_key("keyed", event.scheduled_run_time)
-    assert event.return_value.endswith("+00:00")
-
-
-def test_a_coroutine_function_runs_in_the_worker(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:async_add", "date", args=[20, 22], id="async")
-    assert outcomes.next().return_value == 42
-
-
-def test_a_failing_run_is_a_task_error_with_the_workers_exception(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:boom", "date", args=["no luck"], id="boom")
-    event = outcomes.next()
-    assert event.code == TASK_ERROR
-    assert isinstance(event.exception, ValueError)
-    assert "no luck" in str(event.exception)
-    assert event.traceback is not None
-    assert "ValueError" in event.traceback
 
 
 def test_a_run_past_its_timeout_is_a_task_timeout(
@@ -188,12 +141,6 @@ def test_a_job_gone_from_redis_is_reported_lost() -> None:
         clean(name)
 
 
-def test_importing_the_executor_without_arq_names_the_extra() -> None:
-    out = import_without("arq", "tickwork.executors.arq")
-    assert out.startswith("MissingDependencyError")
-    assert "pip install 'tickwork[arq]'" in out
-
-
 def test_the_run_key_is_the_scheduled_time_in_utc() -> None:
     when = datetime(2026, 3, 29, 3, 30, tzinfo=UTC)
     assert run_key("t", when) == "t@2026-03-29T03:30:00+00:00"
@@ -238,9 +185,7 @@ def test_cancelling_a_running_job_aborts_it_and_ends_the_run_cancelled(
     sched, outcomes = scheduler
     sched.add_listener(outcomes, TASK_CANCELLED)
     sched.add_task("arq_jobs:async_sleep", "date", args=[30.0], id="aborted")
-    wait_for(lambda: sched.get_runs("aborted", outcome="running"))
-    (running,) = sched.get_runs("aborted", outcome="running")
-    key = run_key("aborted", running.scheduled_run_time)
+    running, key = running_run(sched, "aborted")
     client = redis.Redis.from_url(arq_url())
     try:
         wait_for(lambda: client.exists(f"arq:in-progress:{key}"))

@@ -9,25 +9,19 @@ Short by default (about 30 s). ``TICKWORK_ARQ_FLEET_FULL=1`` runs 30 tasks every
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
 import uuid
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import Popen
 
 import pytest
 import redis
 from arq_support import arq_url, arq_worker, clean, new_queue
-from enqueue_support import FleetCount, fleet_scheduler
+from enqueue_support import FleetCount, fleet_scheduler, fleet_size, seed_fleet_store
 from servers import temporary_database
-
-from tickwork.stores.sqlalchemy import SQLAlchemyStore
-from tickwork.tasks import Task
-from tickwork.triggers import IntervalTrigger
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,36 +30,12 @@ pytestmark = [
     pytest.mark.timeout(400),
 ]
 
-FULL = os.environ.get("TICKWORK_ARQ_FLEET_FULL") == "1"
-TASKS, EVERY, RUN_FOR = (30, 20.0, 180.0) if FULL else (8, 2.0, 24.0)
-LEASE = 3.0
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TASKS, EVERY, RUN_FOR = fleet_size("TICKWORK_ARQ_FLEET_FULL")
 
 
 def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
     executor = {"type": "arq", "redis": arq_url(), "queue_name": queue, "poll_interval": 0.2}
-    return fleet_scheduler(url, LEASE, executor, log)
-
-
-def _tasks(counter: str) -> list[Task]:
-    now = datetime.now(UTC)
-    tasks = []
-    for index in range(TASKS):
-        trigger = IntervalTrigger(seconds=EVERY, start_at=EPOCH, timezone="UTC")
-        tasks.append(
-            Task(
-                "arq_jobs:record",
-                trigger,
-                args=(arq_url(), counter),
-                id=f"arq-fleet-{index:02d}",
-                executor="default",
-                coalesce=False,
-                max_instances=10,
-                mistrigger_grace_time=120.0,
-                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
-            )
-        )
-    return tasks
+    return fleet_scheduler(url, executor, log)
 
 
 def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path) -> None:
@@ -74,12 +44,7 @@ def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path
     client = redis.Redis.from_url(arq_url(), decode_responses=True)
     try:
         with temporary_database("postgresql") as url:
-            store = SQLAlchemyStore(url, lease_time=LEASE)
-            store.start("setup")
-            try:
-                store.add_tasks(_tasks(counter))
-            finally:
-                store.shutdown()
+            seed_fleet_store(url, "arq_jobs:record", (arq_url(), counter), TASKS, EVERY)
             logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
             with (
                 arq_worker(queue, logs[0]),

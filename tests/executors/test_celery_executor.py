@@ -10,8 +10,8 @@ from typing import Any
 import celery
 import pytest
 import redis
-from celery_support import backend_url, celery_worker, delete_queue, new_queue
-from enqueue_support import Outcomes, import_without, running_scheduler, slot, started, wait_for
+from celery_support import backend_url, celery_worker, delete_queue, module_worker_queue, new_queue
+from enqueue_support import Outcomes, running_run, running_scheduler, slot, started, wait_for
 from executor_host import task
 from servers import rabbitmq_url
 
@@ -24,12 +24,7 @@ from tickwork.schedulers.background import BackgroundScheduler
 pytestmark = [pytest.mark.external_service("rabbitmq"), pytest.mark.external_service("redis")]
 
 
-@pytest.fixture(scope="module")
-def worker_queue() -> Iterator[str]:
-    """A queue of this module's own with one real worker consuming it."""
-    name = new_queue()
-    with celery_worker(name):
-        yield name
+worker_queue = module_worker_queue()
 
 
 @pytest.fixture
@@ -43,47 +38,6 @@ def scheduler(worker_queue: str) -> Iterator[tuple[BackgroundScheduler, Outcomes
     }
     with running_scheduler(config, TASK_EXECUTED | TASK_ERROR) as started_:
         yield started_
-
-
-def test_a_run_is_executed_by_a_worker_and_its_result_comes_back(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    task = sched.add_task("celery_jobs:add", "date", args=[2, 3], id="add")
-    event = outcomes.next()
-    assert (event.code, event.task_id, event.return_value) == (TASK_EXECUTED, task.id, 5)
-
-
-def test_the_worker_sees_the_runs_key_as_its_celery_task_id(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:key", "date", id="keyed")
-    event = outcomes.next()
-    assert event.code == TASK_EXECUTED
-    assert event.return_value == run_key("keyed", event.scheduled_run_time)
-    assert "@" in event.return_value
-    assert event.return_value.endswith("+00:00")
-
-
-def test_a_coroutine_function_runs_in_the_worker(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:async_add", "date", args=[20, 22], id="async")
-    assert outcomes.next().return_value == 42
-
-
-def test_a_failing_run_is_a_task_error_with_the_workers_exception(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:boom", "date", args=["no luck"], id="boom")
-    event = outcomes.next()
-    assert event.code == TASK_ERROR
-    assert "no luck" in str(event.exception)
-    assert event.traceback is not None
-    assert "ValueError" in event.traceback
 
 
 def test_arguments_the_serializer_cannot_encode_are_refused_at_add_task(
@@ -184,12 +138,6 @@ def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
         delete_queue(name)
 
 
-def test_importing_the_executor_without_celery_names_the_extra() -> None:
-    out = import_without("celery", "tickwork.executors.celery")
-    assert out.startswith("MissingDependencyError")
-    assert "pip install 'tickwork[celery]'" in out
-
-
 def test_cancelling_a_run_not_yet_sent_ends_it_cancelled_and_never_sends_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -288,9 +236,7 @@ def test_a_run_a_worker_has_started_is_not_counted_as_cancelled_and_runs_on(
     its outcome comes back as it ended."""
     sched, outcomes = scheduler
     sched.add_task("celery_jobs:sleep", "date", args=[2.0], id="started")
-    wait_for(lambda: sched.get_runs("started", outcome="running"))
-    (running,) = sched.get_runs("started", outcome="running")
-    key = run_key("started", running.scheduled_run_time)
+    running, key = running_run(sched, "started")
     client = redis.Redis.from_url(backend_url())
     try:
         wait_for(lambda: client.exists(CLAIM_PREFIX + key), 10.0)

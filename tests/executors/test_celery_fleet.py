@@ -9,7 +9,6 @@ Short by default (about 40 s). ``TICKWORK_CELERY_FLEET_FULL=1`` runs the issue's
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -17,7 +16,6 @@ import subprocess
 import time
 from collections import Counter
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import Popen
 
@@ -25,12 +23,8 @@ import psycopg
 import pytest
 import sqlalchemy
 from celery_support import backend_url, celery_worker, new_queue
-from enqueue_support import FleetCount, fleet_scheduler
+from enqueue_support import FleetCount, fleet_scheduler, fleet_size, seed_fleet_store
 from servers import rabbitmq_url, temporary_database
-
-from tickwork.stores.sqlalchemy import SQLAlchemyStore
-from tickwork.tasks import Task
-from tickwork.triggers import IntervalTrigger
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,10 +34,7 @@ pytestmark = [
     pytest.mark.timeout(400),
 ]
 
-FULL = os.environ.get("TICKWORK_CELERY_FLEET_FULL") == "1"
-TASKS, EVERY, RUN_FOR = (30, 20.0, 180.0) if FULL else (8, 2.0, 24.0)
-LEASE = 3.0
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TASKS, EVERY, RUN_FOR = fleet_size("TICKWORK_CELERY_FLEET_FULL")
 TABLE = "celery_helper_runs"
 
 
@@ -61,7 +52,7 @@ def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[
         "queue": queue,
         "poll_interval": 0.2,
     }
-    return fleet_scheduler(url, LEASE, executor, log)
+    return fleet_scheduler(url, executor, log)
 
 
 def _rabbit_restart(down_for: float) -> None:
@@ -76,27 +67,6 @@ def _rabbit_restart(down_for: float) -> None:
         subprocess.run([ctl, "start_app"], check=True, capture_output=True, timeout=120)
 
 
-def _tasks(dsn: str) -> list[Task]:
-    now = datetime.now(UTC)
-    tasks = []
-    for index in range(TASKS):
-        trigger = IntervalTrigger(seconds=EVERY, start_at=EPOCH, timezone="UTC")
-        tasks.append(
-            Task(
-                "celery_jobs:record",
-                trigger,
-                args=(dsn, TABLE),
-                id=f"celery-fleet-{index:02d}",
-                executor="default",
-                coalesce=False,
-                max_instances=10,
-                mistrigger_grace_time=120.0,
-                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
-            )
-        )
-    return tasks
-
-
 def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
     tmp_path: Path,
 ) -> None:
@@ -105,12 +75,7 @@ def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
         dsn = _libpq(url)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"CREATE TABLE {TABLE} (run_key text NOT NULL)")
-        store = SQLAlchemyStore(url, lease_time=LEASE)
-        store.start("setup")
-        try:
-            store.add_tasks(_tasks(dsn))
-        finally:
-            store.shutdown()
+        seed_fleet_store(url, "celery_jobs:record", (dsn, TABLE), TASKS, EVERY)
         logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
         with (
             celery_worker(queue, "w1", logs[0]),
