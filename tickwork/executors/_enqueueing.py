@@ -370,8 +370,9 @@ class EnqueueingExecutor(BaseExecutor):
         """Cancel the runs of ``task_id`` handed to this executor (the one scheduled at
         ``run_time``, when given). One not yet published ends ``TASK_CANCELLED`` at once
         and is never published; a published one is revoked at the workers (by the
-        executor's thread: this call does no I/O) and ends ``TASK_CANCELLED`` when the
-        workers report it dropped. What a worker had already started is the backend's to
+        executor's thread; this call reads at most whether the runs started, see
+        :meth:`_already_started`) and ends ``TASK_CANCELLED`` when the workers report it
+        dropped. What a worker had already started is the backend's to
         stop or not (see the subclass): one known to have started and not stoppable is
         not counted (a warning says so); one that runs to its end anyway is reported as it
         ended, with a warning. Returns how many runs were asked to be cancelled."""
