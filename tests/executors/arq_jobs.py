@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+from enqueued_jobs import add, async_add, async_sleep, boom, sleep
 
 from tickwork.executors.arq_worker import current_run_key
 
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def boom(message: str) -> None:
-    raise ValueError(message)
+__all__ = ["add", "async_add", "async_sleep", "boom", "key", "record", "sleep"]
 
 
 def key() -> str | None:
     return current_run_key()
-
-
-async def async_add(a: int, b: int) -> int:
-    await asyncio.sleep(0)
-    return a + b
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
 
 
 def record(url: str, counter: str) -> None:

@@ -18,3 +18,5 @@ class WorkerSettings:
     poll_delay = 0.1
     max_jobs = 20
     job_timeout = float(os.environ.get("TICKWORK_TEST_ARQ_JOB_TIMEOUT", "300"))
+    # What ArqExecutor.cancel_run needs: the worker acts on Job.abort.
+    allow_abort_jobs = True

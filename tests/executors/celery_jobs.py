@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+from enqueued_jobs import add, async_add, async_sleep, boom, sleep
+
 from tickwork.executors.celery_worker import current_run_key
 
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def boom(message: str) -> None:
-    raise ValueError(message)
+__all__ = ["add", "async_add", "async_sleep", "boom", "key", "record", "sleep"]
 
 
 def key() -> str | None:
     return current_run_key()
-
-
-async def async_add(a: int, b: int) -> int:
-    return a + b
 
 
 def record(dsn: str, table: str) -> None:

@@ -4,19 +4,26 @@ queue of the test's own, and the URLs it uses."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from servers import rabbitmq_url, redis_url
+import pytest
+from enqueue_support import HERE, ROOT, child_env, process, queue_name, redis_db_url
+from servers import rabbitmq_url
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
+__all__ = [
+    "BACKEND_DB",
+    "HERE",
+    "ROOT",
+    "backend_url",
+    "celery_worker",
+    "delete_queue",
+    "new_queue",
+]
 
 #: The result backend database of these tests (the other tests use db 0).
 BACKEND_DB = 5
@@ -24,12 +31,11 @@ BACKEND_DB = 5
 
 def backend_url() -> str:
     """The Redis URL of the result backend (database ``BACKEND_DB``)."""
-    base = redis_url().rsplit("/", 1)[0]
-    return f"{base}/{BACKEND_DB}"
+    return redis_db_url(BACKEND_DB)
 
 
 def new_queue() -> str:
-    return f"tickwork_celery_test_{uuid.uuid4().hex[:10]}"
+    return queue_name("celery")
 
 
 @contextlib.contextmanager
@@ -38,48 +44,18 @@ def celery_worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run one ``celery worker`` (solo pool) on ``queue`` until the block ends; wait until
     it is ready."""
-    env = dict(os.environ)
-    env["TICKWORK_TEST_CELERY_BROKER"] = rabbitmq_url()
-    env["TICKWORK_TEST_CELERY_BACKEND"] = backend_url()
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_worker_app",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "-n",
-            f"{name}-{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ],
-        env=env,
-        cwd=HERE,
-        stdout=out,
-        stderr=subprocess.STDOUT,
+    env = child_env(
+        TICKWORK_TEST_CELERY_BROKER=rabbitmq_url(), TICKWORK_TEST_CELERY_BACKEND=backend_url()
     )
+    command = [
+        *(sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "--pool=solo"),
+        *("-Q", queue, "-n", f"{name}-{queue}@%h"),
+        *("--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"),
+    ]
     try:
-        _wait_ready(process, queue)
-        yield process
+        with process(command, env, log, lambda child: _wait_ready(child, queue)) as worker:
+            yield worker
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log is not None and out is not subprocess.DEVNULL:
-            out.close()  # type: ignore[union-attr]
         delete_queue(queue)
 
 
@@ -91,7 +67,7 @@ def delete_queue(queue: str) -> None:
         connection.channel().queue_delete(queue)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], queue: str) -> None:
+def _wait_ready(worker: subprocess.Popen[bytes], queue: str) -> None:
     """Wait until the worker consumes from ``queue`` (the broker lists a consumer)."""
     import kombu
 
@@ -99,8 +75,8 @@ def _wait_ready(process: subprocess.Popen[bytes], queue: str) -> None:
     with kombu.Connection(rabbitmq_url()) as connection:
         channel = connection.channel()
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"celery worker exited with {process.returncode}")
+            if worker.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {worker.returncode}")
             with contextlib.suppress(Exception):
                 _, _, consumers = channel.queue_declare(queue, passive=True)
                 if consumers:
@@ -108,3 +84,16 @@ def _wait_ready(process: subprocess.Popen[bytes], queue: str) -> None:
             channel = connection.channel()
             time.sleep(0.2)
     raise RuntimeError("celery worker did not start consuming within 30 s")
+
+
+def module_worker_queue() -> Any:
+    """A module-scoped fixture (assign it to a name in a test module): a queue of that
+    module's own with one real worker consuming it."""
+
+    @pytest.fixture(scope="module")
+    def worker_queue() -> Iterator[str]:
+        name = new_queue()
+        with celery_worker(name):
+            yield name
+
+    return worker_queue

@@ -2,109 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis
-from arq_support import arq_url, arq_worker, clean, new_queue
-from executor_host import T0, Host, task
+from arq_support import arq_url, arq_worker, clean, module_worker_queue, new_queue
+from enqueue_support import Outcomes, running_run, running_scheduler, slot, started, wait_for
+from executor_host import task
 
-from tickwork.events import TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT, TaskExecutionEvent
-from tickwork.exceptions import ArqRunLostError, ConfigurationError, InvalidTaskError
+from tickwork.events import TASK_CANCELLED, TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT
+from tickwork.exceptions import (
+    ArqRunLostError,
+    ConfigurationError,
+    InvalidTaskError,
+    RunCancelledError,
+)
 from tickwork.executors.arq import ArqExecutor, run_key
 from tickwork.schedulers.background import BackgroundScheduler
 
 pytestmark = [pytest.mark.external_service("redis")]
 
 
-@pytest.fixture(scope="module")
-def worker_queue() -> Iterator[str]:
-    """A queue of this module's own with one real worker consuming it."""
-    name = new_queue()
-    with arq_worker(name):
-        yield name
-    clean(name)
-
-
-class Outcomes:
-    """The run events of a scheduler, waited for one by one."""
-
-    def __init__(self) -> None:
-        self.events: queue.SimpleQueue[TaskExecutionEvent] = queue.SimpleQueue()
-
-    def __call__(self, event: Any) -> None:
-        self.events.put(event)
-
-    def next(self, timeout: float = 20.0) -> TaskExecutionEvent:
-        return self.events.get(timeout=timeout)
+worker_queue = module_worker_queue()
 
 
 @pytest.fixture
 def scheduler(worker_queue: str) -> Iterator[tuple[BackgroundScheduler, Outcomes]]:
-    outcomes = Outcomes()
-    sched = BackgroundScheduler(
-        executors={
-            "default": {
-                "type": "arq",
-                "redis": arq_url(),
-                "queue_name": worker_queue,
-                "poll_interval": 0.1,
-            }
-        }
-    )
-    sched.add_listener(outcomes, TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT)
-    sched.start()
-    try:
-        yield sched, outcomes
-    finally:
-        sched.shutdown()
-
-
-def test_a_run_is_executed_by_a_worker_and_its_result_comes_back(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    task_ = sched.add_task("arq_jobs:add", "date", args=[2, 3], id="add")
-    event = outcomes.next()
-    assert (event.code, event.task_id, event.return_value) == (TASK_EXECUTED, task_.id, 5)
-
-
-def test_the_worker_sees_the_runs_key_as_its_arq_job_id(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:key", "date", id="keyed")
-    event = outcomes.next()
-    assert event.code == TASK_EXECUTED
-    assert event.return_value == run_key("keyed", event.scheduled_run_time)
-    assert event.return_value.endswith("+00:00")
-
-
-def test_a_coroutine_function_runs_in_the_worker(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:async_add", "date", args=[20, 22], id="async")
-    assert outcomes.next().return_value == 42
-
-
-def test_a_failing_run_is_a_task_error_with_the_workers_exception(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("arq_jobs:boom", "date", args=["no luck"], id="boom")
-    event = outcomes.next()
-    assert event.code == TASK_ERROR
-    assert isinstance(event.exception, ValueError)
-    assert "no luck" in str(event.exception)
-    assert event.traceback is not None
-    assert "ValueError" in event.traceback
+    config = {"type": "arq", "redis": arq_url(), "queue_name": worker_queue, "poll_interval": 0.1}
+    with running_scheduler(config, TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT) as started_:
+        yield started_
 
 
 def test_a_run_past_its_timeout_is_a_task_timeout(
@@ -143,34 +73,14 @@ def test_a_redis_that_does_not_answer_keeps_the_run_and_says_so(
     """Nothing listens on port 1: every enqueue fails, is logged with the address, and the
     run stays (no outcome, its instance held) while the executor retries."""
     executor = ArqExecutor("redis://127.0.0.1:1/6", queue_name="nowhere")
-    outcomes = Outcomes()
-    sched = BackgroundScheduler(executors={"default": executor})
-    sched.add_listener(outcomes, TASK_EXECUTED | TASK_ERROR)
-    sched.start()
-    try:
+    codes = TASK_EXECUTED | TASK_ERROR
+    with running_scheduler(executor, codes, wait=False) as (sched, outcomes):
         sched.add_task("arq_jobs:add", "date", args=[1, 2], id="waiting")
-        for _ in range(100):
-            if "cannot reach Redis at 127.0.0.1:1/6 (queue 'nowhere')" in caplog.text:
-                break
-            threading.Event().wait(0.1)
+        wait_for(lambda: "cannot reach Redis at 127.0.0.1:1/6 (queue 'nowhere')" in caplog.text)
         assert "cannot reach Redis at 127.0.0.1:1/6 (queue 'nowhere')" in caplog.text
         assert "kept and enqueued when it answers" in caplog.text
         assert executor.active_instances("waiting") == 1
         assert outcomes.events.empty()
-    finally:
-        sched.shutdown(wait=False)
-
-
-def _slot(name: str) -> datetime:
-    """A slot of this test's own (the queue name's random part as seconds)."""
-    return T0 + timedelta(seconds=int(name[-6:], 16))
-
-
-def _wait(condition: Any, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        threading.Event().wait(0.05)
 
 
 def test_a_run_taken_over_is_refused_by_arq_and_followed_under_its_key(
@@ -180,34 +90,29 @@ def test_a_run_taken_over_is_refused_by_arq_and_followed_under_its_key(
     takes over a dead one's run: arq holds one job, and both see its outcome."""
     caplog.set_level(logging.INFO, logger="tickwork.executors.ArqExecutor")
     name = new_queue()
-    hosts = [Host(asyncio.new_event_loop()) for _ in range(2)]
-    executors = [ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1) for _ in hosts]
-    for index, (executor, host) in enumerate(zip(executors, hosts, strict=True)):
-        executor.start(host, f"arq{index}")
-    slot = _slot(name)
+    executors = [ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1) for _ in range(2)]
+    at = slot(name)
     client = redis.Redis.from_url(arq_url())
     try:
-        executors[0].send_task(task("arq_jobs:add", 4, 5, id="taken"), [slot])
-        _wait(lambda: executors[0]._followed)
-        executors[1].send_task(task("arq_jobs:add", 4, 5, id="taken"), [slot])
-        _wait(lambda: "is already in arq" in caplog.text)
-        assert f"run {run_key('taken', slot)} is already in arq" in caplog.text
-        assert client.zcard(name) == 1
-        with arq_worker(name):
-            _wait(lambda: all(host.events for host in hosts))
-        assert [h.events[0].return_value for h in hosts] == [9, 9]
-        # After the run, its kept result still refuses the slot (a late take-over).
-        executors[1].send_task(task("arq_jobs:add", 4, 5, id="taken"), [slot])
-        _wait(lambda: caplog.text.count("is already in arq") == 2)
-        assert caplog.text.count("is already in arq") == 2
-        assert client.zcard(name) == 0
-        _wait(lambda: len(hosts[1].events) == 2)
-        assert hosts[1].events[1].return_value == 9
+        with started(list(executors), "arq") as hosts:
+            executors[0].send_task(task("arq_jobs:add", 4, 5, id="taken"), [at])
+            wait_for(lambda: executors[0]._followed)
+            executors[1].send_task(task("arq_jobs:add", 4, 5, id="taken"), [at])
+            wait_for(lambda: "is already in arq" in caplog.text)
+            assert f"run {run_key('taken', at)} is already in arq" in caplog.text
+            assert client.zcard(name) == 1
+            with arq_worker(name):
+                wait_for(lambda: all(host.events for host in hosts))
+            assert [h.events[0].return_value for h in hosts] == [9, 9]
+            # After the run, its kept result still refuses the slot (a late take-over).
+            executors[1].send_task(task("arq_jobs:add", 4, 5, id="taken"), [at])
+            wait_for(lambda: caplog.text.count("is already in arq") == 2)
+            assert caplog.text.count("is already in arq") == 2
+            assert client.zcard(name) == 0
+            wait_for(lambda: len(hosts[1].events) == 2)
+            assert hosts[1].events[1].return_value == 9
     finally:
-        for executor, host in zip(executors, hosts, strict=True):
-            executor.shutdown(wait=False)
-            host.event_loop.close()
-        client.delete(f"arq:result:{run_key('taken', slot)}")
+        client.delete(f"arq:result:{run_key('taken', at)}")
         client.close()
         clean(name)
 
@@ -216,43 +121,24 @@ def test_a_job_gone_from_redis_is_reported_lost() -> None:
     """A job removed from Redis (what a Redis restart does to a non-persistent server)
     ends its run TASK_ERROR with ArqRunLostError instead of holding it forever."""
     name = new_queue()
-    host = Host(asyncio.new_event_loop())
     executor = ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1)
-    executor.start(host, "arq")
-    slot = _slot(name)
+    at = slot(name)
     client = redis.Redis.from_url(arq_url())
     try:
-        executor.send_task(task("arq_jobs:add", 1, 1, id="lost"), [slot])
-        _wait(lambda: client.zcard(name) == 1)
-        assert client.zcard(name) == 1
-        client.delete(name, f"arq:job:{run_key('lost', slot)}")  # no worker ever ran it
-        _wait(lambda: host.events)
-        [event] = host.events
-        assert event.code == TASK_ERROR
-        assert isinstance(event.exception, ArqRunLostError)
-        assert run_key("lost", slot) in str(event.exception)
-        assert executor.active_instances("lost") == 0
+        with started([executor], "arq") as [host]:
+            executor.send_task(task("arq_jobs:add", 1, 1, id="lost"), [at])
+            wait_for(lambda: client.zcard(name) == 1)
+            assert client.zcard(name) == 1
+            client.delete(name, f"arq:job:{run_key('lost', at)}")  # no worker ever ran it
+            wait_for(lambda: host.events)
+            [event] = host.events
+            assert event.code == TASK_ERROR
+            assert isinstance(event.exception, ArqRunLostError)
+            assert run_key("lost", at) in str(event.exception)
+            assert executor.active_instances("lost") == 0
     finally:
-        executor.shutdown(wait=False)
-        host.event_loop.close()
         client.close()
         clean(name)
-
-
-def test_importing_the_executor_without_arq_names_the_extra() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; sys.modules['arq'] = None\n"
-        "try:\n"
-        "    import tickwork.executors.arq\n"
-        "except ImportError as exc:\n"
-        "    print(type(exc).__name__, exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("MissingDependencyError")
-    assert "pip install 'tickwork[arq]'" in out.stdout
 
 
 def test_the_run_key_is_the_scheduled_time_in_utc() -> None:
@@ -268,28 +154,79 @@ def test_a_job_whose_worker_died_is_run_again_by_another_and_said(tmp_path: Any)
     import signal
 
     name = new_queue()
-    host = Host(asyncio.new_event_loop())
     executor = ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1)
-    executor.start(host, "arq")
-    slot = _slot(name)
-    key = run_key("rerun", slot)
+    key = run_key("rerun", slot(name))
     client = redis.Redis.from_url(arq_url())
     log = tmp_path / "second.log"
     try:
-        with arq_worker(name, job_timeout=3.0) as first:
-            executor.send_task(task("arq_jobs:sleep", 2.0, id="rerun"), [slot])
-            _wait(lambda: client.exists(f"arq:in-progress:{key}"))
-            assert client.exists(f"arq:in-progress:{key}")
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        with arq_worker(name, log, job_timeout=3.0):
-            _wait(lambda: host.events, timeout=40.0)
-        [event] = host.events
-        assert event.code == TASK_EXECUTED
-        assert f"run {key} started again (try 2)" in log.read_text()
+        with started([executor], "arq") as [host]:
+            with arq_worker(name, job_timeout=3.0) as first:
+                executor.send_task(task("arq_jobs:sleep", 2.0, id="rerun"), [slot(name)])
+                wait_for(lambda: client.exists(f"arq:in-progress:{key}"))
+                assert client.exists(f"arq:in-progress:{key}")
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+            with arq_worker(name, log, job_timeout=3.0):
+                wait_for(lambda: host.events, timeout=40.0)
+            [event] = host.events
+            assert event.code == TASK_EXECUTED
+            assert f"run {key} started again (try 2)" in log.read_text()
     finally:
-        executor.shutdown(wait=False)
-        host.event_loop.close()
+        client.delete(f"arq:result:{key}")
+        client.close()
+        clean(name)
+
+
+def test_cancelling_a_running_job_aborts_it_and_ends_the_run_cancelled(
+    scheduler: tuple[BackgroundScheduler, Outcomes],
+) -> None:
+    """An async def function running at a worker (allow_abort_jobs) is cancelled at its
+    await; the run ends TASK_CANCELLED and its record says so."""
+    sched, outcomes = scheduler
+    sched.add_listener(outcomes, TASK_CANCELLED)
+    sched.add_task("arq_jobs:async_sleep", "date", args=[30.0], id="aborted")
+    running, key = running_run(sched, "aborted")
+    client = redis.Redis.from_url(arq_url())
+    try:
+        wait_for(lambda: client.exists(f"arq:in-progress:{key}"))
+        assert client.exists(f"arq:in-progress:{key}")
+        assert sched.cancel_run(running.run_id) is True
+        event = outcomes.next(10.0)
+        assert event.code == TASK_CANCELLED
+        assert isinstance(event.exception, RunCancelledError)
+        assert running.run_id in str(event.exception)
+        wait_for(lambda: sched.get_runs("aborted", outcome="cancelled"))
+        assert len(sched.get_runs("aborted", outcome="cancelled")) == 1
+    finally:
+        client.delete(f"arq:result:{key}")
+        client.close()
+
+
+def test_cancelling_a_queued_job_drops_it_before_any_worker_runs_it() -> None:
+    """No worker reads the queue when the run is cancelled: arq's abort mark makes the
+    worker that comes later drop the job unrun."""
+    name = new_queue()
+    executor = ArqExecutor(arq_url(), queue_name=name, poll_interval=0.1)
+    at = slot(name)
+    key = run_key("dropped", at)
+    client = redis.Redis.from_url(arq_url())
+    try:
+        with started([executor], "arq") as [host]:
+            executor.send_task(
+                task("arq_jobs:record", arq_url(), f"{name}:runs", id="dropped"), [at]
+            )
+            wait_for(lambda: client.zcard(name) == 1)
+            assert executor.cancel_run("dropped", at, "no longer wanted") == 1
+            assert executor.cancel_run("dropped", at, "asked twice") == 0
+            wait_for(lambda: client.zscore("arq:abort", key) is not None)
+            with arq_worker(name):
+                wait_for(lambda: host.events)
+            [event] = host.events
+            assert event.code == TASK_CANCELLED
+            assert str(event.exception) == "no longer wanted"
+            assert not client.exists(f"{name}:runs")  # the function never ran
+            assert executor.active_instances("dropped") == 0
+    finally:
         client.delete(f"arq:result:{key}")
         client.close()
         clean(name)

@@ -9,26 +9,19 @@ Short by default (about 30 s). ``TICKWORK_ARQ_FLEET_FULL=1`` runs 30 tasks every
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 import redis
-from arq_support import HERE, ROOT, arq_url, arq_worker, clean, new_queue
+from arq_support import arq_url, arq_worker, clean, new_queue
+from enqueue_support import FleetCount, fleet_scheduler, fleet_size, seed_fleet_store
 from servers import temporary_database
-
-from tickwork.stores.sqlalchemy import SQLAlchemyStore
-from tickwork.tasks import Task
-from tickwork.triggers import IntervalTrigger
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,61 +30,12 @@ pytestmark = [
     pytest.mark.timeout(400),
 ]
 
-FULL = os.environ.get("TICKWORK_ARQ_FLEET_FULL") == "1"
-TASKS, EVERY, RUN_FOR = (30, 20.0, 180.0) if FULL else (8, 2.0, 24.0)
-LEASE = 3.0
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TASKS, EVERY, RUN_FOR = fleet_size("TICKWORK_ARQ_FLEET_FULL")
 
 
-@contextlib.contextmanager
-def _scheduler(url: str, queue: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "arq_fleet_scheduler.py"),
-                url,
-                arq_url(),
-                queue,
-                str(LEASE),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def _tasks(counter: str) -> list[Task]:
-    now = datetime.now(UTC)
-    tasks = []
-    for index in range(TASKS):
-        trigger = IntervalTrigger(seconds=EVERY, start_at=EPOCH, timezone="UTC")
-        tasks.append(
-            Task(
-                "arq_jobs:record",
-                trigger,
-                args=(arq_url(), counter),
-                id=f"arq-fleet-{index:02d}",
-                executor="default",
-                coalesce=False,
-                max_instances=10,
-                mistrigger_grace_time=120.0,
-                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
-            )
-        )
-    return tasks
+def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
+    executor = {"type": "arq", "redis": arq_url(), "queue_name": queue, "poll_interval": 0.2}
+    return fleet_scheduler(url, executor, log)
 
 
 def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path) -> None:
@@ -100,12 +44,7 @@ def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path
     client = redis.Redis.from_url(arq_url(), decode_responses=True)
     try:
         with temporary_database("postgresql") as url:
-            store = SQLAlchemyStore(url, lease_time=LEASE)
-            store.start("setup")
-            try:
-                store.add_tasks(_tasks(counter))
-            finally:
-                store.shutdown()
+            seed_fleet_store(url, "arq_jobs:record", (arq_url(), counter), TASKS, EVERY)
             logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
             with (
                 arq_worker(queue, logs[0]),
@@ -129,28 +68,12 @@ def test_each_slot_reaches_a_worker_once_through_a_scheduler_kill(tmp_path: Path
         client.delete(counter)
         client.close()
         clean(queue)
-    by_task: dict[str, list[float]] = {}
-    for key in counts:
-        task_id, _, when = key.partition("@")
-        by_task.setdefault(task_id, []).append(datetime.fromisoformat(when).timestamp())
-    lost = []
-    for task_id, times in sorted(by_task.items()):
-        times.sort()
-        expected = round((times[-1] - times[0]) / EVERY) + 1
-        if expected != len(times):
-            lost.append((task_id, expected - len(times)))
-    duplicates = {key: n for key, n in counts.items() if n > 1}
+    count = FleetCount(counts, EVERY)
     reruns = sum(len(re.findall("started again", log.read_text())) for log in logs)
-    report = (
-        f"{TASKS} tasks x every {EVERY:g} s for {stopped_at - began:.0f} s: {len(counts)} slots "
-        f"executed, {sum(counts.values())} executions, lost {lost}, executed twice "
-        f"{duplicates}, arq re-runs of an unfinished job {reruns}"
-    )
+    extra = f"arq re-runs of an unfinished job {reruns}"
+    report = count.report(TASKS, stopped_at - began, extra)
     print(report)
-    assert len(by_task) == TASKS, report
-    assert not lost, report
     # No worker died: arq's at-least-once re-runs are the only allowed duplicates, and
     # there were none to allow.
-    assert not duplicates, report
+    count.assert_exactly_once(TASKS, RUN_FOR, report)
     assert reruns == 0, report
-    assert all(len(t) >= RUN_FOR / EVERY * 0.6 for t in by_task.values()), report

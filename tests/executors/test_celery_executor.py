@@ -3,107 +3,41 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import celery
 import pytest
-from celery_support import backend_url, celery_worker, delete_queue, new_queue
+import redis
+from celery_support import backend_url, celery_worker, delete_queue, module_worker_queue, new_queue
+from enqueue_support import Outcomes, running_run, running_scheduler, slot, started, wait_for
+from executor_host import task
 from servers import rabbitmq_url
 
-from tickwork.events import TASK_ERROR, TASK_EXECUTED, TaskExecutionEvent
-from tickwork.exceptions import CeleryTaskNotRegisteredError, InvalidTaskError
+from tickwork.events import TASK_CANCELLED, TASK_ERROR, TASK_EXECUTED
+from tickwork.exceptions import CeleryTaskNotRegisteredError, InvalidTaskError, RunCancelledError
 from tickwork.executors.celery import CeleryExecutor, run_key
+from tickwork.executors.celery_worker import CLAIM_PREFIX
 from tickwork.schedulers.background import BackgroundScheduler
 
 pytestmark = [pytest.mark.external_service("rabbitmq"), pytest.mark.external_service("redis")]
 
 
-@pytest.fixture(scope="module")
-def worker_queue() -> Iterator[str]:
-    """A queue of this module's own with one real worker consuming it."""
-    name = new_queue()
-    with celery_worker(name):
-        yield name
-
-
-class Outcomes:
-    """The run events of a scheduler, waited for one by one."""
-
-    def __init__(self) -> None:
-        self.events: queue.SimpleQueue[TaskExecutionEvent] = queue.SimpleQueue()
-
-    def __call__(self, event: Any) -> None:
-        self.events.put(event)
-
-    def next(self, timeout: float = 20.0) -> TaskExecutionEvent:
-        return self.events.get(timeout=timeout)
+worker_queue = module_worker_queue()
 
 
 @pytest.fixture
 def scheduler(worker_queue: str) -> Iterator[tuple[BackgroundScheduler, Outcomes]]:
-    outcomes = Outcomes()
-    sched = BackgroundScheduler(
-        executors={
-            "default": {
-                "type": "celery",
-                "app": rabbitmq_url(),
-                "backend": backend_url(),
-                "queue": worker_queue,
-                "poll_interval": 0.1,
-            }
-        }
-    )
-    sched.add_listener(outcomes, TASK_EXECUTED | TASK_ERROR)
-    sched.start()
-    try:
-        yield sched, outcomes
-    finally:
-        sched.shutdown()
-
-
-def test_a_run_is_executed_by_a_worker_and_its_result_comes_back(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    task = sched.add_task("celery_jobs:add", "date", args=[2, 3], id="add")
-    event = outcomes.next()
-    assert (event.code, event.task_id, event.return_value) == (TASK_EXECUTED, task.id, 5)
-
-
-def test_the_worker_sees_the_runs_key_as_its_celery_task_id(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:key", "date", id="keyed")
-    event = outcomes.next()
-    assert event.code == TASK_EXECUTED
-    assert event.return_value == run_key("keyed", event.scheduled_run_time)
-    assert "@" in event.return_value
-    assert event.return_value.endswith("+00:00")
-
-
-def test_a_coroutine_function_runs_in_the_worker(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:async_add", "date", args=[20, 22], id="async")
-    assert outcomes.next().return_value == 42
-
-
-def test_a_failing_run_is_a_task_error_with_the_workers_exception(
-    scheduler: tuple[BackgroundScheduler, Outcomes],
-) -> None:
-    sched, outcomes = scheduler
-    sched.add_task("celery_jobs:boom", "date", args=["no luck"], id="boom")
-    event = outcomes.next()
-    assert event.code == TASK_ERROR
-    assert "no luck" in str(event.exception)
-    assert event.traceback is not None
-    assert "ValueError" in event.traceback
+    config = {
+        "type": "celery",
+        "app": rabbitmq_url(),
+        "backend": backend_url(),
+        "queue": worker_queue,
+        "poll_interval": 0.1,
+    }
+    with running_scheduler(config, TASK_EXECUTED | TASK_ERROR) as started_:
+        yield started_
 
 
 def test_arguments_the_serializer_cannot_encode_are_refused_at_add_task(
@@ -134,20 +68,13 @@ def test_an_unknown_celery_task_name_is_an_error_event_and_the_task_is_kept(
     other = celery.Celery("tickwork_test_other", broker=rabbitmq_url(), backend=backend_url())
     orphan = other.task(name="tickwork_test.orphan", shared=False)(_orphan)
     globals()["orphan_task"] = orphan  # importable by reference: tickwork stores the ref
-    outcomes = Outcomes()
-    sched = BackgroundScheduler(
-        executors={"default": CeleryExecutor(app, queue=worker_queue, poll_interval=0.1)}
-    )
-    sched.add_listener(outcomes, TASK_ERROR)
-    sched.start()
-    try:
+    executor = CeleryExecutor(app, queue=worker_queue, poll_interval=0.1)
+    with running_scheduler(executor, TASK_ERROR) as (sched, outcomes):
         sched.add_task(orphan, "interval", hours=1, id="orphan", next_run_time=_now())
         event = outcomes.next()
         assert isinstance(event.exception, CeleryTaskNotRegisteredError)
         assert "'tickwork_test.orphan'" in str(event.exception)
         assert sched.get_task("orphan") is not None
-    finally:
-        sched.shutdown()
 
 
 def test_a_broker_that_does_not_answer_keeps_the_run_and_says_so(
@@ -156,25 +83,17 @@ def test_a_broker_that_does_not_answer_keeps_the_run_and_says_so(
     """Nothing listens on port 1: every send fails, is logged with the broker's URL, and
     the run stays (no outcome, its instance held) while the executor retries."""
     executor = CeleryExecutor("amqp://guest:guest@127.0.0.1:1//", backend=backend_url())
-    outcomes = Outcomes()
-    sched = BackgroundScheduler(executors={"default": executor})
-    sched.add_listener(outcomes, TASK_EXECUTED | TASK_ERROR)
-    sched.start()
-    seen = threading.Event()
-    try:
+    codes = TASK_EXECUTED | TASK_ERROR
+    with running_scheduler(executor, codes, wait=False) as (sched, outcomes):
         sched.add_task("celery_jobs:add", "date", args=[1, 2], id="waiting")
-        for _ in range(100):
-            if "cannot reach the Celery broker amqp://guest:**@127.0.0.1:1//" in caplog.text:
-                seen.set()
-                break
-            threading.Event().wait(0.1)
-        assert seen.is_set(), caplog.text
+        wait_for(
+            lambda: "cannot reach the Celery broker amqp://guest:**@127.0.0.1:1//" in caplog.text
+        )
+        assert "cannot reach the Celery broker amqp://guest:**@127.0.0.1:1//" in caplog.text
         assert "does not answer at start" in caplog.text
         assert "kept and sent when it answers" in caplog.text
         assert executor.active_instances("waiting") == 1
         assert outcomes.events.empty()
-    finally:
-        sched.shutdown(wait=False)
 
 
 def _orphan() -> None: ...
@@ -191,61 +110,138 @@ def test_a_run_taken_over_is_followed_under_its_key_and_not_sent_again(
 ) -> None:
     """Two executors (two schedulers) hand over the same slot, as a scheduler does when it
     takes over a dead one's run: the broker gets one message, and both see its outcome."""
-    import asyncio
     import logging
 
     import kombu
-    from executor_host import T0, Host, task
 
     caplog.set_level(logging.INFO, logger="tickwork.executors.CeleryExecutor")
     name = new_queue()
-    hosts = [Host(asyncio.new_event_loop()) for _ in range(2)]
     executors = [
         CeleryExecutor(rabbitmq_url(), backend=backend_url(), queue=name, poll_interval=0.1)
-        for _ in hosts
+        for _ in range(2)
     ]
-    for index, (executor, host) in enumerate(zip(executors, hosts, strict=True)):
-        executor.start(host, f"celery{index}")
-    slot = T0 + timedelta(seconds=int(name[-6:], 16))  # a slot of this test's own
+    at = slot(name)
     try:
-        executors[0].send_task(task("celery_jobs:add", 4, 5, id="taken"), [slot])
-        for _ in range(100):  # until the first one has published and marked it
-            if executors[0]._followed:
-                break
-            threading.Event().wait(0.05)
-        executors[1].send_task(task("celery_jobs:add", 4, 5, id="taken"), [slot])
-        for _ in range(100):
-            if "was sent by another scheduler" in caplog.text:
-                break
-            threading.Event().wait(0.05)
-        assert f"run {run_key('taken', slot)} was sent by another scheduler" in caplog.text
-        with kombu.Connection(rabbitmq_url()) as connection:
-            _, messages, _ = connection.channel().queue_declare(name, passive=True)
-        assert messages == 1
-        with celery_worker(name):
-            for _ in range(200):
-                if all(host.events for host in hosts):
-                    break
-                threading.Event().wait(0.05)
-        assert [h.events[0].return_value for h in hosts] == [9, 9]
+        with started(list(executors), "celery") as hosts:
+            executors[0].send_task(task("celery_jobs:add", 4, 5, id="taken"), [at])
+            wait_for(lambda: executors[0]._followed, 5.0)  # published and marked
+            executors[1].send_task(task("celery_jobs:add", 4, 5, id="taken"), [at])
+            wait_for(lambda: "was sent by another scheduler" in caplog.text, 5.0)
+            assert f"run {run_key('taken', at)} was sent by another scheduler" in caplog.text
+            with kombu.Connection(rabbitmq_url()) as connection:
+                _, messages, _ = connection.channel().queue_declare(name, passive=True)
+            assert messages == 1
+            with celery_worker(name):
+                wait_for(lambda: all(host.events for host in hosts), 10.0)
+            assert [h.events[0].return_value for h in hosts] == [9, 9]
     finally:
-        for executor, host in zip(executors, hosts, strict=True):
-            executor.shutdown(wait=False)
-            host.event_loop.close()
         delete_queue(name)
 
 
-def test_importing_the_executor_without_celery_names_the_extra() -> None:
-    import subprocess
-    import sys
+def test_cancelling_a_run_not_yet_sent_ends_it_cancelled_and_never_sends_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The broker does not answer (port 1): the run waits in the executor, and a cancel
+    ends it there, releasing its instance."""
+    executor = CeleryExecutor("amqp://guest:guest@127.0.0.1:1//", backend=backend_url())
+    codes = TASK_EXECUTED | TASK_ERROR | TASK_CANCELLED
+    with running_scheduler(executor, codes, wait=False) as (sched, outcomes):
+        sched.add_task("celery_jobs:add", "date", args=[1, 2], id="unsent")
+        wait_for(lambda: "cannot reach the Celery broker" in caplog.text)
+        (running,) = sched.get_runs("unsent", outcome="running")
+        assert sched.cancel_run(running.run_id) is True
+        event = outcomes.next()
+        assert event.code == TASK_CANCELLED
+        assert isinstance(event.exception, RunCancelledError)
+        assert running.run_id in str(event.exception)
+        assert executor.active_instances("unsent") == 0
+        wait_for(lambda: sched.get_runs("unsent", outcome="cancelled"))
+        assert len(sched.get_runs("unsent", outcome="cancelled")) == 1
 
-    code = (
-        "import sys; sys.modules['celery'] = None\n"
-        "try:\n"
-        "    import tickwork.executors.celery\n"
-        "except ImportError as exc:\n"
-        "    print(type(exc).__name__, exc)\n"
+
+def test_cancelling_a_sent_run_revokes_it_and_the_worker_drops_it() -> None:
+    """The message waits in a queue no worker reads; cancel_run revokes it (a broadcast
+    every worker keeps in memory), then a worker that got the revoke starts reading the
+    queue: it drops the message unrun, and the run ends TASK_CANCELLED."""
+    import socket
+
+    idle, waiting = new_queue(), new_queue()
+    executor = CeleryExecutor(
+        rabbitmq_url(), backend=backend_url(), queue=waiting, poll_interval=0.1
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("MissingDependencyError")
-    assert "pip install 'tickwork[celery]'" in out.stdout
+    client = redis.Redis.from_url(backend_url())
+    try:
+        with (
+            celery_worker(idle, "wc"),
+            running_scheduler(executor, TASK_EXECUTED | TASK_ERROR | TASK_CANCELLED) as (
+                sched,
+                outcomes,
+            ),
+        ):
+            sched.add_task("celery_jobs:add", "date", args=[1, 2], id="revoked")
+            wait_for(lambda: executor._followed)
+            (running,) = sched.get_runs("revoked", outcome="running")
+            key = run_key("revoked", running.scheduled_run_time)
+            assert sched.cancel_run(running.run_id) is True
+            wait_for(lambda: all(run.revoked for run in executor._followed.values()))
+            # Broadcast after the revoke, so the worker has it when the message arrives.
+            executor.app.control.add_consumer(
+                waiting, destination=[f"wc-{idle}@{socket.gethostname()}"], reply=True
+            )
+            event = outcomes.next()
+            assert event.code == TASK_CANCELLED
+            assert isinstance(event.exception, RunCancelledError)
+            assert not client.exists(CLAIM_PREFIX + key)  # tickwork.run never started
+            wait_for(lambda: sched.get_runs("revoked", outcome="cancelled"))
+            assert len(sched.get_runs("revoked", outcome="cancelled")) == 1
+    finally:
+        client.close()
+        delete_queue(waiting)
+
+
+def test_a_purged_message_is_released_by_marking_it_revoked_in_the_backend() -> None:
+    """A message purged from its queue never reaches a worker, so its run stays followed
+    (documented); writing REVOKED for its key in the result backend, as docs/celery.md
+    says, ends it TASK_ERROR with the reason and releases its instance."""
+    import kombu
+
+    name = new_queue()
+    executor = CeleryExecutor(rabbitmq_url(), backend=backend_url(), queue=name, poll_interval=0.1)
+    at = slot(name)
+    key = run_key("purged", at)
+    try:
+        with started([executor], "celery") as [host]:
+            executor.send_task(task("celery_jobs:add", 1, 1, id="purged"), [at])
+            wait_for(lambda: executor._followed, 5.0)
+            with kombu.Connection(rabbitmq_url()) as connection:
+                assert connection.channel().queue_purge(name) == 1
+            threading.Event().wait(0.5)  # polls that find nothing: the run stays
+            assert executor.active_instances("purged") == 1
+            executor.app.backend.mark_as_revoked(key, reason="purged by hand")
+            wait_for(lambda: host.events, 5.0)
+            [event] = host.events
+            assert event.code == TASK_ERROR
+            assert "purged by hand" in str(event.exception)
+            assert executor.active_instances("purged") == 0
+    finally:
+        executor.app.backend.forget(key)
+        delete_queue(name)
+
+
+def test_a_run_a_worker_has_started_is_not_counted_as_cancelled_and_runs_on(
+    scheduler: tuple[BackgroundScheduler, Outcomes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """tickwork never terminates a worker's process: a started run (its claim written by
+    tickwork.run) cannot be cancelled, which cancel_run says (False, and a warning), and
+    its outcome comes back as it ended."""
+    sched, outcomes = scheduler
+    sched.add_task("celery_jobs:sleep", "date", args=[2.0], id="started")
+    running, key = running_run(sched, "started")
+    client = redis.Redis.from_url(backend_url())
+    try:
+        wait_for(lambda: client.exists(CLAIM_PREFIX + key), 10.0)
+        assert sched.cancel_run(running.run_id) is False
+        assert f"run {key} has started at a worker" in caplog.text
+        assert outcomes.next().code == TASK_EXECUTED
+    finally:
+        client.close()

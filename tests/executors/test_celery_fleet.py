@@ -9,28 +9,22 @@ Short by default (about 40 s). ``TICKWORK_CELERY_FLEET_FULL=1`` runs the issue's
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
 from pathlib import Path
+from subprocess import Popen
 
 import psycopg
 import pytest
 import sqlalchemy
-from celery_support import HERE, ROOT, backend_url, celery_worker, new_queue
+from celery_support import backend_url, celery_worker, new_queue
+from enqueue_support import FleetCount, fleet_scheduler, fleet_size, seed_fleet_store
 from servers import rabbitmq_url, temporary_database
-
-from tickwork.stores.sqlalchemy import SQLAlchemyStore
-from tickwork.tasks import Task
-from tickwork.triggers import IntervalTrigger
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,10 +34,7 @@ pytestmark = [
     pytest.mark.timeout(400),
 ]
 
-FULL = os.environ.get("TICKWORK_CELERY_FLEET_FULL") == "1"
-TASKS, EVERY, RUN_FOR = (30, 20.0, 180.0) if FULL else (8, 2.0, 24.0)
-LEASE = 3.0
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TASKS, EVERY, RUN_FOR = fleet_size("TICKWORK_CELERY_FLEET_FULL")
 TABLE = "celery_helper_runs"
 
 
@@ -53,35 +44,15 @@ def _libpq(url: str) -> str:
     )
 
 
-@contextlib.contextmanager
-def _scheduler(url: str, queue: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "celery_fleet_scheduler.py"),
-                url,
-                rabbitmq_url(),
-                backend_url(),
-                queue,
-                str(LEASE),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+def _scheduler(url: str, queue: str, log: Path) -> AbstractContextManager[Popen[bytes]]:
+    executor = {
+        "type": "celery",
+        "app": rabbitmq_url(),
+        "backend": backend_url(),
+        "queue": queue,
+        "poll_interval": 0.2,
+    }
+    return fleet_scheduler(url, executor, log)
 
 
 def _rabbit_restart(down_for: float) -> None:
@@ -96,27 +67,6 @@ def _rabbit_restart(down_for: float) -> None:
         subprocess.run([ctl, "start_app"], check=True, capture_output=True, timeout=120)
 
 
-def _tasks(dsn: str) -> list[Task]:
-    now = datetime.now(UTC)
-    tasks = []
-    for index in range(TASKS):
-        trigger = IntervalTrigger(seconds=EVERY, start_at=EPOCH, timezone="UTC")
-        tasks.append(
-            Task(
-                "celery_jobs:record",
-                trigger,
-                args=(dsn, TABLE),
-                id=f"celery-fleet-{index:02d}",
-                executor="default",
-                coalesce=False,
-                max_instances=10,
-                mistrigger_grace_time=120.0,
-                next_run_time=trigger.get_next_trigger_time(UTC, None, now + timedelta(seconds=3)),
-            )
-        )
-    return tasks
-
-
 def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
     tmp_path: Path,
 ) -> None:
@@ -125,12 +75,7 @@ def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
         dsn = _libpq(url)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"CREATE TABLE {TABLE} (run_key text NOT NULL)")
-        store = SQLAlchemyStore(url, lease_time=LEASE)
-        store.start("setup")
-        try:
-            store.add_tasks(_tasks(dsn))
-        finally:
-            store.shutdown()
+        seed_fleet_store(url, "celery_jobs:record", (dsn, TABLE), TASKS, EVERY)
         logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
         with (
             celery_worker(queue, "w1", logs[0]),
@@ -150,26 +95,10 @@ def test_each_slot_reaches_a_worker_once_through_a_kill_and_a_broker_restart(
         with psycopg.connect(dsn) as conn:
             keys = [row[0] for row in conn.execute(f"SELECT run_key FROM {TABLE}")]
     counts = Counter(keys)
-    by_task: dict[str, list[float]] = {}
-    for key in counts:
-        task_id, _, when = key.partition("@")
-        by_task.setdefault(task_id, []).append(datetime.fromisoformat(when).timestamp())
-    lost = []
-    for task_id, times in sorted(by_task.items()):
-        times.sort()
-        expected = round((times[-1] - times[0]) / EVERY) + 1
-        if expected != len(times):
-            lost.append((task_id, expected - len(times)))
-    duplicates = {key: n for key, n in counts.items() if n > 1}
+    count = FleetCount(dict(counts), EVERY)
     dropped = sum(len(re.findall("duplicate dropped", log.read_text())) for log in logs)
-    report = (
-        f"{TASKS} tasks x every {EVERY:g} s for {stopped_at - began:.0f} s: {len(counts)} slots "
-        f"executed, {sum(counts.values())} executions, lost {lost}, executed twice "
-        f"{duplicates}, duplicate deliveries dropped by the workers {dropped}"
+    report = count.report(
+        TASKS, stopped_at - began, f"duplicate deliveries dropped by the workers {dropped}"
     )
     print(report)
-    assert len(by_task) == TASKS, report
-    assert not lost, report
-    assert not duplicates, report
-    # Every task ran from the start to near the end: slots were not silently stopped.
-    assert all(len(t) >= RUN_FOR / EVERY * 0.6 for t in by_task.values()), report
+    count.assert_exactly_once(TASKS, RUN_FOR, report)

@@ -25,22 +25,17 @@ run keeps its slot (and its lease).
 from __future__ import annotations
 
 import logging
-import queue as queues
-import threading
-import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from tickwork.events import TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT, TaskExecutionEvent
+from tickwork.events import TASK_ERROR, TASK_EXECUTED, TASK_TIMEOUT
 from tickwork.exceptions import (
     CeleryTaskNotRegisteredError,
     ConfigurationError,
     InvalidTaskError,
     MissingDependencyError,
 )
+from tickwork.executors._enqueueing import EnqueuedRun, EnqueueingExecutor
 from tickwork.executors._keys import run_key
-from tickwork.executors.base import BaseExecutor, ExecutorHost, run_log_extra
 from tickwork.tasks import Task
 from tickwork.utils import ref_to_obj
 
@@ -54,6 +49,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "celery", "CeleryExecutor", "pip install 'tickwork[celery]'"
     ) from exc
 
+from tickwork.executors.celery_worker import CLAIM_PREFIX
+
 __all__ = ["WORKER_TASK_NAME", "CeleryExecutor", "run_key"]
 
 #: The name of the worker task that calls a task's ``"module:function"`` reference
@@ -63,9 +60,6 @@ WORKER_TASK_NAME = "tickwork.run"
 #: The prefix of the "sent" markers in the result backend.
 SENT_PREFIX = "tickwork-celery-sent-"
 
-#: Seconds between two attempts to reach a broker that did not answer (the last repeats).
-SEND_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
-
 #: Celery states after which a run is over.
 _FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
@@ -73,22 +67,7 @@ _FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 _TIME_LIMITS = frozenset({"TimeLimitExceeded", "SoftTimeLimitExceeded"})
 
 
-@dataclass(slots=True)
-class _Run:
-    """One run handed to the executor: unsent, then followed until its outcome."""
-
-    task_id: str
-    store: str | None
-    run_time: datetime
-    key: str
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    options: dict[str, Any] = field(default_factory=dict)
-    sent_at: float | None = None
-
-
-class CeleryExecutor(BaseExecutor):
+class CeleryExecutor(EnqueueingExecutor):
     """Enqueue each run as a Celery task (see the module docstring for the guarantee).
 
     ``app`` is a :class:`celery.Celery` application, its ``"module:attribute"``
@@ -102,7 +81,18 @@ class CeleryExecutor(BaseExecutor):
     ``soft_time_limit``, and ``time_limit`` a second later; Celery's prefork pool enforces
     them, its solo pool does not). tickwork's own ``retries`` cannot be kept per key, and
     are refused: use Celery's ``autoretry_for`` on the Celery task.
+
+    ``cancel_run`` revokes the run's message (``control.revoke``, never ``terminate``:
+    Celery documents terminating as unsafe to call from a program, the worker process may
+    have gone on to another task). A worker drops a revoked message it has not started,
+    and the run ends ``TASK_CANCELLED``; one already running goes on to its end (and is
+    not counted as cancelled when the executor can see it started: see
+    :meth:`_already_started`).
     """
+
+    verb = "sent"
+    retry_hint = "); let Celery retry it (autoretry_for= on the Celery task)"
+    _published_elsewhere: ClassVar[str] = "was sent by another scheduler"
 
     def __init__(
         self,
@@ -111,17 +101,14 @@ class CeleryExecutor(BaseExecutor):
         queue: str | None = None,
         poll_interval: float = 0.5,
     ) -> None:
-        super().__init__()
         if app is None:
             raise ConfigurationError(
                 "CeleryExecutor needs app: a Celery app, its 'module:attribute' reference "
                 "or a broker URL"
             )
-        if poll_interval <= 0:
-            raise ConfigurationError(f"poll_interval must be positive, got {poll_interval!r}")
+        super().__init__(poll_interval)
         self.app: celery.Celery = _make_app(app, backend)
         self.queue = queue
-        self.poll_interval = poll_interval
         result_backend = self.app.backend
         if not isinstance(result_backend, KeyValueStoreBackend):
             raise ConfigurationError(
@@ -130,63 +117,11 @@ class CeleryExecutor(BaseExecutor):
                 f"{type(result_backend).__name__}"
             )
         self._backend: KeyValueStoreBackend = result_backend
-        self._unsent: queues.SimpleQueue[_Run | None] = queues.SimpleQueue()
-        self._followed: dict[str, _Run] = {}
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- what goes to Celery --------------------------------------------------------------
 
-    def start(self, host: ExecutorHost, alias: str) -> None:
-        """Start the thread that publishes runs and follows them."""
-        super().start(host, alias)
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._work, name=f"tickwork-celery-{alias}", daemon=True
-        )
-        self._thread.start()
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop sending. Runs already enqueued go on at the workers; with ``wait`` the
-        runs not yet sent are tried once more before the thread stops. A run whose outcome
-        is not known here keeps its store record, so a scheduler of the fleet takes it
-        over and follows the same key (it is not sent again)."""
-        self._stop_accepting()
-        self._stop.set()
-        self._unsent.put(None)
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(30.0 if wait else 0.0)
-        with self._instances_lock:
-            left = len(self._followed)
-        if left:
-            self.logger.warning(
-                "executor %r stopped while following %d enqueued run(s): their outcome is "
-                "the workers'; a shared store hands their records to another scheduler",
-                self.alias,
-                left,
-            )
-        with self._instances_lock:
-            self._followed.clear()
-            self._instances.clear()
-            self._idle.notify_all()
-
-    def wait_until_idle(self, timeout: float | None = None) -> bool:
-        """True at once: an enqueued run belongs to the workers, and a scheduler shutting
-        down does not wait for their outcome (its record stays for the fleet)."""
-        return True
-
-    # -- checks ---------------------------------------------------------------------------
-
-    def validate_task(self, task: Task) -> None:
-        """Refuse at ``add_task`` what cannot go to Celery: arguments its serializer
-        cannot encode, and tickwork retries (see the class docstring)."""
-        if task._profile.policy.retries:
-            raise InvalidTaskError(
-                f"task {task.id!r}: retries={task._profile.policy.retries} cannot be kept by "
-                "CeleryExecutor (a retry would reuse the run's key); let Celery retry it "
-                "(autoretry_for= on the Celery task)"
-            )
+    def _check_arguments(self, task: Task) -> None:
+        """Refuse arguments the app's serializer cannot encode."""
         serializer = self.app.conf.task_serializer
         try:
             kombu_dumps((tuple(task.args), dict(task.kwargs)), serializer=serializer)  # type: ignore[no-untyped-call]
@@ -196,12 +131,7 @@ class CeleryExecutor(BaseExecutor):
                 f"{serializer!r} serializer: {exc}"
             ) from None
 
-    # -- sending --------------------------------------------------------------------------
-
-    def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
-        """Queue each run for the sending thread (never blocks on the broker)."""
-        if self._thread is None:
-            raise ConfigurationError(f"executor {self.alias!r} is not started")
+    def _message(self, task: Task) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         name, args = _celery_call(task)
         options: dict[str, Any] = {}
         timeout = task._profile.policy.timeout
@@ -209,90 +139,25 @@ class CeleryExecutor(BaseExecutor):
             options = {"soft_time_limit": timeout, "time_limit": timeout + 1.0}
         if self.queue is not None:
             options["queue"] = self.queue
-        # More than one run time (a backlog not coalesced) is one message per run: each
-        # slot has its own key. They share the instance slot of max_instances.
-        for run_time in run_times:
-            self._unsent.put(
-                _Run(
-                    task.id,
-                    task.store_alias,
-                    run_time,
-                    run_key(task.id, run_time),
-                    name,
-                    args,
-                    dict(task.kwargs),
-                    options,
-                )
-            )
-        with self._instances_lock:
-            # One message per run, one instance for them all: the instance count goes back
-            # when the last of them ends (see _ended).
-            self._instances[task.id] += len(run_times) - 1
+        return name, args, options
 
-    def _work(self) -> None:
-        """The executor's thread: publish what is queued, read outcomes, repeat."""
-        self._check_broker()
-        pending: list[_Run] = []
-        failures = 0
-        retry_at = 0.0
-        while not self._stop.is_set() or pending:
-            timeout = self.poll_interval if self._followed or pending else 1.0
-            pending.extend(self._drain(timeout))
-            if self._stop.is_set() and not pending:
-                break
-            if pending and time.monotonic() >= retry_at:
-                pending, error = self._publish_all(pending)
-                if error is not None:
-                    delay = SEND_BACKOFF[min(failures, len(SEND_BACKOFF) - 1)]
-                    failures += 1
-                    retry_at = time.monotonic() + delay
-                    self.logger.error(
-                        "executor %r cannot reach the Celery broker %s (%s); %d run(s) are "
-                        "kept and sent when it answers (next try in %.1f s)",
-                        self.alias,
-                        self._broker_uri(),
-                        error,
-                        len(pending),
-                        delay,
-                    )
-                    if self._stop.is_set():
-                        break
-                else:
-                    failures = 0
-            self._poll()
-
-    def _check_broker(self) -> None:
-        """Say at start (on this thread: the scheduler's start never waits for it) when
-        the broker does not answer; runs are kept and sent once it does."""
+    def _open(self) -> None:
+        """Say at start when the broker does not answer; runs are kept and sent once it
+        does."""
         try:
             with self.app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=5)
         except Exception as exc:
-            self.logger.error(
-                "executor %r: the Celery broker %s does not answer at start (%s); runs are "
-                "kept and sent when it answers, retried with backoff",
-                self.alias,
-                self._broker_uri(),
-                exc,
-            )
+            self._not_answering_at_start(exc)
 
-    def _broker_uri(self) -> str:
+    def _where(self) -> str:
         """The broker's URL with its password masked (for log lines)."""
         with self.app.connection_for_write() as connection:
-            return str(connection.as_uri())
+            return f"the Celery broker {connection.as_uri()}"
 
-    def _drain(self, timeout: float) -> list[_Run]:
-        runs: list[_Run] = []
-        try:
-            item = self._unsent.get(timeout=timeout)
-            while True:
-                if item is not None:
-                    runs.append(item)
-                item = self._unsent.get_nowait()
-        except queues.Empty:
-            return runs
+    # -- sending --------------------------------------------------------------------------
 
-    def _publish_all(self, runs: list[_Run]) -> tuple[list[_Run], Exception | None]:
+    def _publish_all(self, runs: list[EnqueuedRun]) -> tuple[list[EnqueuedRun], Exception | None]:
         """Publish ``runs`` in order; return those left (from the first failure) and the
         broker's error."""
         known = self._registered()
@@ -300,7 +165,7 @@ class CeleryExecutor(BaseExecutor):
         try:
             with self.app.producer_or_acquire() as producer:
                 for index, run in enumerate(runs):  # noqa: B007 (read after a failure)
-                    if known is not None and run.name not in known:
+                    if known is not None and run.target not in known:
                         self._unknown_task(run, known)
                         continue
                     self._publish(run, producer)
@@ -314,13 +179,14 @@ class CeleryExecutor(BaseExecutor):
         names = {name for name in self.app.tasks if not name.startswith("celery.")}
         return names | {WORKER_TASK_NAME} if names else None
 
-    def _publish(self, run: _Run, producer: Any) -> None:
+    def _publish(self, run: EnqueuedRun, producer: Any) -> None:
         """Send one run unless its key is marked sent (a run taken over from a dead
         scheduler), then follow it."""
         marker = SENT_PREFIX + run.key
-        if self._backend.get(marker) is None:
+        already_there = self._backend.get(marker) is not None
+        if not already_there:
             self.app.send_task(
-                run.name,
+                run.target,
                 args=run.args,
                 kwargs=run.kwargs,
                 task_id=run.key,
@@ -329,27 +195,45 @@ class CeleryExecutor(BaseExecutor):
                 **run.options,
             )
             self._backend.set(marker, b"1")
-        else:
-            self.logger.info(
-                "run %s was sent by another scheduler: following it, not sending it again",
-                run.key,
-                extra=run_log_extra(run.task_id, run.run_time),
-            )
-        run.sent_at = time.monotonic()
-        self._followed[run.key] = run
+        self._follow(run, already_there)
 
-    def _unknown_task(self, run: _Run, known: set[str]) -> None:
+    def _unknown_task(self, run: EnqueuedRun, known: set[str]) -> None:
         """A run for a Celery task the app does not know: an error event naming it; the
         task stays in its store (its next runs are tried again)."""
-        exc = CeleryTaskNotRegisteredError(run.name, self.app.main or "", sorted(known))
+        exc = CeleryTaskNotRegisteredError(run.target, self.app.main or "", sorted(known))
         self._ended(run, TASK_ERROR, exception=exc, traceback=str(exc))
+
+    def _already_started(self, runs: list[EnqueuedRun]) -> set[str]:
+        """The runs a worker has started: those of ``tickwork.run`` whose claim is written
+        (it claims before it runs), and any in state ``STARTED`` (workers with
+        ``task_track_started``). A backend that does not answer: none known."""
+        keys = [run.key for run in runs]
+        try:
+            metas = self._backend.mget([self._backend.get_key_for_task(key) for key in keys])
+            started = {
+                key
+                for key, meta in zip(keys, metas, strict=True)
+                if meta is not None and self._backend.decode_result(meta).get("status") == "STARTED"
+            }
+            client = getattr(self._backend, "client", None)
+            claimed = [run.key for run in runs if run.target == WORKER_TASK_NAME]
+            if client is not None and claimed:
+                marks = client.mget([CLAIM_PREFIX + key for key in claimed])
+                started.update(key for key, mark in zip(claimed, marks, strict=True) if mark)
+        except Exception as exc:
+            self.logger.warning("could not read whether runs have started (%s)", exc)
+            return set()
+        return started
+
+    def _revoke(self, runs: list[EnqueuedRun]) -> None:
+        """Revoke the runs' messages at every worker (no ``terminate``: see the class
+        docstring)."""
+        self.app.control.revoke([run.key for run in runs])
 
     # -- following ------------------------------------------------------------------------
 
     def _poll(self) -> None:
         """Read the result backend for every followed run; report those that ended."""
-        if not self._followed:
-            return
         keys = list(self._followed)
         try:
             values = self._backend.mget([self._backend.get_key_for_task(key) for key in keys])
@@ -361,25 +245,21 @@ class CeleryExecutor(BaseExecutor):
                 continue
             meta = self._backend.decode_result(value)
             if meta.get("status") in _FINAL:
-                run = self._followed.pop(key, None)
-                if run is not None:  # (None: shutdown() let it go meanwhile)
+                run = self._take(key)
+                if run is not None:
                     self._report(run, meta)
 
-    def _report(self, run: _Run, meta: dict[str, Any]) -> None:
+    def _report(self, run: EnqueuedRun, meta: dict[str, Any]) -> None:
         result = meta.get("result")
         if meta["status"] == "SUCCESS":
-            self._ended(run, TASK_EXECUTED, return_value=result)
+            self._outcome(run, TASK_EXECUTED, False, return_value=result)
             return
         exc = result if isinstance(result, BaseException) else RuntimeError(str(result))
         code = TASK_TIMEOUT if type(exc).__name__ in _TIME_LIMITS else TASK_ERROR
-        self._ended(run, code, exception=exc, traceback=meta.get("traceback") or repr(exc))
-
-    def _ended(self, run: _Run, code: int, **fields: Any) -> None:
-        duration = None if run.sent_at is None else time.monotonic() - run.sent_at
-        event = TaskExecutionEvent(
-            code, run.task_id, run.store, run.run_time, duration=duration, **fields
+        dropped = meta["status"] == "REVOKED"
+        self._outcome(
+            run, code, dropped, exception=exc, traceback=meta.get("traceback") or repr(exc)
         )
-        self._run_finished(run.task_id, [event])
 
 
 def _make_app(app: Any, backend: str | None) -> celery.Celery:

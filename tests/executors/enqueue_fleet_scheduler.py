@@ -1,12 +1,14 @@
-"""One scheduler of the arq fleet test: an AsyncIOScheduler on a shared SQL store whose runs
-go to arq. Prints ``ready`` once started; SIGTERM stops it cleanly.
+"""One scheduler of the Celery and arq fleet tests: an AsyncIOScheduler on a shared SQL
+store whose runs go to the executor given as JSON (its config dict). Prints ``ready``
+once started; SIGTERM stops it cleanly.
 
-Usage: ``python arq_fleet_scheduler.py SQL_URL REDIS_URL QUEUE LEASE``.
+Usage: ``python enqueue_fleet_scheduler.py SQL_URL LEASE EXECUTOR_JSON``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -16,18 +18,11 @@ from tickwork.stores.sqlalchemy import SQLAlchemyStore
 
 
 async def main() -> None:
-    url, redis_url, queue, lease = sys.argv[1:5]
+    url, lease, executor = sys.argv[1:4]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     scheduler = AsyncIOScheduler(
         stores={"default": SQLAlchemyStore(url, lease_time=float(lease))},
-        executors={
-            "default": {
-                "type": "arq",
-                "redis": redis_url,
-                "queue_name": queue,
-                "poll_interval": 0.2,
-            }
-        },
+        executors={"default": json.loads(executor)},
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
