@@ -218,7 +218,8 @@ async def test_the_asyncio_executor_queues_plain_functions_for_its_threads_not_c
             for label, _, _ in ASKED:
                 assert await asked[label] == label
         assert ORDER == SERVED_AROUND_A_COROUTINE
-        assert scheduler._run_now.queue._queues == {}  # nothing left waiting or watched
+        assert scheduler._run_now.queue._queues == {}  # nothing left waiting
+        assert scheduler._run_now.queue._watched == {}  # nor watched
     finally:
         GATE.set()
         await scheduler.shutdown_async()

@@ -38,7 +38,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from tickwork.events import (
     TASK_CANCELLED,
@@ -52,7 +52,7 @@ from tickwork.executors.base import WorkerCapacity
 from tickwork.schedulers._events import EventHub
 from tickwork.tasks import Task
 
-__all__ = ["OUTCOMES", "QueuedRun", "RunQueue"]
+__all__ = ["OUTCOMES", "Executor", "QueuedRun", "RunQueue"]
 
 #: The events that end a run (and free its slot and, by then, its worker).
 OUTCOMES = TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT | TASK_CANCELLED
@@ -84,6 +84,15 @@ class QueuedRun:
         self.withdrawn = False
 
 
+class Executor(WorkerCapacity, Protocol):
+    """What the queue asks of an executor: its free workers, and its active instances
+    of a task (a request whose task is at its ``max_instances`` is not tried)."""
+
+    def active_instances(self, task_id: str) -> int:
+        """How many instances of ``task_id`` run in the executor now."""
+        ...
+
+
 #: A queue entry: (-priority, arrival, request); arrivals are unique, so entries sort by
 #: priority, then arrival, and requests are never compared.
 _Entry = tuple[int, int, QueuedRun]
@@ -97,7 +106,7 @@ class RunQueue:
     def __init__(
         self,
         start: Callable[[QueuedRun], concurrent.futures.Future[Any]],
-        executor: Callable[[str], WorkerCapacity | None],
+        executor: Callable[[str], Executor | None],
         events: EventHub,
         logger: logging.Logger,
     ) -> None:
@@ -109,7 +118,7 @@ class RunQueue:
         #: Sorted lists of entries, by executor alias; an alias with none is left out.
         self._queues: dict[str, list[_Entry]] = {}
         #: The executors watched for free workers (those with a queue).
-        self._watched: dict[str, WorkerCapacity] = {}
+        self._watched: dict[str, Executor] = {}
         self._arrivals = itertools.count()
         self._listening = False
         #: One walk at a time (re-entrant: an executor that runs a task inside send_task
@@ -190,7 +199,12 @@ class RunQueue:
             for entry in waiting:
                 request = entry[2]
                 task = request.task
-                if task.id in held:
+                if task.id in held or (
+                    # (Checked again when it starts: this only spares a futile try.)
+                    executor is not None
+                    and executor.active_instances(task.id) >= task._profile.max_instances
+                ):
+                    held.add(task.id)
                     request.waits_for = _at_max_instances(task)
                     continue
                 free = None if executor is None else executor.free_workers(task)
