@@ -15,7 +15,7 @@ served: list[str] = []
 
 def export(reason: str) -> str:
     served.append(reason)
-    time.sleep(0.05)  # holds the only worker
+    time.sleep(0.2)  # holds the only worker
     return reason
 
 
@@ -30,7 +30,8 @@ async def main() -> None:
     # One worker for both tasks: while it is busy, requests wait for it by priority.
     ask = scheduler.run_task_now_queued
     monthly = asyncio.create_task(ask("invoices", args=["monthly invoices"]))
-    await asyncio.sleep(0.01)
+    while not served:  # until it holds the worker
+        await asyncio.sleep(0.001)
     thumbnails = asyncio.create_task(ask("thumbnails", args=["new thumbnails"]))
     support = asyncio.create_task(ask("invoices", priority=5, args=["invoice for support"]))
     await asyncio.gather(monthly, thumbnails, support)
