@@ -205,6 +205,13 @@ class ProcessPool:
             self._assign(worker, instance)
         self._send(worker, instance)
 
+    def free(self) -> int:
+        """How many more instances would start at once now: ``max_workers`` less the
+        instances running or queued (0 when instances wait for a worker)."""
+        with self._lock:
+            taken = len(self._workers) - len(self._idle) + len(self._queue)
+            return max(self._max_workers - taken, 0)
+
     def cancel(self, task_id: str | None, run_time: datetime | None, reason: str) -> int:
         """Cancel the instances holding ``task_id``'s run at ``run_time`` (``None``:
         every instance of the task; ``task_id`` ``None``: every instance): queued ones

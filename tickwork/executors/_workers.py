@@ -119,7 +119,20 @@ class ThreadWorkers:
         #: The workers' thread idents (see submit).
         self._idents: set[int] = set()
         self._shutdown = False
+        #: Called by a worker each time it is done with a call and counted free (see
+        #: :meth:`free`), while someone waits for a free worker (the run-now queue);
+        #: ``None`` (the usual case) costs one check per call.
+        self.on_free: Callable[[], None] | None = None
         _pools.add(self)
+
+    def free(self) -> int:
+        """How many more calls would start at once now: ``max_workers`` less the calls
+        queued or running (0 when calls wait in the backlog)."""
+        with self._lock:
+            # Each queued or running call counts on a worker that is not idle (a thread
+            # running it, or counted on for it), or waits in the backlog: see submit.
+            taken = len(self._threads) - self._idle + self._backlog
+            return max(self.max_workers - taken, 0)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; it runs in a worker thread, its outcome is its own
@@ -236,6 +249,12 @@ class ThreadWorkers:
                     self._backlog -= 1  # the next call is this worker's
                 else:
                     self._idle += 1
+            on_free = self.on_free
+            if on_free is not None:
+                try:
+                    on_free()
+                except Exception:  # (a watcher's bug must not end the worker)
+                    _logger.exception("the free-worker callback of %r raised", self._prefix)
             call = get()
 
     def owns_current_thread(self) -> bool:
@@ -275,3 +294,4 @@ class ThreadWorkers:
         self._finished = 0
         self._grower = None
         self._idents = set()
+        self.on_free = None

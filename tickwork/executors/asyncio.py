@@ -58,6 +58,9 @@ class AsyncIOExecutor(BaseExecutor):
     ``shutdown(wait=True)`` waits for active runs and never cancels them.
     """
 
+    #: The watch_workers callback (None: not watched).
+    _on_free: Callable[[], None] | None = None
+
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
         self.max_workers = max_workers
@@ -88,6 +91,7 @@ class AsyncIOExecutor(BaseExecutor):
         self._loop_host = host
         self._loop = loop
         self._threads = ThreadWorkers(self.max_workers, thread_name_prefix=f"tickwork-{alias}")
+        self._threads.on_free = self._on_free
 
     def _on_loop_thread(self) -> bool:
         # Read from the scheduler each time: a loop given before it runs gets its thread
@@ -337,6 +341,22 @@ class AsyncIOExecutor(BaseExecutor):
             cancel()
         else:
             loop.call_soon_threadsafe(cancel)
+
+    def free_workers(self, task: Task) -> int | None:
+        """``None`` for a coroutine (the loop takes any number of them); for a plain
+        function, how many more would start at once in the thread pool (see
+        :class:`~tickwork.executors.base.WorkerCapacity`)."""
+        threads = self._threads
+        if threads is None or is_coroutine_function(task._profile.fn):
+            return None
+        return threads.free()
+
+    def watch_workers(self, callback: Callable[[], None] | None) -> None:
+        """See :class:`~tickwork.executors.base.WorkerCapacity`: the thread pool's
+        workers call ``callback`` as they free."""
+        self._on_free = callback
+        if self._threads is not None:
+            self._threads.on_free = callback
 
     def _error_hint(self, exc: BaseException) -> str | None:
         """Name the usual cause of an object of another loop awaited by a coroutine run:

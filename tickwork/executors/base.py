@@ -46,6 +46,7 @@ from tickwork.tasks import Task
 __all__ = [
     "BaseExecutor",
     "ExecutorHost",
+    "WorkerCapacity",
     "await_per_run",
     "run_coroutine_task",
     "run_log_extra",
@@ -92,6 +93,29 @@ class ExecutorHost(Protocol):
 
     def emit(self, event: Any) -> None:
         """Send an event to the listeners (never raises)."""
+        ...
+
+
+class WorkerCapacity(Protocol):
+    """How busy an executor's workers are: all the run-now queue asks of an executor
+    (``run_task_now_queued`` waits for a free worker, so that its priorities hold when
+    the executor is saturated; see :mod:`tickwork.schedulers._run_queue`).
+
+    The bounded runs of one executor share one set of workers (a thread pool, a process
+    pool); runs that need no worker of a limited set (coroutines on the asyncio
+    executor, runs sent to a broker) are *unbounded*."""
+
+    def free_workers(self, task: Task) -> int | None:
+        """How many more instances like ``task``'s could be handed over now and start at
+        once, ahead of nothing already waiting in the executor (0: saturated); ``None``
+        when such runs never wait for a worker."""
+        ...
+
+    def watch_workers(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` (from any thread, with none of the executor's locks held;
+        it must not raise) whenever a worker frees, after :meth:`free_workers` counts it
+        free; ``None`` stops. One watcher at a time. Not watched, the executor pays
+        nothing for it beyond one check per run."""
         ...
 
 
@@ -216,6 +240,14 @@ class BaseExecutor(ABC):
                 self._instances.pop(task_id, None)
                 if not self._instances:
                     self._idle.notify_all()
+
+    def free_workers(self, task: Task) -> int | None:
+        """See :class:`WorkerCapacity`; the default: no limit (``None``). Executors with
+        a bounded pool of workers override it and :meth:`watch_workers`."""
+        return None
+
+    def watch_workers(self, callback: Callable[[], None] | None) -> None:
+        """See :class:`WorkerCapacity`; the default has no workers to watch."""
 
     def runs_caller(self) -> bool:
         """True when called from inside one of this executor's active runs. A shutdown

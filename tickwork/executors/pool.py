@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
@@ -23,6 +24,8 @@ class _Pool(Protocol):
 
     def shutdown(self, wait: bool = True) -> None: ...
 
+    def free(self) -> int: ...
+
 
 _P = TypeVar("_P", bound=_Pool)
 
@@ -36,6 +39,8 @@ class _PoolExecutor(BaseExecutor, Generic[_P]):
             raise ConfigurationError(f"max_workers must be a positive integer, got {max_workers!r}")
         self.max_workers = max_workers
         self._pool: _P | None = None
+        #: The watch_workers callback (None: not watched).
+        self._on_free: Callable[[], None] | None = None
 
     @abstractmethod
     def _make_pool(self) -> _P:
@@ -53,6 +58,16 @@ class _PoolExecutor(BaseExecutor, Generic[_P]):
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
 
+    def free_workers(self, task: Task) -> int | None:
+        """How many more instances would start on a worker at once now (see
+        :class:`~tickwork.executors.base.WorkerCapacity`); ``None`` before start."""
+        pool = self._pool
+        return None if pool is None else pool.free()
+
+    def watch_workers(self, callback: Callable[[], None] | None) -> None:
+        """See :class:`~tickwork.executors.base.WorkerCapacity`."""
+        self._on_free = callback
+
 
 class ThreadPoolExecutor(_PoolExecutor[ThreadWorkers]):
     """Run each instance in a pool of ``max_workers`` threads (default 10).
@@ -64,7 +79,16 @@ class ThreadPoolExecutor(_PoolExecutor[ThreadWorkers]):
         super().__init__(max_workers)
 
     def _make_pool(self) -> ThreadWorkers:
-        return ThreadWorkers(self.max_workers, thread_name_prefix=f"tickwork-{self.alias}")
+        pool = ThreadWorkers(self.max_workers, thread_name_prefix=f"tickwork-{self.alias}")
+        pool.on_free = self._on_free
+        return pool
+
+    def watch_workers(self, callback: Callable[[], None] | None) -> None:
+        """See :class:`~tickwork.executors.base.WorkerCapacity`: the pool's workers call
+        ``callback`` as they free."""
+        self._on_free = callback
+        if self._pool is not None:
+            self._pool.on_free = callback
 
     def do_send_task(self, task: Task, run_times: list[datetime]) -> None:
         """Submit the instance; the worker thread finishes it itself (no future callback
@@ -144,6 +168,14 @@ class ProcessPoolExecutor(_PoolExecutor[ProcessPool]):
                 if event.code == TASK_EXECUTED and event.duration is not None:
                     _log_end(log, instance.task_id, event.scheduled_run_time, event.duration)
         self._run_finished(instance.task_id, events)
+        # (The pool has counted the instance's worker free, or given it the next queued
+        # instance, before it calls finish: see ProcessPool.free.)
+        on_free = self._on_free
+        if on_free is not None:
+            try:
+                on_free()
+            except Exception:  # (a watcher's bug must not stop the pool's manager)
+                self.logger.exception("the free-worker callback raised")
 
     def cancel_run(self, task_id: str, run_time: datetime | None, reason: str) -> int:
         """Terminate the worker running ``task_id``'s instance holding ``run_time`` (every

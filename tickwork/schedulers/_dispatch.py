@@ -67,6 +67,10 @@ class Dispatcher:
         #: The scheduler's resources, for tasks that ask for a TaskContext.
         self.resources = Resources()
 
+    def executor(self, alias: str) -> BaseExecutor | None:
+        """The executor called ``alias`` (``None``: no such executor)."""
+        return self._executors.get(alias)
+
     def submit(
         self,
         task: Task,

@@ -10,20 +10,14 @@ apart from any other run-now of the task, so every run has an id of its own.
 While no run-now waits, no listener is added: executors build no ``TASK_EXECUTED``
 event for them.
 
-**Queued run-now** (``run_task_now_queued``): when the task already runs
-``max_instances`` times, the request waits instead of being refused, in a queue per
-task served **higher priority first, FIFO within a level**. Each run of the task that
-ends (an outcome event: its slot is free by then) starts the next requests that fit.
-Queueing and starting are logged (INFO), and a request whose caller gives up (its
-coroutine cancelled, the sync twin's timeout) leaves the queue, logged too.
+**Queued run-now** (``run_task_now_queued``): a request that cannot start at once (its
+task at ``max_instances``, or its executor without a free worker) waits its turn, higher
+priority first: see :mod:`tickwork.schedulers._run_queue`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import heapq
-import itertools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,42 +26,15 @@ from typing import Any
 
 from tickwork._run_policy import changed_policy
 from tickwork.clock import Clock
-from tickwork.events import (
-    TASK_CANCELLED,
-    TASK_ERROR,
-    TASK_EXECUTED,
-    TASK_TIMEOUT,
-    TaskExecutionEvent,
-)
-from tickwork.exceptions import MaxInstancesReachedError
+from tickwork.events import TASK_EXECUTED, TaskExecutionEvent
 from tickwork.schedulers._dispatch import Dispatcher
 from tickwork.schedulers._events import EventHub
+from tickwork.schedulers._run_queue import OUTCOMES, QueuedRun, RunQueue
 from tickwork.tasks import Task
 
 __all__ = ["QueuedRun", "RunNow"]
 
-_OUTCOMES = TASK_EXECUTED | TASK_ERROR | TASK_TIMEOUT | TASK_CANCELLED
 _Key = tuple[str, float]
-
-
-class QueuedRun:
-    """A run-now request waiting for a free ``max_instances`` slot of its task."""
-
-    __slots__ = ("args", "future", "kwargs", "priority", "task")
-
-    def __init__(
-        self,
-        task: Task,
-        args: Sequence[Any] | None,
-        kwargs: Mapping[str, Any] | None,
-        priority: int,
-    ) -> None:
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        self.priority = priority
-        #: The outcome of the run, once started and ended.
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
 
 class RunNow:
@@ -87,13 +54,10 @@ class RunNow:
         self._lock = threading.Lock()
         self._waiting: dict[_Key, concurrent.futures.Future[Any]] = {}
         self._last: datetime | None = None
-        #: Queued requests per task id: a heap of (-priority, arrival, request).
-        self._queues: dict[str, list[tuple[int, int, QueuedRun]]] = {}
-        self._arrivals = itertools.count()
-        self._listening = False
-        self._draining = threading.RLock()
+        #: The requests that wait their turn (run_task_now_queued).
+        self.queue = RunQueue(self._start_queued, dispatcher.executor, events, self._logger)
 
-    # -- the queue ------------------------------------------------------------------------
+    # -- the queue (see _run_queue.py) -----------------------------------------------------
 
     def enqueue(
         self,
@@ -102,112 +66,22 @@ class RunNow:
         kwargs: Mapping[str, Any] | None,
         priority: int,
     ) -> QueuedRun:
-        """Start a run of ``task`` now if a slot is free and nobody waits before it, else
-        queue the request by ``priority``; its ``future`` gets the outcome."""
-        request = QueuedRun(task, args, kwargs, priority)
-        with self._lock:
-            queue = self._queues.setdefault(task.id, [])
-            heapq.heappush(queue, (-priority, next(self._arrivals), request))
-            self._listen()
-            position = len(queue)
-        if position == 1:
-            self._drain(task.id)
-        with self._lock:
-            waiting = self._queues.get(task.id, [])
-            queued = any(entry[2] is request for entry in waiting)
-        if queued:
-            self._logger.info(
-                "run-now of task %r queued (priority %d, %d waiting): its max_instances "
-                "(%d) runs are active",
-                task.id,
-                priority,
-                len(waiting),
-                task._profile.max_instances,
-            )
-        return request
+        """Start a run of ``task`` now if it can go first, else queue the request by
+        ``priority``; its ``future`` gets the outcome."""
+        return self.queue.enqueue(task, args, kwargs, priority)
 
     def queued(self, task_id: str) -> int:
         """How many run-now requests of ``task_id`` wait."""
-        with self._lock:
-            return len(self._queues.get(task_id, ()))
+        return self.queue.queued(task_id)
 
     def withdraw(self, request: QueuedRun) -> bool:
         """Take ``request`` out of its queue (its caller gave up); False when it has
         started already."""
-        with self._lock:
-            queue = self._queues.get(request.task.id)
-            if queue is None:
-                return False
-            for index, (_, _, queued) in enumerate(queue):
-                if queued is request:
-                    queue.pop(index)
-                    heapq.heapify(queue)
-                    if not queue:
-                        del self._queues[request.task.id]
-                        self._unlisten()
-                    break
-            else:
-                return False
-        self._logger.info(
-            "run-now of task %r (priority %d) left the queue: its caller gave up",
-            request.task.id,
-            request.priority,
-        )
-        request.future.cancel()
-        return True
+        return self.queue.withdraw(request)
 
-    def _drain(self, task_id: str) -> bool:
-        """Start queued requests of ``task_id`` while its executor takes them; return
-        whether one started (False: the head waits). One drain at a time: each request
-        is taken off the queue before it is handed over, and put back if refused."""
-        started = False
-        with self._draining:
-            while True:
-                with self._lock:
-                    queue = self._queues.get(task_id)
-                    if not queue:
-                        self._unlisten()
-                        return started
-                    entry = heapq.heappop(queue)
-                    if not queue:
-                        del self._queues[task_id]
-                request = entry[2]
-                try:
-                    outcome = self.start(
-                        request.task, request.args, request.kwargs, report_refusal=False
-                    )
-                except MaxInstancesReachedError:
-                    with self._lock:  # (its place: the same priority and arrival)
-                        heapq.heappush(self._queues.setdefault(task_id, []), entry)
-                    return started
-                except BaseException as exc:  # refused for good: the caller gets the error
-                    _settle(request.future, exc=exc)
-                    continue
-                started = True
-                self._logger.info(
-                    "run-now of task %r (priority %d) started from the queue",
-                    task_id,
-                    request.priority,
-                )
-                _chain(outcome, request.future)
-
-    def _listen(self) -> None:
-        """(Under the lock.) Follow the outcomes of every run while requests wait."""
-        if not self._listening:
-            self._listening = True
-            self._events.add(self._freed, _OUTCOMES)
-
-    def _unlisten(self) -> None:
-        """(Under the lock.)"""
-        if self._listening and not self._queues:
-            self._listening = False
-            self._events.remove(self._freed)
-
-    def _freed(self, event: TaskExecutionEvent) -> None:
-        """A run ended (the executor freed its slot before reporting it): start what
-        waits for that task."""
-        if event.task_id in self._queues:
-            self._drain(event.task_id)
+    def _start_queued(self, request: QueuedRun) -> concurrent.futures.Future[Any]:
+        # A refusal is not reported: the request waits, nothing is skipped.
+        return self.start(request.task, request.args, request.kwargs, report_refusal=False)
 
     # -- plain run-now --------------------------------------------------------------------
 
@@ -240,7 +114,7 @@ class RunNow:
                 run_time = self._last + timedelta(microseconds=1)
             self._last = run_time
             if not self._waiting:
-                self._events.add(self._resolve, _OUTCOMES)
+                self._events.add(self._resolve, OUTCOMES)
             key = (task.id, run_time.timestamp())
             self._waiting[key] = future
         try:
@@ -269,27 +143,3 @@ class RunNow:
             if future is not None and not self._waiting:
                 self._events.remove(self._resolve)
         return future
-
-
-def _chain(source: concurrent.futures.Future[Any], target: concurrent.futures.Future[Any]) -> None:
-    """Pass ``source``'s outcome on to ``target`` (unless its caller gave up)."""
-
-    def copy(done: concurrent.futures.Future[Any]) -> None:
-        exc = done.exception()
-        if exc is not None:
-            _settle(target, exc=exc)
-        else:
-            _settle(target, result=done.result())
-
-    source.add_done_callback(copy)
-
-
-def _settle(
-    future: concurrent.futures.Future[Any], result: Any = None, exc: BaseException | None = None
-) -> None:
-    """Set ``future``'s outcome unless it is settled already (cancelled by its caller)."""
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
