@@ -105,7 +105,12 @@ class AsyncIOExecutor(BaseExecutor):
         A coroutine sent from the loop's own thread, the bulk of a burst, takes a
         shorter path than the general one: same checks, fewer calls."""
         profile = task._profile  # (its fields directly: a task's properties cost a frame)
-        if not is_coroutine_function(profile.fn) or not self._on_loop_thread():
+        host = self._loop_host  # (_on_loop_thread, inline: this runs per run)
+        if (
+            not is_coroutine_function(profile.fn)
+            or host is None
+            or threading.get_ident() != host.event_loop_thread_id
+        ):
             super().send_task(task, run_times)
             return
         task_id = task.id
@@ -227,13 +232,6 @@ class AsyncIOExecutor(BaseExecutor):
             exc = asyncio.CancelledError("run cancelled before it started")
         self._run_crashed(task_id, store, run_times, exc)
 
-    def _started(self, key: int) -> None:
-        """Called by a run's coroutine when it starts: from now on its own ``finally``
-        finishes it, so the done callback set by :meth:`_launch` goes."""
-        run = self._pending.get(key)  # (None while an eager task factory starts it)
-        if run is not None and self._unstarted.pop(run, None) is not None:
-            run.remove_done_callback(self._guard)
-
     async def _run_coroutine(
         self,
         key: int,
@@ -251,7 +249,11 @@ class AsyncIOExecutor(BaseExecutor):
         ``asyncio.current_task()``, so ``asyncio.timeout()`` & co. work in it."""
         events: list[TaskExecutionEvent] = []
         try:
-            self._started(key)
+            # Started: from now on this frame's ``finally`` finishes the run, so the done
+            # callback set by _launch goes. (None while an eager task factory starts it.)
+            run = self._pending.get(key)
+            if run is not None and self._unstarted.pop(run, None) is not None:
+                run.remove_done_callback(self._guard)
             # _debug_logger() inline (this is the burst's path): one dict lookup.
             try:
                 log = self.logger if self._level_cache[DEBUG] else None

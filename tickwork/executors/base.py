@@ -151,6 +151,10 @@ class BaseExecutor(ABC):
         self._deadlines: Watchdog | None = None
         # Notified whenever the last active instance finishes (see wait_until_idle).
         self._idle = threading.Condition(self._instances_lock)
+        #: Threads waiting on ``_idle`` (changed under the lock): the last run to end
+        #: notifies only when one waits. Nearly always none does (only shutdown waits),
+        #: and a Condition's notify_all costs three Python calls, at every run's end.
+        self._idle_waiters = 0
         #: Set (under the lock) by shutdown: send_task refuses runs from then on, so no
         #: run slips in after shutdown(wait=True) looked for active ones.
         self._shut_down = False
@@ -238,7 +242,7 @@ class BaseExecutor(ABC):
                 self._instances[task_id] = active
             else:
                 self._instances.pop(task_id, None)
-                if not self._instances:
+                if not self._instances and self._idle_waiters:
                     self._idle.notify_all()
 
     def free_workers(self, task: Task) -> int | None:
@@ -260,7 +264,11 @@ class BaseExecutor(ABC):
         whether it is idle. The scheduler calls it on shutdown, before it runs the
         shutdown-trigger tasks, so a cleanup never overlaps a tick still running."""
         with self._idle:
-            return self._idle.wait_for(lambda: not self._instances, timeout)
+            self._idle_waiters += 1
+            try:
+                return self._idle.wait_for(lambda: not self._instances, timeout)
+            finally:
+                self._idle_waiters -= 1
 
     async def wait_until_idle_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait_until_idle` without blocking the calling event loop."""
@@ -490,6 +498,7 @@ class BaseExecutor(ABC):
         self._instances = {}
         self._instances_lock = threading.Lock()
         self._idle = threading.Condition(self._instances_lock)
+        self._idle_waiters = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"

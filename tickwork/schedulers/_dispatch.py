@@ -96,7 +96,8 @@ class Dispatcher:
             attempt == 1
             and not raise_max_instances  # (a command such as run_task_now decides itself)
             and retrier is not None
-            and is_spaced(task)
+            # (is_spaced(task), inline: this runs per run)
+            and (task.trigger.spacing is not None or policy.cooldown is not None)
             and retrier.holds(task)
         ):
             # The previous run ended but its spacing is not written yet: held, as while

@@ -55,12 +55,14 @@ MAX_RETRY = 30.0
 LOCAL_LEASE = timedelta(seconds=30)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BatchResult:
     """What one batch of a store did: tasks handled, when the store next needs the
     scheduler (``now`` after a full batch: more may be due), and the ids of tasks the
     batch removed (their triggers are finished)."""
 
+    # (Not frozen: one is made at every wake-up, and a frozen dataclass's __init__ sets
+    # each field through object.__setattr__. Nothing changes one once made.)
     count: int
     next_time: datetime | None
     removed: tuple[str, ...] = ()
@@ -212,7 +214,10 @@ class StoreGate:
             return BatchResult(0, retry_at)
         try:
             with self.lock:
-                result = self._batch(now, limit)
+                if self._shared is None and self._handover is None:
+                    result = self._local_batch(now, limit)  # (most stores: a call less)
+                else:
+                    result = self._batch(now, limit)
         except Exception as exc:
             return BatchResult(0, self._note_failure(now, exc))
         if self._failures:
@@ -224,26 +229,23 @@ class StoreGate:
         return result
 
     def _batch(self, now: datetime, limit: int) -> BatchResult:
+        """A batch of a shared store, or of one under ``lock_path``."""
         store, handover = self.store, self._handover
-        removed: list[str] = []
         if self._shared is not None:
             count, removed = self._shared.process_batch(now, limit, self.set_aside)
-        else:
-            if handover is not None:
-                removed = handover.before_batch(store, self.alias, now)
-            count, local_removed = self._local_batch(now, limit)
-            removed += local_removed
-        # A full batch means more may be due: the caller comes back at once.
-        next_time = now if count >= limit else store.get_next_run_time()
-        if self._shared is None and count < limit:  # (shared stores are polled)
-            retry_time = store.next_retry_time()
-            if retry_time is not None and (next_time is None or retry_time < next_time):
-                next_time = retry_time
-        if handover is not None and self._shared is None:
-            handover.after_batch(now, count < limit, next_time)
-        return BatchResult(count, next_time, tuple(removed))
+            # A full batch means more may be due: the caller comes back at once.
+            # (Shared stores are polled: no look at their retries.)
+            next_time = now if count >= limit else store.get_next_run_time()
+            return BatchResult(count, next_time, tuple(removed))
+        assert handover is not None
+        taken_over = handover.before_batch(store, self.alias, now)
+        result = self._local_batch(now, limit)
+        handover.after_batch(now, result.count < limit, result.next_time)
+        if not taken_over:
+            return result
+        return BatchResult(result.count, result.next_time, (*taken_over, *result.removed))
 
-    def _local_batch(self, now: datetime, limit: int) -> tuple[int, list[str]]:
+    def _local_batch(self, now: datetime, limit: int) -> BatchResult:
         """A store only this scheduler processes: runs are handed over first and the
         tasks written back after. A crash in between repeats those runs after a restart
         rather than losing them silently."""
@@ -256,29 +258,35 @@ class StoreGate:
             run.task.store_alias = self.alias  # (the snapshot a store kept may not say)
             self._dispatcher.start_due(run, now)
         tasks = store.acquire_due_tasks(now, limit, owner, LOCAL_LEASE)
-        if not tasks:
-            return 0, []
-        planner, dispatcher = self._planner, self._dispatcher
-        updated: list[Task] = []
         removed: list[str] = []
-        now = planner.comparable_now(now)
-        for task in tasks:
+        if tasks:
+            planner, dispatcher = self._planner, self._dispatcher
+            updated: list[Task] = []
+            comparable = planner.comparable_now(now)
+            for task in tasks:
+                try:
+                    run_times, missed, next_time = planner.decide(task, comparable)
+                except Exception as exc:
+                    updated.append(self.set_aside(task, exc))
+                    continue
+                if missed:
+                    dispatcher.report_missed(task, missed, comparable)
+                if run_times:
+                    dispatcher.submit(task, run_times)
+                write_back(task, next_time, updated, removed)
             try:
-                run_times, missed, next_time = planner.decide(task, now)
-            except Exception as exc:
-                updated.append(self.set_aside(task, exc))
-                continue
-            if missed:
-                dispatcher.report_missed(task, missed, now)
-            if run_times:
-                dispatcher.submit(task, run_times)
-            write_back(task, next_time, updated, removed)
-        try:
-            store.release_tasks(owner, updated, removed)
-        except Exception:
-            self._unreleased = (updated, removed)
-            raise
-        return len(tasks), removed
+                store.release_tasks(owner, updated, removed)
+            except Exception:
+                self._unreleased = (updated, removed)
+                raise
+        count = len(tasks)
+        if count >= limit:  # a full batch: more may be due, the caller comes back at once
+            return BatchResult(count, now, tuple(removed))
+        next_time = store.get_next_run_time()
+        retry_time = store.next_retry_time()
+        if retry_time is not None and (next_time is None or retry_time < next_time):
+            next_time = retry_time
+        return BatchResult(count, next_time, tuple(removed))
 
     def set_aside(self, task: Task, exc: Exception) -> Task:
         """Pause a task whose planning raised, so it stays in its store but stops coming

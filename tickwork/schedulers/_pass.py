@@ -94,7 +94,7 @@ class PassRunner:
         for gate in list(self._gates.values()):
             if not gate.may_process():
                 continue
-            if gate.blocking or self.batch(gate, now).count >= limit:
+            if gate.store.blocking or self.batch(gate, now).count >= limit:
                 finished = False
         if not finished:
             return False, None
