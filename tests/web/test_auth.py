@@ -75,6 +75,21 @@ def test_no_or_wrong_token_is_401(scheduler: BackgroundScheduler, path: str) -> 
     assert scheduler.get_task("alpha").next_run_time is not None  # type: ignore[union-attr]
 
 
+def test_a_token_with_non_ascii_characters_is_a_plain_401(
+    scheduler: BackgroundScheduler,
+) -> None:
+    # hmac.compare_digest refuses str with non-ASCII characters: compared as text, such a
+    # token was a server error (500) instead of a refusal.
+    odd = "Bearer t\u00f6ken-\u00e9\u00e9\u00e9\u00e9".encode()
+    with serve(scheduler.admin_app(token=TOKEN)) as url:
+        assert httpx.get(url + "/api/tasks", headers={"Authorization": odd}).status_code == 401
+        answer = httpx.post(
+            url + "/tasks/alpha/pause",
+            headers={"X-CSRF-Token": "\u00e9t\u00e9".encode(), "Cookie": "tickwork_csrf=x"},
+        )
+        assert answer.status_code in (401, 403)
+
+
 def test_a_read_only_token_reads_but_cannot_act(scheduler: BackgroundScheduler) -> None:
     with serve(scheduler.admin_app(token=TOKEN, read_only_token=READ)) as url:
         assert httpx.get(url + "/api/tasks/alpha", headers=bearer(READ)).status_code == 200

@@ -96,13 +96,19 @@ class Guard:
 
     def access_of_token(self, presented: str) -> Access | None:
         """The access a token gives (compared in constant time), or ``None``."""
-        if self.token is not None and hmac.compare_digest(presented, self.token):
+        if self.token is not None and same_secret(presented, self.token):
             return "admin"
-        if self.read_only_token is not None and hmac.compare_digest(
-            presented, self.read_only_token
-        ):
+        if self.read_only_token is not None and same_secret(presented, self.read_only_token):
             return "read"
         return None
+
+
+def same_secret(presented: str, expected: str) -> bool:
+    """Compare two secrets in constant time. As bytes: ``hmac.compare_digest`` refuses
+    ``str`` with non-ASCII characters (``TypeError``), and a header or cookie may hold
+    any (Starlette decodes headers as Latin-1), which must be a plain mismatch, not a
+    server error."""
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 
 def _bearer(request: Request) -> str | None:
@@ -136,6 +142,6 @@ def csrf_problem(request: Request, form: dict[str, str]) -> str | None:
             return f"the request comes from another origin ({origin})"
     expected = request.cookies.get(CSRF_COOKIE)
     sent = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
-    if not expected or not sent or not hmac.compare_digest(expected, sent):
+    if not expected or not sent or not same_secret(sent, expected):
         return "missing or wrong CSRF token: reload the page and try again"
     return None
