@@ -219,10 +219,11 @@ return {out, notes}
 
 # KEYS: tasks, run_times, claims, runs, run_owners, run_leases, run_counts,
 # run_attempts, run_cancels, tag index, task_tags. ARGV: owner, n, n x (id, blob, score or
-# "", tags joined by NUL), m, m x id, expires, r,
-#       r x (task id, run key, blob or "" for the blob of the task's update).
+# "", tags joined by NUL, blob as claimed or ""), m, m x (id, blob as claimed or ""),
+# expires, r, r x (task id, run key, blob or "" for the blob of the task's update).
 # Returns {ids whose runs must not start (claimed by another owner: nothing written; or
-# a run already recorded for the same time); notes}. The tag index follows what is
+# a run already recorded for the same time); notes; ids changed since their claim (not
+# written, still claimed: the caller merges them, see tickwork/stores/_claimed.py)}. The tag index follows what is
 # written (see tickwork/stores/_redis_tags.py): a written task whose index entries say
 # other tags (changed while the task was claimed) is noted ('tags').
 RELEASE = (
@@ -230,7 +231,13 @@ RELEASE = (
     + tag_helpers("KEYS[10]", "KEYS[11]")
     + """
 local owner = ARGV[1]
-local skipped, out, blobs = {}, {}, {}
+local skipped, out, blobs, changed = {}, {}, {}, {}
+-- Does the stored record differ from the bytes claimed ('' : not known, write anyway)?
+local function changed_since_claim(id, was)
+    if was == '' then return false end
+    local now = redis.call('HGET', KEYS[1], id)
+    return now ~= false and now ~= was
+end
 local function skip(id)
     if not skipped[id] then
         skipped[id] = true
@@ -250,10 +257,13 @@ local function held_by_other(id)
 end
 local i = 3
 for _ = 1, tonumber(ARGV[2]) do
-    local id, blob, score, tags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    i = i + 4
+    local id, blob, score, tags, was = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    i = i + 5
     if held_by_other(id) then
         skip(id)
+    elseif changed_since_claim(id, was) then
+        blobs[id] = blob
+        changed[#changed + 1] = id
     else
         blobs[id] = blob
         redis.call('HDEL', KEYS[3], id)
@@ -275,10 +285,12 @@ end
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do
-    local id = ARGV[i]
-    i = i + 1
+    local id, was = ARGV[i], ARGV[i + 1]
+    i = i + 2
     if held_by_other(id) then
         skip(id)
+    elseif changed_since_claim(id, was) then
+        changed[#changed + 1] = id
     else
         redis.call('HDEL', KEYS[1], id)
         redis.call('ZREM', KEYS[2], id)
@@ -307,7 +319,7 @@ for _, run in ipairs(runs) do
         add_count(KEYS[7], id, 1)
     end
 end
-return {out, notes}
+return {out, notes, changed}
 """
 )
 

@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from filelock import FileLock
@@ -44,6 +44,7 @@ from tickwork.runs.base import RunLog
 from tickwork.security.files import check_private_directory
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores._claimed import ClaimedRecords, merge_changed
 from tickwork.stores._retry_file import RetryFiles, write_atomically
 from tickwork.stores._task_file import (
     StatKey,
@@ -102,6 +103,9 @@ class FileStore(BaseStore):
             self.directory / ".lock", mode=0o600, thread_local=False, preserve_lock_file=True
         )
         self._broken = BrokenTasks(self.logger)
+        #: The bytes of each task a pass read, until its write-back (see _claimed): a
+        #: change another process makes meanwhile (``tickwork tasks pause``) is kept.
+        self._claimed = ClaimedRecords()
         self._retry_files = RetryFiles(self.directory, self.serializer, self.logger)
         self._prepared = False
         self._reset_index()
@@ -135,6 +139,7 @@ class FileStore(BaseStore):
             self._prepared = False
             self._reset_index()
             self._broken.clear()
+            self._claimed.clear()
             if self.cleanup_directory:
                 shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -224,18 +229,50 @@ class FileStore(BaseStore):
         runs_expire: datetime | None = None,
     ) -> Collection[str]:
         """Write a pass's results under one lock and with one directory sync (``runs`` are
-        not recorded: this store has no leases)."""
-        blobs = [(task, self._encode(task)) for task in updated]
-        with self._writing("store processed tasks"):
-            for task, blob in blobs:
-                # A task deleted meanwhile (by anyone) stays deleted.
-                if (self.directory / file_name_for(task.id)).exists():
-                    self._write(task, blob)
-                    task.store_alias = self.alias
-            for task_id in removed:
-                self._unlink(task_id)
-            fsync_directory(self.directory)
+        not recorded: this store has no leases). A task deleted meanwhile stays deleted; a
+        task changed meanwhile keeps the change (see :mod:`._claimed`)."""
+        tasks = list(updated)
+        removed = list(removed)
+        blobs = [(task, self._encode(task)) for task in tasks]
+        try:
+            with self._writing("store processed tasks"):
+                for task, blob in blobs:
+                    if self._unchanged_since_claim(task.id, task):
+                        self._write(task, blob)
+                        task.store_alias = self.alias
+                for task_id in removed:
+                    if self._unchanged_since_claim(task_id, None):
+                        self._unlink(task_id)
+                fsync_directory(self.directory)
+        finally:
+            self._claimed.forget([task.id for task in tasks] + removed)
         return ()
+
+    def _unchanged_since_claim(self, task_id: str, advanced: Task | None) -> bool:
+        """Whether the write-back may write (or delete) ``task_id`` as the pass decided:
+        its file still holds the bytes the pass read. Otherwise store the merge of the
+        change and the pass's advance here and say no. The caller holds the write lock."""
+        name = file_name_for(task_id)
+        if not (self.directory / name).exists():
+            return False  # deleted meanwhile (by anyone): stays deleted
+        was = self._claimed.blob(task_id)
+        if was is None:
+            return True
+        current, payload = self._load_read(name)
+        if payload == was or current is None:
+            return True  # (a file that no longer loads is replaced, as before)
+        merged = merge_changed(current, self._claimed.next_run_time(task_id), advanced)
+        self.logger.info(
+            "task %r was changed while this scheduler held it for its runs; the change is "
+            "kept (its next run time moved past the runs made, unless the change set it)",
+            task_id,
+            extra={"task_id": task_id},
+        )
+        if merged is None:
+            self._unlink(task_id)
+        else:
+            self._write(merged, self._encode(merged))
+        return False
 
     # -- acting on a tag: one pass under the file lock, one directory sync ---------------
 
@@ -494,14 +531,18 @@ class FileStore(BaseStore):
         self.logger.error("task file %s is unreadable (%s); moved it to %s", source, reason, target)
 
     def _load(self, name: str) -> Task | None:
+        return self._load_read(name)[0]
+
+    def _load_read(self, name: str) -> tuple[Task | None, bytes]:
+        """The task in file ``name`` and the bytes it was read from (``b""``: none)."""
         read = self._read(name)
         if read is None:
-            return None
+            return None, b""
         _, task_id, _, payload = read
         task = self._broken.load(self.serializer, task_id, payload)
         if task is not None:
             task.store_alias = self.alias
-        return task
+        return task, payload
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -513,22 +554,35 @@ class FileStore(BaseStore):
 
     def get_due_tasks(self, now: datetime, limit: int | None = None) -> list[Task]:
         """Return due tasks, earliest first, read fresh from their files."""
+        return [task for task, _ in self._due(now, limit)]
+
+    def acquire_due_tasks(
+        self, now: datetime, limit: int, owner: str, lease: timedelta
+    ) -> list[Task]:
+        """The due tasks (see :meth:`BaseStore.acquire_due_tasks`), remembering the bytes
+        read so that :meth:`release_tasks` keeps a change made meanwhile."""
+        due = self._due(now, limit)
+        for task, payload in due:
+            self._claimed.remember(task.id, payload, task.next_run_time)
+        return [task for task, _ in due]
+
+    def _due(self, now: datetime, limit: int | None) -> list[tuple[Task, bytes]]:
         now_ts = now.timestamp()
         while True:
             known = len(self._broken)
             with self._lock:
                 self._refresh()
                 entries = self._ordered_ids(now_ts, limit)
-            due: list[Task] = []
+            due: list[tuple[Task, bytes]] = []
             for _, task_id in entries:
-                task = self._load(file_name_for(task_id))
+                task, payload = self._load_read(file_name_for(task_id))
                 # Another process may have changed the file since the index was built.
                 if (
                     task is not None
                     and task.next_run_time is not None
                     and task.next_run_time <= now
                 ):
-                    due.append(task)
+                    due.append((task, payload))
             # Newly found unloadable tasks left gaps: ask again, they are now skipped.
             if limit is None or len(due) >= limit or len(self._broken) == known:
                 return due

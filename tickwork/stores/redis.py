@@ -47,6 +47,7 @@ from tickwork.runs.base import RunLog
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores import _redis_scripts as scripts
+from tickwork.stores._claimed import ClaimedRecords, merge_changed
 from tickwork.stores._redis_leader import RedisLeader
 from tickwork.stores._redis_tags import REMOVE, TAG_HELPERS, TAGGED, WRITE_TAGGED
 from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
@@ -75,6 +76,8 @@ DEFAULT_IO_TIMEOUT = 5.0
 #: Rounds of read and compare-and-set write an action on a tag makes for records that
 #: other writers change in between; what still changes after that is logged and left.
 _TAG_ROUNDS = 5
+#: Rounds of writing back a task that keeps changing while claimed (see _merge_changed).
+_MERGE_ROUNDS = 5
 # Repairs already logged, (kind, subject, value); forgotten past this many.
 _REPAIRS_REMEMBERED = 10_000
 
@@ -233,6 +236,8 @@ class RedisStore(BaseStore):
         self._tagged = self.client.register_script(TAGGED)
         self._write_tagged = self.client.register_script(WRITE_TAGGED)
         self._broken = BrokenTasks(self.logger)
+        #: The bytes of each task this object claimed, until its write-back (see _claimed).
+        self._claimed = ClaimedRecords()
         self._repairs_logged: set[tuple[str, str, str]] = set()
 
     def _client_for(self, url: str) -> redis.Redis:
@@ -285,6 +290,7 @@ class RedisStore(BaseStore):
     def shutdown(self) -> None:
         """Close the connections of a client this store created."""
         self._broken.clear()
+        self._claimed.clear()
         if self._owns_client:
             self.client.close()
 
@@ -396,19 +402,45 @@ class RedisStore(BaseStore):
         runs_expire: datetime | None = None,
     ) -> Collection[str]:
         """Write a pass's updates and removals and record its runs, in one atomic script
-        (see :meth:`BaseStore.release_tasks`); tasks deleted meanwhile stay deleted."""
+        (see :meth:`BaseStore.release_tasks`); tasks deleted meanwhile stay deleted; a task
+        changed meanwhile keeps the change (see :mod:`._claimed`)."""
         tasks = list(updated)
         removed = list(removed)
         runs = list(runs)
         if not tasks and not removed and not runs:
             return ()
+        expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
+        try:
+            skipped, changed = self._release_once(owner, tasks, removed, runs, expires)
+            if changed:
+                skipped |= self._merge_changed(owner, changed, tasks)
+        finally:
+            self._claimed.forget([task.id for task in tasks] + removed)
+        for task in tasks:
+            task.store_alias = self.alias
+            self._broken.forget(task.id)
+        for task_id in removed:
+            self._broken.forget(task_id)
+        return skipped
+
+    def _release_once(
+        self,
+        owner: str,
+        tasks: list[Task],
+        removed: list[str],
+        runs: list[tuple[Task, datetime]],
+        expires: datetime,
+    ) -> tuple[set[str], list[str]]:
+        """One run of the release script: the ids whose runs must not start, and the ids
+        changed since their claim (left claimed and unwritten)."""
         args: list[Any] = [owner, len(tasks)]
         for task in tasks:
             args.extend(self._triple(task))
             args.append("\0".join(task.tags))
+            args.append(self._claimed.blob(task.id) or b"")
         args.append(len(removed))
-        args.extend(removed)
-        expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
+        for task_id in removed:
+            args.extend([task_id, self._claimed.blob(task_id) or b""])
         args.extend([repr(expires.timestamp()), len(runs)])
         updated_ids = {task.id for task in tasks}
         for task, when in runs:
@@ -423,13 +455,57 @@ class RedisStore(BaseStore):
         ]
         with self._unavailable("store processed tasks"):
             reply = self._release(keys=keys, args=args)
-        skipped = self._noted(reply)
-        for task in tasks:
-            task.store_alias = self.alias
-            self._broken.forget(task.id)
-        for task_id in removed:
-            self._broken.forget(task_id)
-        return {task_id.decode("utf-8") for task_id in skipped}
+        skipped = self._noted(reply[:2])
+        return {_text(task_id) for task_id in skipped}, [_text(i) for i in reply[2]]
+
+    def _merge_changed(self, owner: str, changed: list[str], tasks: list[Task]) -> set[str]:
+        """Store, for each id in ``changed`` (changed by someone else while ``owner`` held
+        it), what :func:`._claimed.merge_changed` says, through the release script again
+        (so a change landing meanwhile is seen again: a few rounds, then left claimed until
+        the claim expires, with a warning). Returns ids whose runs must not start."""
+        advanced = {task.id: task for task in tasks}
+        claimed_next = {i: self._claimed.next_run_time(i) for i in changed}
+        expires = datetime.now(UTC)
+        skipped: set[str] = set()
+        for _ in range(_MERGE_ROUNDS):
+            with self._unavailable("read tasks changed while claimed"):
+                blobs = cast(list[bytes | None], self.client.hmget(self.tasks_key, changed))
+            keep: list[Task] = []
+            drop: list[str] = []
+            for task_id, blob in zip(changed, blobs, strict=True):
+                if blob is None:  # deleted meanwhile: the script drops the claim
+                    drop.append(task_id)
+                    continue
+                current = self._load(task_id, blob)
+                if current is None:  # reported where it is read; its claim just ends
+                    with self._unavailable("end a claim"):
+                        self.client.hdel(self.claims_key, task_id)
+                    continue
+                self._claimed.remember(task_id, blob, claimed_next[task_id])
+                merged = merge_changed(current, claimed_next[task_id], advanced.get(task_id))
+                if merged is None:
+                    drop.append(task_id)
+                else:
+                    keep.append(merged)
+                    self.logger.info(
+                        "task %r was changed while scheduler %r held it for its runs; the "
+                        "change is kept (its next run time moved past the runs made, unless "
+                        "the change set it)",
+                        task_id,
+                        owner,
+                        extra={"task_id": task_id},
+                    )
+            more, changed = self._release_once(owner, keep, drop, [], expires)
+            skipped |= more
+            if not changed:
+                return skipped
+        self.logger.warning(
+            "tasks %s kept changing while scheduler %r wrote them back; left claimed until "
+            "the claim expires",
+            changed,
+            owner,
+        )
+        return skipped
 
     def _triple(self, task: Task) -> tuple[str, bytes, str]:
         blob = self.serializer.serialize(task)
@@ -494,11 +570,12 @@ class RedisStore(BaseStore):
             with self._unavailable("claim due tasks"):
                 reply = self._acquire(keys=keys, args=args)
             flat = self._noted(reply)
-            tasks = [
-                task
-                for index in range(0, len(flat), 2)
-                if (task := self._load(flat[index], flat[index + 1])) is not None
-            ]
+            tasks = []
+            for index in range(0, len(flat), 2):
+                task = self._load(flat[index], flat[index + 1])
+                if task is not None:
+                    self._claimed.remember(task.id, flat[index + 1], task.next_run_time)
+                    tasks.append(task)
             if len(tasks) >= limit or len(self._broken) == len(known):
                 return tasks
 

@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Engine,
     MetaData,
@@ -78,6 +79,7 @@ from tickwork.runs.sql import SQLRunLog
 from tickwork.security.files import create_private_file
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
+from tickwork.stores._claimed import ClaimedRecords, merge_changed
 from tickwork.stores._sql_conflicts import (
     CONFLICT_ATTEMPTS,
     conflict_pause,
@@ -186,6 +188,8 @@ class SQLAlchemyStore(BaseStore):
         self._row_locks = self.engine.dialect.name != "sqlite"
         self._raw_insert = self._driver_insert_sql()
         self._broken = BrokenTasks(self.logger)
+        #: The bytes of each task this object claimed, until its write-back (see _claimed).
+        self._claimed = ClaimedRecords()
         #: Set once start() has created (or found) the tables. Before that the table may
         #: not exist yet: reads find no tasks there instead of failing.
         self._schema_ready = False
@@ -225,6 +229,7 @@ class SQLAlchemyStore(BaseStore):
         """Close the pooled connections of an engine this store created; stop adding the
         I/O bounds to the connections of an engine it was given."""
         self._broken.clear()
+        self._claimed.clear()
         if self._owns_engine:
             self.engine.dispose()
         else:
@@ -531,23 +536,35 @@ class SQLAlchemyStore(BaseStore):
         """Write a pass's updates and removals and record its runs, in one transaction
         (see :meth:`BaseStore.release_tasks`). Tasks claimed by another owner now are
         left alone; an update of a task deleted meanwhile matches no row, so the task
-        stays deleted."""
+        stays deleted; a task changed meanwhile keeps the change (see :mod:`._claimed`)."""
         tasks = list(updated)
         rows = [self._row(task) for task in tasks]
         removed = list(removed)
         runs = list(runs)
         table = self._tasks
+        claimed = self._claimed
+        # Written only where the row still holds the bytes claimed (b_any: not claimed
+        # through this object, written as it is).
+        guard = or_(bindparam("b_any", type_=Boolean), table.c.state == bindparam("b_was"))
+
+        def guarded(task_id: str) -> dict[str, Any]:
+            was = claimed.blob(task_id)
+            return {"b_id": task_id, "b_owner": owner, "b_any": was is None, "b_was": was}
 
         lost: list[tuple[Task, list[str]]] = []  # (tags changed while claimed: logged)
+        kept: list[str] = []  # changed while claimed: the change kept (logged)
 
         def write_back(conn: Connection) -> set[str]:
             lost.clear()  # (a transaction tried again starts afresh)
+            kept.clear()
             if rows:
                 # One executemany: the driver batches the statements (psycopg pipelines).
                 conn.execute(
                     update(table)
                     .where(
-                        table.c.id == bindparam("b_id"), self._claimable_by(bindparam("b_owner"))
+                        table.c.id == bindparam("b_id"),
+                        self._claimable_by(bindparam("b_owner")),
+                        guard,
                     )
                     .values(
                         next_run_time=bindparam("b_next"),
@@ -558,8 +575,7 @@ class SQLAlchemyStore(BaseStore):
                     ),
                     [
                         {
-                            "b_id": r["id"],
-                            "b_owner": owner,
+                            **guarded(r["id"]),
                             "b_next": r["next_run_time"],
                             "b_state": r["state"],
                             "b_leader": r["leader_only"],
@@ -567,15 +583,30 @@ class SQLAlchemyStore(BaseStore):
                         for r in rows
                     ],
                 )
-            for chunk in _chunks(removed):
-                conn.execute(delete(table).where(table.c.id.in_(chunk), self._claimable_by(owner)))
+            if removed:
+                conn.execute(
+                    delete(table).where(
+                        table.c.id == bindparam("b_id"),
+                        self._claimable_by(bindparam("b_owner")),
+                        guard,
+                    ),
+                    [guarded(task_id) for task_id in removed],
+                )
             owners = self._lease_owners(conn, [r["id"] for r in rows] + removed)
             skipped = {i for i, held in owners.items() if held is not None and held != owner}
-            if removed:  # (the rows of a task claimed by another owner meanwhile stay)
-                forget_tags(conn, self._tags, [i for i in removed if i not in skipped])
+            # Rows still claimed by this owner were changed since the claim: merged.
+            changed = {i for i, held in owners.items() if held == owner}
+            merged = self._merge_changed(conn, owner, changed, tasks) if changed else {}
+            kept.extend(i for i, task in merged.items() if task is not None)
+            gone = [i for i in removed if i not in skipped and i not in changed]
+            gone += [i for i, task in merged.items() if task is None]
+            if gone:  # (the rows of a task claimed by another owner meanwhile stay)
+                forget_tags(conn, self._tags, gone)
             # The index follows the records written (rows that exist and were not left to
             # another owner), also when their tags were changed while claimed.
-            written = [t for t in tasks if t.id in owners and t.id not in skipped]
+            written = [
+                t for t in tasks if t.id in owners and t.id not in skipped and t.id not in changed
+            ]
             lost.extend(self._retag(conn, written))
             if runs:
                 expires = runs_expire or datetime.now(UTC) + timedelta(seconds=self.lease_time)
@@ -583,7 +614,18 @@ class SQLAlchemyStore(BaseStore):
                 skipped |= self._runs.record(conn, owner, mine, blobs_by_id(rows), expires)
             return skipped
 
-        skipped = self._write("store processed tasks", write_back)
+        try:
+            skipped = self._write("store processed tasks", write_back)
+        finally:
+            claimed.forget([task.id for task in tasks] + removed)
+        for task_id in kept:
+            self.logger.info(
+                "task %r was changed while scheduler %r held it for its runs; the change is "
+                "kept (its next run time moved past the runs made, unless the change set it)",
+                task_id,
+                owner,
+                extra={"task_id": task_id},
+            )
         for task, was in lost:
             self.logger.warning(
                 "task %r was changed while scheduler %r held it for its runs (its tags were "
@@ -600,6 +642,49 @@ class SQLAlchemyStore(BaseStore):
         for task_id in removed:
             self._broken.forget(task_id)
         return skipped
+
+    def _merge_changed(
+        self, conn: Connection, owner: str, changed: set[str], tasks: list[Task]
+    ) -> dict[str, Task | None]:
+        """Store, for each task in ``changed`` (changed by someone else while ``owner``
+        held it), what :func:`._claimed.merge_changed` says, and end the claim. Returns
+        what was stored per id (``None``: deleted). A row that no longer loads is left as
+        it is (it is reported where it is read), its claim ended."""
+        table = self._tasks
+        advanced = {task.id: task for task in tasks}
+        query = select(table.c.id, table.c.state).where(table.c.id.in_(sorted(changed)))
+        if self._row_locks:
+            query = query.with_for_update()
+        mine = (table.c.id == bindparam("b_id")) & (table.c.lease_owner == owner)
+        result: dict[str, Task | None] = {}
+        for task_id, state in conn.execute(query).all():
+            current = self._broken.load(self.serializer, task_id, bytes(state))
+            if current is None:
+                conn.execute(
+                    update(table).where(mine).values(lease_owner=None, lease_expires=None),
+                    {"b_id": task_id},
+                )
+                continue
+            was = self._claimed.next_run_time(task_id)
+            merged = merge_changed(current, was, advanced.get(task_id))
+            result[task_id] = merged
+            if merged is None:
+                conn.execute(delete(table).where(mine), {"b_id": task_id})
+                continue
+            row = self._row(merged)
+            conn.execute(
+                update(table)
+                .where(mine)
+                .values(
+                    next_run_time=row["next_run_time"],
+                    state=row["state"],
+                    leader_only=row["leader_only"],
+                    lease_owner=None,
+                    lease_expires=None,
+                ),
+                {"b_id": task_id},
+            )
+        return result
 
     def _claimable_by(self, owner: Any) -> Any:
         """Rows not claimed, or claimed by ``owner`` (a value or a bound parameter)."""
@@ -731,7 +816,11 @@ class SQLAlchemyStore(BaseStore):
         expires = moment + lease.total_seconds()
 
         def claim(conn: Connection, batch: Select[Any]) -> list[Task]:
-            tasks = self._load(conn.execute(batch).all(), limit)
+            rows = conn.execute(batch).all()
+            tasks = self._load(rows, limit)
+            states = {task_id: bytes(state) for task_id, state in rows}
+            for task in tasks:
+                self._claimed.remember(task.id, states[task.id], task.next_run_time)
             for chunk in _chunks([task.id for task in tasks]):
                 conn.execute(
                     update(table)
