@@ -60,7 +60,7 @@ def dashboard(args: argparse.Namespace) -> None:
     except ImportError:
         raise CommandFailed(
             "tickwork dashboard serves the admin app with uvicorn, which is not installed: "
-            "pip install uvicorn"
+            "pip install 'tickwork[web]'"
         ) from None
     token = _token(args)
     configure_logging(args.log_level)
