@@ -25,9 +25,10 @@ from tickwork.stores import store_from_url
 if TYPE_CHECKING:
     from tickwork.runs import RunRecord
     from tickwork.schedulers.background import BackgroundScheduler
+    from tickwork.stores.base import LeaderTerm
     from tickwork.tasks import Task
 
-__all__ = ["AdminTarget", "administer", "open_admin"]
+__all__ = ["AdminTarget", "administer", "fleet_members", "open_admin"]
 
 
 class AdminTarget(Protocol):
@@ -41,6 +42,8 @@ class AdminTarget(Protocol):
     def running(self) -> bool: ...
 
     def get_scheduler_info(self) -> dict[str, Any]: ...
+
+    def get_leader(self, store: str | None = None) -> LeaderTerm | None: ...
 
     def get_tasks(self, store: str | None = None) -> list[Task]: ...
 
@@ -127,3 +130,48 @@ def administer(url: str, **options: Any) -> Iterator[BackgroundScheduler]:
         yield scheduler
     finally:
         scheduler.shutdown()
+
+
+def fleet_members(target: AdminTarget, recent: int = 500) -> list[dict[str, Any]]:
+    """The fleet as an operator sees it (the dashboard's fleet page, ``tickwork
+    fleet``): the schedulers seen working the stores, from the run records (there is
+    no registry of members), each with its runs in progress (their leases), the runs
+    seen among the ``recent`` latest, and when it was last seen at work (ISO 8601);
+    and the leader, as the electing store records its term, listed first, even before
+    it has run anything. Plain JSON-ready dicts; blocking (store reads)."""
+    members: dict[str, dict[str, Any]] = {}
+
+    def member(name: str) -> dict[str, Any]:
+        return members.setdefault(
+            name,
+            {"identity": name, "running": 0, "recent_runs": 0, "last_seen": None,
+             "is_leader": False, "leader_generation": None},
+        )  # fmt: skip
+
+    for record in target.get_runs(limit=recent):
+        seen_by = member(record.scheduler or "(unknown)")
+        seen_by["recent_runs"] += 1
+        if record.outcome == "running":
+            seen_by["running"] += 1
+        seen = record.finished_at or record.started_at or record.scheduled_run_time
+        if seen_by["last_seen"] is None or seen > seen_by["last_seen"]:
+            seen_by["last_seen"] = seen
+    term = target.get_leader()
+    if term is not None:
+        leader = member(term.owner)
+        leader["is_leader"] = True
+        leader["leader_generation"] = term.generation
+    # The leader first, then by last seen at work, latest first.
+    result = sorted(
+        members.values(),
+        key=lambda m: (
+            not m["is_leader"],
+            m["last_seen"] is None,
+            -(m["last_seen"].timestamp() if m["last_seen"] is not None else 0.0),
+        ),
+    )
+    for entry in result:
+        seen = entry["last_seen"]
+        entry["last_seen"] = seen.isoformat() if seen is not None else None
+        entry["is_this_process"] = entry["identity"] == target.identity
+    return result

@@ -42,6 +42,10 @@ def main(url: str) -> None:
     status, _ = tickwork("tasks", "pause", "no-such-task", "--store", url)
     assert status == NOT_FOUND
 
+    # Nobody runs this fleet yet: no leader's term, no member seen at work.
+    status, fleet = tickwork("fleet", "--store", url)
+    assert (status, fleet) == (0, {"leader": None, "members": []})
+
     status, times = tickwork("cron", "30 2 * * *", "--tz", "Europe/Berlin", "-n", "3",
                              "--start", "2027-03-27")  # fmt: skip
     assert [t["time"] for t in times][1] == "2027-03-28T03:00:00+02:00"  # 02:30 is skipped

@@ -16,6 +16,7 @@ import pytest
 
 from tickwork import BackgroundScheduler
 from tickwork.events import LEADERSHIP_CHANGED, TASK_EXECUTED, LeadershipEvent
+from tickwork.exceptions import UnknownAliasError
 from tickwork.schedulers._leadership import MARGIN
 from tickwork.stores import MemoryStore, SQLAlchemyStore
 
@@ -173,6 +174,10 @@ def test_a_renewal_that_comes_back_too_late_ends_the_leadership(
     }
     other = two if leader is one else one
     assert other.scheduler.get_scheduler_info()["leadership"]["is_leader"] is False
+    # Read from the store, another member's term is named too.
+    term = other.scheduler.get_leader()
+    assert term is not None
+    assert (term.owner, term.generation) == (leader.scheduler.identity, 2)
 
 
 def test_a_scheduler_without_an_electing_store_never_leads() -> None:
@@ -227,3 +232,10 @@ def test_under_lock_path_the_lock_holder_leads(tmp_path: Path) -> None:
         ("second", True, 2),
         ("second", False, 2),
     ]
+
+
+def test_get_leader_without_an_electing_store_and_for_an_unknown_alias() -> None:
+    scheduler = BackgroundScheduler()  # a memory store: no terms
+    assert scheduler.get_leader() is None
+    with pytest.raises(UnknownAliasError, match="nope"):
+        scheduler.get_leader("nope")

@@ -77,6 +77,30 @@ def test_a_new_store_object_sees_the_same_term(make_store: StoreMaker) -> None:
     assert make_store().elect("other", 30) is None
 
 
+def test_the_running_term_can_be_read_by_anyone(make_store: StoreMaker) -> None:
+    """``get_leader`` (for operators) names whoever holds the running term, read from
+    the store by any instance; none before, after resigning and after expiry."""
+    store = make_store()
+    if not store.supports_election:
+        assert store.get_leader() is None  # no terms at all
+        return
+    observer = make_store()
+    assert observer.get_leader() is None
+    assert store.elect("one", 30) == 1
+    term = observer.get_leader()
+    assert term is not None
+    assert (term.owner, term.generation) == ("one", 1)
+    assert 25 < term.expires_in <= 30
+    store.resign("one")
+    assert observer.get_leader() is None
+    assert make_store().elect("two", 0.3) == 2
+    found = observer.get_leader()
+    assert found is not None
+    assert (found.owner, found.generation) == ("two", 2)
+    time.sleep(0.5)
+    assert observer.get_leader() is None  # expired by the store's clock
+
+
 def test_leader_only_tasks_are_claimed_by_the_leader_only(make_store: StoreMaker) -> None:
     leader, member = electing(make_store), make_store()
     leader.add_task(make_task("plain", at(-2)))

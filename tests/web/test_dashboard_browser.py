@@ -230,6 +230,7 @@ def test_dashboard_in_a_browser(driver: Any, app_url: tuple[str, BackgroundSched
     assert driver.find_elements(By.CSS_SELECTOR, ".preview li")
 
     driver.get(url + "/fleet")
+    wait_for(lambda: "yes (term" in (text(driver, "fleet") or ""))  # it leads its SQL store
     assert "web-1" in text(driver, "fleet")
     screenshot(driver, "dashboard-fleet")
 

@@ -90,10 +90,24 @@ def test_store_admin_app_drives_the_fleet(store_url: tuple[str, dict[str, str]])
             assert "&lt;script&gt;alert(&#39;traceback&#39;)&lt;/script&gt;" in page.text
             assert "<script>alert(" not in page.text
 
+            if url.startswith(("sqlite", "postgresql", "redis")):  # stores that elect
+                wait_for(lambda: worker.is_leader)
             members = http.get("/api/fleet").json()
             assert [m["identity"] for m in members] == ["web-worker-1"]
             assert members[0]["recent_runs"] == 2
-            assert "web-worker-1" in http.get("/fleet").text
+            fleet_page = http.get("/fleet").text
+            assert "web-worker-1" in fleet_page
+            # The leader, read from the store's term (the admin itself never stands).
+            if worker.is_leader:
+                generation = worker.leader_generation
+                assert (members[0]["is_leader"], members[0]["leader_generation"]) == (
+                    True,
+                    generation,
+                )
+                assert f"yes (term {generation})" in fleet_page
+            else:
+                assert not url.startswith(("sqlite", "postgresql", "redis"))
+                assert members[0]["is_leader"] is False
 
             http.post("/api/tasks/hourly/pause").raise_for_status()
             wait_for(lambda: worker.get_task("hourly").next_run_time is None)  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ import logging
 
 from tickwork.cli._cron import cron
 from tickwork.cli._exits import ExitCode
+from tickwork.cli._fleet import fleet
 from tickwork.cli._output import Output
 from tickwork.cli._parser import TARGET_DEFAULTS
 from tickwork.cli._runs import runs_cancel, runs_list, runs_show
@@ -46,6 +47,8 @@ def dispatch(args: argparse.Namespace) -> int:
         command = _TASK_COMMANDS[args.action]
     elif args.command == "runs":
         command = _RUN_COMMANDS[getattr(args, "action", None)]
+    elif args.command == "fleet":
+        command = fleet
     else:
         command = preview
     # The administering scheduler's own warnings (a store it cannot reach, say) are

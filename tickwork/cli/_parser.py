@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_tasks(commands)
     _add_runs(commands)
+    commands.add_parser(
+        "fleet",
+        parents=[_target_options()],
+        help="the schedulers seen at work on the store, and which of them leads",
+    )
     preview = commands.add_parser(
         "preview", parents=[_target_options()], help="a task's next run times, DST changes marked"
     )

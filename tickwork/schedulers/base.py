@@ -61,6 +61,7 @@ from tickwork.exceptions import (
     ConfigurationError,
     SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
+    UnknownAliasError,
 )
 from tickwork.executors import executor_registry
 from tickwork.executors.base import BaseExecutor, ExecutorHost
@@ -86,7 +87,7 @@ from tickwork.schedulers._task_manager import PendingTask, TaskManager
 from tickwork.schedulers.asgi import ASGIApp, LifespanWrapper
 from tickwork.security.policy import SecurityPolicy
 from tickwork.stores import store_registry
-from tickwork.stores.base import BaseStore
+from tickwork.stores.base import BaseStore, LeaderTerm
 from tickwork.stores.memory import MemoryStore
 from tickwork.tasks import UNSET
 from tickwork.utils import local_timezone, timestamp, to_timezone
@@ -450,6 +451,22 @@ class BaseScheduler(TaskAPI, ABC):
     def is_leader_of(self, store: str) -> bool:
         """True while this scheduler leads the schedulers sharing ``store``."""
         return self._leadership.leads(store)
+
+    def get_leader(self, store: str | None = None) -> LeaderTerm | None:
+        """The fleet's leader as ``store`` records it (by default the store
+        :attr:`is_leader` reports on): its identity, term generation and the seconds
+        left of its lease, or ``None`` when no term runs or no store elects. Read from
+        the store, so it names another member's term too (what :attr:`is_leader` cannot);
+        for operators, not for deciding anything: it may be stale when read."""
+        stores = self._plugins.stores
+        if store is None:
+            electing = sorted(alias for alias, s in stores.items() if s.supports_election)
+            store = "default" if "default" in electing else next(iter(electing), None)
+            if store is None:
+                return None
+        if store not in stores:
+            raise UnknownAliasError("store", store, list(stores))
+        return stores[store].get_leader()
 
     def _elected(self, alias: str) -> None:
         """This scheduler became ``alias``'s leader: look at the store now (its due

@@ -93,6 +93,21 @@ class RedisLeader:
         self._term = f"{generation} {owner}"
         return generation
 
+    def current(self, client: redis.Redis) -> tuple[str, int, float] | None:
+        """The running term as (owner, generation, seconds left by the server's clock),
+        or None when none runs."""
+        pipe = client.pipeline(transaction=True)
+        pipe.get(self.term_key)
+        pipe.pttl(self.term_key)
+        term, millis = pipe.execute()
+        if term is None or millis is None or int(millis) <= 0:
+            return None  # (-2: gone between the two commands is impossible in MULTI)
+        text = term.decode() if isinstance(term, bytes) else str(term)
+        generation, sep, owner = text.partition(" ")
+        if not sep or not generation.isdigit():
+            return None  # garbled: nobody's term (the next election replaces it)
+        return owner, int(generation), int(millis) / 1000
+
     def resign(self, owner: str) -> None:
         """End ``owner``'s term now."""
         self._term = None

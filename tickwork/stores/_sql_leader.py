@@ -116,6 +116,19 @@ class LeaderTable:
         )
         return generation
 
+    def current(self, conn: Connection) -> tuple[str, int, float] | None:
+        """The running term as (owner, generation, seconds left by the database's
+        clock), or None when none runs."""
+        table = self.table
+        row = conn.execute(
+            select(
+                table.c.owner, table.c.expires, table.c.generation, database_now(conn.dialect)
+            ).where(table.c.name == _ROW)
+        ).first()
+        if row is None or row[0] is None or row[1] is None or float(row[1]) <= float(row[3]):
+            return None
+        return str(row[0]), int(row[2]), float(row[1]) - float(row[3])
+
     def resign(self, conn: Connection, owner: str) -> None:
         """End ``owner``'s term now."""
         table = self.table

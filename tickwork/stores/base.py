@@ -46,7 +46,7 @@ from tickwork.runs.base import RunLog
 from tickwork.runs.memory import MemoryRunLog
 from tickwork.tasks import Task
 
-__all__ = ["BaseStore", "InProgressRun", "NextRunTime", "PendingRetry", "RunKey"]
+__all__ = ["BaseStore", "InProgressRun", "LeaderTerm", "NextRunTime", "PendingRetry", "RunKey"]
 
 #: A run as the store knows it: (task id, scheduled run time).
 RunKey = tuple[str, datetime]
@@ -56,6 +56,19 @@ RunKey = tuple[str, datetime]
 #: removed), or ``False`` to leave it as it is (a task that is never due by design, such
 #: as one run at shutdown).
 NextRunTime: TypeAlias = Callable[[Task], datetime | Literal[False] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderTerm:
+    """The running term of a fleet's leader, as the electing store records it
+    (:meth:`BaseStore.get_leader`)."""
+
+    #: The leading scheduler's ``identity``.
+    owner: str
+    #: The term's number: it grows with every new term (the fencing token).
+    generation: int
+    #: Seconds until the term ends unless its owner renews it, by the store's clock.
+    expires_in: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +391,14 @@ class BaseStore(ABC):
         """End ``owner``'s term now (a graceful shutdown), so that another scheduler is
         elected at its next attempt instead of after the lease. Nothing happens when
         ``owner`` does not lead."""
+
+    def get_leader(self) -> LeaderTerm | None:
+        """The term running now, whoever holds it, or ``None`` when none runs (no
+        scheduler leads: none stood, or the last term expired or was resigned). For
+        operators (the dashboard's fleet page, ``tickwork fleet``): the answer may be stale by the
+        time it is read, so never decide a claim with it. Stores without
+        ``supports_election`` have no terms: ``None``."""
+        return None
 
     # -- runs in progress (stores with supports_leases) -----------------------------------
 

@@ -50,7 +50,14 @@ from tickwork.stores import _redis_scripts as scripts
 from tickwork.stores._claimed import ClaimedRecords, merge_changed
 from tickwork.stores._redis_leader import RedisLeader
 from tickwork.stores._redis_tags import REMOVE, TAG_HELPERS, TAGGED, WRITE_TAGGED
-from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
+from tickwork.stores.base import (
+    BaseStore,
+    InProgressRun,
+    LeaderTerm,
+    NextRunTime,
+    PendingRetry,
+    RunKey,
+)
 from tickwork.tasks import Task
 
 # An optional dependency: without it this module still imports (a store configuration
@@ -591,6 +598,12 @@ class RedisStore(BaseStore):
         """End ``owner``'s term now (see :meth:`BaseStore.resign`)."""
         with self._unavailable("resign the leadership"):
             self._leader.resign(owner)
+
+    def get_leader(self) -> LeaderTerm | None:
+        """The running term, read from its key (see :meth:`BaseStore.get_leader`)."""
+        with self._unavailable("read the leader"):
+            term = self._leader.current(self.client)
+        return None if term is None else LeaderTerm(*term)
 
     def count_runs(self, task_ids: Collection[str]) -> dict[str, int]:
         """Runs in progress per task, over every scheduler sharing the prefix."""

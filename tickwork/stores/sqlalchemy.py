@@ -103,7 +103,14 @@ from tickwork.stores._sql_schema import (
     tasks_table,
 )
 from tickwork.stores._sql_tags import clear_tags, forget_tags, tags_table, write_tags
-from tickwork.stores.base import BaseStore, InProgressRun, NextRunTime, PendingRetry, RunKey
+from tickwork.stores.base import (
+    BaseStore,
+    InProgressRun,
+    LeaderTerm,
+    NextRunTime,
+    PendingRetry,
+    RunKey,
+)
 from tickwork.tasks import Task
 
 __all__ = ["DEFAULT_URL", "MAX_ID_LENGTH", "SCHEMA_VERSION", "SQLAlchemyStore"]
@@ -856,6 +863,12 @@ class SQLAlchemyStore(BaseStore):
         """End ``owner``'s term now (see :meth:`BaseStore.resign`)."""
         self._term = None
         self._write("resign the leadership", lambda conn: self._leader.resign(conn, owner))
+
+    def get_leader(self) -> LeaderTerm | None:
+        """The running term, read from the leader table (see :meth:`BaseStore.get_leader`)."""
+        with self._unavailable("read the leader"), self.engine.connect() as conn:
+            term = self._leader.current(conn)
+        return None if term is None else LeaderTerm(*term)
 
     def _leader_filter(self, owner: str | None) -> Any:
         """The condition on task rows that leaves leader-only tasks out unless this

@@ -31,6 +31,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tickwork.admin import fleet_members
 from tickwork.exceptions import TaskLookupError
 from tickwork.web import _data
 from tickwork.web._actions import TASK_ACTIONS, cancel, task_action
@@ -170,13 +171,13 @@ class AdminApp:
     async def api_scheduler(self, request: Request) -> Response:
         async def work() -> Any:
             info = await self.call(lambda t: t.get_scheduler_info())
-            info["fleet"] = await self.call(_data.fleet)
+            info["fleet"] = await self.call(fleet_members)
             return _jsonable(info)
 
         return await self.api(request, "read", work)
 
     async def api_fleet(self, request: Request) -> Response:
-        return await self.api(request, "read", partial(self.call, _data.fleet))
+        return await self.api(request, "read", partial(self.call, fleet_members))
 
     async def api_tasks(self, request: Request) -> Response:
         async def work() -> Any:
@@ -313,7 +314,7 @@ class AdminApp:
     async def page_fleet(self, request: Request) -> Response:
         async def load() -> dict[str, Any]:
             info = await self.call(lambda t: t.get_scheduler_info())
-            return {"info": _jsonable(info), "members": await self.call(_data.fleet)}
+            return {"info": _jsonable(info), "members": await self.call(fleet_members)}
 
         return await self.page(request, "fleet.html", load)
 

@@ -25,7 +25,6 @@ __all__ = [
     "BadInput",
     "TaskPage",
     "find_run",
-    "fleet",
     "run_json",
     "task_page",
     "task_row",
@@ -182,29 +181,6 @@ def find_run(target: AdminTarget, run_id: str) -> RunRecord:
             if record.run_id == run_id:
                 return record
     raise RunLookupError(f"no run with id {run_id!r}")
-
-
-def fleet(target: AdminTarget, recent: int = 500) -> list[dict[str, Any]]:
-    """The schedulers seen working the stores, from the run records (there is no
-    registry of members): each identity with its runs in progress (their leases), the
-    runs seen among the ``recent`` latest, and when it was last seen at work."""
-    members: dict[str, dict[str, Any]] = {}
-    for record in target.get_runs(limit=recent):
-        name = record.scheduler or "(unknown)"
-        member = members.setdefault(
-            name, {"identity": name, "running": 0, "recent_runs": 0, "last_seen": None}
-        )
-        member["recent_runs"] += 1
-        if record.outcome == "running":
-            member["running"] += 1
-        seen = record.finished_at or record.started_at or record.scheduled_run_time
-        if member["last_seen"] is None or seen > member["last_seen"]:
-            member["last_seen"] = seen
-    result = sorted(members.values(), key=lambda m: m["last_seen"], reverse=True)
-    for member in result:
-        member["last_seen"] = _iso(member["last_seen"])
-        member["is_this_process"] = member["identity"] == target.identity
-    return result
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
