@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import servers
+from store_locations import STORE_KINDS, store_location
 
 from tickwork.admin import administer, open_admin
 from tickwork.exceptions import SchedulerNotRunningError, TaskLookupError
@@ -24,29 +24,13 @@ def record_call(tag: str) -> None:
     CALLS.append(tag)
 
 
-@pytest.fixture(
-    params=[
-        "file",
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.external_service("postgresql")),
-        pytest.param("redis", marks=pytest.mark.external_service("redis")),
-    ]
-)
+@pytest.fixture(params=STORE_KINDS)
 def store_url(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """A URL (and its table/prefix option) of a fresh location of each kind of store."""
-    kind = request.param
-    if kind == "file":
-        yield str(tmp_path / "tasks"), {}
-    elif kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tasks.db'}", {}
-    elif kind == "postgresql":
-        with servers.temporary_database("postgresql") as url:
-            yield url, {"tablename": f"admin_{uuid.uuid4().hex[:8]}"}
-    else:
-        with servers.redis_prefix() as prefix:
-            yield servers.redis_url(), {"prefix": prefix}
+    with store_location(request.param, tmp_path, "admin") as found:
+        yield found
 
 
 def _wait_for(predicate: object, timeout: float = 10.0) -> None:

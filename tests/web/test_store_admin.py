@@ -4,14 +4,13 @@ every kind of shared store: its actions reach the fleet, its pages show the flee
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-import servers
+from store_locations import STORE_KINDS, store_location
 from web_server import serve
 
 from tickwork.schedulers import BackgroundScheduler
@@ -21,28 +20,12 @@ from tickwork.web import admin_app
 ADMIN = {"Authorization": "Bearer web-admin-token"}
 
 
-@pytest.fixture(
-    params=[
-        "file",
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.external_service("postgresql")),
-        pytest.param("redis", marks=pytest.mark.external_service("redis")),
-    ]
-)
+@pytest.fixture(params=STORE_KINDS)
 def store_url(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    kind = request.param
-    if kind == "file":
-        yield str(tmp_path / "tasks"), {}
-    elif kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tasks.db'}", {}
-    elif kind == "postgresql":
-        with servers.temporary_database("postgresql") as url:
-            yield url, {"tablename": f"web_{uuid.uuid4().hex[:8]}"}
-    else:
-        with servers.redis_prefix() as prefix:
-            yield servers.redis_url(), {"prefix": prefix}
+    with store_location(request.param, tmp_path, "web") as found:
+        yield found
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
