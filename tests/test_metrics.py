@@ -352,3 +352,92 @@ def test_mounted_in_the_app_whose_loop_runs_the_scheduler(serve: Callable[[Any],
     ]
     assert len(next_runs) == 1
     assert abs(next_runs[0] - time.time()) < 60
+
+
+def test_a_scrape_of_a_hung_store_does_not_stop_the_loop(serve: Callable[[Any], str]) -> None:
+    """The per-task gauges read the stores at scrape time: a store that hangs holds the
+    scrape, never the event loop that runs the scheduler and serves the rest of the app."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    from tickwork.stores import MemoryStore
+
+    release = threading.Event()
+    reading = threading.Event()
+    scraping = threading.Event()
+
+    class HungStore(MemoryStore):
+        def get_all_tasks(self) -> list[Any]:
+            if scraping.is_set():
+                reading.set()
+                release.wait(30)  # (a database that stopped answering)
+            return super().get_all_tasks()
+
+    scheduler = AsyncIOScheduler(stores={"default": HungStore()}, timezone="UTC")
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        ticks.append(time.monotonic())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        scheduler.start()
+        scheduler.add_task(tick, "interval", seconds=0.05, id="tick")
+        yield
+        await scheduler.shutdown_async()
+
+    async def ping(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("pong")
+
+    app = Starlette(
+        routes=[Route("/ping", ping), Mount("/metrics", metrics_app(scheduler))],
+        lifespan=lifespan,
+    )
+    url = serve(app)
+    scraped: list[httpx.Response] = []
+    scraper = threading.Thread(
+        target=lambda: scraped.append(httpx.get(f"{url}/metrics/metrics", timeout=60))
+    )
+    scraping.set()
+    scraper.start()
+    try:
+        assert reading.wait(10), "the scrape did not read the tasks"
+        # While the scrape waits on the store: the app answers and the scheduler runs on.
+        assert httpx.get(f"{url}/ping", timeout=10).text == "pong"
+        before = len(ticks)
+        wait_for(lambda: len(ticks) >= before + 3, "runs while the scrape waits")
+        assert not scraped
+    finally:
+        release.set()
+        scraper.join(30)
+    assert scraped[0].status_code == 200
+    assert "tickwork_tasks 1.0" in scraped[0].text
+
+
+def test_the_app_serves_the_accepted_format_and_compresses_on_request(
+    serve: Callable[[Any], str],
+) -> None:
+    """What prometheus_client's own app does: the format the scraper accepts, gzip on
+    request."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_task(ok, "interval", hours=1, id="hourly")
+    scheduler.start(paused=True)
+    try:
+        url = serve(metrics_app(scheduler))
+        plain = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=10)
+        assert plain.headers["content-type"].startswith("text/plain")
+        assert "content-encoding" not in plain.headers
+        assert "tickwork_tasks 1.0" in plain.text
+        zipped = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=10)
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert "tickwork_tasks 1.0" in zipped.text  # (httpx decompresses)
+        openmetrics = httpx.get(
+            f"{url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=10
+        )
+        assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert openmetrics.text.endswith("# EOF\n")
+    finally:
+        scheduler.shutdown()

@@ -19,21 +19,25 @@ scrape read the whole store. So:
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import gzip
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from tickwork.exceptions import ConfigurationError, MissingDependencyError
 
 try:
-    from prometheus_client import CollectorRegistry, make_asgi_app
+    from prometheus_client import CollectorRegistry
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
         HistogramMetricFamily,
     )
+    from prometheus_client.exposition import choose_encoder
     from prometheus_client.registry import Collector
 except ImportError as exc:  # tested in a subprocess that hides prometheus_client
     raise MissingDependencyError(
@@ -353,4 +357,42 @@ def metrics_app(
         raise ConfigurationError(
             f"options {sorted(options)} need a scheduler: metrics_app(scheduler, ...)"
         )
-    return make_asgi_app(registry=registry)
+    return _OffTheLoop(registry)
+
+
+class _OffTheLoop:
+    """An ASGI app serving ``registry`` like ``prometheus_client.make_asgi_app``, but
+    collecting in a worker thread. The per-task gauges read the scheduler's stores at
+    scrape time: prometheus_client's own app collects on the event loop, so mounted in
+    the app whose loop runs an AsyncIOScheduler, a scrape of a slow or hung database
+    (the very case metrics are for) would stop the scheduler with it."""
+
+    def __init__(self, registry: Collector) -> None:
+        self._registry = registry
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"the metrics app serves HTTP only, not {scope['type']!r}")
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in scope.get("headers", ())}  # fmt: skip
+        params = parse_qs(scope.get("query_string", b"").decode())
+        body, response_headers = await asyncio.to_thread(
+            self._bake, headers.get("accept", ""), headers.get("accept-encoding", ""), params
+        )
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _bake(
+        self, accept: str, accept_encoding: str, params: dict[str, list[str]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        encoder, content_type = choose_encoder(accept)
+        registry = self._registry
+        if "name[]" in params and isinstance(registry, CollectorRegistry):
+            registry = registry.restricted_registry(params["name[]"])
+        body = encoder(registry)
+        headers = [(b"content-type", content_type.encode())]
+        if "gzip" in accept_encoding.lower():
+            body = gzip.compress(body)
+            headers.append((b"content-encoding", b"gzip"))
+        return body, headers
