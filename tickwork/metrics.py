@@ -365,10 +365,15 @@ class _OffTheLoop:
     collecting in a worker thread. The per-task gauges read the scheduler's stores at
     scrape time: prometheus_client's own app collects on the event loop, so mounted in
     the app whose loop runs an AsyncIOScheduler, a scrape of a slow or hung database
-    (the very case metrics are for) would stop the scheduler with it."""
+    (the very case metrics are for) would stop the scheduler with it.
+
+    A daemon thread per scrape, one collecting at a time: not the loop's default
+    executor, whose few threads a hung store would take one by one, and not a pool,
+    whose threads would hold up the process's exit behind a hung store."""
 
     def __init__(self, registry: Collector) -> None:
         self._registry = registry
+        self._one_at_a_time = threading.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -376,9 +381,22 @@ class _OffTheLoop:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                    for name, value in scope.get("headers", ())}  # fmt: skip
         params = parse_qs(scope.get("query_string", b"").decode())
-        body, response_headers = await asyncio.to_thread(
-            self._bake, headers.get("accept", ""), headers.get("accept-encoding", ""), params
-        )
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[bytes, list[tuple[bytes, bytes]]]] = loop.create_future()
+
+        def bake() -> None:
+            with self._one_at_a_time:
+                try:
+                    found = self._bake(
+                        headers.get("accept", ""), headers.get("accept-encoding", ""), params
+                    )
+                except BaseException as exc:
+                    loop.call_soon_threadsafe(_settle, answer, None, exc)
+                else:
+                    loop.call_soon_threadsafe(_settle, answer, found, None)
+
+        threading.Thread(target=bake, name="tickwork-metrics", daemon=True).start()
+        body, response_headers = await answer
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
@@ -396,3 +414,13 @@ class _OffTheLoop:
             body = gzip.compress(body)
             headers.append((b"content-encoding", b"gzip"))
         return body, headers
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    """(On the loop.) Give the scrape its answer, unless it is gone (the scraper hung up)."""
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
