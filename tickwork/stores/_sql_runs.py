@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
+    Delete,
     Double,
     Index,
     Integer,
@@ -51,6 +52,7 @@ from sqlalchemy.dialects import mysql
 
 from tickwork.exceptions import SerializationError
 from tickwork.serializers import BaseSerializer
+from tickwork.stores._sql_bulk import finish_statement, finish_values
 from tickwork.stores.base import InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -89,6 +91,7 @@ class RunTable:
         )
         self._serializer = serializer
         self._logger = logger
+        self._finish_bulk: Delete | None = None
 
     def record(
         self,
@@ -165,6 +168,11 @@ class RunTable:
         if not runs:
             return
         table = self.table
+        if conn.dialect.name == "postgresql":  # one statement, not one per run (see _sql_bulk)
+            if self._finish_bulk is None:
+                self._finish_bulk = finish_statement(table)
+            conn.execute(self._finish_bulk, finish_values(owner, runs))
+            return
         conn.execute(
             delete(table).where(self._key_matches(), table.c.owner == bindparam("k_owner")),
             [
