@@ -1,7 +1,8 @@
 """One-statement forms, on PostgreSQL, of the per-row statements of a pass's write-back.
 
-The write-back of a batch updates each claimed task row and, when the runs end, deletes
-each run record: as an ``executemany`` that is one statement per row, which psycopg
+The write-back of a batch updates each claimed task row and inserts a record of each run
+starting; when the runs end, their records are deleted. As an ``executemany`` that is
+one statement per row, which psycopg
 pipelines (one round trip) but the driver still builds, sends and the server still
 parses, plans and runs one by one. With a fleet of schedulers on a machine whose cores
 they share with the server, that per-row CPU, on both sides, bounded how far the fleet
@@ -15,13 +16,17 @@ Only PostgreSQL: SQLite and MySQL/MariaDB have no arrays, and keep the ``execute
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     Delete,
     Double,
+    Insert,
+    Integer,
     LargeBinary,
     SmallInteger,
     String,
@@ -29,16 +34,67 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    cast,
     delete,
     func,
+    insert,
+    literal,
     or_,
+    select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine, UserDefinedType
 
 from tickwork.stores.base import RunKey
 
-__all__ = ["finish_statement", "finish_values", "release_statement"]
+__all__ = [
+    "BinaryList",
+    "finish_statement",
+    "finish_values",
+    "record_statement",
+    "release_statement",
+]
+
+
+class BinaryList(list[Any]):
+    """A list psycopg sends as an array in the binary format. psycopg sends a plain list
+    as text, escaping each element: for the serialized tasks (``bytea``) that costs about
+    15 µs each, more than the statement saves; in binary, under 1 µs. Registered for this
+    class only, so no other list anywhere changes how it is sent."""
+
+    __slots__ = ()
+
+
+@functools.cache
+def _register() -> None:
+    """Send :class:`BinaryList` in binary with psycopg (once; only when a statement here
+    is built, so on PostgreSQL only, where the driver is imported anyway)."""
+    try:
+        from psycopg import adapters
+        from psycopg.types.array import ListBinaryDumper
+    except ImportError:  # pragma: no cover (another driver: its own list adaptation)
+        return
+    adapters.register_dumper(BinaryList, ListBinaryDumper)
+
+
+class _ArrayParameter(UserDefinedType[list[Any]]):
+    """A bound array, passed to the driver as a :class:`BinaryList` (SQLAlchemy's own
+    ``ARRAY`` type would copy it into a plain list); the statement casts it."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "BYTEA[]"  # (never rendered: the parameter is always cast)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return lambda value: value if isinstance(value, BinaryList) else BinaryList(value)
+
+
+def _array(name: str, item_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    _register()
+    return cast(bindparam(name, type_=_ArrayParameter()), ARRAY(item_type))
 
 
 def release_statement(table: Table) -> Update:
@@ -49,12 +105,12 @@ def release_statement(table: Table) -> Update:
     ``a_leader``, ``a_any``, ``a_was``, one element per task."""
     rows = (
         func.unnest(
-            bindparam("a_id", type_=ARRAY(String)),
-            bindparam("a_next", type_=ARRAY(Double)),
-            bindparam("a_state", type_=ARRAY(LargeBinary)),
-            bindparam("a_leader", type_=ARRAY(SmallInteger)),
-            bindparam("a_any", type_=ARRAY(Boolean)),
-            bindparam("a_was", type_=ARRAY(LargeBinary)),
+            _array("a_id", String()),
+            _array("a_next", Double()),
+            _array("a_state", LargeBinary()),
+            _array("a_leader", SmallInteger()),
+            _array("a_any", Boolean()),
+            _array("a_was", LargeBinary()),
         )
         .table_valued("id", "next", "state", "leader", "any", "was")
         .render_derived(name="b_rows")
@@ -83,8 +139,8 @@ def finish_statement(table: Table) -> Delete:
     ``a_time`` (epoch seconds), one element per run."""
     keys = (
         func.unnest(
-            bindparam("a_id", type_=ARRAY(String)),
-            bindparam("a_time", type_=ARRAY(Double)),
+            _array("a_id", String()),
+            _array("a_time", Double()),
         )
         .table_valued("id", "time")
         .render_derived(name="b_keys")
@@ -102,6 +158,32 @@ def finish_values(owner: str, runs: Collection[RunKey]) -> dict[str, Any]:
     """The parameters of :func:`finish_statement` for ``owner``'s ``runs``."""
     return {
         "b_owner": owner,
-        "a_id": [task_id for task_id, _ in runs],
-        "a_time": [when.timestamp() for _, when in runs],
+        "a_id": BinaryList(task_id for task_id, _ in runs),
+        "a_time": BinaryList(when.timestamp() for _, when in runs),
     }
+
+
+def record_statement(table: Table) -> Insert:
+    """Insert the records of runs starting: the arrays ``a_id``, ``a_time`` (epoch
+    seconds) and ``a_state`` (the task as handed over), one element per run, all for
+    ``b_owner``, first attempts, leased until ``b_expires``."""
+    runs = (
+        func.unnest(
+            _array("a_id", String()),
+            _array("a_time", Double()),
+            _array("a_state", LargeBinary()),
+        )
+        .table_valued("id", "time", "state")
+        .render_derived(name="b_runs")
+    )
+    columns = ["task_id", "run_time", "owner", "lease_expires", "state", "attempt", "cancel"]
+    rows = select(
+        runs.c.id,
+        runs.c.time,
+        bindparam("b_owner", type_=String()),
+        bindparam("b_expires", type_=Double()),
+        runs.c.state,
+        literal(1, Integer()),
+        literal(0, SmallInteger()),
+    )
+    return insert(table).from_select(columns, rows)

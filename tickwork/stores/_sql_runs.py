@@ -30,6 +30,7 @@ from sqlalchemy import (
     Delete,
     Double,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     MetaData,
@@ -52,7 +53,12 @@ from sqlalchemy.dialects import mysql
 
 from tickwork.exceptions import SerializationError
 from tickwork.serializers import BaseSerializer
-from tickwork.stores._sql_bulk import finish_statement, finish_values
+from tickwork.stores._sql_bulk import (
+    BinaryList,
+    finish_statement,
+    finish_values,
+    record_statement,
+)
 from tickwork.stores.base import InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -92,6 +98,7 @@ class RunTable:
         self._serializer = serializer
         self._logger = logger
         self._finish_bulk: Delete | None = None
+        self._record_bulk_statement: Insert | None = None
 
     def record(
         self,
@@ -113,6 +120,9 @@ class RunTable:
             taken.update(
                 task_id for task_id, when in conn.execute(query) if (task_id, when) in wanted
             )
+        if conn.dialect.name == "postgresql":  # one statement (see _sql_bulk)
+            self._record_bulk(conn, owner, runs, blobs, expires, taken)
+            return taken
         rows = []
         for task, when in runs:
             if task.id in taken:
@@ -132,6 +142,38 @@ class RunTable:
         if rows:
             conn.execute(insert(table), rows)
         return taken
+
+    def _record_bulk(
+        self,
+        conn: Connection,
+        owner: str,
+        runs: Sequence[tuple[Task, datetime]],
+        blobs: dict[str, bytes],
+        expires: datetime,
+        taken: set[str],
+    ) -> None:
+        ids, times, states = BinaryList(), BinaryList(), BinaryList()
+        for task, when in runs:
+            if task.id in taken:
+                continue
+            blob = blobs.get(task.id)
+            ids.append(task.id)
+            times.append(when.timestamp())
+            states.append(blob if blob is not None else self._serializer.serialize(task))
+        if not ids:
+            return
+        if self._record_bulk_statement is None:
+            self._record_bulk_statement = record_statement(self.table)
+        conn.execute(
+            self._record_bulk_statement,
+            {
+                "b_owner": owner,
+                "b_expires": expires.timestamp(),
+                "a_id": ids,
+                "a_time": times,
+                "a_state": states,
+            },
+        )
 
     def count(self, conn: Connection, task_ids: Collection[str]) -> dict[str, int]:
         """Records of runs in progress per task id (ids without records are left out;

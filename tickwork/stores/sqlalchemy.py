@@ -81,7 +81,7 @@ from tickwork.security.files import create_private_file
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._claimed import ClaimedRecords, merge_changed
-from tickwork.stores._sql_bulk import release_statement
+from tickwork.stores._sql_bulk import BinaryList, release_statement
 from tickwork.stores._sql_conflicts import (
     CONFLICT_ATTEMPTS,
     conflict_pause,
@@ -558,12 +558,12 @@ class SQLAlchemyStore(BaseStore):
             was = [claimed.blob(r["id"]) for r in rows]
             return {
                 "b_owner": owner,
-                "a_id": [r["id"] for r in rows],
-                "a_next": [r["next_run_time"] for r in rows],
-                "a_state": [r["state"] for r in rows],
-                "a_leader": [r["leader_only"] for r in rows],
-                "a_any": [blob is None for blob in was],
-                "a_was": was,
+                "a_id": BinaryList(r["id"] for r in rows),
+                "a_next": BinaryList(r["next_run_time"] for r in rows),
+                "a_state": BinaryList(r["state"] for r in rows),
+                "a_leader": BinaryList(r["leader_only"] for r in rows),
+                "a_any": BinaryList(blob is None for blob in was),
+                "a_was": BinaryList(was),
             }
 
         bulk = self.engine.dialect.name == "postgresql"
