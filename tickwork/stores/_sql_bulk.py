@@ -16,13 +16,13 @@ Only PostgreSQL: SQLite and MySQL/MariaDB have no arrays, and keep the ``execute
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Connection,
     Delete,
     Double,
     Insert,
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Update,
     and_,
+    any_,
     bindparam,
     cast,
     delete,
@@ -51,8 +52,11 @@ from tickwork.stores.base import RunKey
 
 __all__ = [
     "BinaryList",
+    "binary_arrays",
+    "chunks_for",
     "finish_statement",
     "finish_values",
+    "ids_in",
     "record_statement",
     "release_statement",
 ]
@@ -67,16 +71,20 @@ class BinaryList(list[Any]):
     __slots__ = ()
 
 
-@functools.cache
-def _register() -> None:
-    """Send :class:`BinaryList` in binary with psycopg (once; only when a statement here
-    is built, so on PostgreSQL only, where the driver is imported anyway)."""
-    try:
-        from psycopg import adapters
-        from psycopg.types.array import ListBinaryDumper
-    except ImportError:  # pragma: no cover (another driver: its own list adaptation)
+def binary_arrays(conn: Connection) -> None:
+    """Make psycopg send :class:`BinaryList` in binary on ``conn`` (a dictionary look-up
+    once it does). Per connection: a psycopg connection copies the global adapters when
+    it is made, so registering them globally later would miss the open ones."""
+    if conn.dialect.driver != "psycopg":
+        return  # (psycopg2 sends lists as arrays its own way)
+    adapters = getattr(conn.connection.driver_connection, "adapters", None)
+    if adapters is None:  # pragma: no cover
         return
-    adapters.register_dumper(BinaryList, ListBinaryDumper)
+    from psycopg.adapt import PyFormat
+    from psycopg.types.array import ListBinaryDumper
+
+    if adapters.get_dumper(BinaryList, PyFormat.AUTO) is not ListBinaryDumper:
+        adapters.register_dumper(BinaryList, ListBinaryDumper)
 
 
 class _ArrayParameter(UserDefinedType[list[Any]]):
@@ -93,8 +101,28 @@ class _ArrayParameter(UserDefinedType[list[Any]]):
 
 
 def _array(name: str, item_type: TypeEngine[Any]) -> ColumnElement[Any]:
-    _register()
     return cast(bindparam(name, type_=_ArrayParameter()), ARRAY(item_type))
+
+
+def ids_in(column: ColumnElement[Any], ids: Sequence[str], dialect: Dialect) -> Any:
+    """``column IN ids``; on PostgreSQL ``column = ANY(array)``: a short statement text
+    whatever the number of ids, which the driver parses once and prepares, where ``IN``
+    has one placeholder per id (several kB of text per batch, parsed at every call)."""
+    if dialect.name != "postgresql":
+        return column.in_(ids)
+    bound = bindparam(None, BinaryList(ids), type_=_ArrayParameter())
+    return column == any_(cast(bound, ARRAY(String())))
+
+
+def chunks_for(ids: Sequence[str], dialect: Dialect, size: int) -> Iterator[Sequence[str]]:
+    """``ids`` in chunks of ``size`` for :func:`ids_in` (one chunk on PostgreSQL: an array
+    has no limit on its length)."""
+    if dialect.name == "postgresql":
+        if ids:
+            yield ids
+        return
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def release_statement(table: Table) -> Update:

@@ -55,8 +55,10 @@ from tickwork.exceptions import SerializationError
 from tickwork.serializers import BaseSerializer
 from tickwork.stores._sql_bulk import (
     BinaryList,
+    chunks_for,
     finish_statement,
     finish_values,
+    ids_in,
     record_statement,
 )
 from tickwork.stores.base import InProgressRun, PendingRetry, RunKey
@@ -115,8 +117,11 @@ class RunTable:
         table = self.table
         wanted = {(task.id, when.timestamp()) for task, when in runs}
         taken: set[str] = set()
-        for chunk in _chunks(sorted({task.id for task, _ in runs})):
-            query = select(table.c.task_id, table.c.run_time).where(table.c.task_id.in_(chunk))
+        dialect = conn.dialect
+        for chunk in chunks_for(sorted({task.id for task, _ in runs}), dialect, _CHUNK):
+            query = select(table.c.task_id, table.c.run_time).where(
+                ids_in(table.c.task_id, chunk, dialect)
+            )
             taken.update(
                 task_id for task_id, when in conn.execute(query) if (task_id, when) in wanted
             )
@@ -180,10 +185,11 @@ class RunTable:
         pending retries are not runs in progress)."""
         table = self.table
         counts: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(task_ids))):
+        dialect = conn.dialect
+        for chunk in chunks_for(sorted(set(task_ids)), dialect, _CHUNK):
             query = (
                 select(table.c.task_id, func.count())
-                .where(table.c.task_id.in_(chunk), table.c.owner != "")
+                .where(ids_in(table.c.task_id, chunk, dialect), table.c.owner != "")
                 .group_by(table.c.task_id)
             )
             counts.update({task_id: int(n) for task_id, n in conn.execute(query)})

@@ -81,7 +81,13 @@ from tickwork.security.files import create_private_file
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._claimed import ClaimedRecords, merge_changed
-from tickwork.stores._sql_bulk import BinaryList, release_statement
+from tickwork.stores._sql_bulk import (
+    BinaryList,
+    binary_arrays,
+    chunks_for,
+    ids_in,
+    release_statement,
+)
 from tickwork.stores._sql_conflicts import (
     CONFLICT_ATTEMPTS,
     conflict_pause,
@@ -280,6 +286,7 @@ class SQLAlchemyStore(BaseStore):
         with self._unavailable(action), self.engine.begin() as conn:
             if not self._row_locks:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            binary_arrays(conn)  # (PostgreSQL's one-statement forms, see _sql_bulk)
             yield conn
 
     @contextlib.contextmanager
@@ -745,8 +752,9 @@ class SQLAlchemyStore(BaseStore):
             return []
         tags = self._tags
         indexed: dict[str, set[str]] = {}
-        for chunk in _chunks([task.id for task in tasks]):
-            query = select(tags.c.task_id, tags.c.tag).where(tags.c.task_id.in_(chunk))
+        dialect = conn.dialect
+        for chunk in chunks_for([task.id for task in tasks], dialect, _CHUNK):
+            query = select(tags.c.task_id, tags.c.tag).where(ids_in(tags.c.task_id, chunk, dialect))
             for task_id, tag in conn.execute(query).all():
                 indexed.setdefault(task_id, set()).add(tag)
         stale = [task for task in tasks if indexed.get(task.id, set()) != task.tags]
@@ -857,10 +865,11 @@ class SQLAlchemyStore(BaseStore):
             states = {task_id: bytes(state) for task_id, state in rows}
             for task in tasks:
                 self._claimed.remember(task.id, states[task.id], task.next_run_time)
-            for chunk in _chunks([task.id for task in tasks]):
+            dialect = conn.dialect
+            for chunk in chunks_for([task.id for task in tasks], dialect, _CHUNK):
                 conn.execute(
                     update(table)
-                    .where(table.c.id.in_(chunk))
+                    .where(ids_in(table.c.id, chunk, dialect))
                     .values(lease_owner=owner, lease_expires=expires)
                 )
             return tasks
@@ -921,6 +930,7 @@ class SQLAlchemyStore(BaseStore):
         if not task_ids:
             return {}
         with self._unavailable("count runs in progress"), self.engine.connect() as conn:
+            binary_arrays(conn)
             return self._runs.count(conn, task_ids)
 
     def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
