@@ -113,6 +113,7 @@ async def member(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     scheduler.start()
+    cpu_at_ready = time.process_time()
     print("ready", flush=True)
     while not stop.is_set():
         # Hand the lines over in batches: a write per run would cost more than the run.
@@ -121,10 +122,12 @@ async def member(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
         out.writelines(lines)
         lines.clear()
         out.flush()
+    cpu_s = time.process_time() - cpu_at_ready  # (before the shutdown: idle after the burst)
     await scheduler.shutdown_async()
     out.writelines(lines)
     claims = store.claims
     return {
+        "cpu_s": round(cpu_s, 4),
         "claims": len(claims),
         "empty_claims": sum(1 for _, count in claims if count == 0),
         "claimed": sum(count for _, count in claims),
@@ -319,6 +322,11 @@ def summarize(
         "claim_ms": statistics.median(claims) * 1000 if claims else None,
         "release_ms": statistics.median(releases) * 1000 if releases else None,
         "store_share": [round(share, 2) if share is not None else None for share in store_share],
+        # CPU of all members (from ready to the end of the burst, idle polls included) per
+        # run: on a machine whose cores the members share with the server, this bounds them.
+        "cpu_us_per_run": (
+            round(sum(stats.get("cpu_s", 0.0) for stats in stats_all) / max(1, distinct) * 1e6, 1)
+        ),
         "seed_s": seed_s,
     }
 
@@ -385,8 +393,28 @@ def main(argv: list[str]) -> None:
         parser.add_argument("out")
         parser.add_argument("--batch-size", type=int, default=256)
         args = parser.parse_args(argv[1:])
+        profile = os.environ.get("FLEET_PROFILE")  # a cProfile of each member, next to its runs
         with open(args.out, "w") as out:
-            stats = asyncio.run(member(args, out))
+            if profile:
+                import cProfile
+
+                from tickwork.schedulers._gate import StoreGate
+
+                # cProfile sees one thread: the loop's, and the store's batches (they run
+                # on the gate's thread) in a profile of their own.
+                profiler, batches = cProfile.Profile(), cProfile.Profile()
+                process_batch = StoreGate.process_batch
+
+                def profiled(gate: Any, *a: Any) -> Any:
+                    return batches.runcall(process_batch, gate, *a)
+
+                StoreGate.process_batch = profiled  # type: ignore[method-assign]
+                stats = profiler.runcall(asyncio.run, member(args, out))
+                name = Path(args.out).name
+                profiler.dump_stats(os.path.join(profile, name + ".loop.prof"))
+                batches.dump_stats(os.path.join(profile, name + ".store.prof"))
+            else:
+                stats = asyncio.run(member(args, out))
         Path(args.out + ".stats").write_text(json.dumps(stats))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)

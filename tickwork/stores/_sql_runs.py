@@ -27,8 +27,10 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
+    Delete,
     Double,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     MetaData,
@@ -51,6 +53,14 @@ from sqlalchemy.dialects import mysql
 
 from tickwork.exceptions import SerializationError
 from tickwork.serializers import BaseSerializer
+from tickwork.stores._sql_bulk import (
+    BinaryList,
+    chunks_for,
+    finish_statement,
+    finish_values,
+    ids_in,
+    record_statement,
+)
 from tickwork.stores.base import InProgressRun, PendingRetry, RunKey
 from tickwork.tasks import Task
 
@@ -89,6 +99,8 @@ class RunTable:
         )
         self._serializer = serializer
         self._logger = logger
+        self._finish_bulk: Delete | None = None
+        self._record_bulk_statement: Insert | None = None
 
     def record(
         self,
@@ -105,11 +117,17 @@ class RunTable:
         table = self.table
         wanted = {(task.id, when.timestamp()) for task, when in runs}
         taken: set[str] = set()
-        for chunk in _chunks(sorted({task.id for task, _ in runs})):
-            query = select(table.c.task_id, table.c.run_time).where(table.c.task_id.in_(chunk))
+        dialect = conn.dialect
+        for chunk in chunks_for(sorted({task.id for task, _ in runs}), dialect, _CHUNK):
+            query = select(table.c.task_id, table.c.run_time).where(
+                ids_in(table.c.task_id, chunk, dialect)
+            )
             taken.update(
                 task_id for task_id, when in conn.execute(query) if (task_id, when) in wanted
             )
+        if conn.dialect.name == "postgresql":  # one statement (see _sql_bulk)
+            self._record_bulk(conn, owner, runs, blobs, expires, taken)
+            return taken
         rows = []
         for task, when in runs:
             if task.id in taken:
@@ -130,15 +148,48 @@ class RunTable:
             conn.execute(insert(table), rows)
         return taken
 
+    def _record_bulk(
+        self,
+        conn: Connection,
+        owner: str,
+        runs: Sequence[tuple[Task, datetime]],
+        blobs: dict[str, bytes],
+        expires: datetime,
+        taken: set[str],
+    ) -> None:
+        ids, times, states = BinaryList(), BinaryList(), BinaryList()
+        for task, when in runs:
+            if task.id in taken:
+                continue
+            blob = blobs.get(task.id)
+            ids.append(task.id)
+            times.append(when.timestamp())
+            states.append(blob if blob is not None else self._serializer.serialize(task))
+        if not ids:
+            return
+        if self._record_bulk_statement is None:
+            self._record_bulk_statement = record_statement(self.table)
+        conn.execute(
+            self._record_bulk_statement,
+            {
+                "b_owner": owner,
+                "b_expires": expires.timestamp(),
+                "a_id": ids,
+                "a_time": times,
+                "a_state": states,
+            },
+        )
+
     def count(self, conn: Connection, task_ids: Collection[str]) -> dict[str, int]:
         """Records of runs in progress per task id (ids without records are left out;
         pending retries are not runs in progress)."""
         table = self.table
         counts: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(task_ids))):
+        dialect = conn.dialect
+        for chunk in chunks_for(sorted(set(task_ids)), dialect, _CHUNK):
             query = (
                 select(table.c.task_id, func.count())
-                .where(table.c.task_id.in_(chunk), table.c.owner != "")
+                .where(ids_in(table.c.task_id, chunk, dialect), table.c.owner != "")
                 .group_by(table.c.task_id)
             )
             counts.update({task_id: int(n) for task_id, n in conn.execute(query)})
@@ -165,6 +216,11 @@ class RunTable:
         if not runs:
             return
         table = self.table
+        if conn.dialect.name == "postgresql":  # one statement, not one per run (see _sql_bulk)
+            if self._finish_bulk is None:
+                self._finish_bulk = finish_statement(table)
+            conn.execute(self._finish_bulk, finish_values(owner, runs))
+            return
         conn.execute(
             delete(table).where(self._key_matches(), table.c.owner == bindparam("k_owner")),
             [

@@ -54,6 +54,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Select,
+    Update,
     bindparam,
     case,
     delete,
@@ -80,6 +81,13 @@ from tickwork.security.files import create_private_file
 from tickwork.serializers import BaseSerializer, resolve_serializer
 from tickwork.serializers._broken import BrokenTasks
 from tickwork.stores._claimed import ClaimedRecords, merge_changed
+from tickwork.stores._sql_bulk import (
+    BinaryList,
+    binary_arrays,
+    chunks_for,
+    ids_in,
+    release_statement,
+)
 from tickwork.stores._sql_conflicts import (
     CONFLICT_ATTEMPTS,
     conflict_pause,
@@ -197,6 +205,7 @@ class SQLAlchemyStore(BaseStore):
         self._broken = BrokenTasks(self.logger)
         #: The bytes of each task this object claimed, until its write-back (see _claimed).
         self._claimed = ClaimedRecords()
+        self._release_bulk: Update | None = None
         #: Set once start() has created (or found) the tables. Before that the table may
         #: not exist yet: reads find no tasks there instead of failing.
         self._schema_ready = False
@@ -284,6 +293,7 @@ class SQLAlchemyStore(BaseStore):
         with self._unavailable(action), self.engine.begin() as conn:
             if not self._row_locks:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            binary_arrays(conn)  # (PostgreSQL's one-statement forms, see _sql_bulk)
             yield conn
 
     @contextlib.contextmanager
@@ -558,14 +568,34 @@ class SQLAlchemyStore(BaseStore):
             was = claimed.blob(task_id)
             return {"b_id": task_id, "b_owner": owner, "b_any": was is None, "b_was": was}
 
+        def release_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
+            was = [claimed.blob(r["id"]) for r in rows]
+            return {
+                "b_owner": owner,
+                "a_id": BinaryList(r["id"] for r in rows),
+                "a_next": BinaryList(r["next_run_time"] for r in rows),
+                "a_state": BinaryList(r["state"] for r in rows),
+                "a_leader": BinaryList(r["leader_only"] for r in rows),
+                "a_any": BinaryList(blob is None for blob in was),
+                "a_was": BinaryList(was),
+            }
+
+        bulk = self.engine.dialect.name == "postgresql"
+
         lost: list[tuple[Task, list[str]]] = []  # (tags changed while claimed: logged)
         kept: list[str] = []  # changed while claimed: the change kept (logged)
 
         def write_back(conn: Connection) -> set[str]:
             lost.clear()  # (a transaction tried again starts afresh)
             kept.clear()
-            if rows:
-                # One executemany: the driver batches the statements (psycopg pipelines).
+            written_ids: set[str] = set()  # (PostgreSQL: the rows the update wrote)
+            if rows and bulk:
+                # One statement for the batch (see _sql_bulk); it says which rows it wrote.
+                written_ids.update(
+                    conn.execute(self._release_bulk_statement(), release_values(rows)).scalars()
+                )
+            elif rows:
+                # One executemany: the driver batches the statements.
                 conn.execute(
                     update(table)
                     .where(
@@ -599,7 +629,13 @@ class SQLAlchemyStore(BaseStore):
                     ),
                     [guarded(task_id) for task_id in removed],
                 )
-            owners = self._lease_owners(conn, [r["id"] for r in rows] + removed)
+            # A row the update wrote is unclaimed now; the others are looked up.
+            owners: dict[str, str | None] = dict.fromkeys(written_ids)
+            owners.update(
+                self._lease_owners(
+                    conn, [r["id"] for r in rows if r["id"] not in written_ids] + removed
+                )
+            )
             skipped = {i for i, held in owners.items() if held is not None and held != owner}
             # Rows still claimed by this owner were changed since the claim: merged.
             changed = {i for i, held in owners.items() if held == owner}
@@ -693,6 +729,13 @@ class SQLAlchemyStore(BaseStore):
             )
         return result
 
+    def _release_bulk_statement(self) -> Update:
+        """The write-back of a batch's advanced tasks as one statement (PostgreSQL, see
+        :mod:`._sql_bulk`), built once."""
+        if self._release_bulk is None:
+            self._release_bulk = release_statement(self._tasks)
+        return self._release_bulk
+
     def _claimable_by(self, owner: Any) -> Any:
         """Rows not claimed, or claimed by ``owner`` (a value or a bound parameter)."""
         column = self._tasks.c.lease_owner
@@ -716,8 +759,9 @@ class SQLAlchemyStore(BaseStore):
             return []
         tags = self._tags
         indexed: dict[str, set[str]] = {}
-        for chunk in _chunks([task.id for task in tasks]):
-            query = select(tags.c.task_id, tags.c.tag).where(tags.c.task_id.in_(chunk))
+        dialect = conn.dialect
+        for chunk in chunks_for([task.id for task in tasks], dialect, _CHUNK):
+            query = select(tags.c.task_id, tags.c.tag).where(ids_in(tags.c.task_id, chunk, dialect))
             for task_id, tag in conn.execute(query).all():
                 indexed.setdefault(task_id, set()).add(tag)
         stale = [task for task in tasks if indexed.get(task.id, set()) != task.tags]
@@ -828,10 +872,11 @@ class SQLAlchemyStore(BaseStore):
             states = {task_id: bytes(state) for task_id, state in rows}
             for task in tasks:
                 self._claimed.remember(task.id, states[task.id], task.next_run_time)
-            for chunk in _chunks([task.id for task in tasks]):
+            dialect = conn.dialect
+            for chunk in chunks_for([task.id for task in tasks], dialect, _CHUNK):
                 conn.execute(
                     update(table)
-                    .where(table.c.id.in_(chunk))
+                    .where(ids_in(table.c.id, chunk, dialect))
                     .values(lease_owner=owner, lease_expires=expires)
                 )
             return tasks
@@ -898,6 +943,7 @@ class SQLAlchemyStore(BaseStore):
         if not task_ids:
             return {}
         with self._unavailable("count runs in progress"), self.engine.connect() as conn:
+            binary_arrays(conn)
             return self._runs.count(conn, task_ids)
 
     def renew_runs(self, owner: str, runs: Collection[RunKey], expires: datetime) -> int:
