@@ -88,22 +88,6 @@ local function parse_claim(claim)
     if not valid_time(expires) or holder == '' then return nil end
     return expires, holder
 end
--- redis.call(command, key, ...args), in chunks: unpack() of a long list would overflow
--- Lua's stack. (An even chunk size keeps field-value and score-member pairs together.)
-local function call_all(command, key, args)
-    for first = 1, #args, 1000 do
-        redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
-    end
-end
--- HMGET of `fields` (in chunks, see call_all): their values in order, false if none.
-local function hmget(key, fields)
-    local values = {{}}
-    for first = 1, #fields, 1000 do
-        local got = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
-        for k = 1, #got do values[first + k - 1] = got[k] end
-    end
-    return values
-end
 -- HINCRBY, after resetting a count that is not an integer (HINCRBY would fail on it).
 local function add_count(key, id, delta)
     local count = redis.call('HGET', key, id)
@@ -153,9 +137,9 @@ local function drop_dangling(id)
     redis.call('HDEL', KEYS[3], id)
     note('dangling', id)
 end
--- Is a task's claim, as read (false: none), free for `owner` at `now`: none, expired,
--- theirs, or malformed?
-local function claim_free_as(id, claim, now, owner)
+-- Is the task's claim free for `owner` at `now`: none, expired, theirs, or malformed?
+local function claim_free(id, now, owner)
+    local claim = redis.call('HGET', KEYS[3], id)
     if not claim then return true end
     local expires, holder = parse_claim(claim)
     if not expires then
@@ -163,10 +147,6 @@ local function claim_free_as(id, claim, now, owner)
         return true
     end
     return expires < now or holder == owner
-end
--- claim_free_as, reading the task's claim.
-local function claim_free(id, now, owner)
-    return claim_free_as(id, redis.call('HGET', KEYS[3], id), now, owner)
 end
 """
 
@@ -211,40 +191,27 @@ local now, limit, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local leading = ARGV[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[5]
 local skip = {}
 for i = 6, #ARGV do skip[ARGV[i]] = true end
--- Speed: a page of due ids is read with one HMGET of their claims and one of the
--- blobs of those free, and claimed with one HSET (see RELEASE). The members of a fleet
--- page through the tasks the others hold until their write-back: one call for those.
-local barred = not leading and redis.call('SCARD', KEYS[4]) > 0  -- leader-only tasks?
 local out, found, offset = {}, 0, 0
 while found < limit do
     local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', offset, limit)
     if #ids == 0 then break end
     offset = offset + #ids
-    local claims = hmget(KEYS[3], ids)
-    local free = {}
-    for k, id in ipairs(ids) do
-        if not skip[id] and (not barred or redis.call('SISMEMBER', KEYS[4], id) == 0)
-                and claim_free_as(id, claims[k], now, owner) then
-            free[#free + 1] = id
+    for _, id in ipairs(ids) do
+        if not skip[id] and (leading or redis.call('SISMEMBER', KEYS[4], id) == 0)
+                and claim_free(id, now, owner) then
+            local blob = redis.call('HGET', KEYS[1], id)
+            if blob then
+                redis.call('HSET', KEYS[3], id, ARGV[4] .. ' ' .. owner)
+                out[#out + 1] = id
+                out[#out + 1] = blob
+                found = found + 1
+                if found >= limit then break end
+            else
+                drop_dangling(id)
+                offset = offset - 1  -- the entries after it moved up by one
+            end
         end
     end
-    local blobs = hmget(KEYS[1], free)
-    local claimed = {}
-    for k, id in ipairs(free) do
-        local blob = blobs[k]
-        if blob then
-            claimed[#claimed + 1] = id
-            claimed[#claimed + 1] = ARGV[4] .. ' ' .. owner
-            out[#out + 1] = id
-            out[#out + 1] = blob
-            found = found + 1
-            if found >= limit then break end
-        else
-            drop_dangling(id)
-            offset = offset - 1  -- the entries after it moved up by one
-        end
-    end
-    call_all('HSET', KEYS[3], claimed)
 end
 return {out, notes}
 """
@@ -265,14 +232,21 @@ RELEASE = (
     + """
 local owner = ARGV[1]
 local skipped, out, blobs, changed = {}, {}, {}, {}
+-- Does the stored record differ from the bytes claimed ('' : not known, write anyway)?
+local function changed_since_claim(id, was)
+    if was == '' then return false end
+    local now = redis.call('HGET', KEYS[1], id)
+    return now ~= false and now ~= was
+end
 local function skip(id)
     if not skipped[id] then
         skipped[id] = true
         out[#out + 1] = id
     end
 end
--- Held by another owner now? (A malformed claim is nobody's: the caller deletes it.)
-local function held_by_other(id, claim)
+-- A malformed claim is nobody's: the caller deletes it with the others.
+local function held_by_other(id)
+    local claim = redis.call('HGET', KEYS[3], id)
     if not claim then return false end
     local _, holder = parse_claim(claim)
     if not holder then
@@ -281,60 +255,41 @@ local function held_by_other(id, claim)
     end
     return holder ~= owner
 end
--- Speed: the tasks of a batch are read with one HMGET per hash and written with one
--- call per hash and command (call_all), not a few calls per task: a Redis a fleet
--- shares runs its scripts one at a time, and a call costs more than the work it does.
--- (The ids of a write-back are distinct, so reading them all first reads the same.)
-local n = tonumber(ARGV[2])
-local ids, i = {}, 3
-for k = 1, n do
-    ids[k] = ARGV[i + 5 * (k - 1)]
-end
-local claims = hmget(KEYS[3], ids)
-local stored = hmget(KEYS[1], ids)
-local indexed = hmget(KEYS[11], ids)
-local unclaimed, written, scored, unscored = {}, {}, {}, {}
-for k = 1, n do
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
     local id, blob, score, tags, was = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     i = i + 5
-    local now = stored[k]
-    if held_by_other(id, claims[k]) then
+    if held_by_other(id) then
         skip(id)
-    elseif was ~= '' and now and now ~= was then  -- changed since the claim ('': unknown)
+    elseif changed_since_claim(id, was) then
         blobs[id] = blob
         changed[#changed + 1] = id
     else
         blobs[id] = blob
-        unclaimed[#unclaimed + 1] = id
-        if now then  -- (a task deleted meanwhile stays deleted)
-            written[#written + 1] = id
-            written[#written + 1] = blob
+        redis.call('HDEL', KEYS[3], id)
+        if redis.call('HEXISTS', KEYS[1], id) == 1 then
+            redis.call('HSET', KEYS[1], id, blob)
             if score == '' then
-                unscored[#unscored + 1] = id
+                redis.call('ZREM', KEYS[2], id)
             else
-                scored[#scored + 1] = score
-                scored[#scored + 1] = id
+                redis.call('ZADD', KEYS[2], score, id)
             end
-            if (indexed[k] or '') ~= tags then
-                note('tags', id, (string.gsub(indexed[k] or '', '%z', ', ')))
+            local indexed = redis.call('HGET', KEYS[11], id) or ''
+            if indexed ~= tags then
+                note('tags', id, (string.gsub(indexed, '%z', ', ')))
                 tag(id, tags)
             end
         end
     end
 end
-call_all('HDEL', KEYS[3], unclaimed)
-call_all('HSET', KEYS[1], written)
-call_all('ZADD', KEYS[2], scored)
-call_all('ZREM', KEYS[2], unscored)
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do
     local id, was = ARGV[i], ARGV[i + 1]
     i = i + 2
-    local now = redis.call('HGET', KEYS[1], id)
-    if held_by_other(id, redis.call('HGET', KEYS[3], id)) then
+    if held_by_other(id) then
         skip(id)
-    elseif was ~= '' and now and now ~= was then
+    elseif changed_since_claim(id, was) then
         changed[#changed + 1] = id
     else
         redis.call('HDEL', KEYS[1], id)
@@ -344,36 +299,26 @@ for _ = 1, m do
     end
 end
 local expires = ARGV[i]
-local runs, keys = {}, {}
+local runs = {}
 for _ = 1, tonumber(ARGV[i + 1]) do
     local j = i + 2 + 3 * #runs
     runs[#runs + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2]}
-    keys[#keys + 1] = ARGV[j + 1]
 end
-local recorded = hmget(KEYS[5], keys)
-for r, run in ipairs(runs) do
-    if recorded[r] then skip(run[1]) end
+for _, run in ipairs(runs) do
+    if redis.call('HEXISTS', KEYS[5], run[2]) == 1 then skip(run[1]) end
 end
-local states, owners, leases, fresh = {}, {}, {}, {}
 for _, run in ipairs(runs) do
     local id, key, blob = run[1], run[2], run[3]
     if not skipped[id] then
         if blob == '' then blob = blobs[id] end
-        states[#states + 1] = key
-        states[#states + 1] = blob
-        owners[#owners + 1] = key
-        owners[#owners + 1] = owner
-        leases[#leases + 1] = expires
-        leases[#leases + 1] = key
-        fresh[#fresh + 1] = key
+        redis.call('HSET', KEYS[4], key, blob)
+        redis.call('HSET', KEYS[5], key, owner)
+        redis.call('ZADD', KEYS[6], expires, key)
+        redis.call('HDEL', KEYS[8], key)  -- (a first attempt, not cancelled)
+        redis.call('SREM', KEYS[9], key)
         add_count(KEYS[7], id, 1)
     end
 end
-call_all('HSET', KEYS[4], states)
-call_all('HSET', KEYS[5], owners)
-call_all('ZADD', KEYS[6], leases)
-call_all('HDEL', KEYS[8], fresh)  -- (first attempts, not cancelled)
-call_all('SREM', KEYS[9], fresh)
 return {out, notes, changed}
 """
 )
@@ -396,23 +341,13 @@ FINISH = (
     _HELPERS
     + _RECORDS
     + """
--- Batched like RELEASE: one HMGET of the owners, one call per hash for the drops.
-local keys = {}
-for i = 2, #ARGV, 2 do keys[#keys + 1] = ARGV[i] end
-local owners = hmget(KEYS[2], keys)
-local dropped, seen = {}, {}
-for k, key in ipairs(keys) do
-    if owners[k] == ARGV[1] and not seen[key] then  -- (a key given twice ends once)
-        seen[key] = true
-        dropped[#dropped + 1] = key
-        add_count(KEYS[4], ARGV[2 * k + 1], -1)
+for i = 2, #ARGV, 2 do
+    local key, id = ARGV[i], ARGV[i + 1]
+    if redis.call('HGET', KEYS[2], key) == ARGV[1] then
+        drop(key)
+        add_count(KEYS[4], id, -1)
     end
 end
-call_all('HDEL', KEYS[1], dropped)
-call_all('HDEL', KEYS[2], dropped)
-call_all('ZREM', KEYS[3], dropped)
-call_all('HDEL', KEYS[5], dropped)
-call_all('SREM', KEYS[6], dropped)
 return {0, notes}
 """
 )
