@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import timedelta
 from typing import Any
 
 import executor_jobs as jobs
@@ -496,3 +497,36 @@ def test_a_forked_child_gets_a_working_executor_with_free_slots() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
     )
     assert result.stdout.strip() == "child 0 parent 1"
+
+
+# -- the one-run path of AsyncIOExecutor (await_per_run inline) ------------------------
+
+
+def outcome(event: Any) -> tuple[Any, ...]:
+    exc = event.exception
+    return (
+        event.code,
+        event.return_value,
+        None if exc is None else (type(exc), str(exc)),
+        event.duration is not None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [(jobs.async_add, (1, 2)), (jobs.async_fail, ("broken on purpose",))],
+    ids=["returns", "raises"],
+)
+async def test_one_run_reports_what_a_run_among_several_reports(fn: Any, args: Any) -> None:
+    # One run time without a timeout takes a shorter path than several (see
+    # AsyncIOExecutor._run_coroutine): the same events.
+    host = Host(asyncio.get_running_loop())
+    executor = started(AsyncIOExecutor(), host)
+    executor.send_task(task(fn, *args, id="one"), [T0])
+    executor.send_task(task(fn, *args, id="two"), [T0, T0 + timedelta(seconds=1)])
+    await until_reported(host, 3)
+    one = [outcome(e) for e in host.events if e.task_id == "one"]
+    two = [outcome(e) for e in host.events if e.task_id == "two"]
+    assert one == two[:1] == two[1:]
+    assert executor.active_instances("one") == executor.active_instances("two") == 0
+    await asyncio.wait_for(executor.shutdown_async(wait=True), 5)

@@ -236,6 +236,7 @@ class BaseExecutor(ABC):
             return self._instances.get(task_id, 0)
 
     def _release_instance(self, task_id: str) -> None:
+        # (AsyncIOExecutor._run_coroutine has a copy inline, for speed: change both.)
         with self._instances_lock:
             active = self._instances.get(task_id, 0) - 1
             if active > 0:
@@ -792,8 +793,14 @@ async def await_per_run(
                     )
             done += 1
     except BaseException as exc:
-        reported: BaseException = exc
-        if isinstance(exc, asyncio.CancelledError):
-            reported = asyncio.CancelledError(str(exc) or "run cancelled")
-        _report_interrupted(task_id, store, run_times[done:], reported, began, events)
+        _report_interrupted(task_id, store, run_times[done:], _as_reported(exc), began, events)
         raise
+
+
+def _as_reported(exc: BaseException) -> BaseException:
+    """What the event of a coroutine run stopped by ``exc`` carries: ``exc`` itself, but
+    for a cancellation a fresh ``CancelledError`` (the one raised holds the awaiting
+    frame) with the canceller's message, so ``run.cancel("why")`` says why."""
+    if isinstance(exc, asyncio.CancelledError):
+        return asyncio.CancelledError(str(exc) or "run cancelled")
+    return exc

@@ -84,47 +84,46 @@ class Dispatcher:
         follow then); True otherwise (a failure to submit is reported as ``TASK_ERROR``
         for each run). ``attempt`` numbers the run records (a run taken over from a dead
         scheduler is the next attempt of its run)."""
-        events = self._events
         history = self.history
-        executor = self._executors.get(task._profile.executor)
+        profile = task._profile
+        executor = self._executors.get(profile.executor)
         if history is not None:
             # Noted first: a synchronous executor ends the runs inside send_task.
             history.starting(task, run_times, attempt)
         retrier = self.retrier
-        policy = task._profile.policy
-        if (
-            attempt == 1
-            and not raise_max_instances  # (a command such as run_task_now decides itself)
-            and retrier is not None
+        if retrier is not None:
+            policy = profile.policy
             # (is_spaced(task), inline: this runs per run)
-            and (task.trigger.spacing is not None or policy.cooldown is not None)
-            and retrier.holds(task)
-        ):
-            # The previous run ended but its spacing is not written yet: held, as while
-            # it runs (see _spacing.py).
-            if history is not None:
-                history.forget(task, run_times, attempt)
-            self.report_held(task, run_times)
-            return False
-        if retrier is not None and (
-            attempt != 1
-            or policy.retries
-            or policy.cooldown is not None
-            or task.trigger.spacing is not None
-        ):
-            retrier.note(task, run_times, attempt)
+            spaced = task.trigger.spacing is not None or policy.cooldown is not None
+            if spaced or attempt != 1 or policy.retries:
+                if (
+                    spaced
+                    and attempt == 1
+                    and not raise_max_instances  # (a command such as run_task_now decides)
+                    and retrier.holds(task)
+                ):
+                    # The previous run ended but its spacing is not written yet: held, as
+                    # while it runs (see _spacing.py).
+                    if history is not None:
+                        history.forget(task, run_times, attempt)
+                    self.report_held(task, run_times)
+                    return False
+                retrier.note(task, run_times, attempt)
         try:
             if executor is None:
                 raise UnknownAliasError("executor", task.executor, list(self._executors))
-            context = task._profile.context  # (one read per run for tasks without one)
-            sent = (
-                task
-                if context is None
-                else with_context(task, context, self.resources, run_times, attempt)
-            )
-            if self.run_hook is not None:
-                sent = self.run_hook.wrap(sent, run_times, attempt)
-            executor.send_task(sent, run_times)
+            context = profile.context  # (one read per run for tasks without one)
+            if context is None and self.run_hook is None:
+                executor.send_task(task, run_times)  # (most tasks: no wrapper to build)
+            else:
+                sent = (
+                    task
+                    if context is None
+                    else with_context(task, context, self.resources, run_times, attempt)
+                )
+                if self.run_hook is not None:
+                    sent = self.run_hook.wrap(sent, run_times, attempt)
+                executor.send_task(sent, run_times)
         except MaxInstancesReachedError as exc:
             if history is not None:
                 history.forget(task, run_times, attempt)
@@ -149,12 +148,13 @@ class Dispatcher:
                 extra=run_log_extra(task.id, run_times[0]),
             )
             for run_time in run_times:
-                events.emit(
+                self._events.emit(
                     TaskExecutionEvent(
                         TASK_ERROR, task.id, task.store_alias, run_time, exception=exc
                     )
                 )
         else:
+            events = self._events
             if events.mask & TASK_SUBMITTED:  # (wants(), inline: this runs per run)
                 events.emit(
                     TaskSubmissionEvent(TASK_SUBMITTED, task.id, task.store_alias, tuple(run_times))

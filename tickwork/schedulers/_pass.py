@@ -133,7 +133,8 @@ class PassRunner:
             self.planned_wakeup = None
             return None
         self.planned_wakeup = deadline_ts
-        return max(0.0, (deadline - now).total_seconds())
+        delay = (deadline - now).total_seconds()
+        return delay if delay > 0.0 else 0.0  # (max(), without the call)
 
     def wait_idle(self, timeout: float = SHUTDOWN_WAIT) -> None:
         """Wait for the batches running on gates' threads (shutdown: a batch that

@@ -195,10 +195,13 @@ class AsyncIOScheduler(BaseScheduler):
             self._disarm()
         if delay is None:
             return
-        self._timer = loop.call_later(delay, self._on_timer, future)
+        # call_at, not call_later: call_later is a Python wrapper around it (a frame
+        # less at every wake-up of a spread load).
+        when = loop.time() + delay
+        self._timer = loop.call_at(when, self._on_timer, future)
         lead = self.warm_up_lead
         if lead > 0 and delay > 2 * lead:
-            self._warm_up = loop.call_later(delay - lead, self._on_warm_up, future)
+            self._warm_up = loop.call_at(when - lead, self._on_warm_up, future)
 
     def _disarm(self) -> None:
         if self._timer is not None:
