@@ -28,6 +28,7 @@ SERIAL_PATHS = (
     "executors/test_celery_fleet.py",
     "executors/test_arq_fleet.py",
     "executors/test_process_timeouts.py",
+    "executors/test_thread_workers.py",
     "schedulers/test_burst.py",
     "schedulers/test_leadership.py",
     "schedulers/test_store_io_off_loop.py",

@@ -54,6 +54,9 @@ def test_demo_serves_its_dashboard_until_ctrl_c() -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as from a terminal: a suite started in the background by a shell (`make
+        # test &`) ignores SIGINT, and the demo would inherit that and never stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert demo.stdout is not None
