@@ -1,6 +1,7 @@
 # Everything runs in a virtualenv of its own (.venv), created on first use.
 #   make demo             run examples/demo.py (about 10 s)
-#   make test             the whole test suite (ARGS=... passes pytest options)
+#   make test             the whole test suite on $(TEST_WORKERS) pytest-xdist workers
+#                         (ARGS=... passes pytest options; TEST_WORKERS=0 runs it in one process)
 #   make lint             ruff check, ruff format --check, mypy
 #   make bench ARGS=...   the benchmarks (bench/run.py; ARGS=--quick for a short run)
 #   make docs             the documentation site (mkdocs build --strict) into site/
@@ -12,6 +13,9 @@ PY := $(VENV)/bin/python
 # Reinstall when the project's dependencies change.
 STAMP := $(VENV)/.installed
 ARGS ?=
+# The suite mostly waits (sleeps, servers, subprocess fleets), so more workers than cores pay;
+# tests/conftest.py keeps the fleet and wall-clock tests on one worker, one after another.
+TEST_WORKERS ?= 4
 # The docs tools (the project's docs extra), installed into the same virtualenv on first use.
 DOCS_STAMP := $(VENV)/.installed-docs
 
@@ -31,7 +35,7 @@ demo: $(STAMP)
 	$(PY) examples/demo.py $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 # Runs every check, then fails if any failed (so one run shows all problems).
 lint: $(STAMP)

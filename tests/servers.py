@@ -9,14 +9,18 @@ Defaults are the servers of the development machines; ``TICKWORK_TEST_POSTGRES_U
 
 Tests never use the shared databases directly: :func:`temporary_database` creates a
 ``tickwork_test_<random>`` database and drops it afterwards, and :func:`redis_prefix`
-hands out a random key prefix whose keys are deleted afterwards.
+hands out a random key prefix whose keys are deleted afterwards. :func:`free_port` hands
+out TCP ports for servers a test starts, from a range of the pytest-xdist worker's own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
+import random
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
@@ -24,6 +28,7 @@ from typing import NoReturn
 import pytest
 
 __all__ = [
+    "free_port",
     "mariadb_url",
     "postgres_url",
     "rabbitmq_url",
@@ -167,3 +172,28 @@ def redis_prefix() -> Iterator[str]:
                 client.delete(*keys)
         finally:
             client.close()
+
+
+# Each pytest-xdist worker (PYTEST_XDIST_WORKER "gw0", "gw1", ...; none without xdist) takes
+# ports from a block of its own below Linux's ephemeral range (32768-60999), so two workers
+# never hand out the same port and no outgoing connection takes one between the check and the
+# server's bind. It walks its block from a random start so that two test sessions on one
+# machine rarely meet.
+_PORT_BLOCK = 1000
+_PORT_BASE = 20000
+_port_offsets = itertools.count(random.randrange(_PORT_BLOCK))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now, for a server the test starts."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = _PORT_BASE + (int(worker) if worker.isdigit() else 0) % 12 * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = base + next(_port_offsets) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _PORT_BLOCK - 1}")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import socket
+import servers
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return servers.free_port()

@@ -8,7 +8,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -189,10 +188,10 @@ def dropped_runs(log: str) -> list[tuple[str, float, float]]:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on (this xdist worker's own)."""
+    import servers  # tests/, on the path of the test process (not of fleet workers)
+
+    return servers.free_port()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import asyncio
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import servers
 
 from tickwork.events import TASK_ERROR, TASK_EXECUTED
 from tickwork.exceptions import ConfigurationError
@@ -145,9 +145,7 @@ APP = textwrap.dedent(
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return servers.free_port()
 
 
 @pytest.mark.slow
