@@ -19,8 +19,11 @@ from tickwork.clock import FakeClock
 # it waits (sleeps, servers, subprocess fleets), so workers overlap those waits. The tests
 # below start fleets of processes or assert on wall-clock behaviour (event-loop lag,
 # "shut down within N s", lease timing): next to each other they would mostly measure one
-# another. They all get one xdist group, so one worker runs them one after another (the
-# other workers run the rest of the suite meanwhile). Without xdist the mark does nothing.
+# another. They all get one xdist group, so one worker runs them one after another, and
+# each of them also runs alone (below): in the group alone, beside the other workers,
+# they failed now and then on the 2-core machine (a 339 ms loop stall against a 250 ms
+# bound, a thread-pool wait, take-over timings), never with the machine to themselves.
+# Without xdist neither does anything.
 # Paths are relative to tests/; a directory (trailing "/") covers every file under it.
 SERIAL = "serial"
 SERIAL_PATHS = (
@@ -37,8 +40,9 @@ SERIAL_PATHS = (
     "stores/test_io_bounds.py",
     "test_examples.py",
 )
-# Each of these runs alone: it waits until the tests running on the other workers end, and
-# they start no new test until it has ended (see ``pytest_runtest_protocol``). The first
+# Each of these, and each test of ``SERIAL_PATHS``, runs alone: it waits until the tests
+# running on the other workers end, and they start no new test until it has ended (see
+# ``pytest_runtest_protocol``). The first
 # three take a shared server away from every client for a while (Redis CLIENT PAUSE,
 # RabbitMQ stop_app): a test of another worker using that server meanwhile would fail for
 # nothing. The fleet tests after them time a take-over to the second (a run due 6 s after
@@ -103,7 +107,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
     timeout (pytest-timeout starts its timer in this hook too)."""
     where = _tests_path(item)
     name = getattr(item, "originalname", item.name)  # without the parameters
-    alone = where is not None and f"{where}::{name}" in ALONE
+    alone = where is not None and (f"{where}::{name}" in ALONE or _serial(where))
     with _barrier(alone):
         yield
 
@@ -112,10 +116,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Put the tests of ``SERIAL_PATHS`` into the ``serial`` xdist group (see above)."""
     for item in items:
         where = _tests_path(item)
-        if where is None:
-            continue
-        if any(where == p or (p.endswith("/") and where.startswith(p)) for p in SERIAL_PATHS):
+        if where is not None and _serial(where):
             item.add_marker(pytest.mark.xdist_group(SERIAL))
+
+
+def _serial(where: str) -> bool:
+    """Whether the test file at ``where`` (relative to tests/) is one of ``SERIAL_PATHS``."""
+    return any(where == p or (p.endswith("/") and where.startswith(p)) for p in SERIAL_PATHS)
 
 
 @pytest.fixture
