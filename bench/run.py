@@ -887,16 +887,19 @@ ROWS = [
 ]
 
 _ADD_NOTE = (
-    "**Why.** Not expected: an `add_task(fn, 'interval', seconds=...)` on a running "
-    "scheduler costs about 65,000 instructions under callgrind (a figure that does not move "
-    "with the load of the machine), against about 325,000 for APScheduler 3's `add_job`; "
-    "the wall-clock ratio has been 6-9x at 10,000 tasks and 6-7x at 100,000 (where the "
-    "garbage collector's full collections, which walk every task, take a larger share). Look "
-    "at the raw results for an unusually busy machine: both libraries' rates move by up to "
-    "1.6x within an hour here.\n\n"
+    "**Why.** An `add_task(fn, 'interval', seconds=...)` on a running scheduler costs about "
+    "65,000 instructions under callgrind (a figure that does not move with the load of the "
+    "machine), against about 325,000 for APScheduler 3's `add_job`: about 5x in work. The "
+    "wall-clock ratio has been 6-9x at 10,000 tasks and 5-7x at 100,000 in most runs, and "
+    "4.8-5.2x in the two runs of 2026-12-04 late evening, when every library and the bare "
+    "asyncio floor ran 20-35 % slower than earlier that day (nothing on the add path had "
+    "changed; tickwork's adds lost 29-35 %, APScheduler 3's 17-27 %, why was not found). At "
+    "about 5x in instructions the target sits on the margin, and the machine's hour "
+    "decides.\n\n"
     "**Measure it without the noise.** `valgrind --tool=callgrind` on the real `python3.11` "
     "binary, running N adds and then none, gives (I(N) - I(0)) / N instructions per add; "
-    'see `docs/performance.md`, "Where the margins come from".'
+    'see `docs/performance.md`, "Where the margins come from". What would widen the margin: '
+    "fewer objects per task (see the memory note: each one is also an allocation per add)."
 )
 
 _MEMORY_NOTE = (
