@@ -47,6 +47,9 @@ def run_child(*args: str) -> tuple[int, list[str]]:
     )
     assert child.stdout is not None
     assert child.stdout.readline() == "export started\n"
+    # (The export runs on a worker thread while start() may still be returning in the
+    # main thread; a signal there would end start(), not the with block's body.)
+    time.sleep(0.2)
     child.send_signal(signal.SIGTERM)  # what systemd, Docker or Kubernetes send first
     output, _ = child.communicate(timeout=20)
     return child.returncode, output.splitlines()
